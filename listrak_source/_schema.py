@@ -1,0 +1,108 @@
+"""Table definitions for SQLAlchemy Core; migrations/ creates them, this module only names them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores UTC and always returns tz-aware values, on SQLite (which drops tz) as on Postgres."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = MetaData()
+
+members = Table(
+    "members",
+    metadata,
+    Column("list_id", BigInteger, primary_key=True),
+    Column("email_key", String(320), primary_key=True),
+    Column("email", String(320), nullable=False),
+    Column("desired_subscribed", Boolean, nullable=False),
+    Column("desired_user_id", Text),
+    Column("sent_subscribed", Boolean),
+    Column("sent_user_id", Text),
+    Column("message_id", String(36)),
+    Column("detected_at", UTCDateTime),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime),
+    Column("last_error", Text),
+    Column("dead", Boolean, nullable=False, default=False),
+    Column("last_seen_run", Integer),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("list_id", BigInteger, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("full_scan", Boolean, nullable=False, default=True),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),
+    Column("status", String(16), nullable=False),
+    Column("scanned", Integer, nullable=False, default=0),
+    Column("subscribed", Integer, nullable=False, default=0),
+    Column("unsubscribed", Integer, nullable=False, default=0),
+    Column("user_id_changed", Integer, nullable=False, default=0),
+    Column("rejected", Integer, nullable=False, default=0),
+    Column("delivered", Integer, nullable=False, default=0),
+    Column("failed", Integer, nullable=False, default=0),
+    Column("error", Text),
+)
+
+leases = Table(
+    "leases",
+    metadata,
+    Column("list_id", BigInteger, primary_key=True),
+    Column("holder", String(128), nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+)
+
+rejects = Table(
+    "rejects",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("list_id", BigInteger, nullable=False),
+    Column("run_id", Integer, nullable=False),
+    Column("email", String(320)),
+    Column("reason", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+list_state = Table(
+    "list_state",
+    metadata,
+    Column("list_id", BigInteger, primary_key=True),
+    Column("last_full_scan_at", UTCDateTime),
+    Column("high_water_mark", UTCDateTime),
+)

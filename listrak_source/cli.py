@@ -1,0 +1,135 @@
+"""Command line: parse, configure logging, dispatch, and turn errors into one line and a status."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+
+from . import commands
+from .errors import EXIT_CONFIG, EXIT_FAILED, ListrakSourceError
+from .logs import configure_logging, redact
+
+PROG = "listrak-source"
+DESCRIPTION = """\
+Sync Listrak email-list subscriptions into Segment as identify calls.
+
+Each configured list's subscribers are read from Listrak, compared with the
+state table, and every change becomes one identify with a Listrak_list_<id>
+trait: true while subscribed, null (removed) when not.
+"""
+EPILOG = """\
+Configuration comes from config.toml (or --config PATH, or $LISTRAK_SOURCE_CONFIG),
+and every key can be overridden by environment variables such as
+LISTRAK_SOURCE_LISTRAK__CLIENT_SECRET. Exit status: 0 success, 1 the run did not
+fully succeed (see `status`), 2 configuration or environment error.
+Start with `listrak-source demo` to see the whole pipeline without an account.
+"""
+
+
+def _lists(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--list",
+        dest="lists",
+        type=int,
+        action="append",
+        metavar="ID",
+        help="only this list id (repeatable; default: every configured list)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser; `--help` on each sub-command says what it does."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        help="config file (default: $LISTRAK_SOURCE_CONFIG or ./config.toml)",
+    )
+    parser.add_argument("--debug", action="store_true", help="debug logs and full tracebacks")
+    parser.add_argument(
+        "--log-format",
+        choices=("auto", "text", "json"),
+        default="auto",
+        help="log format on stderr (auto: text on a terminal, else JSON)",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("sync", help="one pass over the configured lists")
+    _lists(p)
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the identify calls as JSON lines; change and send nothing",
+    )
+    p.add_argument(
+        "--allow-mass-removal",
+        action="store_true",
+        help="let a sweep remove more than delivery.max_removal_ratio of a list",
+    )
+    sub.add_parser("run", help="the daemon: sync each list on its schedule until SIGTERM")
+    p = sub.add_parser("backfill", help="re-send every subscribed contact with fresh messageIds")
+    _lists(p)
+    p = sub.add_parser(
+        "baseline", help="adopt what Listrak holds now as already sent; send nothing"
+    )
+    _lists(p)
+    p = sub.add_parser("retry", help="re-queue dead rows so the next sync delivers them")
+    _lists(p)
+    p = sub.add_parser("status", help="per list: last run, pending and dead messages")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    sub.add_parser("check", help="check config, database, Listrak credentials and list ids")
+    sub.add_parser("migrate", help="upgrade the database schema to the newest version")
+    p = sub.add_parser("demo", help="the whole pipeline against a local simulator; no account")
+    p.add_argument("--contacts", type=int, default=2000, help="contacts in the demo list")
+    p.add_argument("--cycles", type=int, default=3, help="change-and-sync cycles to show")
+    return parser
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "sync": commands.sync,
+    "run": commands.run,
+    "backfill": commands.backfill,
+    "baseline": commands.baseline,
+    "retry": commands.retry,
+    "status": commands.status,
+    "check": commands.check,
+    "migrate": commands.migrate,
+    "demo": commands.demo,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script and of `python -m listrak_source`."""
+    args = build_parser().parse_args(argv)
+    configure_logging(args.log_format, "DEBUG" if args.debug else "INFO")
+    try:
+        return COMMANDS[args.command](args)
+    except ListrakSourceError as exc:
+        return _fail(args, str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        return _fail(args, "interrupted", 130)
+    except Exception as exc:
+        return _fail(args, f"unexpected {type(exc).__name__}: {exc}", EXIT_FAILED)
+
+
+def _fail(args: argparse.Namespace, message: str, code: int) -> int:
+    text = redact(message, commands.known_secrets())
+    if args.debug:
+        traceback.print_exc()
+    hint = "" if args.debug or code == EXIT_CONFIG else " (--debug shows the traceback)"
+    print(f"{PROG}: error: {text}{hint}", file=sys.stderr)
+    logging.shutdown()
+    return code
+
+
+def run() -> None:
+    """Console-script shim so the exit status reaches the shell."""
+    sys.exit(main())

@@ -1,0 +1,253 @@
+"""Settings from config.toml plus LISTRAK_SOURCE_* environment variables (which win)."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, ClassVar
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from .errors import ConfigError
+
+DEFAULT_CONFIG = "config.toml"
+ENV_PREFIX = "LISTRAK_SOURCE_"
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+
+
+def parse_duration(value: object) -> timedelta:
+    """Accept "90s", "15m", "24h", "1d" or a number of seconds."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    match = _DURATION.match(str(value))
+    if not match or float(match.group(1)) <= 0:
+        raise ValueError(f"{value!r} is not a duration such as 90s, 15m, 24h or 1d")
+    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ListrakSettings(_Section):
+    client_id: str = Field(min_length=1)
+    client_secret: SecretStr = Field(min_length=1)
+    base_url: str = "https://api.listrak.com/email/v1"
+    auth_url: str = "https://auth.listrak.com/OAuth2/Token"
+    timeout: float = Field(default=30.0, gt=0)
+    page_size: int = Field(default=5000, ge=1, le=5000)
+    max_attempts: int = Field(default=6, ge=1)
+    # Listrak's other APIs publish 20 requests per 10 s; the Email API publishes none.
+    requests_per_second: float = Field(default=2.0, gt=0)
+
+
+class SegmentSettings(_Section):
+    write_key: SecretStr = Field(min_length=1)
+    host: str = "https://api.segment.io"
+    timeout: float = Field(default=15.0, gt=0)
+    max_retries: int = Field(default=3, ge=0)
+    # Bounds the library's own retry loop so an outage fails a delivery in about a
+    # minute; the worker's per-row retry across runs does the rest.
+    max_backoff_seconds: float = Field(default=60.0, ge=0)
+    chunk_size: int = Field(default=20000, ge=1)
+
+
+class DatabaseSettings(_Section):
+    url: str = "sqlite:///listrak_source.db"
+
+
+class ScheduleSettings(_Section):
+    interval: Duration | None = None
+    cron: str | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> ScheduleSettings:
+        if self.interval is not None and self.cron is not None:
+            raise ValueError("set interval or cron, not both")
+        return self
+
+
+class DeliverySettings(_Section):
+    max_attempts: int = Field(default=8, ge=1)
+    backoff_base: Duration = timedelta(minutes=1)
+    backoff_max: Duration = timedelta(hours=6)
+    max_removal_ratio: float = Field(default=0.5, gt=0, le=1)
+    lease_ttl: Duration = timedelta(minutes=10)
+
+
+class MetricsSettings(_Section):
+    port: int | None = Field(default=None, ge=0, le=65535)
+    host: str = "127.0.0.1"
+
+
+class ListSettings(_Section):
+    id: int = Field(gt=0)
+    user_id_field: int | None = Field(default=None, gt=0)
+    trait: str = "Listrak_list_{list_id}"
+    track_unsubscribes: bool = False
+    interval: Duration | None = None
+    cron: str | None = None
+
+    @property
+    def trait_name(self) -> str:
+        """The trait this list sets, with {list_id} filled in."""
+        return self.trait.replace("{list_id}", str(self.id))
+
+
+class Settings(BaseSettings):
+    """Everything the worker needs; see config.example.toml for each key."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+    toml_path: ClassVar[Path | None] = None
+    init_only: ClassVar[bool] = False
+
+    listrak: ListrakSettings
+    segment: SegmentSettings
+    database: DatabaseSettings = DatabaseSettings()
+    schedule: ScheduleSettings = ScheduleSettings(interval=timedelta(minutes=15))
+    delivery: DeliverySettings = DeliverySettings()
+    metrics: MetricsSettings = MetricsSettings()
+    lists: list[ListSettings] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_lists(self) -> Settings:
+        ids = [item.id for item in self.lists]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"list {dupes[0]} is configured twice")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Environment beats the file, so secrets need never be written into it."""
+        if cls.init_only:
+            return (init_settings,)
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if cls.toml_path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls.toml_path))
+        return tuple(sources)
+
+    @classmethod
+    def from_values(cls, **values: Any) -> Settings:
+        """Settings from these values only: the demo and tests must not pick up the environment."""
+        klass = type("PlainSettings", (cls,), {"init_only": True})
+        try:
+            settings: Settings = klass(**values)
+            return settings
+        except ValidationError as exc:
+            raise ConfigError(describe_validation(exc)) from None
+
+    def list_by_id(self, list_id: int) -> ListSettings:
+        """The configured list, or a ConfigError naming the unknown id."""
+        for item in self.lists:
+            if item.id == list_id:
+                return item
+        known = ", ".join(str(item.id) for item in self.lists)
+        raise ConfigError(f"list {list_id} is not in the configuration (configured: {known})")
+
+    def secrets(self) -> list[str]:
+        """Values that must never be printed or logged."""
+        return [
+            self.listrak.client_secret.get_secret_value(),
+            self.segment.write_key.get_secret_value(),
+        ]
+
+
+def resolve_path(path: str | os.PathLike[str] | None) -> Path:
+    """--config, else LISTRAK_SOURCE_CONFIG, else ./config.toml."""
+    return Path(path or os.environ.get(f"{ENV_PREFIX}CONFIG") or DEFAULT_CONFIG)
+
+
+def load_settings(path: str | os.PathLike[str] | None = None, *, required: bool = True) -> Settings:
+    """Load and validate the settings, turning every problem into one ConfigError line."""
+    toml_path = resolve_path(path)
+    explicit = path is not None or f"{ENV_PREFIX}CONFIG" in os.environ
+    if not toml_path.exists() and (explicit and required):
+        raise ConfigError(f"{toml_path}: config file not found")
+    _check_toml(toml_path)
+    klass = type(
+        "BoundSettings", (Settings,), {"toml_path": toml_path if toml_path.exists() else None}
+    )
+    try:
+        loaded: Settings = klass()
+        return loaded
+    except ValidationError as exc:
+        raise ConfigError(f"{toml_path}: {describe_validation(exc)}") from None
+
+
+def _check_toml(path: Path) -> None:
+    if not path.exists():
+        return
+    try:
+        with path.open("rb") as handle:
+            tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def describe_validation(exc: ValidationError) -> str:
+    """One line naming the first bad key; the input value is never echoed (it may be a secret)."""
+    errors = exc.errors(include_input=False, include_url=False)
+    # An unknown key usually explains a "missing" one beside it (a typo), so name it first.
+    errors.sort(key=lambda err: err["type"] != "extra_forbidden")
+    first = errors[0]
+    key = _dotted(first["loc"])
+    message = first["msg"]
+    if first["type"] == "missing":
+        message = "missing (set it in the file or as " + _env_name(first["loc"]) + ")"
+    elif first["type"] == "extra_forbidden":
+        message = "unknown key"
+    more = (
+        f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
+        if len(errors) > 1
+        else ""
+    )
+    return f"{key}: {message}{more}" if key else f"{message}{more}"
+
+
+def _dotted(loc: tuple[Any, ...]) -> str:
+    parts: list[str] = []
+    for part in loc:
+        if isinstance(part, int):
+            parts[-1:] = [f"{parts[-1]}[{part}]"] if parts else [f"[{part}]"]
+        else:
+            parts.append(str(part))
+    return ".".join(parts)
+
+
+def _env_name(loc: tuple[Any, ...]) -> str:
+    return ENV_PREFIX + "__".join(str(p).upper() for p in loc if not isinstance(p, int))

@@ -1,0 +1,139 @@
+"""Engines and schema versions: the one place that knows SQLite and Postgres differ."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+
+from .errors import ConfigError, SchemaError
+
+__all__ = ["SchemaError", "check_schema", "head_revision", "make_engine", "upgrade"]
+
+_PACKAGE = Path(__file__).resolve().parent
+# Installed wheels carry migrations inside the package; a source checkout keeps them at the top.
+_MIGRATION_DIRS = (_PACKAGE / "_migrations", _PACKAGE.parent / "migrations")
+
+
+def migrations_dir() -> Path:
+    """Where the Alembic scripts live for this installation."""
+    for candidate in _MIGRATION_DIRS:
+        if (candidate / "env.py").exists():
+            return candidate
+    raise SchemaError("the migrations folder is missing from this installation")
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password hidden, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable database url>"
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for the configured URL; SQLite gets WAL and a busy timeout."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError(f"database.url: {url!r} is not a database URL") from None
+    kwargs: dict[str, Any] = {}
+    if parsed.get_backend_name() == "sqlite":
+        kwargs["connect_args"] = {"timeout": 30}
+        _ensure_sqlite_dir(parsed.database)
+    elif parsed.get_backend_name() == "postgresql":
+        kwargs["pool_pre_ping"] = True
+    try:
+        engine = create_engine(parsed, **kwargs)
+    except (ArgumentError, ModuleNotFoundError, SQLAlchemyError) as exc:
+        raise ConfigError(f"database.url: cannot use {redact_url(url)}: {exc}") from None
+    if parsed.get_backend_name() == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _ensure_sqlite_dir(database: str | None) -> None:
+    if not database or database == ":memory:":
+        return
+    parent = Path(database).expanduser().resolve().parent
+    if not parent.is_dir():
+        raise ConfigError(f"database.url: folder {parent} does not exist")
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets `status` read while a sync writes; NORMAL is durable across a process
+    # kill (the failure we guard against), and much faster than FULL.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir()))
+    return config
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The database's schema revision, or None when it has never been migrated."""
+    try:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    except OperationalError as exc:
+        raise ConfigError(
+            f"database.url: cannot connect to {_where(engine)}: {_first_line(exc)}"
+        ) from None
+
+
+def head_revision() -> str:
+    """The newest schema this version of the worker knows."""
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    assert head is not None, "migrations have no head"  # a packaging error, not a user error
+    return head
+
+
+def check_schema(engine: Engine) -> str | None:
+    """Refuse a database migrated by a newer worker; return its revision."""
+    revision = current_revision(engine)
+    script = ScriptDirectory.from_config(_alembic_config())
+    if revision is not None and not _known(script, revision):
+        raise SchemaError(
+            f"database at {_where(engine)} has schema {revision}, newer than this worker "
+            f"knows (head {head_revision()}): upgrade listrak-source"
+        )
+    return revision
+
+
+def _known(script: ScriptDirectory, revision: str) -> bool:
+    try:
+        return script.get_revision(revision) is not None
+    except Exception:
+        return False
+
+
+def upgrade(engine: Engine) -> None:
+    """Bring the schema to head; safe to call on every start."""
+    if check_schema(engine) == head_revision():
+        return
+    config = _alembic_config()
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
+
+
+def _where(engine: Engine) -> str:
+    return engine.url.render_as_string(hide_password=True)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,178 @@
+"""Run history, leases and status: the bookkeeping around the members table."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, and_, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from ._schema import leases, members, rejects, runs
+
+
+def new_holder() -> str:
+    """A lease holder name that tells an operator which process holds a list."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class Ledger:
+    """Runs and leases; every method is its own short transaction."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def start_run(self, list_id: int, kind: str, started_at: datetime, *, full_scan: bool) -> int:
+        """Record a run as running and return its id."""
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                insert(runs).values(
+                    list_id=list_id,
+                    kind=kind,
+                    full_scan=full_scan,
+                    started_at=started_at,
+                    status="running",
+                )
+            )
+            return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+    def finish_run(
+        self,
+        run_id: int,
+        status: str,
+        finished_at: datetime,
+        counts: Mapping[str, int],
+        error: str | None = None,
+    ) -> None:
+        """Close a run with its outcome and counts."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(runs)
+                .where(runs.c.id == run_id)
+                .values(status=status, finished_at=finished_at, error=error, **counts)
+            )
+
+    def acquire(self, list_id: int, holder: str, now: datetime, ttl: timedelta) -> str | None:
+        """Take the list's lease; return None on success, else the live holder's name."""
+        expires = now + ttl
+        with self.engine.begin() as conn:
+            taken = conn.execute(
+                update(leases)
+                .where(
+                    leases.c.list_id == list_id,
+                    or_(leases.c.expires_at < now, leases.c.holder == holder),
+                )
+                .values(holder=holder, expires_at=expires)
+            ).rowcount
+        if taken:
+            return None
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    insert(leases).values(list_id=list_id, holder=holder, expires_at=expires)
+                )
+            return None
+        except IntegrityError:
+            with self.engine.begin() as conn:
+                current = conn.execute(
+                    select(leases.c.holder).where(leases.c.list_id == list_id)
+                ).scalar()
+            return str(current or "another worker")
+
+    def renew(self, list_id: int, holder: str, now: datetime, ttl: timedelta) -> bool:
+        """Extend our lease; False means it was lost (expired and taken over)."""
+        with self.engine.begin() as conn:
+            return bool(
+                conn.execute(
+                    update(leases)
+                    .where(leases.c.list_id == list_id, leases.c.holder == holder)
+                    .values(expires_at=now + ttl)
+                ).rowcount
+            )
+
+    def release(self, list_id: int, holder: str) -> None:
+        """Give the lease back so the next run need not wait for it to expire."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                leases.delete().where(leases.c.list_id == list_id, leases.c.holder == holder)
+            )
+
+    def fail_stale_runs(self, list_id: int, now: datetime) -> None:
+        """Runs left 'running' by a killed process are closed as failed once we hold the lease."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(runs)
+                .where(runs.c.list_id == list_id, runs.c.status == "running")
+                .values(
+                    status="failed",
+                    finished_at=now,
+                    error="process stopped before the run finished",
+                )
+            )
+
+    def status(self, list_id: int) -> dict[str, Any]:
+        """Last run, pending and dead counts, and the newest dead rows with their errors."""
+        with self.engine.connect() as conn:
+            last = (
+                conn.execute(
+                    select(runs)
+                    .where(runs.c.list_id == list_id)
+                    .order_by(runs.c.id.desc())
+                    .limit(1)
+                )
+                .mappings()
+                .first()
+            )
+            counts = conn.execute(
+                select(
+                    func.count().filter(members.c.desired_subscribed.is_(True)),
+                    func.count().filter(
+                        and_(members.c.message_id.is_not(None), members.c.dead.is_(False))
+                    ),
+                    func.count().filter(members.c.dead.is_(True)),
+                ).where(members.c.list_id == list_id)
+            ).one()
+            dead = conn.execute(
+                select(members.c.email, members.c.attempts, members.c.last_error)
+                .where(members.c.list_id == list_id, members.c.dead.is_(True))
+                .order_by(members.c.email_key)
+                .limit(20)
+            ).all()
+            skipped = conn.execute(
+                select(rejects.c.email, rejects.c.reason)
+                .where(
+                    rejects.c.list_id == list_id, rejects.c.run_id == (last["id"] if last else -1)
+                )
+                .order_by(rejects.c.id)
+                .limit(20)
+            ).all()
+        return {
+            "list_id": list_id,
+            "last_run": _run_dict(dict(last)) if last else None,
+            "subscribed": int(counts[0]),
+            "pending": int(counts[1]),
+            "dead": int(counts[2]),
+            "dead_rows": [{"email": e, "attempts": a, "last_error": err} for e, a, err in dead],
+            "rejects": [{"email": e, "reason": r} for e, r in skipped],
+        }
+
+    def last_success(self, list_id: int) -> datetime | None:
+        """When the list last finished a run without failures."""
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(func.max(runs.c.finished_at)).where(
+                    runs.c.list_id == list_id, runs.c.status.in_(("ok", "partial"))
+                )
+            ).scalar()
+
+
+def _run_dict(row: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(row)
+    for key in ("started_at", "finished_at"):
+        if out.get(key) is not None:
+            out[key] = out[key].isoformat()
+    return out

@@ -1,0 +1,191 @@
+"""Logging: text on a terminal, JSON lines elsewhere, each line tagged with its list and run."""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import sys
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import IO, Any, Literal
+
+LogFormat = Literal["text", "json", "auto"]
+MASK = "***"
+
+# Context variables rather than thread-locals: each scheduler thread and each asyncio
+# task sees only the list and run it is working on.
+_list_id: contextvars.ContextVar[int | None] = contextvars.ContextVar("list_id", default=None)
+_run_id: contextvars.ContextVar[int | None] = contextvars.ContextVar("run_id", default=None)
+
+# Libraries whose INFO lines are noise in a worker's log: the first always (httpcore's
+# DEBUG is a firehose), the rest only unless the operator asked for DEBUG.
+_ALWAYS_QUIET = ("httpx", "httpcore")
+# Alembic logs its dialect on every connection it inspects, which is every command.
+_QUIET_UNLESS_DEBUG = ("segment", "apscheduler.executors", "alembic.runtime.migration")
+
+# Marks the handlers this module installed, so a second configure_logging replaces them
+# without removing handlers others attached (pytest's caplog, for one).
+_OURS = "_listrak_source_handler"
+
+
+@contextmanager
+def log_context(list_id: int | None = None, run_id: int | None = None) -> Iterator[None]:
+    """Tag every log line inside the block; an argument left as None keeps the outer value."""
+    tokens: list[tuple[contextvars.ContextVar[int | None], contextvars.Token[int | None]]] = []
+    for var, value in ((_list_id, list_id), (_run_id, run_id)):
+        if value is not None:
+            tokens.append((var, var.set(value)))
+    try:
+        yield
+    finally:
+        for var, token in reversed(tokens):
+            var.reset(token)
+
+
+def current_context() -> dict[str, int]:
+    """The list and run ids in force here, leaving out those not set."""
+    found = {"list_id": _list_id.get(), "run_id": _run_id.get()}
+    return {key: value for key, value in found.items() if value is not None}
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """Replace every occurrence of each secret with ***."""
+    # Longest first, so a secret containing another is masked whole.
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    return text
+
+
+class ContextFilter(logging.Filter):
+    """Copies the list and run ids onto each record, unless the call passed its own."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Stamp the context while still on the thread that logged."""
+        for key, value in current_context().items():
+            if getattr(record, key, None) is None:
+                setattr(record, key, value)
+        return True
+
+
+class SecretFilter(logging.Filter):
+    """Masks configured secret values in a record's message, exception and stack text."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        super().__init__()
+        self._secrets: set[str] = {s for s in secrets if s}
+
+    def add(self, secret: str) -> None:
+        """Mask one more value, such as an access token obtained at run time."""
+        if secret:
+            self._secrets.add(secret)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Render the message now and mask it, so formatters only ever see the safe text."""
+        if not self._secrets:
+            return True
+        record.msg = redact(record.getMessage(), self._secrets)
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text, self._secrets)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info, self._secrets)
+        return True
+
+
+def _timestamp(record: logging.LogRecord) -> str:
+    stamp = datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
+    return stamp.replace("+00:00", "Z")
+
+
+class TextFormatter(logging.Formatter):
+    """One readable line: time, level, logger, [list N run M], message."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Prefix the standard rendering with the context a reader needs."""
+        tags = [f"{name} {value}" for name, value in _record_context(record)]
+        context = f" [{' '.join(tags)}]" if tags else ""
+        head = f"{_timestamp(record)} {record.levelname:<7} {record.name}{context}: "
+        return head + super().format(record)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, for journald, Loki, CloudWatch and friends."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Serialise the fields a log pipeline indexes on."""
+        entry: dict[str, Any] = {
+            "ts": _timestamp(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for name, value in _record_context(record):
+            entry[f"{name}_id"] = value
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            entry["exc"] = record.exc_text
+        if record.stack_info:
+            entry["stack"] = record.stack_info
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+def _record_context(record: logging.LogRecord) -> list[tuple[str, object]]:
+    found = [("list", getattr(record, "list_id", None)), ("run", getattr(record, "run_id", None))]
+    return [(name, value) for name, value in found if value is not None]
+
+
+def _resolve_format(fmt: LogFormat, stream: IO[str]) -> Literal["text", "json"]:
+    if fmt != "auto":
+        return fmt
+    try:
+        return "text" if stream.isatty() else "json"
+    except (AttributeError, ValueError):  # a closed or file-less stream
+        return "json"
+
+
+def _level_number(level: str) -> int:
+    number = logging.getLevelNamesMapping().get(level.upper())
+    if number is None:
+        raise ValueError(f"unknown log level {level!r}")
+    return number
+
+
+def _quiet_libraries(level: int) -> None:
+    for name in _ALWAYS_QUIET:
+        logging.getLogger(name).setLevel(max(level, logging.WARNING))
+    for name in _QUIET_UNLESS_DEBUG:
+        quiet = level > logging.DEBUG
+        logging.getLogger(name).setLevel(max(level, logging.WARNING) if quiet else logging.NOTSET)
+
+
+def configure_logging(
+    fmt: LogFormat = "auto",
+    level: str = "INFO",
+    stream: IO[str] | None = None,
+    *,
+    secrets: Iterable[str] = (),
+) -> SecretFilter:
+    """Install the worker's single root handler; returns its SecretFilter to add tokens later."""
+    out = sys.stderr if stream is None else stream
+    number = _level_number(level)
+    handler = logging.StreamHandler(out)
+    setattr(handler, _OURS, True)
+    secret_filter = SecretFilter(secrets)
+    handler.addFilter(ContextFilter())
+    handler.addFilter(secret_filter)
+    handler.setFormatter(
+        JsonFormatter() if _resolve_format(fmt, out) == "json" else TextFormatter()
+    )
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if getattr(h, _OURS, False)]:
+        root.removeHandler(old)
+        old.close()
+    root.addHandler(handler)
+    root.setLevel(number)
+    _quiet_libraries(number)
+    return secret_filter

@@ -1,0 +1,83 @@
+"""Shared fixtures: a database URL per backend, and the simulator and sink on loopback."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
+
+from listrak_source import simulator
+
+DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def postgres_base_url() -> str:
+    """The server the Postgres tests use; CI sets LISTRAK_SOURCE_TEST_POSTGRES."""
+    return os.environ.get("LISTRAK_SOURCE_TEST_POSTGRES", DEFAULT_POSTGRES)
+
+
+def _postgres_required() -> bool:
+    return os.environ.get("CI") == "true" or "LISTRAK_SOURCE_TEST_POSTGRES" in os.environ
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """Skip (visibly) without a server, except in CI, where a missing server is a failure."""
+    url = postgres_base_url()
+    try:
+        engine = create_engine(url)
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        engine.dispose()
+    except OperationalError as exc:
+        reason = f"PostgreSQL not reachable at {url}: {str(exc.orig).splitlines()[0]}"
+        if _postgres_required():
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return url
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """A fresh schema per test, dropped afterwards, reached through search_path."""
+    schema = f"lsrc_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(postgres_server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in postgres_server else "?"
+    yield f"{postgres_server}{sep}options=-csearch_path%3D{schema}"
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """A fresh SQLite file per test."""
+    return f"sqlite:///{tmp_path / 'state.db'}"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest) -> str:
+    """Each end-to-end test runs on SQLite and on the real PostgreSQL server."""
+    name = "sqlite_url" if request.param == "sqlite" else "postgres_url"
+    return str(request.getfixturevalue(name))
+
+
+@pytest.fixture
+def sim() -> Iterator[simulator.ListrakSimulator]:
+    """A Listrak simulator on loopback."""
+    with simulator.ListrakSimulator() as server:
+        yield server
+
+
+@pytest.fixture
+def sink() -> Iterator[simulator.SegmentSink]:
+    """A Segment sink on loopback."""
+    with simulator.SegmentSink() as server:
+        yield server

@@ -1,0 +1,73 @@
+"""Message building: the identify Segment receives for each kind of change."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from listrak_source.messages import Pending, identify_kwargs, identify_message, oversize_reason
+from listrak_source.models import Contact, Reject, parse_contact
+
+WHEN = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+
+
+def row(subscribed: bool, user_id: str | None = None) -> Pending:
+    return Pending(1001, "ann@x.io", "Ann@x.io", subscribed, user_id, "mid-1", WHEN)
+
+
+def test_subscribed_identify_has_true_trait_and_user_id() -> None:
+    assert identify_message(row(True, "crm-1"), "Listrak_list_1001") == {
+        "type": "identify",
+        "messageId": "mid-1",
+        "anonymousId": "Ann@x.io",
+        "userId": "crm-1",
+        "traits": {"email": "Ann@x.io", "Listrak_list_1001": True},
+        "timestamp": "2026-11-23T08:00:00.000+00:00",
+    }
+
+
+def test_unsubscribed_identify_sends_null_trait_without_user_id() -> None:
+    message = identify_message(row(False), "Listrak_list_1001")
+    assert message["traits"] == {"email": "Ann@x.io", "Listrak_list_1001": None}
+    assert "userId" not in message
+
+
+def test_client_kwargs_carry_stored_message_id_and_detected_time() -> None:
+    kwargs = identify_kwargs(row(True), "t")
+    assert kwargs["message_id"] == "mid-1" and kwargs["timestamp"] == WHEN
+    assert kwargs["anonymous_id"] == "Ann@x.io" and kwargs["user_id"] is None
+
+
+def test_oversize_reason() -> None:
+    assert oversize_reason("a@x.io", "u" * 100, "t") is None
+    reason = oversize_reason("a@x.io", "u" * 40000, "t")
+    assert reason is not None and "32768" in reason
+
+
+def test_parse_contact_accepts_nulls_and_trims() -> None:
+    parsed = parse_contact(
+        {
+            "emailAddress": " Ann@x.io ",
+            "subscriptionState": None,
+            "segmentationFieldValues": None,
+            "subscribeDate": "garbage",
+        }
+    )
+    assert parsed == Contact("Ann@x.io", True, {})
+
+
+def test_parse_contact_rejects_bad_input() -> None:
+    cases = [
+        ({"subscriptionState": "Subscribed"}, "missing emailAddress"),
+        ({"emailAddress": "not-an-email"}, "invalid emailAddress"),
+        ({"emailAddress": "a@x.io", "subscriptionState": "Weird"}, "unknown subscriptionState"),
+        ({"emailAddress": 5}, "emailAddress is int"),
+        (
+            {"emailAddress": "a@x.io", "segmentationFieldValues": [{"segmentationFieldId": "x"}]},
+            "segmentationFieldId",
+        ),
+        ("just a string", "contact is str"),
+    ]
+    for raw, reason in cases:
+        parsed = parse_contact(raw)
+        assert isinstance(parsed, Reject), raw
+        assert reason in parsed.reason
