@@ -121,9 +121,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _fail(args: argparse.Namespace, message: str, code: int) -> int:
-    text = redact(message, commands.known_secrets())
+    secrets = commands.known_secrets()
+    text = redact(message, secrets)
     if args.debug:
-        traceback.print_exc()
+        print(redact(traceback.format_exc(), secrets), file=sys.stderr, end="")
     hint = "" if args.debug or code == EXIT_CONFIG else " (--debug shows the traceback)"
     print(f"{PROG}: error: {text}{hint}", file=sys.stderr)
     logging.shutdown()

@@ -17,7 +17,7 @@ from .errors import EXIT_CONFIG, EXIT_FAILED, LeaseHeldError
 from .ledger import Ledger
 from .logs import SecretFilter, log_context
 from .progress import Progress
-from .report import print_results, print_status
+from .report import next_run, print_results, print_status
 from .store import Store
 from .sync import RunResult, Runtime, sync_list
 from .wiring import open_database, runtime
@@ -46,10 +46,16 @@ def _selected(settings: Settings, args: argparse.Namespace) -> list[ListSettings
 
 
 def _run_lists(
-    rt: Runtime, lists: list[ListSettings], kind: str, **options: bool
+    rt: Runtime,
+    lists: list[ListSettings],
+    kind: str,
+    progress: Progress | None = None,
+    **options: bool,
 ) -> list[RunResult]:
     results = []
     for cfg in lists:
+        if progress is not None:
+            progress.start(f"list {cfg.id}", _expected(rt, cfg.id, kind))
         with log_context(list_id=cfg.id):
             try:
                 results.append(sync_list(rt, cfg, kind=kind, **options))
@@ -61,6 +67,14 @@ def _run_lists(
     return results
 
 
+def _expected(rt: Runtime, list_id: int, kind: str) -> dict[str, int]:
+    """The list's size at its last run: what this scan should read, and what backfill sends."""
+    if rt.ledger is None:
+        return {}
+    known = int(rt.ledger.status(list_id)["subscribed"])
+    return {"scanned": known, "delivered": known} if kind == "backfill" else {"scanned": known}
+
+
 def _skipped(rt: Runtime, cfg: ListSettings, kind: str, reason: str) -> RunResult:
     now = rt.clock()
     return RunResult(
@@ -69,6 +83,9 @@ def _skipped(rt: Runtime, cfg: ListSettings, kind: str, reason: str) -> RunResul
 
 
 def _exit_status(results: list[RunResult]) -> int:
+    """2 when a person must fix something (credentials, a list id), 1 for any other shortfall."""
+    if any(r.exit_code == EXIT_CONFIG for r in results):
+        return EXIT_CONFIG
     return 0 if results and all(r.status == "ok" for r in results) else EXIT_FAILED
 
 
@@ -76,11 +93,12 @@ def sync(args: argparse.Namespace) -> int:
     """One pass over the lists; a dry run prints identify calls and keeps nothing."""
     settings = _settings(args)
     lists = _selected(settings, args)
-    with runtime(settings, dry_run=args.dry_run) as rt, _progress(rt, "sync"):
+    with runtime(settings, dry_run=args.dry_run) as rt, _progress(rt, "sync") as progress:
         results = _run_lists(
             rt,
             lists,
             "dry-run" if args.dry_run else "sync",
+            progress,
             allow_mass_removal=args.allow_mass_removal,
         )
     print_results(results, sys.stderr if args.dry_run else sys.stdout)
@@ -90,8 +108,8 @@ def sync(args: argparse.Namespace) -> int:
 def backfill(args: argparse.Namespace) -> int:
     """Re-send every subscribed contact's current state under fresh message ids."""
     settings = _settings(args)
-    with runtime(settings) as rt, _progress(rt, "backfill"):
-        results = _run_lists(rt, _selected(settings, args), "backfill")
+    with runtime(settings) as rt, _progress(rt, "backfill") as progress:
+        results = _run_lists(rt, _selected(settings, args), "backfill", progress)
     print_results(results, sys.stdout)
     return _exit_status(results)
 
@@ -99,8 +117,8 @@ def backfill(args: argparse.Namespace) -> int:
 def baseline(args: argparse.Namespace) -> int:
     """Adopt Listrak's current state as already sent, sending nothing."""
     settings = _settings(args)
-    with runtime(settings) as rt, _progress(rt, "baseline"):
-        results = _run_lists(rt, _selected(settings, args), "baseline")
+    with runtime(settings) as rt, _progress(rt, "baseline") as progress:
+        results = _run_lists(rt, _selected(settings, args), "baseline", progress)
     print_results(results, sys.stdout)
     return _exit_status(results)
 
@@ -127,6 +145,8 @@ def status(args: argparse.Namespace) -> int:
     ledger = Ledger(engine)
     rows = [ledger.status(cfg.id) for cfg in settings.lists]
     engine.dispose()
+    for row in rows:
+        row["next_run"] = next_run(row["last_run"], settings, row["list_id"])
     if args.json:
         print(json.dumps({"lists": rows}, indent=2, default=str))
     else:
@@ -174,16 +194,21 @@ def demo(args: argparse.Namespace) -> int:
 
 
 @contextmanager
-def _progress(rt: Runtime, label: str) -> Iterator[None]:
-    """Progress on stderr, and SIGTERM/SIGINT finish the page in hand instead of killing."""
+def _progress(rt: Runtime, label: str) -> Iterator[Progress]:
+    """Progress on stderr; a first SIGTERM/SIGINT finishes the page in hand, a second stops now."""
     progress = Progress(label, sys.stderr)
     previous: Callable[[str, int], None] | None = rt.on_progress
     rt.on_progress = progress.update
-    handlers = {
-        sig: signal.signal(sig, lambda *_: rt.stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)
-    }
+
+    def stop(*_: object) -> None:
+        if rt.stop.is_set():
+            # Unwinding rolls back the page in hand and still records the run and frees the lease.
+            raise KeyboardInterrupt
+        rt.stop.set()
+
+    handlers = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        yield
+        yield progress
     finally:
         for sig, handler in handlers.items():
             signal.signal(sig, handler)

@@ -59,5 +59,5 @@ class LeaseHeldError(ListrakSourceError):
     """Another worker holds this list's lease."""
 
 
-class MassRemovalHeld(ListrakSourceError):
-    """A sweep would remove more than max_removal_ratio of a list; a person must confirm."""
+class LeaseLostError(ListrakSourceError):
+    """Our lease expired and another worker took the list over mid-run."""

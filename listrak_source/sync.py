@@ -12,8 +12,9 @@ from typing import Protocol
 
 from .config import ListSettings, Settings
 from .diff import Kind, PageDiff, diff_page, removal_ratio
-from .errors import LeaseHeldError, ListrakError
+from .errors import LeaseHeldError, LeaseLostError, ListrakError
 from .ledger import Ledger
+from .logs import log_context
 from .messages import oversize_reason
 from .models import Page, Reject
 from .segment import Delivery, Emitter
@@ -78,6 +79,7 @@ class RunResult:
     status: str = "running"
     finished_at: datetime | None = None
     error: str | None = None
+    exit_code: int = 0
     scanned: int = 0
     subscribed: int = 0
     unsubscribed: int = 0
@@ -95,6 +97,7 @@ class RunResult:
     def as_dict(self) -> dict[str, object]:
         """JSON-ready form for status --json and logs."""
         out = asdict(self)
+        del out["exit_code"]
         for key in ("started_at", "finished_at"):
             out[key] = out[key].isoformat() if out[key] else None
         return out
@@ -113,7 +116,8 @@ def sync_list(
         rt.ledger.fail_stale_runs(cfg.id, result.started_at)
         result.run_id = rt.ledger.start_run(cfg.id, kind, result.started_at, full_scan=True)
     try:
-        _run(rt, cfg, result, allow_mass_removal)
+        with log_context(list_id=cfg.id, run_id=result.run_id or None):
+            _run(rt, cfg, result, allow_mass_removal)
     except BaseException as exc:
         result.status, result.error = "failed", f"{type(exc).__name__}: {exc}"
         raise
@@ -128,6 +132,7 @@ def _run(rt: Runtime, cfg: ListSettings, result: RunResult, allow_mass_removal: 
     except ListrakError as exc:
         log.error("list %s: scan failed, nothing swept: %s", cfg.id, exc)
         result.status, result.error, complete = "failed", str(exc), False
+        result.exit_code = exc.exit_code
     if complete:
         _sweep(rt, cfg, result, allow_mass_removal)
     if result.kind == "backfill":
@@ -187,10 +192,19 @@ def _store_page(rt: Runtime, cfg: ListSettings, result: RunResult, page: Page) -
         _count_change(result, change.kind)
     for reject in diff.rejects:
         log.warning("list %s: skipped contact %s: %s", cfg.id, reject.email or "?", reject.reason)
-    if rt.ledger is not None:
-        rt.ledger.renew(cfg.id, rt.holder, now, rt.settings.delivery.lease_ttl)
+    _keep_lease(rt, cfg)
     if rt.on_progress is not None:
         rt.on_progress("scanned", result.scanned)
+
+
+def _keep_lease(rt: Runtime, cfg: ListSettings) -> None:
+    """Renew the list's lease; if it expired and another worker took it, stop this run."""
+    if rt.ledger is None:
+        return
+    if not rt.ledger.renew(cfg.id, rt.holder, rt.clock(), rt.settings.delivery.lease_ttl):
+        raise LeaseLostError(
+            f"list {cfg.id}: lost the lease (it expired and another worker took it); stopping"
+        )
 
 
 def _count_change(result: RunResult, kind: Kind) -> None:
@@ -252,6 +266,7 @@ def _deliver(rt: Runtime, cfg: ListSettings, result: RunResult) -> None:
         _record_delivery(rt, cfg, result, delivery, attempts=attempts, now=now, policy=policy)
         if rt.on_progress is not None:
             rt.on_progress("delivered", result.delivered)
+        _keep_lease(rt, cfg)
         if not delivery.accepted:
             log.error(
                 "list %s: Segment accepted nothing in a chunk; the rest waits for the next run",

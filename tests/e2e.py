@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -79,3 +83,69 @@ def assert_profiles_match(
         for key, user_id in truth.items():
             if user_id is not None:
                 assert profiles[key]["user_id"] == user_id, key
+
+
+def assert_no_change_under_two_ids(messages: Iterable[Mapping[str, Any]]) -> None:
+    """One message id carries one content, and one change (same detection time) one id."""
+    content_by_id: dict[str, tuple[Any, ...]] = {}
+    ids_by_change: dict[tuple[Any, ...], set[str]] = {}
+    for message in messages:
+        content = (
+            str(message["anonymousId"]).lower(),
+            json.dumps(message["traits"], sort_keys=True),
+            message.get("userId"),
+            message["timestamp"],
+        )
+        assert content_by_id.setdefault(message["messageId"], content) == content
+        ids_by_change.setdefault(content, set()).add(message["messageId"])
+    twice = {change: ids for change, ids in ids_by_change.items() if len(ids) > 1}
+    assert not twice, f"changes sent under two message ids: {list(twice.items())[:3]}"
+
+
+def worker(
+    config: Path, *args: str, env: Mapping[str, str] | None = None, log: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """`listrak-source --config CONFIG ARGS` as a real subprocess."""
+    full_env = {**os.environ, **(env or {})}
+    stderr = log.open("ab") if log is not None else subprocess.DEVNULL
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "listrak_source",
+            "--config",
+            str(config),
+            "--log-format",
+            "json",
+            *args,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
+        env=full_env,
+    )
+
+
+def member_rows(db_url: str, list_id: int) -> dict[str, dict[str, Any]]:
+    """The members table of one list, keyed by email key, straight from the database."""
+    from sqlalchemy import create_engine, select
+
+    from listrak_source._schema import members
+
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(select(members).where(members.c.list_id == list_id)).mappings()
+            return {row["email_key"]: dict(row) for row in rows}
+    finally:
+        engine.dispose()
+
+
+def status_json(config: Path) -> dict[str, Any]:
+    """`status --json`, parsed, per list id."""
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert run_cli(config, "status", "--json") == 0
+    return {item["list_id"]: item for item in json.loads(out.getvalue())["lists"]}
