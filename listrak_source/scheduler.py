@@ -7,10 +7,10 @@ import os
 import random
 import signal
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from types import FrameType
-from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -19,19 +19,25 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine
 
 from .config import ListSettings, Settings
+from .crontab import crontab_weekdays
 from .errors import ConfigError, LeaseHeldError, ListrakSourceError
 from .ledger import Ledger, new_holder
 from .logs import log_context
-from .metrics import Metrics
+from .metrics import Metrics, MetricsServer
 from .sdnotify import Notifier
 from .segment import SegmentEmitter
 from .store import Store
-from .sync import Runtime, sync_list
+from .sync import RunResult, Runtime, sync_list
 from .wiring import listrak_client
 
 log = logging.getLogger(__name__)
 # Runs of different lists may overlap; one list never runs twice at once.
 _MAX_PARALLEL_LISTS = 4
+_MAX_JITTER = 30.0
+# Cron users name a moment; a few seconds spread hosts without moving it noticeably.
+_CRON_JITTER = 5.0
+# After a second signal, how long giving the leases back may delay the exit.
+_RELEASE_WAIT = 2.0
 
 
 def trigger_for(cfg: ListSettings, settings: Settings) -> IntervalTrigger | CronTrigger:
@@ -39,12 +45,30 @@ def trigger_for(cfg: ListSettings, settings: Settings) -> IntervalTrigger | Cron
     cron = cfg.cron or (settings.schedule.cron if cfg.interval is None else None)
     if cron:
         try:
-            return CronTrigger.from_crontab(cron, timezone=UTC)
+            return crontab_trigger(cron)
         except ValueError as exc:
-            raise ConfigError(f"schedule cron {cron!r}: {exc}") from None
+            raise ConfigError(f"list {cfg.id}: schedule cron {cron!r}: {exc}") from None
     interval = cfg.interval or settings.schedule.interval or timedelta(minutes=15)
-    jitter = min(30.0, interval.total_seconds() / 10)
+    # A tenth of the interval keeps a "1s" test schedule at 0.1 s and caps "15m" at 30 s.
+    jitter = min(_MAX_JITTER, interval.total_seconds() / 10)
     return IntervalTrigger(seconds=interval.total_seconds(), jitter=jitter, timezone=UTC)
+
+
+def crontab_trigger(expr: str) -> CronTrigger:
+    """A five-field crontab expression, evaluated in UTC, with crontab's weekday numbers."""
+    fields = expr.split()
+    if len(fields) != 5:
+        raise ValueError(f"expected 5 fields (minute hour day month weekday), got {len(fields)}")
+    minute, hour, day, month, weekday = fields
+    return CronTrigger(
+        minute=minute,
+        hour=hour,
+        day=day,
+        month=month,
+        day_of_week=crontab_weekdays(weekday),
+        timezone=UTC,
+        jitter=_CRON_JITTER,
+    )
 
 
 class Daemon:
@@ -57,92 +81,146 @@ class Daemon:
         *,
         notifier: Notifier | None = None,
         metrics: Metrics | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
         self.engine = engine
         self.notifier = notifier or Notifier()
         self.metrics = metrics or Metrics()
+        self.clock = clock
         self.stop = threading.Event()
         self.stopped = threading.Event()
         self._signals = 0
+        self._lock = threading.Lock()
+        # list id -> (lease holder, clock of its last progress) for runs in progress.
+        self._active: dict[int, tuple[str, float]] = {}
         self.scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(_MAX_PARALLEL_LISTS)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
             timezone=UTC,
         )
 
-    def _runtime(self) -> Runtime:
+    def _runtime(self, list_id: int) -> Runtime:
+        holder = new_holder()
         return Runtime(
             settings=self.settings,
             store=Store(self.engine),
             ledger=Ledger(self.engine),
             listrak=listrak_client(self.settings),
             emitter=SegmentEmitter(self.settings.segment),
-            holder=new_holder(),
+            holder=holder,
             stop=self.stop,
+            on_progress=lambda _stage, _count: self._mark(list_id, holder),
         )
+
+    def _mark(self, list_id: int, holder: str) -> None:
+        with self._lock:
+            self._active[list_id] = (holder, self.clock())
 
     def run_list(self, cfg: ListSettings) -> None:
         """One scheduled run; errors are logged and counted, never allowed to kill the daemon."""
         if self.stop.is_set():
             return
-        rt = self._runtime()
+        rt = self._runtime(cfg.id)
+        self._mark(cfg.id, rt.holder)
+        started = datetime.now(UTC)
         with log_context(list_id=cfg.id):
             try:
-                result = sync_list(rt, cfg)
-                self.metrics.observe_run(cfg.id, result)
-                log.info(
-                    "list %s: %s, delivered %d, pending %d",
-                    cfg.id,
-                    result.status,
-                    result.delivered,
-                    result.pending,
-                )
+                self._observe(cfg, sync_list(rt, cfg))
             except LeaseHeldError as exc:
                 log.warning("%s", exc)
-            except ListrakSourceError as exc:
-                log.error("list %s: run failed: %s", cfg.id, exc)
-            except Exception:
-                log.exception("list %s: run failed unexpectedly", cfg.id)
+            except Exception as exc:
+                if isinstance(exc, ListrakSourceError):
+                    log.error("list %s: run failed: %s", cfg.id, exc)
+                else:
+                    log.exception("list %s: run failed unexpectedly", cfg.id)
+                failed = RunResult(cfg.id, "sync", started, status="failed", error=str(exc))
+                self.metrics.observe_run(cfg.id, failed)
             finally:
                 rt.listrak.close()  # type: ignore[attr-defined]
+                with self._lock:
+                    self._active.pop(cfg.id, None)
         self.notifier.status(f"last run: list {cfg.id} at {datetime.now(UTC):%H:%M:%S}Z")
 
-    def schedule(self) -> None:
+    def _observe(self, cfg: ListSettings, result: RunResult) -> None:
+        self.metrics.observe_run(cfg.id, result)
+        with log_context(run_id=result.run_id or None):
+            log.info(
+                "list %s: %s, scanned %d, delivered %d, pending %d",
+                cfg.id,
+                result.status,
+                result.scanned,
+                result.delivered,
+                result.pending,
+            )
+
+    def schedule(self, triggers: dict[int, IntervalTrigger | CronTrigger]) -> None:
         """One job per list, the first run soon after start."""
         for cfg in self.settings.lists:
-            self.metrics.init_list(cfg.id)
+            self._restore_metrics(cfg.id)
             first = datetime.now(UTC) + timedelta(seconds=random.uniform(0, 2))
             self.scheduler.add_job(
                 self.run_list,
-                trigger_for(cfg, self.settings),
+                triggers[cfg.id],
                 args=[cfg],
                 id=f"list-{cfg.id}",
                 name=f"sync list {cfg.id}",
                 next_run_time=first,
             )
 
+    def _restore_metrics(self, list_id: int) -> None:
+        """Gauges start from the database, so a restart does not reset alerts on staleness."""
+        self.metrics.init_list(list_id)
+        ledger = Ledger(self.engine)
+        status = ledger.status(list_id)
+        self.metrics.pending.labels(list_id=str(list_id)).set(status["pending"])
+        self.metrics.dead.labels(list_id=str(list_id)).set(status["dead"])
+        last = ledger.last_success(list_id)
+        if last is not None:
+            stamp = last if last.tzinfo else last.replace(tzinfo=UTC)
+            self.metrics.last_success.labels(list_id=str(list_id)).set(stamp.timestamp())
+
     def handle_signal(self, signum: int, _frame: FrameType | None) -> None:
         """First signal: finish the page in hand, deliver, exit. Second: exit now."""
+        name = signal.Signals(signum).name
         self._signals += 1
         if self._signals > 1:
-            log.warning(
-                "second %s: exiting now; committed pages are safe", signal.Signals(signum).name
-            )
-            os._exit(1)
-        log.info(
-            "%s: finishing the page in hand and delivering what is pending",
-            signal.Signals(signum).name,
-        )
+            log.warning("second %s: exiting now; committed pages are safe", name)
+            self._give_back_leases()
+            logging.shutdown()
+            os._exit(128 + signum)
+        log.info("%s: finishing the page in hand and delivering what is pending", name)
         self.stop.set()
+
+    def _give_back_leases(self) -> None:
+        """Release the leases of abandoned runs so the next start need not wait out lease_ttl."""
+        with self._lock:
+            held = {list_id: holder for list_id, (holder, _) in self._active.items()}
+        if not held:
+            return
+        # On its own thread: a busy SQLite database must not hold up an exit asked for twice.
+        thread = threading.Thread(target=_release, args=(Ledger(self.engine), held), daemon=True)
+        thread.start()
+        thread.join(_RELEASE_WAIT)
+
+    def healthy(self) -> bool:
+        """The scheduler runs, and no run has gone without progress for longer than its lease."""
+        # While stopping, the scheduler is shut down on purpose; TimeoutStopSec bounds that.
+        if not (self.scheduler.running or self.stop.is_set()):
+            return False
+        limit = self.settings.delivery.lease_ttl.total_seconds()
+        now = self.clock()
+        with self._lock:
+            return all(now - seen <= limit for _, seen in self._active.values())
 
     def serve_forever(self, install_signals: bool = True) -> int:
         """Run until stopped; return the exit status."""
+        triggers = {cfg.id: trigger_for(cfg, self.settings) for cfg in self.settings.lists}
         if install_signals:
             signal.signal(signal.SIGTERM, self.handle_signal)
             signal.signal(signal.SIGINT, self.handle_signal)
+        self.schedule(triggers)
         server = self._start_metrics()
-        self.schedule()
         self.scheduler.start()
         self.notifier.ready(f"scheduling {len(self.settings.lists)} list(s)")
         watchdog = self._start_watchdog()
@@ -156,14 +234,18 @@ class Daemon:
                 watchdog.join(timeout=5)
             if server is not None:
                 server.close()
+            self.notifier.close()
         log.info("stopped cleanly")
         return 0
 
-    def _start_metrics(self) -> Any:
+    def _start_metrics(self) -> MetricsServer | None:
         port = self.settings.metrics.port
         if port is None:
             return None
-        server = self.metrics.serve(port, self.settings.metrics.host)
+        try:
+            server = self.metrics.serve(port, self.settings.metrics.host)
+        except OSError as exc:
+            raise ConfigError(f"metrics.port: cannot serve on {port}: {exc.strerror}") from None
         log.info("metrics on http://%s:%d/metrics", server.host, server.port)
         return server
 
@@ -173,7 +255,7 @@ class Daemon:
             return None
         thread = threading.Thread(
             target=_ping,
-            args=(self.notifier.watchdog, interval, self.stopped),
+            args=(self.notifier.watchdog, self.healthy, interval, self.stopped),
             daemon=True,
             name="watchdog",
         )
@@ -181,7 +263,27 @@ class Daemon:
         return thread
 
 
-def _ping(send: Callable[[], bool], interval: float, stopped: threading.Event) -> None:
-    # Pings come from their own thread so a long Listrak page cannot starve them.
+def _release(ledger: Ledger, held: dict[int, str]) -> None:
+    for list_id, holder in held.items():
+        try:
+            ledger.release(list_id, holder)
+        except Exception as exc:
+            log.warning("list %s: lease not released (%s); it expires on its own", list_id, exc)
+
+
+def _ping(
+    send: Callable[[], bool],
+    healthy: Callable[[], bool],
+    interval: float,
+    stopped: threading.Event,
+) -> None:
+    # Pings come from their own thread so a long Listrak page cannot starve them; a stalled
+    # run stops them, so systemd's watchdog restarts the worker.
+    warned = False
     while not stopped.wait(interval):
-        send()
+        if healthy():
+            send()
+            warned = False
+        elif not warned:
+            log.error("unhealthy: a run has made no progress for lease_ttl; watchdog pings stop")
+            warned = True

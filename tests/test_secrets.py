@@ -93,7 +93,7 @@ def test_no_command_prints_a_secret(tmp_path: Path, secret_sim, secret_sink, sql
     # The commands really ran, with tracebacks and the Segment library's request bodies
     # (which carry the write key) logged at debug level.
     assert "delivered" in text and "Traceback" in text and "making request" in text
-    tokens = list(secret_sim._tokens._tokens)  # noqa: SLF001 - the issued access tokens
+    tokens = list(secret_sim._tokens._tokens)  # the access tokens the simulator issued
     basic = base64.b64encode(f"{WRITE_KEY}:".encode()).decode()
     for secret in [CLIENT_SECRET, WRITE_KEY, basic, *tokens]:
         assert secret not in text, f"a secret leaked: {secret[:4]}..."

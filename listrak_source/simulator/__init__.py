@@ -1,7 +1,8 @@
 """Loopback fakes of Listrak's Email API and Segment's /v1/batch, for tests, demo and benchmarks."""
 
 from ._faults import ListrakFaults, SinkFaults
-from ._listrak import ListrakSimulator, PageStats, RequestRecord
+from ._http import RequestRecord
+from ._listrak import ListrakSimulator, PageStats
 from ._sink import SegmentSink, SinkStats, rebuild_profiles
 
 __all__ = [

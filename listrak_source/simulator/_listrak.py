@@ -12,10 +12,17 @@ import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import NamedTuple
 
 from ._faults import ListrakFaults, TokenBook, valid_token_request
-from ._http import HttpError, HttpServer, Lifecycle, Request, Response, json_response
+from ._http import (
+    HttpError,
+    HttpServer,
+    Lifecycle,
+    Request,
+    RequestRecord,
+    Response,
+    json_response,
+)
 from ._store import ListData, PageQuery, Store
 
 # Three fixed bytes that base64 turns into "+/+/", and 28 bytes in all so it always ends in
@@ -31,15 +38,6 @@ _CODES = {
     405: "ERROR_METHOD_NOT_ALLOWED",
     429: "ERROR_TOO_MANY_REQUESTS",
 }
-
-
-class RequestRecord(NamedTuple):
-    """One API request as the simulator saw and answered it."""
-
-    method: str
-    path: str
-    query: dict[str, str]
-    status: int
 
 
 @dataclass(slots=True)
@@ -138,8 +136,27 @@ def parse_page_query(query: Mapping[str, str], list_id: int) -> tuple[PageQuery,
     return q, page
 
 
+def _list_json(lst: ListData) -> dict[str, object]:
+    return {
+        "listId": lst.list_id,
+        "listName": lst.name,
+        "createDate": lst.created,
+        "fromEmail": "news@example.com",
+        "fromName": "Example News",
+    }
+
+
 def _group_json(lst: ListData) -> dict[str, object]:
     return {"segmentationFieldGroupId": lst.group_id, "name": "Profile"}
+
+
+def _field_json(lst: ListData, field_id: int) -> dict[str, object]:
+    return {
+        "segmentationFieldId": field_id,
+        "segmentationFieldGroupId": lst.group_id,
+        "segmentationFieldName": f"Field {field_id}",
+        "dataType": "Text",
+    }
 
 
 def _route(tail: str) -> re.Pattern[str]:
@@ -152,7 +169,6 @@ _ROUTES = [
     (_route(""), "_get_lists"),
     (_route(_L), "_get_list"),
     (_route(f"{_L}/contact"), "_get_contacts"),
-    (_route(f"{_L}/contact/(?P<ident>[^/]+)"), "_get_contact"),
     (_route(_G), "_get_groups"),
     (_route(f"{_G}/(?P<group>[^/]+)"), "_get_group"),
     (_route(f"{_G}/(?P<group>[^/]+)/segmentationfield"), "_get_fields"),
@@ -235,11 +251,11 @@ class ListrakSimulator(Store, Lifecycle):
 
     def _get_lists(self, req: Request, lst: None) -> Response:
         with self.lock:
-            data = [x.to_json() for x in self.lists.values()]
+            data = [_list_json(x) for x in self.lists.values()]
         return json_response(200, {"status": 200, "data": data})
 
     def _get_list(self, req: Request, lst: ListData) -> Response:
-        return json_response(200, {"status": 200, "data": lst.to_json()})
+        return json_response(200, {"status": 200, "data": _list_json(lst)})
 
     def _get_contacts(self, req: Request, lst: ListData) -> Response:
         q, page = parse_page_query(req.query, lst.list_id)
@@ -261,13 +277,6 @@ class ListrakSimulator(Store, Lifecycle):
             self.stats.seconds += elapsed
         return Response(200, body, list(_JSON))
 
-    def _get_contact(self, req: Request, lst: ListData, ident: str) -> Response:
-        params = {k.lower(): v for k, v in req.query.items()}
-        found = self.find(lst.list_id, ident, field_ids(params))
-        if found is None:
-            raise HttpError(404, f"Unable to locate contact {ident}.")
-        return Response(200, b'{"status":200,"data":%s}' % found, list(_JSON))
-
     def _get_groups(self, req: Request, lst: ListData) -> Response:
         return json_response(200, {"status": 200, "data": [_group_json(lst)]})
 
@@ -278,7 +287,7 @@ class ListrakSimulator(Store, Lifecycle):
     def _get_fields(self, req: Request, lst: ListData, group: str) -> Response:
         self._check_group(lst, group)
         with self.lock:
-            data = lst.fields_json()
+            data = [_field_json(lst, fid) for fid in lst.field_ids]
         return json_response(200, {"status": 200, "data": data})
 
     def _check_group(self, lst: ListData, group: str) -> None:

@@ -131,13 +131,15 @@ def parse_batch(text: str) -> dict[str, Any]:
 
 
 def _write_key(req: Request, doc: Mapping[str, Any]) -> str | None:
+    """Basic auth (`writeKey:` in base64) first, as Segment documents, else the body's key."""
     scheme, _, value = (req.headers.get("Authorization") or "").partition(" ")
+    key: object = None
     if scheme.lower() == "basic":
         try:
-            return base64.b64decode(value.strip(), validate=True).decode().partition(":")[0]
+            key = base64.b64decode(value.strip(), validate=True).decode().partition(":")[0]
         except (binascii.Error, UnicodeDecodeError):
-            return None
-    key = doc.get("writeKey")
+            key = None
+    key = key or doc.get("writeKey")
     return key if isinstance(key, str) and key else None
 
 
@@ -264,7 +266,8 @@ def rebuild_profiles(messages: Iterable[Mapping[str, Any]]) -> dict[str, dict[st
         if not isinstance(who, str) or not who:
             continue
         profile = profiles.setdefault(who.lower(), {"traits": {}, "user_id": None})
-        for name, value in (m.get("traits") or {}).items():
+        traits = m.get("traits")
+        for name, value in traits.items() if isinstance(traits, Mapping) else ():
             if value is None:
                 profile["traits"].pop(name, None)
             else:
