@@ -74,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="let a sweep remove more than delivery.max_removal_ratio of a list",
     )
+    p.add_argument(
+        "--full",
+        action="store_true",
+        help="scan the whole list even where incremental polling is configured",
+    )
     sub.add_parser("run", help="the daemon: sync each list on its schedule until SIGTERM")
     p = sub.add_parser("backfill", help="re-send every subscribed contact with fresh messageIds")
     _lists(p)

@@ -100,6 +100,7 @@ def sync(args: argparse.Namespace) -> int:
             "dry-run" if args.dry_run else "sync",
             progress,
             allow_mass_removal=args.allow_mass_removal,
+            full=args.full,
         )
     print_results(results, sys.stderr if args.dry_run else sys.stdout)
     return _exit_status(results)

@@ -107,9 +107,12 @@ class ListSettings(_Section):
     id: int = Field(gt=0)
     user_id_field: int | None = Field(default=None, gt=0)
     trait: str = "Listrak_list_{list_id}"
-    track_unsubscribes: bool = False
     interval: Duration | None = None
     cron: str | None = None
+    # Between full scans, poll only what changed since the high-water mark; None keeps
+    # every run a full scan.
+    full_scan_every: Duration | None = None
+    incremental_overlap: Duration = timedelta(hours=2)
 
     @property
     def trait_name(self) -> str:

@@ -6,13 +6,14 @@ import os
 import socket
 import uuid
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, and_, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from ._schema import leases, members, rejects, runs
+from ._schema import leases, list_state, members, rejects, runs
+from .polling import ListState
 
 
 def new_holder() -> str:
@@ -113,6 +114,32 @@ class Ledger:
                     error="process stopped before the run finished",
                 )
             )
+
+    def list_state(self, list_id: int) -> ListState:
+        """When the list was last fully scanned, and its high-water mark."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(list_state.c.last_full_scan_at, list_state.c.high_water_mark).where(
+                    list_state.c.list_id == list_id
+                )
+            ).first()
+        if row is None:
+            return ListState()
+        mark = row.high_water_mark.replace(tzinfo=None) if row.high_water_mark else None
+        return ListState(last_full_scan_at=row.last_full_scan_at, high_water_mark=mark)
+
+    def save_list_state(self, list_id: int, state: ListState) -> None:
+        """Record a completed scan's progress."""
+        # The mark is Listrak's naive wall clock; the column wants an aware value, so it
+        # is stored labelled UTC and the label is dropped again on the way out.
+        mark = state.high_water_mark.replace(tzinfo=UTC) if state.high_water_mark else None
+        values = {"last_full_scan_at": state.last_full_scan_at, "high_water_mark": mark}
+        with self.engine.begin() as conn:
+            updated = conn.execute(
+                update(list_state).where(list_state.c.list_id == list_id).values(**values)
+            ).rowcount
+            if not updated:
+                conn.execute(insert(list_state).values(list_id=list_id, **values))
 
     def status(self, list_id: int) -> dict[str, Any]:
         """Last run, pending and dead counts, and the newest dead rows with their errors."""
