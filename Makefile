@@ -17,7 +17,7 @@ demo: $(STAMP)
 	$(BIN)/listrak-source demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n 4 $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check listrak_source tests bench migrations

@@ -5,11 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
@@ -17,6 +13,9 @@ from .errors import ConfigError, SchemaError
 
 __all__ = ["SchemaError", "check_schema", "head_revision", "make_engine", "upgrade"]
 
+# The newest migration in migrations/versions; a test keeps the two in step. Knowing it
+# without Alembic lets every command skip importing Alembic when the schema is current.
+SCHEMA_HEAD = "0001"
 _PACKAGE = Path(__file__).resolve().parent
 # Installed wheels carry migrations inside the package; a source checkout keeps them at the top.
 _MIGRATION_DIRS = (_PACKAGE / "_migrations", _PACKAGE.parent / "migrations")
@@ -77,17 +76,14 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _alembic_config() -> Config:
-    config = Config()
-    config.set_main_option("script_location", str(migrations_dir()))
-    return config
-
-
 def current_revision(engine: Engine) -> str | None:
     """The database's schema revision, or None when it has never been migrated."""
     try:
         with engine.connect() as conn:
-            return MigrationContext.configure(conn).get_current_revision()
+            if not inspect(conn).has_table("alembic_version"):
+                return None
+            value = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+            return str(value) if value is not None else None
     except OperationalError as exc:
         raise ConfigError(
             f"database.url: cannot connect to {_where(engine)}: {_first_line(exc)}"
@@ -96,38 +92,32 @@ def current_revision(engine: Engine) -> str | None:
 
 def head_revision() -> str:
     """The newest schema this version of the worker knows."""
-    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
-    assert head is not None, "migrations have no head"  # a packaging error, not a user error
-    return head
+    return SCHEMA_HEAD
 
 
 def check_schema(engine: Engine) -> str | None:
     """Refuse a database migrated by a newer worker; return its revision."""
     revision = current_revision(engine)
-    script = ScriptDirectory.from_config(_alembic_config())
-    if revision is not None and not _known(script, revision):
+    if revision is None or revision == SCHEMA_HEAD:
+        return revision
+    from ._migrate import is_known  # noqa: PLC0415 - Alembic only when the schema moves
+
+    if not is_known(migrations_dir(), revision):
         raise SchemaError(
             f"database at {_where(engine)} has schema {revision}, newer than this worker "
-            f"knows (head {head_revision()}): upgrade listrak-source"
+            f"knows (head {SCHEMA_HEAD}): upgrade listrak-source"
         )
     return revision
 
 
-def _known(script: ScriptDirectory, revision: str) -> bool:
-    try:
-        return script.get_revision(revision) is not None
-    except Exception:
-        return False
-
-
 def upgrade(engine: Engine) -> None:
-    """Bring the schema to head; safe to call on every start."""
-    if check_schema(engine) == head_revision():
+    """Bring the schema to head; safe to call on every start, and cheap when current."""
+    if check_schema(engine) == SCHEMA_HEAD:
         return
-    config = _alembic_config()
+    from ._migrate import upgrade_to_head  # noqa: PLC0415 - Alembic only when the schema moves
+
     with engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.upgrade(config, "head")
+        upgrade_to_head(migrations_dir(), conn)
 
 
 def _where(engine: Engine) -> str:

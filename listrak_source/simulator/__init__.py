@@ -1,4 +1,11 @@
-"""Loopback fakes of Listrak's Email API and Segment's /v1/batch, for tests, demo and benchmarks."""
+"""Loopback fakes of Listrak's Email API v1 and Segment's /v1/batch, for tests, demo and benchmarks.
+
+ListrakSimulator serves contact data that tests change while it runs (add_list, seed,
+subscribe, unsubscribe, set_field, remove, add_raw; truth() says what a correct sync ends up
+with); SegmentSink keeps what the worker sends; rebuild_profiles() replays it as Segment
+would. Both switch failures on per test through `.faults`, and run from the command line
+with `python -m listrak_source.simulator`.
+"""
 
 from ._faults import ListrakFaults, SinkFaults
 from ._http import RequestRecord

@@ -163,6 +163,6 @@ def valid_token_request(body: bytes, client_id: str, client_secret: str) -> bool
     form = dict(parse_qsl(body.decode("utf-8", "replace")))
     return (
         form.get("grant_type") == "client_credentials"
-        and secrets.compare_digest(form.get("client_id", ""), client_id)
-        and secrets.compare_digest(form.get("client_secret", ""), client_secret)
+        and secrets.compare_digest(form.get("client_id", "").encode(), client_id.encode())
+        and secrets.compare_digest(form.get("client_secret", "").encode(), client_secret.encode())
     )

@@ -19,10 +19,11 @@ from zoneinfo import ZoneInfo
 
 EASTERN = ZoneInfo("America/New_York")
 _esc: Callable[[str], str] = json.encoder.encode_basestring_ascii
-# (field id, value, its pre-encoded segmentationFieldValues item); tuples cost a quarter of
+# (field id, value, its segmentationFieldValues item pre-encoded as a one-item array, which
+# is what a contact with one field serves as is); tuples cost a quarter of
 # a dict, times a million contacts.
 Fields = tuple[tuple[int, str, bytes], ...]
-_FIELD = b'{"segmentationFieldGroupId":%d,"segmentationFieldId":%d,"value":%s}'
+_FIELD = b'[{"segmentationFieldGroupId":%d,"segmentationFieldId":%d,"value":%s}]'
 
 
 def listrak_date(moment: datetime) -> str:
@@ -94,8 +95,8 @@ class Contact:
         """segmentationFieldValues holding only the asked-for fields that have a value."""
         if len(self.fields) == 1:  # the common case, without a join
             fid, _, item = self.fields[0]
-            return b"[%s]" % item if fid in ids else b"[]"
-        return b"[%s]" % b",".join([item for fid, _, item in self.fields if fid in ids])
+            return item if fid in ids else b"[]"
+        return b"[%s]" % b",".join([item[1:-1] for fid, _, item in self.fields if fid in ids])
 
     def full(self, ids: frozenset[int]) -> bytes:
         """The whole contact object."""
@@ -224,8 +225,7 @@ def _generate(
     tail = state.json()
     ratio = ratio if field_id is not None else -1.0
     field_id = field_id or 0
-    item = b'{"segmentationFieldGroupId":%d,"segmentationFieldId":%d,"value":"%%s"}'
-    item = item % (lst.group_id, field_id)
+    item = _FIELD.replace(b"%s", b'"%%s"') % (lst.group_id, field_id)
     while len(emails) < count:
         start = lst.seeded
         lst.seeded += count - len(emails)

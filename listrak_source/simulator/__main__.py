@@ -1,0 +1,90 @@
+"""Run the Listrak simulator and the Segment sink in one process, for manual use and benchmarks."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from types import FrameType
+
+from ._listrak import ListrakSimulator
+from ._sink import SegmentSink
+
+_EPILOG = """\
+Prints one JSON line (base_url, auth_url, segment_host, credentials), then serves until
+SIGTERM or SIGINT. GET <origin>/_sim/stats and <segment_host>/_sink/stats report what
+each side served and how long it spent doing so.
+
+example:
+  python -m listrak_source.simulator --lists 1001:100000 --lists 1002:500 --field-id 678
+"""
+
+
+def _list_spec(text: str) -> tuple[int, int]:
+    list_id, _, count = text.partition(":")
+    try:
+        return int(list_id), int(count or 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LIST_ID:CONTACTS, got {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line."""
+    parser = argparse.ArgumentParser(
+        prog="python -m listrak_source.simulator",
+        description="Serve a fake Listrak Email API v1 and a fake Segment /v1/batch on loopback.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add = parser.add_argument
+    add("--lists", metavar="ID:CONTACTS", type=_list_spec, action="append", default=[],
+        help="a list and how many subscribed contacts to generate (repeatable)")  # fmt: skip
+    add("--field-id", type=int, help="profile field id half the contacts get a value for")
+    add("--client-id", default="sim-client", help="OAuth2 client id (default: %(default)s)")
+    add("--client-secret", default="sim-secret", help="OAuth2 secret (default: %(default)s)")
+    add("--write-key", default="sink-write-key", help="the sink's write key (default: %(default)s)")
+    add("--host", default="127.0.0.1", help="address both servers bind (default: %(default)s)")
+    add("--port-listrak", type=int, default=0, help="Listrak port (default: any free one)")
+    add("--port-sink", type=int, default=0, help="Segment sink port (default: any free one)")
+    add("--seed", type=int, default=0, help="random seed for the generated data")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Start both fakes, announce where they are, serve until told to stop."""
+    args = build_parser().parse_args(argv)
+    sim = ListrakSimulator(
+        args.client_id, args.client_secret, host=args.host, port=args.port_listrak
+    )
+    fields = [] if args.field_id is None else [args.field_id]
+    for list_id, count in args.lists:
+        sim.add_list(list_id, field_ids=fields)
+        sim.seed(list_id, count, field_id=args.field_id, seed=args.seed + list_id)
+    sink = SegmentSink(args.write_key, host=args.host, port=args.port_sink)
+    done = threading.Event()
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        done.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    with sim, sink:
+        announce = {
+            "base_url": sim.base_url,
+            "auth_url": sim.auth_url,
+            "segment_host": sink.url,
+            "client_id": args.client_id,
+            "client_secret": args.client_secret,
+            "write_key": args.write_key,
+            "lists": {str(list_id): count for list_id, count in args.lists},
+        }
+        print(json.dumps(announce), flush=True)
+        while not done.wait(0.5):
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

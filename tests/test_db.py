@@ -1,0 +1,28 @@
+"""Schema versions: the head constant matches the scripts, upgrades are idempotent."""
+
+from __future__ import annotations
+
+from sqlalchemy import inspect
+
+from listrak_source import _migrate, db
+
+
+def test_schema_head_matches_the_migration_scripts() -> None:
+    assert _migrate.head(db.migrations_dir()) == db.SCHEMA_HEAD
+
+
+def test_upgrade_creates_every_table_and_is_idempotent(db_url: str) -> None:
+    engine = db.make_engine(db_url)
+    assert db.current_revision(engine) is None
+    db.upgrade(engine)
+    db.upgrade(engine)
+    assert db.current_revision(engine) == db.SCHEMA_HEAD
+    with engine.connect() as conn:
+        tables = set(inspect(conn).get_table_names())
+    assert {"members", "runs", "leases", "rejects", "list_state"} <= tables
+    engine.dispose()
+
+
+def test_known_revisions() -> None:
+    assert _migrate.is_known(db.migrations_dir(), db.SCHEMA_HEAD)
+    assert not _migrate.is_known(db.migrations_dir(), "9999_future")
