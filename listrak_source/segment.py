@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -19,6 +20,10 @@ log = logging.getLogger(__name__)
 # Segment takes 500 KB a batch; the library cuts batches at 475 KB by size itself,
 # so the count cap only needs to stay at Segment's 2,500 events.
 _MAX_BATCH_EVENTS = 2500
+# The library cuts a batch at this many bytes, so pacing enqueued bytes paces requests.
+_BATCH_BYTES = 475_000
+# What an identify adds around its email, userId and trait name once serialized.
+_MESSAGE_OVERHEAD = 260
 # The consumer waits this long for a batch to fill; short, because we enqueue a
 # whole chunk at once and every flush otherwise pays the wait at its tail.
 _UPLOAD_INTERVAL = 0.05
@@ -69,14 +74,52 @@ def _describe(error: Exception) -> str:
     return prefix + str(error)[:300]
 
 
+class BytePacer:
+    """Holds enqueueing to a byte rate, so batches leave at no more than a request rate."""
+
+    def __init__(
+        self,
+        bytes_per_second: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.rate = bytes_per_second
+        self.clock = clock
+        self.sleep = sleep
+        self._start: float | None = None
+        self._bytes = 0.0
+
+    def take(self, size: int) -> None:
+        """Account for `size` bytes; sleep while we are ahead of the allowed rate."""
+        now = self.clock()
+        if self._start is None:
+            self._start = now
+        self._bytes += size
+        ahead = self._bytes / self.rate - (now - self._start)
+        if ahead > 0:
+            self.sleep(ahead)
+
+
+def estimated_size(row: Pending, trait: str) -> int:
+    """Bytes an identify takes on the wire, near enough for pacing."""
+    return 2 * len(row.email) + len(row.user_id or "") + len(trait) + _MESSAGE_OVERHEAD
+
+
 class SegmentEmitter:
     """Sends identify calls with a fresh Client per delivery: flush, then shutdown."""
 
     def __init__(
-        self, settings: SegmentSettings, *, client_factory: Callable[..., Any] = Client
+        self,
+        settings: SegmentSettings,
+        *,
+        client_factory: Callable[..., Any] = Client,
+        pacer: BytePacer | None = None,
     ) -> None:
         self.settings = settings
         self._client_factory = client_factory
+        # One pacer for the emitter's life, so the ceiling holds across chunks.
+        self._pacer = pacer or BytePacer(settings.requests_per_second * _BATCH_BYTES)
 
     def _client(self, on_error: _Failures, size: int) -> Any:
         s = self.settings
@@ -103,6 +146,7 @@ class SegmentEmitter:
         result = Delivery()
         try:
             for row in rows:
+                self._pacer.take(estimated_size(row, trait))
                 reason = _enqueue(client, row, trait)
                 if reason is None:
                     queued.append(row.message_id)
