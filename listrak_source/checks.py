@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import TextIO
 
 from . import db
@@ -13,6 +12,7 @@ from .config import ListSettings, Settings
 from .errors import ListrakSourceError
 from .listrak import ListrakClient
 from .logs import redact
+from .schedules import describe, list_schedule
 from .wiring import listrak_client
 
 # Segment write keys are 32 characters of letters and digits; a looser shape is
@@ -66,25 +66,8 @@ def _schedule(settings: Settings) -> Outcome:
 
     for cfg in settings.lists:
         trigger_for(cfg, settings)  # a bad cron expression raises ConfigError
-    plans = sorted({_plan(cfg, settings) for cfg in settings.lists})
+    plans = sorted({describe(list_schedule(cfg, settings)) for cfg in settings.lists})
     return Outcome("schedule", True, "; ".join(plans))
-
-
-def _plan(cfg: ListSettings, settings: Settings) -> str:
-    cron = cfg.cron or (settings.schedule.cron if cfg.interval is None else None)
-    if cron:
-        return f"cron {cron} (UTC)"
-    interval = cfg.interval or settings.schedule.interval or timedelta(minutes=15)
-    return f"every {_duration(interval)}"
-
-
-def _duration(interval: timedelta) -> str:
-    """The largest whole unit, as the config spells durations: 90s, 15m, 2h, 1d."""
-    seconds = interval.total_seconds()
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{seconds // size:.0f}{unit}"
-    return f"{seconds:g}s"
 
 
 def _credentials(settings: Settings, client: ListrakClient) -> Outcome:

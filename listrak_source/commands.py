@@ -201,10 +201,13 @@ def _progress(rt: Runtime, label: str) -> Iterator[Progress]:
     previous: Callable[[str, int], None] | None = rt.on_progress
     rt.on_progress = progress.update
 
-    def stop(*_: object) -> None:
+    def stop(signum: int, _frame: object) -> None:
+        name = signal.Signals(signum).name
         if rt.stop.is_set():
+            log.warning("second %s: stopping now", name)
             # Unwinding rolls back the page in hand and still records the run and frees the lease.
             raise KeyboardInterrupt
+        log.info("%s: finishing the page in hand and delivering what is pending", name)
         rt.stop.set()
 
     handlers = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}

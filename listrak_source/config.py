@@ -116,6 +116,12 @@ class ListSettings(_Section):
     full_scan_every: Duration | None = None
     incremental_overlap: Duration = timedelta(hours=2)
 
+    @model_validator(mode="after")
+    def _one_schedule(self) -> ListSettings:
+        if self.interval is not None and self.cron is not None:
+            raise ValueError("set interval or cron, not both")
+        return self
+
     @property
     def trait_name(self) -> str:
         """The trait this list sets, with {list_id} filled in."""

@@ -23,7 +23,12 @@ _run_id: contextvars.ContextVar[int | None] = contextvars.ContextVar("run_id", d
 # DEBUG is a firehose), the rest only unless the operator asked for DEBUG.
 _ALWAYS_QUIET = ("httpx", "httpcore")
 # Alembic logs its dialect on every connection it inspects, which is every command.
-_QUIET_UNLESS_DEBUG = ("segment", "apscheduler.executors", "alembic.runtime.migration")
+_QUIET_UNLESS_DEBUG = (
+    "segment",
+    "apscheduler.executors",
+    "apscheduler.scheduler",  # job bookkeeping lines carry no list or run id
+    "alembic.runtime.migration",
+)
 
 # Marks the handlers this module installed, so a second configure_logging replaces them
 # without removing handlers others attached (pytest's caplog, for one).

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, TextIO
 
 from .config import Settings
+from .schedules import describe, list_schedule
 from .sync import RunResult
 
 
@@ -50,14 +51,12 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], out: TextIO) -
 
 def next_run(last: Mapping[str, Any] | None, settings: Settings, list_id: int) -> str:
     """When the schedule fires next, judged from the last run's start."""
-    cfg = settings.list_by_id(list_id)
-    cron = cfg.cron or (settings.schedule.cron if cfg.interval is None else None)
-    if cron:
-        return f"cron {cron}"
-    interval: timedelta | None = cfg.interval or settings.schedule.interval
-    if interval is None or last is None:
+    schedule = list_schedule(settings.list_by_id(list_id), settings)
+    if isinstance(schedule, str):
+        return describe(schedule)
+    if last is None:
         return "on next start"
-    return (datetime.fromisoformat(last["started_at"]) + interval).isoformat(timespec="seconds")
+    return (datetime.fromisoformat(last["started_at"]) + schedule).isoformat(timespec="seconds")
 
 
 def print_status(rows: Sequence[Mapping[str, Any]], settings: Settings, out: TextIO) -> None:

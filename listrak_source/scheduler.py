@@ -19,11 +19,12 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine
 
 from .config import ListSettings, Settings
-from .crontab import crontab_weekdays
 from .errors import ConfigError, LeaseHeldError, ListrakSourceError
 from .ledger import Ledger, new_holder
+from .listrak import ListrakClient
 from .logs import log_context
 from .metrics import Metrics, MetricsServer
+from .schedules import crontab_trigger, list_schedule
 from .sdnotify import Notifier
 from .segment import SegmentEmitter
 from .store import Store
@@ -34,41 +35,23 @@ log = logging.getLogger(__name__)
 # Runs of different lists may overlap; one list never runs twice at once.
 _MAX_PARALLEL_LISTS = 4
 _MAX_JITTER = 30.0
-# Cron users name a moment; a few seconds spread hosts without moving it noticeably.
-_CRON_JITTER = 5.0
+# Several lists starting together need not hit Listrak in the same second.
+_FIRST_RUN_SPREAD = 2.0
 # After a second signal, how long giving the leases back may delay the exit.
 _RELEASE_WAIT = 2.0
 
 
 def trigger_for(cfg: ListSettings, settings: Settings) -> IntervalTrigger | CronTrigger:
     """The list's own schedule, else the global one; a little jitter spreads the load."""
-    cron = cfg.cron or (settings.schedule.cron if cfg.interval is None else None)
-    if cron:
+    schedule = list_schedule(cfg, settings)
+    if isinstance(schedule, str):
         try:
-            return crontab_trigger(cron)
+            return crontab_trigger(schedule)
         except ValueError as exc:
-            raise ConfigError(f"list {cfg.id}: schedule cron {cron!r}: {exc}") from None
-    interval = cfg.interval or settings.schedule.interval or timedelta(minutes=15)
+            raise ConfigError(f"list {cfg.id}: schedule cron {schedule!r}: {exc}") from None
+    seconds = schedule.total_seconds()
     # A tenth of the interval keeps a "1s" test schedule at 0.1 s and caps "15m" at 30 s.
-    jitter = min(_MAX_JITTER, interval.total_seconds() / 10)
-    return IntervalTrigger(seconds=interval.total_seconds(), jitter=jitter, timezone=UTC)
-
-
-def crontab_trigger(expr: str) -> CronTrigger:
-    """A five-field crontab expression, evaluated in UTC, with crontab's weekday numbers."""
-    fields = expr.split()
-    if len(fields) != 5:
-        raise ValueError(f"expected 5 fields (minute hour day month weekday), got {len(fields)}")
-    minute, hour, day, month, weekday = fields
-    return CronTrigger(
-        minute=minute,
-        hour=hour,
-        day=day,
-        month=month,
-        day_of_week=crontab_weekdays(weekday),
-        timezone=UTC,
-        jitter=_CRON_JITTER,
-    )
+    return IntervalTrigger(seconds=seconds, jitter=min(_MAX_JITTER, seconds / 10), timezone=UTC)
 
 
 class Daemon:
@@ -100,16 +83,17 @@ class Daemon:
             timezone=UTC,
         )
 
-    def _runtime(self, list_id: int) -> Runtime:
+    def _runtime(self, list_id: int, client: ListrakClient) -> Runtime:
         holder = new_holder()
         return Runtime(
             settings=self.settings,
             store=Store(self.engine),
             ledger=Ledger(self.engine),
-            listrak=listrak_client(self.settings),
+            listrak=client,
             emitter=SegmentEmitter(self.settings.segment),
             holder=holder,
             stop=self.stop,
+            # Each page and delivery chunk is a sign of life for the watchdog.
             on_progress=lambda _stage, _count: self._mark(list_id, holder),
         )
 
@@ -121,26 +105,29 @@ class Daemon:
         """One scheduled run; errors are logged and counted, never allowed to kill the daemon."""
         if self.stop.is_set():
             return
-        rt = self._runtime(cfg.id)
-        self._mark(cfg.id, rt.holder)
         started = datetime.now(UTC)
-        with log_context(list_id=cfg.id):
+        with log_context(list_id=cfg.id), listrak_client(self.settings) as client:
+            rt = self._runtime(cfg.id, client)
+            self._mark(cfg.id, rt.holder)
             try:
                 self._observe(cfg, sync_list(rt, cfg))
             except LeaseHeldError as exc:
                 log.warning("%s", exc)
+            except ListrakSourceError as exc:
+                log.error("list %s: run failed: %s", cfg.id, exc)
+                self._observe_failure(cfg, started, exc)
             except Exception as exc:
-                if isinstance(exc, ListrakSourceError):
-                    log.error("list %s: run failed: %s", cfg.id, exc)
-                else:
-                    log.exception("list %s: run failed unexpectedly", cfg.id)
-                failed = RunResult(cfg.id, "sync", started, status="failed", error=str(exc))
-                self.metrics.observe_run(cfg.id, failed)
+                log.exception("list %s: run failed unexpectedly", cfg.id)
+                self._observe_failure(cfg, started, exc)
             finally:
-                rt.listrak.close()  # type: ignore[attr-defined]
                 with self._lock:
                     self._active.pop(cfg.id, None)
         self.notifier.status(f"last run: list {cfg.id} at {datetime.now(UTC):%H:%M:%S}Z")
+
+    def _observe_failure(self, cfg: ListSettings, started: datetime, exc: Exception) -> None:
+        # sync_list recorded the run as failed; the metrics must count it too.
+        failed = RunResult(cfg.id, "sync", started, status="failed", error=str(exc))
+        self.metrics.observe_run(cfg.id, failed)
 
     def _observe(self, cfg: ListSettings, result: RunResult) -> None:
         self.metrics.observe_run(cfg.id, result)
@@ -155,17 +142,22 @@ class Daemon:
             )
 
     def schedule(self, triggers: dict[int, IntervalTrigger | CronTrigger]) -> None:
-        """One job per list, the first run soon after start."""
+        """One job per list: on an interval the first run comes soon after start, on cron
+        at the first time the expression names (an operator chose those times on purpose)."""
         for cfg in self.settings.lists:
             self._restore_metrics(cfg.id)
-            first = datetime.now(UTC) + timedelta(seconds=random.uniform(0, 2))
+            trigger = triggers[cfg.id]
+            first: dict[str, datetime] = {}
+            if isinstance(trigger, IntervalTrigger):
+                spread = random.uniform(0, min(_FIRST_RUN_SPREAD, trigger.jitter or 0))
+                first["next_run_time"] = datetime.now(UTC) + timedelta(seconds=spread)
             self.scheduler.add_job(
                 self.run_list,
-                triggers[cfg.id],
+                trigger,
                 args=[cfg],
                 id=f"list-{cfg.id}",
                 name=f"sync list {cfg.id}",
-                next_run_time=first,
+                **first,
             )
 
     def _restore_metrics(self, list_id: int) -> None:

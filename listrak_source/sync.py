@@ -81,6 +81,10 @@ def _run(
         if result.full_scan:
             _sweep(rt, cfg, result, allow_mass_removal)
         _advance(rt, cfg, result, state, newest)
+    elif result.status == "running":
+        # Asked to stop: what was stored still goes out, but the run did not finish.
+        result.status = "stopped"
+        result.error = "stopped by a signal before the scan finished; nothing was swept"
     if result.kind == "backfill":
         rt.store.requeue_all(cfg.id, rt.clock(), rt.new_id)
     if result.kind == "baseline":
