@@ -30,8 +30,13 @@ def is_known(scripts: Path, revision: str) -> bool:
         return False
 
 
-def upgrade_to_head(scripts: Path, connection: Connection) -> None:
-    """Run the migrations on the caller's connection and transaction."""
+def upgrade_to(scripts: Path, connection: Connection, revision: str) -> None:
+    """Run the migrations up to `revision` on the caller's connection and transaction."""
     config = _config(scripts)
     config.attributes["connection"] = connection
-    command.upgrade(config, "head")
+    command.upgrade(config, revision)
+
+
+def upgrade_to_head(scripts: Path, connection: Connection) -> None:
+    """Run every migration on the caller's connection and transaction."""
+    upgrade_to(scripts, connection, "head")
