@@ -8,7 +8,10 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 
+from sqlalchemy.exc import DBAPIError
+
 from . import commands
+from .db import describe_db_error
 from .errors import EXIT_CONFIG, EXIT_FAILED, ListrakSourceError
 from .logs import configure_logging, redact
 
@@ -121,6 +124,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(args, str(exc), exc.exit_code)
     except KeyboardInterrupt:
         return _fail(args, "interrupted", 130)
+    except DBAPIError as exc:
+        # One line, without the SQL and its parameters (they hold contacts' emails).
+        return _fail(args, f"database error: {describe_db_error(exc)}", EXIT_FAILED)
     except Exception as exc:
         return _fail(args, f"unexpected {type(exc).__name__}: {exc}", EXIT_FAILED)
 

@@ -127,6 +127,11 @@ def _where(engine: Engine) -> str:
     return engine.url.render_as_string(hide_password=True)
 
 
+def describe_db_error(exc: BaseException) -> str:
+    """The driver's own first line, e.g. "database or disk is full", never the SQL."""
+    return _first_line(exc)
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(getattr(exc, "orig", None) or exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__

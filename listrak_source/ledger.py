@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import uuid
@@ -16,8 +17,13 @@ from ._schema import leases, list_state, members, rejects, runs
 from .polling import ListState
 
 
+@functools.cache
 def new_holder() -> str:
-    """A lease holder name that tells an operator which process holds a list."""
+    """This process's lease holder name: host and pid tell an operator who holds a list.
+
+    One name per process, so a lease this process failed to release (the database
+    refused the write) is simply taken again by its next run.
+    """
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 

@@ -16,6 +16,7 @@ from types import TracebackType
 from typing import Any
 
 import httpx
+import orjson
 
 from ._auth import ClientCredentialsAuth
 from ._retry import Backoff, ClientStats, Pacer, Retrier, describe, envelope
@@ -181,7 +182,8 @@ class ListrakClient:
         if response.status_code >= 400:
             raise _api_error(response, endpoint, list_id)
         try:
-            body = response.json()
+            # A 5,000-contact page is about 1.7 MB; orjson decodes it several times faster.
+            body = orjson.loads(response.content)
         except ValueError:
             raise ListrakProtocolError(f"{endpoint} returned a body that is not JSON") from None
         if not isinstance(body, dict):

@@ -65,7 +65,8 @@ class Store:
         out: dict[str, Stored] = {}
         with self.begin() as conn:
             for chunk in _chunks(keys):
-                for key, sub, uid, seen in conn.execute(query, {"keys": list(chunk)}):
+                rows = conn.execute(query, {"keys": list(chunk)}).all()
+                for key, sub, uid, seen in rows:
                     out[key] = Stored(bool(sub), uid, seen)
         return out
 
