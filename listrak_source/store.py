@@ -2,55 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, bindparam, func, or_, select, update
+from sqlalchemy import Connection, Select, bindparam, func, or_, select, update
 
 from ._schema import members, rejects
+from ._storebase import chunks, new_message
 from .diff import Change, PageDiff, Stored
-from .messages import Pending
+from .outbox import Outbox, RetryPolicy
 
-# Keeps every IN (...) list well under SQLite's 32,766 bound parameters.
-_CHUNK = 5000
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """How long a failed row waits, and after how many attempts it is dead."""
-
-    max_attempts: int
-    base: timedelta
-    cap: timedelta
-
-    def delay(self, attempts: int) -> timedelta:
-        """Exponential in the attempts already made, capped."""
-        delay: timedelta = self.base * (2 ** max(attempts - 1, 0))
-        return min(delay, self.cap)
+__all__ = ["RetryPolicy", "Store"]
 
 
-def _chunks(items: Sequence[str], size: int = _CHUNK) -> Iterator[Sequence[str]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-class Store:
-    """The state table; a dry run hands in one connection whose transaction is rolled back."""
-
-    def __init__(self, engine: Engine, *, connection: Connection | None = None) -> None:
-        self.engine = engine
-        self._connection = connection
-
-    @contextmanager
-    def begin(self) -> Iterator[Connection]:
-        """A transaction, or the dry run's shared connection (never committed)."""
-        if self._connection is not None:
-            yield self._connection
-            return
-        with self.engine.begin() as conn:
-            yield conn
+class Store(Outbox):
+    """The members table: the scan's writes here, the delivery side in Outbox."""
 
     def load(self, list_id: int, keys: Sequence[str]) -> dict[str, Stored]:
         """The stored rows for these contacts, keyed by email key."""
@@ -64,7 +31,7 @@ class Store:
         )
         out: dict[str, Stored] = {}
         with self.begin() as conn:
-            for chunk in _chunks(keys):
+            for chunk in chunks(keys):
                 rows = conn.execute(query, {"keys": list(chunk)}).all()
                 for key, sub, uid, seen in rows:
                     out[key] = Stored(bool(sub), uid, seen)
@@ -135,23 +102,19 @@ class Store:
     def _apply_changes(
         conn: Connection, list_id: int, changes: Sequence[Change], detected_at: datetime
     ) -> None:
-        # A new desired state always gets a new message id and a clean retry slate:
-        # a dead row that Listrak changes is sent again with the fresh values.
+        # A dead row that Listrak changes is sent again with the fresh values.
         if not changes:
             return
         stmt = (
             update(members)
             .where(members.c.list_id == list_id, members.c.email_key == bindparam("k"))
             .values(
-                email=bindparam("e"),
-                desired_subscribed=bindparam("s"),
-                desired_user_id=bindparam("u"),
-                message_id=bindparam("m"),
-                detected_at=detected_at,
-                attempts=0,
-                next_attempt_at=None,
-                last_error=None,
-                dead=False,
+                **new_message(
+                    detected_at,
+                    email=bindparam("e"),
+                    desired_subscribed=bindparam("s"),
+                    desired_user_id=bindparam("u"),
+                )
             )
         )
         params = [
@@ -170,7 +133,7 @@ class Store:
             )
             .values(last_seen_run=run_id)
         )
-        for chunk in _chunks(keys):
+        for chunk in chunks(keys):
             conn.execute(stmt, {"keys": list(chunk)})
 
     def _unseen_filter(self, list_id: int, run_id: int) -> list[object]:
@@ -194,181 +157,30 @@ class Store:
     ) -> int:
         """Mark every subscribed row the finished scan did not see as unsubscribed."""
         query = select(members.c.email_key).where(*self._unseen_filter(list_id, run_id))  # type: ignore[arg-type]
-        with self.begin() as conn:
-            keys = list(conn.execute(query).scalars())
-            stmt = (
-                update(members)
-                .where(members.c.list_id == list_id, members.c.email_key == bindparam("k"))
-                .values(
-                    desired_subscribed=False,
-                    message_id=bindparam("m"),
-                    detected_at=detected_at,
-                    attempts=0,
-                    next_attempt_at=None,
-                    last_error=None,
-                    dead=False,
-                )
-            )
-            for chunk in _chunks(keys):
-                conn.execute(stmt, [{"k": k, "m": new_id()} for k in chunk])
-        return len(keys)
-
-    def pending(
-        self, list_id: int, now: datetime, *, after: str = "", limit: int = _CHUNK
-    ) -> list[tuple[Pending, int]]:
-        """Rows due for delivery, in key order from `after`, with their attempt counts."""
-        c = members.c
-        query = (
-            select(
-                c.email_key,
-                c.email,
-                c.desired_subscribed,
-                c.desired_user_id,
-                c.message_id,
-                c.detected_at,
-                c.attempts,
-            )
-            .where(
-                c.list_id == list_id,
-                c.message_id.is_not(None),
-                c.dead.is_(False),
-                c.email_key > after,
-                or_(c.next_attempt_at.is_(None), c.next_attempt_at <= now),
-            )
-            .order_by(c.email_key)
-            .limit(limit)
-        )
-        with self.begin() as conn:
-            return [
-                (Pending(list_id, key, email, bool(sub), uid, mid, detected), attempts)
-                for key, email, sub, uid, mid, detected, attempts in conn.execute(query)
-            ]
-
-    def mark_sent(self, list_id: int, message_ids: Sequence[str]) -> int:
-        """sent := desired, only where the row still carries the message Segment accepted."""
-        stmt = (
-            update(members)
-            .where(
-                members.c.list_id == list_id,
-                members.c.message_id.in_(bindparam("ids", expanding=True)),
-            )
-            .values(
-                sent_subscribed=members.c.desired_subscribed,
-                sent_user_id=members.c.desired_user_id,
-                message_id=None,
-                detected_at=None,
-                attempts=0,
-                next_attempt_at=None,
-                last_error=None,
-                dead=False,
-            )
-        )
-        done = 0
-        with self.begin() as conn:
-            for chunk in _chunks(message_ids):
-                done += conn.execute(stmt, {"ids": list(chunk)}).rowcount
-        return done
-
-    def mark_failed(
-        self,
-        list_id: int,
-        failures: Sequence[tuple[str, int, str]],
-        now: datetime,
-        policy: RetryPolicy,
-    ) -> int:
-        """Count one more attempt per (message id, attempts so far, error); return rows now dead."""
-        stmt = (
-            update(members)
-            .where(members.c.list_id == list_id, members.c.message_id == bindparam("m"))
-            .values(
-                attempts=bindparam("a"),
-                next_attempt_at=bindparam("n"),
-                last_error=bindparam("err"),
-                dead=bindparam("d"),
-            )
-        )
-        params = []
-        for message_id, attempts, error in failures:
-            made = attempts + 1
-            params.append(
-                {
-                    "m": message_id,
-                    "a": made,
-                    "n": now + policy.delay(made),
-                    "err": error[:1000],
-                    "d": made >= policy.max_attempts,
-                }
-            )
-        if params:
-            with self.begin() as conn:
-                conn.execute(stmt, params)
-        return sum(1 for p in params if p["d"])
-
-    def postpone(self, list_id: int, message_ids: Sequence[str], until: datetime) -> None:
-        """A rate-limited row waits without spending an attempt."""
-        stmt = (
-            update(members)
-            .where(
-                members.c.list_id == list_id,
-                members.c.message_id.in_(bindparam("ids", expanding=True)),
-            )
-            .values(next_attempt_at=until, last_error="rate limited by Segment")
-        )
-        with self.begin() as conn:
-            for chunk in _chunks(message_ids):
-                conn.execute(stmt, {"ids": list(chunk)})
+        return self._renew(list_id, query, detected_at, new_id, desired_subscribed=False)
 
     def requeue_all(self, list_id: int, detected_at: datetime, new_id: Callable[[], str]) -> int:
         """Backfill: every subscribed row pending again, each under a fresh message id."""
         c = members.c
-        with self.begin() as conn:
-            keys = list(
-                conn.execute(
-                    select(c.email_key).where(c.list_id == list_id, c.desired_subscribed.is_(True))
-                ).scalars()
-            )
-            stmt = (
-                update(members)
-                .where(c.list_id == list_id, c.email_key == bindparam("k"))
-                .values(
-                    message_id=bindparam("m"),
-                    detected_at=detected_at,
-                    attempts=0,
-                    next_attempt_at=None,
-                    last_error=None,
-                    dead=False,
-                )
-            )
-            for chunk in _chunks(keys):
-                conn.execute(stmt, [{"k": k, "m": new_id()} for k in chunk])
-        return len(keys)
+        query = select(c.email_key).where(c.list_id == list_id, c.desired_subscribed.is_(True))
+        return self._renew(list_id, query, detected_at, new_id)
 
-    def adopt_all(self, list_id: int) -> int:
-        """Baseline: take what Listrak holds as already in Segment; nothing will be sent."""
-        c = members.c
+    def _renew(
+        self,
+        list_id: int,
+        query: Select[Any],
+        detected_at: datetime,
+        new_id: Callable[[], str],
+        **values: object,
+    ) -> int:
+        """Give every row the query selects a new message (and these values), in one transaction."""
         stmt = (
             update(members)
-            .where(c.list_id == list_id, c.message_id.is_not(None))
-            .values(
-                sent_subscribed=c.desired_subscribed,
-                sent_user_id=c.desired_user_id,
-                message_id=None,
-                detected_at=None,
-                attempts=0,
-                next_attempt_at=None,
-                last_error=None,
-                dead=False,
-            )
+            .where(members.c.list_id == list_id, members.c.email_key == bindparam("k"))
+            .values(**new_message(detected_at, **values))
         )
         with self.begin() as conn:
-            return int(conn.execute(stmt).rowcount)
-
-    def revive_dead(self, list_id: int | None) -> int:
-        """`retry`: dead rows become due now, keeping their message ids."""
-        c = members.c
-        where = [c.dead.is_(True)] + ([c.list_id == list_id] if list_id is not None else [])
-        stmt = (
-            update(members).where(and_(*where)).values(dead=False, attempts=0, next_attempt_at=None)
-        )
-        with self.begin() as conn:
-            return int(conn.execute(stmt).rowcount)
+            keys = list(conn.execute(query).scalars())
+            for chunk in chunks(keys):
+                conn.execute(stmt, [{"k": k, "m": new_id()} for k in chunk])
+        return len(keys)

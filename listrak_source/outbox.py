@@ -1,0 +1,157 @@
+"""The delivery side of the members table: what is due, what Segment took, what failed."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, bindparam, or_, select, update
+
+from ._schema import members
+from ._storebase import CHUNK, StoreBase, chunks, clean_slate
+from .messages import Pending
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How long a failed row waits, and after how many attempts it is dead."""
+
+    max_attempts: int
+    base: timedelta
+    cap: timedelta
+
+    def delay(self, attempts: int) -> timedelta:
+        """Exponential in the attempts already made, capped."""
+        delay: timedelta = self.base * (2 ** max(attempts - 1, 0))
+        return min(delay, self.cap)
+
+
+# sent := desired, and the row is no longer pending: what acceptance and baseline both do.
+_ACCEPTED = clean_slate(
+    sent_subscribed=members.c.desired_subscribed,
+    sent_user_id=members.c.desired_user_id,
+    message_id=None,
+    detected_at=None,
+)
+
+
+class Outbox(StoreBase):
+    """Pending rows out, accepted and failed message ids back in."""
+
+    def pending(
+        self, list_id: int, now: datetime, *, after: str = "", limit: int = CHUNK
+    ) -> list[tuple[Pending, int]]:
+        """Rows due for delivery, in key order from `after`, with their attempt counts."""
+        c = members.c
+        query = (
+            select(
+                c.email_key,
+                c.email,
+                c.desired_subscribed,
+                c.desired_user_id,
+                c.message_id,
+                c.detected_at,
+                c.attempts,
+            )
+            .where(
+                c.list_id == list_id,
+                c.message_id.is_not(None),
+                c.dead.is_(False),
+                c.email_key > after,
+                or_(c.next_attempt_at.is_(None), c.next_attempt_at <= now),
+            )
+            .order_by(c.email_key)
+            .limit(limit)
+        )
+        with self.begin() as conn:
+            return [
+                (Pending(list_id, key, email, bool(sub), uid, mid, detected), attempts)
+                for key, email, sub, uid, mid, detected, attempts in conn.execute(query)
+            ]
+
+    def mark_sent(self, list_id: int, message_ids: Sequence[str]) -> int:
+        """sent := desired, only where the row still carries the message Segment accepted."""
+        stmt = (
+            update(members)
+            .where(
+                members.c.list_id == list_id,
+                members.c.message_id.in_(bindparam("ids", expanding=True)),
+            )
+            .values(**_ACCEPTED)
+        )
+        done = 0
+        with self.begin() as conn:
+            for chunk in chunks(message_ids):
+                done += conn.execute(stmt, {"ids": list(chunk)}).rowcount
+        return done
+
+    def mark_failed(
+        self,
+        list_id: int,
+        failures: Sequence[tuple[str, int, str]],
+        now: datetime,
+        policy: RetryPolicy,
+    ) -> int:
+        """Count one more attempt per (message id, attempts so far, error); return rows now dead."""
+        stmt = (
+            update(members)
+            .where(members.c.list_id == list_id, members.c.message_id == bindparam("m"))
+            .values(
+                attempts=bindparam("a"),
+                next_attempt_at=bindparam("n"),
+                last_error=bindparam("err"),
+                dead=bindparam("d"),
+            )
+        )
+        params = []
+        for message_id, attempts, error in failures:
+            made = attempts + 1
+            params.append(
+                {
+                    "m": message_id,
+                    "a": made,
+                    "n": now + policy.delay(made),
+                    "err": error[:1000],
+                    "d": made >= policy.max_attempts,
+                }
+            )
+        if params:
+            with self.begin() as conn:
+                conn.execute(stmt, params)
+        return sum(1 for p in params if p["d"])
+
+    def postpone(self, list_id: int, message_ids: Sequence[str], until: datetime) -> None:
+        """A rate-limited row waits without spending an attempt."""
+        stmt = (
+            update(members)
+            .where(
+                members.c.list_id == list_id,
+                members.c.message_id.in_(bindparam("ids", expanding=True)),
+            )
+            .values(next_attempt_at=until, last_error="rate limited by Segment")
+        )
+        with self.begin() as conn:
+            for chunk in chunks(message_ids):
+                conn.execute(stmt, {"ids": list(chunk)})
+
+    def adopt_all(self, list_id: int) -> int:
+        """Baseline: take what Listrak holds as already in Segment; nothing will be sent."""
+        c = members.c
+        stmt = (
+            update(members)
+            .where(c.list_id == list_id, c.message_id.is_not(None))
+            .values(**_ACCEPTED)
+        )
+        with self.begin() as conn:
+            return int(conn.execute(stmt).rowcount)
+
+    def revive_dead(self, list_id: int | None) -> int:
+        """`retry`: dead rows become due now, keeping their message ids."""
+        c = members.c
+        where = [c.dead.is_(True)] + ([c.list_id == list_id] if list_id is not None else [])
+        stmt = (
+            update(members).where(and_(*where)).values(dead=False, attempts=0, next_attempt_at=None)
+        )
+        with self.begin() as conn:
+            return int(conn.execute(stmt).rowcount)
