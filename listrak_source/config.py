@@ -72,7 +72,8 @@ class SegmentSettings(_Section):
     # Bounds the library's own retry loop so an outage fails a delivery in about a
     # minute; the worker's per-row retry across runs does the rest.
     max_backoff_seconds: float = Field(default=60.0, ge=0)
-    chunk_size: int = Field(default=20000, ge=1)
+    # Rows handed to the client per flush: bounds the worker's memory, not throughput.
+    chunk_size: int = Field(default=5000, ge=1)
     # Segment's HTTP API asks callers to stay under 50 requests a second.
     requests_per_second: float = Field(default=50.0, gt=0)
 

@@ -25,7 +25,7 @@ def deliver(rt: Runtime, cfg: ListSettings, result: RunResult) -> None:
         rows = rt.store.pending(cfg.id, now, after=after, limit=rt.settings.segment.chunk_size)
         if not rows:
             return
-        after = rows[-1][0].key
+        after = rows[-1][0].message_id
         delivery = rt.emitter.deliver([row for row, _ in rows], cfg.trait_name)
         attempts = {row.message_id: n for row, n in rows}
         _record_delivery(rt, cfg, result, delivery, attempts=attempts, now=now, policy=policy)

@@ -42,7 +42,12 @@ class Outbox(StoreBase):
     def pending(
         self, list_id: int, now: datetime, *, after: str = "", limit: int = CHUNK
     ) -> list[tuple[Pending, int]]:
-        """Rows due for delivery, in key order from `after`, with their attempt counts."""
+        """Rows due for delivery, in message-id order from `after`, with their attempt counts.
+
+        Message-id order lets one partial index serve both this and mark_sent. A row that
+        changes mid-delivery gets a new id, so it may be passed over until the next run;
+        it is never sent twice under one id, nor under a stale one as accepted.
+        """
         c = members.c
         query = (
             select(
@@ -58,10 +63,10 @@ class Outbox(StoreBase):
                 c.list_id == list_id,
                 c.message_id.is_not(None),
                 c.dead.is_(False),
-                c.email_key > after,
+                c.message_id > after,
                 or_(c.next_attempt_at.is_(None), c.next_attempt_at <= now),
             )
-            .order_by(c.email_key)
+            .order_by(c.message_id)
             .limit(limit)
         )
         with self.begin() as conn:

@@ -47,15 +47,17 @@ class Store(Outbox):
         stamp: bool = True,
     ) -> None:
         """Changes, their message ids and the scan's seen-marks land together or not at all."""
+        new = [c for c in page.changes if c.is_new]
         with self.begin() as conn:
-            self._insert_new(
-                conn, list_id, run_id, [c for c in page.changes if c.is_new], detected_at
-            )
+            self._insert_new(conn, list_id, run_id, new, detected_at)
             self._apply_changes(
                 conn, list_id, [c for c in page.changes if not c.is_new], detected_at
             )
             if stamp:
-                self._stamp_seen(conn, list_id, run_id, page.seen)
+                # Inserted rows carry this run already; stamping them again is wasted I/O.
+                inserted = {c.key for c in new}
+                seen = [key for key in page.seen if key not in inserted] if new else page.seen
+                self._stamp_seen(conn, list_id, run_id, seen)
             if page.rejects:
                 conn.execute(
                     rejects.insert(),
