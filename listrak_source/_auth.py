@@ -154,12 +154,25 @@ def _json_object(response: httpx.Response) -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
+# Listrak has answered 3599 and 900; without a value, assume the shorter.
+_DEFAULT_LIFETIME = 900.0
+
+
 def _lifetime(expires_in: object, endpoint: str) -> float:
-    if isinstance(expires_in, bool) or not isinstance(expires_in, int | float) or expires_in <= 0:
+    if expires_in is None:
+        return _DEFAULT_LIFETIME
+    seconds = -1.0
+    # Be liberal: a number, or a number in a string, both mean seconds.
+    if isinstance(expires_in, int | float | str) and not isinstance(expires_in, bool):
+        try:
+            seconds = float(expires_in)
+        except ValueError:
+            seconds = -1.0
+    if seconds <= 0:
         raise ListrakProtocolError(
             f"Listrak's token endpoint ({endpoint}) returned expires_in={expires_in!r}"
         )
-    return float(expires_in)
+    return seconds
 
 
 def _error_code(response: httpx.Response) -> str | None:

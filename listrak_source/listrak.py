@@ -262,6 +262,8 @@ def _page(body: dict[str, Any], path: str) -> Page:
     data, cursor = body.get("data"), body.get("nextPageCursor")
     if not isinstance(data, list):
         raise ListrakProtocolError(f"GET {path} returned a page whose data is not a list")
+    if isinstance(cursor, int) and not isinstance(cursor, bool):
+        cursor = str(cursor)  # opaque either way; a number is passed back as its digits
     if cursor is not None and not isinstance(cursor, str):
         raise ListrakProtocolError(f"GET {path} returned a nextPageCursor that is not a string")
     contacts: list[Contact] = []
@@ -284,6 +286,8 @@ def _objects(body: dict[str, Any], endpoint: str) -> list[dict[str, Any]]:
 
 def _int(item: Mapping[str, Any], name: str, path: str) -> int:
     value = item.get(name)
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise ListrakProtocolError(f"GET {path} returned {name}={value!r}, not an integer")
     return value

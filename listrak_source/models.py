@@ -77,6 +77,8 @@ def _fields(raw: Mapping[str, Any]) -> dict[int, str]:
         if not isinstance(item, dict):
             raise ValueError("a segmentationFieldValues entry is not an object")
         field_id, value = item.get("segmentationFieldId"), item.get("value")
+        if isinstance(field_id, str) and field_id.strip().isdigit():
+            field_id = int(field_id)
         if isinstance(field_id, bool) or not isinstance(field_id, int):
             raise ValueError(f"segmentationFieldId {field_id!r} is not an integer")
         if value is None:

@@ -684,3 +684,14 @@ def test_malformed_contacts_become_rejects_and_the_rest_parse(fresh: ListrakSimu
         "invalid emailAddress",
         "segmentationFieldValues is not a list",
     ]
+
+
+def test_token_lifetime_is_read_liberally() -> None:
+    from listrak_source._auth import _lifetime
+
+    assert _lifetime(3599, "POST /t") == 3599.0
+    assert _lifetime("900", "POST /t") == 900.0
+    assert _lifetime(None, "POST /t") == 900.0  # absent: assume Listrak's shorter lifetime
+    for bad in (0, -5, "soon", True, [1]):
+        with pytest.raises(ListrakProtocolError):
+            _lifetime(bad, "POST /t")

@@ -71,3 +71,13 @@ def test_parse_contact_rejects_bad_input() -> None:
         parsed = parse_contact(raw)
         assert isinstance(parsed, Reject), raw
         assert reason in parsed.reason
+
+
+def test_parse_contact_accepts_string_field_ids_and_numbers() -> None:
+    parsed = parse_contact(
+        {
+            "emailAddress": "a@x.io",
+            "segmentationFieldValues": [{"segmentationFieldId": "678", "value": 12345}],
+        }
+    )
+    assert parsed == Contact("a@x.io", True, {678: "12345"})
