@@ -16,15 +16,15 @@ log = logging.getLogger(__name__)
 _RATE_LIMIT_PAUSE = timedelta(minutes=1)
 
 
-def deliver(rt: Runtime, cfg: ListSettings, result: RunResult) -> None:
-    """Send pending rows chunk by chunk; stop early when a whole chunk fails (Segment down)."""
+def deliver(rt: Runtime, cfg: ListSettings, result: RunResult) -> bool:
+    """Send pending rows chunk by chunk; False when a whole chunk failed (Segment down)."""
     policy = _policy(rt.settings)
     after = ""
     while True:
         now = rt.clock()
         rows = rt.store.pending(cfg.id, now, after=after, limit=rt.settings.segment.chunk_size)
         if not rows:
-            return
+            return True
         after = rows[-1][0].message_id
         delivery = rt.emitter.deliver([row for row, _ in rows], cfg.trait_name)
         attempts = {row.message_id: n for row, n in rows}
@@ -37,7 +37,7 @@ def deliver(rt: Runtime, cfg: ListSettings, result: RunResult) -> None:
                 "list %s: Segment accepted nothing in a chunk; the rest waits for the next run",
                 cfg.id,
             )
-            return
+            return False
 
 
 def _record_delivery(

@@ -63,6 +63,8 @@ class Runtime:
     new_id: Callable[[], str] = _uuid
     stop: threading.Event = field(default_factory=threading.Event)
     on_progress: Callable[[str, int], None] | None = None
+    # Called after each stored page; a run uses it to start parallel delivery.
+    after_page: Callable[[RunResult], None] | None = None
 
 
 @dataclass

@@ -84,6 +84,8 @@ def _store_page(rt: Runtime, cfg: ListSettings, result: RunResult, page: Page) -
     keep_lease(rt, cfg)
     if rt.on_progress is not None:
         rt.on_progress("scanned", result.scanned)
+    if rt.after_page is not None:
+        rt.after_page(result)
 
 
 def _count_change(result: RunResult, kind: Kind) -> None:

@@ -10,6 +10,7 @@ from .delivery import deliver
 from .diff import removal_ratio
 from .errors import LeaseHeldError, ListrakError
 from .logs import log_context
+from .parallel import ParallelDelivery
 from .polling import FULL, ListState, ScanSpec, plan_scans
 from .runtime import COUNT_FIELDS, PageSource, RunResult, Runtime
 from .scanning import scan
@@ -71,15 +72,14 @@ def _run(
     state: ListState,
     allow_mass_removal: bool,
 ) -> None:
+    parallel = _parallel(rt, cfg, result)
     try:
-        complete, newest = scan(rt, cfg, result, specs)
-    except ListrakError as exc:
-        log.error("list %s: scan failed, nothing swept: %s", cfg.id, exc)
-        result.status, result.error, complete = "failed", str(exc), False
-        result.exit_code = exc.exit_code
+        complete, newest = _scan_and_sweep(rt, cfg, result, specs, allow_mass_removal)
+    finally:
+        if parallel is not None:
+            rt.after_page = None
+            parallel.finish(result)
     if complete:
-        if result.full_scan:
-            _sweep(rt, cfg, result, allow_mass_removal)
         _advance(rt, cfg, result, state, newest)
     elif result.status == "running":
         # Asked to stop: what was stored still goes out, but the run did not finish.
@@ -93,6 +93,34 @@ def _run(
         deliver(rt, cfg, result)
     if result.status == "running":
         result.status = "partial" if (result.rejected or result.failed) else "ok"
+
+
+def _parallel(rt: Runtime, cfg: ListSettings, result: RunResult) -> ParallelDelivery | None:
+    """A delivery helper for real runs that send; it starts itself once the backlog is big."""
+    if rt.ledger is None or result.kind == "baseline" or not rt.settings.segment.parallel_after:
+        return None
+    parallel = ParallelDelivery(rt, cfg)
+    rt.after_page = parallel.after_page
+    return parallel
+
+
+def _scan_and_sweep(
+    rt: Runtime,
+    cfg: ListSettings,
+    result: RunResult,
+    specs: tuple[ScanSpec, ...],
+    allow_mass_removal: bool,
+) -> tuple[bool, datetime | None]:
+    try:
+        complete, newest = scan(rt, cfg, result, specs)
+    except ListrakError as exc:
+        log.error("list %s: scan failed, nothing swept: %s", cfg.id, exc)
+        result.status, result.error = "failed", str(exc)
+        result.exit_code = exc.exit_code
+        return False, None
+    if complete and result.full_scan:
+        _sweep(rt, cfg, result, allow_mass_removal)
+    return complete, newest
 
 
 def _advance(

@@ -20,7 +20,13 @@ from .e2e import (
 
 MAIN = {"id": 1001, "user_id_field": FIELD}
 # Small pages and chunks give many commit points to land a kill between.
-SMALL = {"LISTRAK_SOURCE_LISTRAK__PAGE_SIZE": "250", "LISTRAK_SOURCE_SEGMENT__CHUNK_SIZE": "400"}
+# A low parallel threshold puts a delivery process beside most runs, so kills land in it too
+# (it must then exit with its parent, as a kill of a one-process worker would).
+SMALL = {
+    "LISTRAK_SOURCE_LISTRAK__PAGE_SIZE": "250",
+    "LISTRAK_SOURCE_SEGMENT__CHUNK_SIZE": "400",
+    "LISTRAK_SOURCE_SEGMENT__PARALLEL_AFTER": "500",
+}
 KILLS = 10
 
 
