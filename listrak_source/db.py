@@ -15,7 +15,7 @@ __all__ = ["SchemaError", "check_schema", "head_revision", "make_engine", "upgra
 
 # The newest migration in migrations/versions; a test keeps the two in step. Knowing it
 # without Alembic lets every command skip importing Alembic when the schema is current.
-SCHEMA_HEAD = "0004"
+SCHEMA_HEAD = "0003"
 _PACKAGE = Path(__file__).resolve().parent
 # Installed wheels carry migrations inside the package; a source checkout keeps them at the top.
 _MIGRATION_DIRS = (_PACKAGE / "_migrations", _PACKAGE.parent / "migrations")
