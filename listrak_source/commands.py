@@ -68,10 +68,10 @@ def _run_lists(
 
 
 def _expected(rt: Runtime, list_id: int, kind: str) -> dict[str, int]:
-    """The list's size at its last run: what this scan should read, and what backfill sends."""
+    """The list's size at its last full scan: what this scan should read, what backfill sends."""
     if rt.ledger is None:
         return {}
-    known = int(rt.ledger.status(list_id)["subscribed"])
+    known = rt.ledger.last_size(list_id)
     return {"scanned": known, "delivered": known} if kind == "backfill" else {"scanned": known}
 
 

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ._schema import leases, list_state, members, rejects, runs
@@ -160,18 +160,15 @@ class Ledger:
                 .mappings()
                 .first()
             )
-            counts = conn.execute(
-                select(
-                    func.count().filter(members.c.desired_subscribed.is_(True)),
-                    func.count().filter(
-                        and_(members.c.message_id.is_not(None), members.c.dead.is_(False))
-                    ),
-                    func.count().filter(members.c.dead.is_(True)),
-                ).where(members.c.list_id == list_id)
-            ).one()
+            subscribed = conn.execute(
+                select(func.count()).where(
+                    members.c.list_id == list_id, members.c.desired_subscribed.is_(True)
+                )
+            ).scalar_one()
+            pending, dead_count = _backlog(conn, list_id)
             dead = conn.execute(
                 select(members.c.email, members.c.attempts, members.c.last_error)
-                .where(members.c.list_id == list_id, members.c.dead.is_(True))
+                .where(*_carrying_message(list_id), members.c.dead.is_(True))
                 .order_by(members.c.email_key)
                 .limit(20)
             ).all()
@@ -186,12 +183,32 @@ class Ledger:
         return {
             "list_id": list_id,
             "last_run": _run_dict(dict(last)) if last else None,
-            "subscribed": int(counts[0]),
-            "pending": int(counts[1]),
-            "dead": int(counts[2]),
+            "subscribed": int(subscribed),
+            "pending": pending,
+            "dead": dead_count,
             "dead_rows": [{"email": e, "attempts": a, "last_error": err} for e, a, err in dead],
             "rejects": [{"email": e, "reason": r} for e, r in skipped],
         }
+
+    def backlog(self, list_id: int) -> tuple[int, int]:
+        """(pending, dead) rows of a list; cheap, as it reads only rows that carry a message."""
+        with self.engine.connect() as conn:
+            return _backlog(conn, list_id)
+
+    def last_size(self, list_id: int) -> int:
+        """Contacts the list's last complete full scan read; 0 before the first."""
+        with self.engine.connect() as conn:
+            size = conn.execute(
+                select(runs.c.scanned)
+                .where(
+                    runs.c.list_id == list_id,
+                    runs.c.full_scan.is_(True),
+                    runs.c.status.in_(("ok", "partial")),
+                )
+                .order_by(runs.c.id.desc())
+                .limit(1)
+            ).scalar()
+        return int(size or 0)
 
     def last_success(self, list_id: int) -> datetime | None:
         """When the list last finished a run without failures."""
@@ -201,6 +218,22 @@ class Ledger:
                     runs.c.list_id == list_id, runs.c.status.in_(("ok", "partial"))
                 )
             ).scalar()
+
+
+def _carrying_message(list_id: int) -> list[ColumnElement[bool]]:
+    # Pending and dead rows both keep their message id, so this condition lets the
+    # partial index on (list_id, message_id) find them without reading the whole list.
+    return [members.c.list_id == list_id, members.c.message_id.is_not(None)]
+
+
+def _backlog(conn: Connection, list_id: int) -> tuple[int, int]:
+    pending, dead = conn.execute(
+        select(
+            func.count().filter(members.c.dead.is_(False)),
+            func.count().filter(members.c.dead.is_(True)),
+        ).where(*_carrying_message(list_id))
+    ).one()
+    return int(pending), int(dead)
 
 
 def _run_dict(row: Mapping[str, Any]) -> dict[str, Any]:

@@ -164,9 +164,9 @@ class Daemon:
         """Gauges start from the database, so a restart does not reset alerts on staleness."""
         self.metrics.init_list(list_id)
         ledger = Ledger(self.engine)
-        status = ledger.status(list_id)
-        self.metrics.pending.labels(list_id=str(list_id)).set(status["pending"])
-        self.metrics.dead.labels(list_id=str(list_id)).set(status["dead"])
+        pending, dead = ledger.backlog(list_id)
+        self.metrics.pending.labels(list_id=str(list_id)).set(pending)
+        self.metrics.dead.labels(list_id=str(list_id)).set(dead)
         last = ledger.last_success(list_id)
         if last is not None:
             stamp = last if last.tzinfo else last.replace(tzinfo=UTC)

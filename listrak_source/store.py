@@ -146,13 +146,17 @@ class Store(Outbox):
         ]
 
     def count_unseen(self, list_id: int, run_id: int) -> tuple[int, int]:
-        """(subscribed rows a complete scan did not see, all desired-subscribed rows)."""
+        """(subscribed rows a complete scan did not see, all desired-subscribed rows).
+
+        The total is only needed to judge a removal, so a scan that saw everyone skips it.
+        """
         unseen = select(func.count()).where(*self._unseen_filter(list_id, run_id))  # type: ignore[arg-type]
         total = select(func.count()).where(
             members.c.list_id == list_id, members.c.desired_subscribed.is_(True)
         )
         with self.begin() as conn:
-            return int(conn.execute(unseen).scalar_one()), int(conn.execute(total).scalar_one())
+            missing = int(conn.execute(unseen).scalar_one())
+            return missing, int(conn.execute(total).scalar_one()) if missing else 0
 
     def sweep(
         self, list_id: int, run_id: int, detected_at: datetime, new_id: Callable[[], str]

@@ -144,8 +144,7 @@ def _finish(rt: Runtime, cfg: ListSettings, result: RunResult) -> None:
         rt.ledger.finish_run(
             result.run_id, result.status, result.finished_at, result.counts(), result.error
         )
-        now = rt.ledger.status(cfg.id)
-        result.pending, result.dead = int(now["pending"]), int(now["dead"])
+        result.pending, result.dead = rt.ledger.backlog(cfg.id)
     finally:
         rt.ledger.release(cfg.id, rt.holder)
 

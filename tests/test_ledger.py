@@ -1,0 +1,76 @@
+"""The ledger's cheap counts agree with the full status, on both backends."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import Engine
+
+from listrak_source._schema import members
+from listrak_source.db import make_engine, upgrade
+from listrak_source.ledger import Ledger
+
+LIST = 1001
+NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    engine = make_engine(db_url)
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+def _row(key: str, *, message: str | None = None, dead: bool = False, **extra: object) -> dict:
+    return {
+        "list_id": LIST,
+        "email_key": key,
+        "email": key,
+        "desired_subscribed": True,
+        "desired_user_id": None,
+        "message_id": message,
+        "detected_at": NOW,
+        "attempts": 5 if dead else 0,
+        "last_error": "HTTP 400" if dead else None,
+        "dead": dead,
+        "last_seen_run": 1,
+        **extra,
+    }
+
+
+def test_backlog_counts_pending_and_dead_rows_only(engine: Engine) -> None:
+    rows = [
+        _row("sent@example.com"),
+        _row("gone@example.com", desired_subscribed=False),
+        _row("due@example.com", message="m-1"),
+        _row("due2@example.com", message="m-2"),
+        _row("dead@example.com", message="m-3", dead=True),
+    ]
+    other_list = {**_row("x@example.com", message="m-4"), "list_id": LIST + 1}
+    with engine.begin() as conn:
+        conn.execute(members.insert(), [*rows, other_list])
+    ledger = Ledger(engine)
+    assert ledger.backlog(LIST) == (2, 1)
+    assert ledger.backlog(LIST + 1) == (1, 0)
+    status = ledger.status(LIST)
+    assert (status["subscribed"], status["pending"], status["dead"]) == (4, 2, 1)
+    assert status["dead_rows"] == [
+        {"email": "dead@example.com", "attempts": 5, "last_error": "HTTP 400"}
+    ]
+
+
+def test_last_size_is_the_last_complete_full_scan(engine: Engine) -> None:
+    ledger = Ledger(engine)
+    assert ledger.last_size(LIST) == 0
+    counts = {"scanned": 500}
+    full = ledger.start_run(LIST, "sync", NOW, full_scan=True)
+    ledger.finish_run(full, "ok", NOW, counts)
+    incremental = ledger.start_run(LIST, "sync", NOW, full_scan=False)
+    ledger.finish_run(incremental, "ok", NOW, {"scanned": 3})
+    broken = ledger.start_run(LIST, "sync", NOW, full_scan=True)
+    ledger.finish_run(broken, "failed", NOW, {"scanned": 40}, "HTTP 500")
+    assert ledger.last_size(LIST) == 500
+    assert ledger.last_size(LIST + 1) == 0
