@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
+from ._prefetch import Prefetch
 from .config import ListSettings
 from .diff import Kind, PageDiff, diff_page
 from .errors import LeaseLostError
@@ -53,12 +54,13 @@ def _scan_one(
         start_date=spec.start_date,
         use_original_subscribe_date=spec.use_original_subscribe_date,
     )
-    for page in pages:
-        _store_page(rt, cfg, result, page)
-        newest = newest_date(page.contacts, newest)
-        if rt.stop.is_set():
-            log.info("list %s: stopping after this page; the scan is incomplete", cfg.id)
-            return False, newest
+    with Prefetch(pages, name=f"listrak-list-{cfg.id}") as ahead:
+        for page in ahead:
+            _store_page(rt, cfg, result, page)
+            newest = newest_date(page.contacts, newest)
+            if rt.stop.is_set():
+                log.info("list %s: stopping after this page; the scan is incomplete", cfg.id)
+                return False, newest
     return True, newest
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, bindparam, func, or_, select, update
 
+from . import _bulk
 from ._schema import members, rejects
 from ._storebase import chunks, new_message
 from .diff import Change, PageDiff, Stored
@@ -21,21 +22,9 @@ class Store(Outbox):
 
     def load(self, list_id: int, keys: Sequence[str]) -> dict[str, Stored]:
         """The stored rows for these contacts, keyed by email key."""
-        query = select(
-            members.c.email_key,
-            members.c.desired_subscribed,
-            members.c.desired_user_id,
-            members.c.last_seen_run,
-        ).where(
-            members.c.list_id == list_id, members.c.email_key.in_(bindparam("keys", expanding=True))
-        )
-        out: dict[str, Stored] = {}
         with self.begin() as conn:
-            for chunk in chunks(keys):
-                rows = conn.execute(query, {"keys": list(chunk)}).all()
-                for key, sub, uid, seen in rows:
-                    out[key] = Stored(bool(sub), uid, seen)
-        return out
+            rows = _bulk.load_rows(conn, list_id, keys)
+        return {key: Stored(bool(sub), uid, seen) for key, sub, uid, seen in rows}
 
     def record_page(
         self,
@@ -57,7 +46,7 @@ class Store(Outbox):
                 # Inserted rows carry this run already; stamping them again is wasted I/O.
                 inserted = {c.key for c in new}
                 seen = [key for key in page.seen if key not in inserted] if new else page.seen
-                self._stamp_seen(conn, list_id, run_id, seen)
+                _bulk.stamp_seen(conn, list_id, run_id, seen)
             if page.rejects:
                 conn.execute(
                     rejects.insert(),
@@ -77,28 +66,8 @@ class Store(Outbox):
     def _insert_new(
         conn: Connection, list_id: int, run_id: int, changes: list[Change], detected_at: datetime
     ) -> None:
-        if not changes:
-            return
-        rows = [
-            {
-                "list_id": list_id,
-                "email_key": c.key,
-                "email": c.email,
-                "desired_subscribed": c.subscribed,
-                "desired_user_id": c.user_id,
-                "sent_subscribed": None,
-                "sent_user_id": None,
-                "message_id": c.message_id,
-                "detected_at": detected_at,
-                "attempts": 0,
-                "next_attempt_at": None,
-                "last_error": None,
-                "dead": False,
-                "last_seen_run": run_id,
-            }
-            for c in changes
-        ]
-        conn.execute(members.insert(), rows)
+        rows = [(c.key, c.email, c.subscribed, c.user_id, c.message_id) for c in changes]
+        _bulk.insert_new(conn, list_id, run_id, rows, detected_at)
 
     @staticmethod
     def _apply_changes(
@@ -124,19 +93,6 @@ class Store(Outbox):
             for c in changes
         ]
         conn.execute(stmt, params)
-
-    @staticmethod
-    def _stamp_seen(conn: Connection, list_id: int, run_id: int, keys: Sequence[str]) -> None:
-        stmt = (
-            update(members)
-            .where(
-                members.c.list_id == list_id,
-                members.c.email_key.in_(bindparam("keys", expanding=True)),
-            )
-            .values(last_seen_run=run_id)
-        )
-        for chunk in chunks(keys):
-            conn.execute(stmt, {"keys": list(chunk)})
 
     def _unseen_filter(self, list_id: int, run_id: int) -> list[object]:
         return [

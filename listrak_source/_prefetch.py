@@ -1,0 +1,99 @@
+"""Read the next page from Listrak while the current one is being stored.
+
+A page costs the worker two kinds of time: receiving and parsing 1.3 MB of JSON
+(Python, holding the GIL) and storing it (mostly inside SQLite, which releases the
+GIL). A thread that reads ahead lets the two overlap. It reads at most `depth` pages
+ahead, so memory stays bounded whatever the size of the list.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import queue
+import threading
+from collections.abc import Iterator
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+# How often a blocked reader looks whether it was closed.
+_POLL_SECONDS = 0.1
+# A closed reader in the middle of a slow request is left to finish on its own (it is a
+# daemon thread and its page is thrown away), so a stop signal is never held up by it.
+_JOIN_SECONDS = 1.0
+
+
+class _End:
+    """Put after the last item."""
+
+
+class _Failure:
+    """Carries the reader's exception to the consumer, in order after the items before it."""
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+class Prefetch(Generic[T]):
+    """An iterator over `source` whose items are produced in a thread, `depth` ahead.
+
+    Use it as a context manager: leaving early (a stop signal, an error while storing)
+    stops the reader after the item in hand, and it never blocks the caller's exit.
+    """
+
+    def __init__(self, source: Iterator[T], *, depth: int = 1, name: str = "prefetch") -> None:
+        self._source = source
+        self._queue: queue.Queue[T | _End | _Failure] = queue.Queue(maxsize=depth)
+        self._closed = threading.Event()
+        # The reader logs (retries, waits) under the caller's list and run ids.
+        context = contextvars.copy_context()
+        self._thread = threading.Thread(
+            target=context.run, args=(self._read,), name=name, daemon=True
+        )
+        self._thread.start()
+
+    def __enter__(self) -> Prefetch[T]:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[T]:
+        return self
+
+    def __next__(self) -> T:
+        item = self._queue.get()
+        if isinstance(item, _End):
+            raise StopIteration
+        if isinstance(item, _Failure):
+            raise item.exc
+        return item
+
+    def close(self) -> None:
+        """Stop reading ahead; the page being read, if any, is discarded."""
+        self._closed.set()
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+        self._thread.join(_JOIN_SECONDS)
+
+    def _read(self) -> None:
+        try:
+            for item in self._source:
+                if not self._put(item) or self._closed.is_set():
+                    return
+            self._put(_End())
+        except BaseException as exc:
+            # Whatever it is, the consumer raises it where the scan would have.
+            self._put(_Failure(exc))
+
+    def _put(self, item: T | _End | _Failure) -> bool:
+        while not self._closed.is_set():
+            try:
+                self._queue.put(item, timeout=_POLL_SECONDS)
+                return True
+            except queue.Full:
+                continue
+        return False
