@@ -21,7 +21,8 @@ NOTES = (
     f"listrak.requests_per_second = {REQUESTS_PER_SECOND}: the default 2 req/s is Listrak's "
     "published pace, and would by itself hold a 1 M scan (200 pages of 5,000) at 100 s.",
     "worker ms/page: mean time between the simulator finishing page i and being asked for "
-    "page i+1, i.e. the worker receiving, decoding, parsing, diffing and storing one page.",
+    "page i+1. The worker reads one page ahead in a thread, so this is its pace per page: "
+    "the slower of receiving and parsing a page and diffing and storing one.",
     "sim ms/page: the simulator's own time building a page (its stats); sink s: the sink's "
     "time handling batches. Both run in the driver process, the worker in its own.",
     "startup: spawn to first page request (interpreter, imports, migrations, token, lease); "

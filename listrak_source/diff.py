@@ -44,10 +44,9 @@ class Change(NamedTuple):
 
 @dataclass(slots=True)
 class PageDiff:
-    """What one page changes: rows to write, keys seen by this scan, contacts refused."""
+    """What one page changes: rows to write, and contacts refused."""
 
     changes: list[Change] = field(default_factory=list)
-    seen: list[str] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
 
 
@@ -69,8 +68,6 @@ def diff_page(
             out.rejects.append(Reject(reason="duplicate email in one scan", email=contact.email))
             continue
         page_keys.add(key)
-        if contact.subscribed:
-            out.seen.append(key)
         change = _change_for(contact, row, user_id_field, new_id)
         if change is not None:
             out.changes.append(change)

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import datetime
 
 from ._prefetch import Prefetch
 from .config import ListSettings
-from .diff import Kind, PageDiff, diff_page
+from .diff import Kind, PageDiff, Stored, diff_page
 from .errors import LeaseLostError
 from .messages import oversize_reason
 from .models import Page, Reject
 from .polling import ScanSpec, newest_date
 from .runtime import RunResult, Runtime
+from .store import PageKeys
 
 log = logging.getLogger(__name__)
 
@@ -65,18 +67,24 @@ def _scan_one(
 
 
 def _store_page(rt: Runtime, cfg: ListSettings, result: RunResult, page: Page) -> None:
-    now = rt.clock()
-    stored = rt.store.load(cfg.id, [c.key for c in page.contacts])
-    diff = diff_page(
-        page.contacts,
-        stored,
-        user_id_field=cfg.user_id_field,
-        run_id=result.run_id,
-        new_id=rt.new_id,
+    keys = PageKeys(
+        [c.key for c in page.contacts if c.subscribed],
+        [c.key for c in page.contacts if not c.subscribed],
     )
-    diff.rejects[:0] = page.rejects
-    _drop_oversize(diff, cfg.trait_name)
-    rt.store.record_page(cfg.id, result.run_id, diff, now)
+
+    def differ(stored: Mapping[str, Stored]) -> PageDiff:
+        diff = diff_page(
+            page.contacts,
+            stored,
+            user_id_field=cfg.user_id_field,
+            run_id=result.run_id,
+            new_id=rt.new_id,
+        )
+        diff.rejects[:0] = page.rejects
+        _drop_oversize(diff, cfg.trait_name)
+        return diff
+
+    diff = rt.store.save_page(cfg.id, result.run_id, keys, differ, rt.clock())
     result.scanned += len(page.contacts) + len(page.rejects)
     result.rejected += len(diff.rejects)
     for change in diff.changes:

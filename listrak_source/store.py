@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Select, bindparam, func, or_, select, update
 
@@ -17,50 +17,61 @@ from .outbox import Outbox, RetryPolicy
 __all__ = ["RetryPolicy", "Store"]
 
 
+class PageKeys(NamedTuple):
+    """A page's contact keys by state: only subscribed contacts count as seen by a scan."""
+
+    subscribed: list[str]
+    unsubscribed: list[str]
+
+
 class Store(Outbox):
     """The members table: the scan's writes here, the delivery side in Outbox."""
 
-    def load(self, list_id: int, keys: Sequence[str]) -> dict[str, Stored]:
-        """The stored rows for these contacts, keyed by email key."""
-        with self.begin() as conn:
-            rows = _bulk.load_rows(conn, list_id, keys)
-        return {key: Stored(bool(sub), uid, seen) for key, sub, uid, seen in rows}
-
-    def record_page(
+    def save_page(
         self,
         list_id: int,
         run_id: int,
-        page: PageDiff,
+        keys: PageKeys,
+        differ: Callable[[Mapping[str, Stored]], PageDiff],
         detected_at: datetime,
-        *,
-        stamp: bool = True,
-    ) -> None:
-        """Changes, their message ids and the scan's seen-marks land together or not at all."""
-        new = [c for c in page.changes if c.is_new]
+    ) -> PageDiff:
+        """Read the page's rows, diff them, and write changes, message ids and seen-marks,
+        all in one transaction: together or not at all."""
         with self.begin() as conn:
-            self._insert_new(conn, list_id, run_id, new, detected_at)
-            self._apply_changes(
-                conn, list_id, [c for c in page.changes if not c.is_new], detected_at
+            page = differ(self._load(conn, list_id, run_id, keys))
+            self._record(conn, list_id, run_id, page, detected_at)
+        return page
+
+    @staticmethod
+    def _load(conn: Connection, list_id: int, run_id: int, keys: PageKeys) -> dict[str, Stored]:
+        """Subscribed contacts are marked seen as they are read; the sweep spares them."""
+        rows = _bulk.mark_seen(conn, list_id, run_id, keys.subscribed)
+        found = {row[0] for row in rows}
+        # Keys not returned are new, or were seen earlier in this run (a duplicate).
+        rest = [k for k in keys.subscribed if k not in found] + list(keys.unsubscribed)
+        rows += _bulk.load_rows(conn, list_id, rest)
+        return {key: Stored(bool(sub), uid, seen) for key, sub, uid, seen in rows}
+
+    def _record(
+        self, conn: Connection, list_id: int, run_id: int, page: PageDiff, at: datetime
+    ) -> None:
+        new = [c for c in page.changes if c.is_new]
+        self._insert_new(conn, list_id, run_id, new, at)
+        self._apply_changes(conn, list_id, [c for c in page.changes if not c.is_new], at)
+        if page.rejects:
+            conn.execute(
+                rejects.insert(),
+                [
+                    {
+                        "list_id": list_id,
+                        "run_id": run_id,
+                        "email": r.email,
+                        "reason": r.reason,
+                        "created_at": at,
+                    }
+                    for r in page.rejects
+                ],
             )
-            if stamp:
-                # Inserted rows carry this run already; stamping them again is wasted I/O.
-                inserted = {c.key for c in new}
-                seen = [key for key in page.seen if key not in inserted] if new else page.seen
-                _bulk.stamp_seen(conn, list_id, run_id, seen)
-            if page.rejects:
-                conn.execute(
-                    rejects.insert(),
-                    [
-                        {
-                            "list_id": list_id,
-                            "run_id": run_id,
-                            "email": r.email,
-                            "reason": r.reason,
-                            "created_at": detected_at,
-                        }
-                        for r in page.rejects
-                    ],
-                )
 
     @staticmethod
     def _insert_new(

@@ -1,0 +1,74 @@
+"""A page is read, diffed and written in one transaction, with its seen-marks, on both backends."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import Engine, select
+
+from listrak_source._schema import members
+from listrak_source.db import make_engine, upgrade
+from listrak_source.diff import PageDiff, Stored, diff_page
+from listrak_source.models import Contact
+from listrak_source.store import PageKeys, Store
+
+LIST = 1001
+NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    engine = make_engine(db_url)
+    upgrade(engine)
+    yield Store(engine)
+    engine.dispose()
+
+
+def save(store: Store, run_id: int, contacts: list[Contact]) -> PageDiff:
+    ids = (f"m-{run_id}-{n}" for n in itertools.count())
+    keys = PageKeys(
+        [c.key for c in contacts if c.subscribed], [c.key for c in contacts if not c.subscribed]
+    )
+
+    def differ(stored: Mapping[str, Stored]) -> PageDiff:
+        return diff_page(contacts, stored, user_id_field=None, run_id=run_id, new_id=ids.__next__)
+
+    return store.save_page(LIST, run_id, keys, differ, NOW)
+
+
+def seen_marks(engine: Engine) -> dict[str, int | None]:
+    with engine.connect() as conn:
+        rows = conn.execute(select(members.c.email_key, members.c.last_seen_run)).all()
+    return dict(rows)
+
+
+def test_subscribed_contacts_are_marked_seen_and_unsubscribed_ones_are_not(store: Store) -> None:
+    save(store, 1, [Contact("a@x.io", True), Contact("b@x.io", True), Contact("c@x.io", True)])
+    page = save(store, 2, [Contact("A@x.io", True), Contact("b@x.io", False)])
+    assert [(c.key, c.subscribed) for c in page.changes] == [("b@x.io", False)]
+    assert seen_marks(store.engine) == {"a@x.io": 2, "b@x.io": 1, "c@x.io": 1}
+    assert store.count_unseen(LIST, 2) == (1, 2)  # c, of a and c still subscribed
+
+
+def test_a_contact_twice_in_one_scan_is_refused_the_second_time(store: Store) -> None:
+    save(store, 1, [Contact("a@x.io", True)])
+    save(store, 2, [Contact("a@x.io", True)])
+    again = save(store, 2, [Contact("a@x.io", True), Contact("new@x.io", True)])
+    assert [r.reason for r in again.rejects] == ["duplicate email in one scan"]
+    assert [c.key for c in again.changes] == ["new@x.io"]
+    first_time = save(store, 2, [Contact("fresh@x.io", True), Contact("Fresh@x.io", True)])
+    assert [r.email for r in first_time.rejects] == ["Fresh@x.io"]
+
+
+def test_a_page_that_fails_to_diff_leaves_no_seen_mark(store: Store) -> None:
+    save(store, 1, [Contact("a@x.io", True)])
+
+    def broken(_stored: Mapping[str, Stored]) -> PageDiff:
+        raise RuntimeError("diff failed")
+
+    with pytest.raises(RuntimeError):
+        store.save_page(LIST, 2, PageKeys(["a@x.io"], []), broken, NOW)
+    assert seen_marks(store.engine) == {"a@x.io": 1}
