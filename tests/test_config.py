@@ -139,3 +139,18 @@ def test_parse_duration() -> None:
     assert parse_duration(30) == timedelta(seconds=30)
     with pytest.raises(ValueError, match="not a duration"):
         parse_duration("0m")
+
+
+def test_the_example_config_documents_every_key() -> None:
+    example = (Path(__file__).parent.parent / "config.example.toml").read_text()
+    sections = {name: field.annotation for name, field in Settings.model_fields.items()}
+    missing = []
+    for section, model in sections.items():
+        inner = getattr(model, "__args__", (model,))[0]  # list[ListSettings] -> ListSettings
+        assert f"[{section}]" in example or f"[[{section}]]" in example, section
+        missing += [
+            f"{section}.{key}"
+            for key in inner.model_fields
+            if f"# {key} =" not in example and f"\n{key} =" not in example
+        ]
+    assert missing == []
