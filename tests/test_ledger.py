@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
-import pytest
 from sqlalchemy import Engine
 
 from listrak_source._schema import members
-from listrak_source.db import make_engine, upgrade
 from listrak_source.ledger import Ledger
 
 LIST = 1001
 NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    engine = make_engine(db_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 def _row(key: str, *, message: str | None = None, dead: bool = False, **extra: object) -> dict:

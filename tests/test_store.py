@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import Engine, select
 
 from listrak_source._schema import members
-from listrak_source.db import make_engine, upgrade
 from listrak_source.diff import PageDiff, Stored, diff_page
 from listrak_source.models import Contact
 from listrak_source.store import PageKeys, Store
@@ -20,11 +19,8 @@ NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
 
 
 @pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    engine = make_engine(db_url)
-    upgrade(engine)
-    yield Store(engine)
-    engine.dispose()
+def store(engine: Engine) -> Store:
+    return Store(engine)
 
 
 def save(store: Store, run_id: int, contacts: list[Contact]) -> PageDiff:
