@@ -28,6 +28,7 @@ _QUIET_UNLESS_DEBUG = (
     "apscheduler.executors",
     "apscheduler.scheduler",  # job bookkeeping lines carry no list or run id
     "alembic.runtime.migration",
+    "alembic.runtime.plugins",  # newer Alembic lists every plugin it sets up, per command
 )
 
 # Marks the handlers this module installed, so a second configure_logging replaces them

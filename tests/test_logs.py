@@ -8,9 +8,11 @@ import logging
 import threading
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 
+from listrak_source.db import make_engine, upgrade
 from listrak_source.logs import (
     SecretFilter,
     configure_logging,
@@ -193,6 +195,15 @@ def test_noisy_libraries_are_quieted() -> None:
     for name in quiet:
         assert not logging.getLogger(name).isEnabledFor(logging.INFO), name
     assert logging.getLogger("listrak_source.sync").isEnabledFor(logging.INFO)
+
+
+def test_migrating_a_new_database_logs_nothing_from_alembic(tmp_path: Path) -> None:
+    out = io.StringIO()
+    configure_logging("json", level="INFO", stream=out)
+    engine = make_engine(f"sqlite:///{tmp_path / 'state.db'}")
+    upgrade(engine)
+    engine.dispose()
+    assert "alembic" not in out.getvalue()
 
 
 def test_debug_unquiets_segment_but_not_httpcore() -> None:
