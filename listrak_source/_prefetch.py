@@ -16,7 +16,8 @@ from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
-# How often a blocked reader looks whether it was closed.
+# How often a blocked reader looks whether it was closed, and a waiting consumer
+# gives the interpreter a chance to run signal handlers.
 _POLL_SECONDS = 0.1
 # A closed reader in the middle of a slow request is left to finish on its own (it is a
 # daemon thread and its page is thrown away), so a stop signal is never held up by it.
@@ -62,7 +63,14 @@ class Prefetch(Generic[T]):
         return self
 
     def __next__(self) -> T:
-        item = self._queue.get()
+        while True:
+            try:
+                # A timed wait, so the main thread runs its signal handlers even when the
+                # kernel delivered SIGTERM to the reader thread, which is blocked on a socket.
+                item = self._queue.get(timeout=_POLL_SECONDS)
+                break
+            except queue.Empty:
+                continue
         if isinstance(item, _End):
             raise StopIteration
         if isinstance(item, _Failure):

@@ -32,6 +32,7 @@ from .sync import RunResult, Runtime, sync_list
 from .wiring import listrak_client
 
 log = logging.getLogger(__name__)
+_SIGNAL_CHECK_SECONDS = 0.5
 # Runs of different lists may overlap; one list never runs twice at once.
 _MAX_PARALLEL_LISTS = 4
 _MAX_JITTER = 30.0
@@ -217,7 +218,11 @@ class Daemon:
         self.notifier.ready(f"scheduling {len(self.settings.lists)} list(s)")
         watchdog = self._start_watchdog()
         try:
-            self.stop.wait()
+            # Python runs signal handlers on the main thread, and only when it runs Python
+            # code: if the kernel hands SIGTERM to another thread (a page reader blocked
+            # on a socket), an untimed wait here would never notice it.
+            while not self.stop.wait(_SIGNAL_CHECK_SECONDS):
+                pass
         finally:
             self.notifier.stopping("finishing runs in progress")
             self.scheduler.shutdown(wait=True)

@@ -112,6 +112,18 @@ class Store(Outbox):
             or_(members.c.last_seen_run.is_(None), members.c.last_seen_run != run_id),
         ]
 
+    def refresh_statistics(self) -> None:
+        """Let the query planner know how the table's rows are spread over lists.
+
+        Without statistics SQLite answers "every subscribed row of list L" through the
+        (list_id, email_key) index: a million random row look-ups, 3.7 s at 1 M rows,
+        against 0.25 s for reading the table in order. ANALYZE (0.2 s at 1 M) tells it a
+        list is most of the table; with many small lists it keeps using the index.
+        Postgres analyzes on its own schedule; doing it here after a bulk load helps it too.
+        """
+        with self.begin() as conn:
+            conn.exec_driver_sql("ANALYZE members")
+
     def count_unseen(self, list_id: int, run_id: int) -> tuple[int, int]:
         """(subscribed rows a complete scan did not see, all desired-subscribed rows).
 

@@ -119,6 +119,9 @@ def _scan_and_sweep(
         result.exit_code = exc.exit_code
         return False, None
     if complete and result.full_scan:
+        # The sweep and delivery that follow read the whole list; a full scan is when
+        # the list's size may have changed enough to matter to the planner.
+        rt.store.refresh_statistics()
         _sweep(rt, cfg, result, allow_mass_removal)
     return complete, newest
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 from collections.abc import Iterator
 
@@ -58,3 +59,29 @@ def test_the_reader_runs_under_the_callers_log_context() -> None:
     with log_context(list_id=1001, run_id=7), Prefetch(pages(), name="reader") as ahead:
         assert list(ahead) == [1]
     assert seen == [("reader", {"list_id": 1001, "run_id": 7})]
+
+
+def test_a_signal_the_kernel_gives_the_reader_still_reaches_the_main_thread() -> None:
+    # Python runs handlers on the main thread. A consumer blocked without a timeout would
+    # run this one only once the reader's page arrived; here the page waits for it.
+    events: list[str] = []
+    handled = threading.Event()
+
+    def handler(_signum: int, _frame: object) -> None:
+        events.append("signal")
+        handled.set()
+
+    def pages() -> Iterator[int]:
+        handled.wait(10)
+        events.append("page")
+        yield 1
+
+    previous = signal.signal(signal.SIGUSR1, handler)
+    try:
+        with Prefetch(pages()) as ahead:
+            assert ahead._thread.ident is not None
+            signal.pthread_kill(ahead._thread.ident, signal.SIGUSR1)
+            assert list(ahead) == [1]
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    assert events == ["signal", "page"]

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import Engine, select
 
 from listrak_source._schema import members
+from listrak_source.db import make_engine, upgrade
 from listrak_source.diff import PageDiff, Stored, diff_page
 from listrak_source.models import Contact
 from listrak_source.store import PageKeys, Store
@@ -68,3 +69,24 @@ def test_a_page_that_fails_to_diff_leaves_no_seen_mark(store: Store) -> None:
     with pytest.raises(RuntimeError):
         store.save_page(LIST, 2, PageKeys(["a@x.io"], []), broken, NOW)
     assert seen_marks(store.engine) == {"a@x.io": 1}
+
+
+def test_after_statistics_sqlite_reads_a_whole_list_in_table_order(sqlite_url: str) -> None:
+    # Without statistics SQLite walks the (list_id, email_key) index and looks every row
+    # up at random: 3.7 s instead of 0.25 s for a sweep's count at 1 M rows.
+    engine = make_engine(sqlite_url)
+    upgrade(engine)
+    store = Store(engine)
+    save(store, 1, [Contact(f"c{n}@x.io", True) for n in range(200)])
+    count = "SELECT count(*) FROM members WHERE list_id = 1001 AND desired_subscribed = 1"
+    by_key = "SELECT email FROM members WHERE list_id = 1001 AND email_key = 'c1@x.io'"
+
+    def plan(sql: str) -> str:
+        with engine.connect() as conn:
+            return str(conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}").all())
+
+    assert "USING INDEX" in plan(count)
+    store.refresh_statistics()
+    assert "SCAN members" in plan(count)
+    assert "USING INDEX" in plan(by_key)  # a page's look-ups still use the index
+    engine.dispose()
