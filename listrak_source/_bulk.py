@@ -16,13 +16,20 @@ from sqlalchemy import Connection
 
 from ._schema import members
 from ._storebase import chunks
+from .diff import Change
 
 _INSERT_COLUMNS = (
-    "list_id, email_key, email, desired_subscribed, desired_user_id, message_id,"
-    " detected_at, attempts, dead, last_seen_run"
+    "list_id",
+    "email_key",
+    "email",
+    "desired_subscribed",
+    "desired_user_id",
+    "message_id",
+    "detected_at",
+    "attempts",
+    "dead",
+    "last_seen_run",
 )
-# (key, email, subscribed, user_id, message_id) per new row.
-NewRow = tuple[str, str, bool, str | None, str]
 # (email_key, desired_subscribed, desired_user_id, last_seen_run) per stored row.
 Row = tuple[str, Any, str | None, int | None]
 
@@ -79,21 +86,23 @@ def mark_seen(conn: Connection, list_id: int, run_id: int, keys: Sequence[str]) 
 
 
 def insert_new(
-    conn: Connection, list_id: int, run_id: int, rows: Sequence[NewRow], detected_at: datetime
+    conn: Connection, list_id: int, run_id: int, changes: Sequence[Change], detected_at: datetime
 ) -> None:
     """Contacts never stored before, each pending under its message id and seen by this run."""
-    if not rows:
+    if not changes:
         return
-    mark = _mark(conn)
     sql = (
-        f"INSERT INTO members ({_INSERT_COLUMNS})"
-        f" VALUES ({', '.join([mark] * _INSERT_COLUMNS.count(',') + [mark])})"
+        f"INSERT INTO members ({', '.join(_INSERT_COLUMNS)})"
+        f" VALUES ({', '.join([_mark(conn)] * len(_INSERT_COLUMNS))})"
     )
     # One timestamp per page: convert it as SQLAlchemy would, once, not per row.
     when = _bind(conn, detected_at)
     conn.exec_driver_sql(
         sql,
-        [(list_id, k, e, s, u, m, when, 0, False, run_id) for k, e, s, u, m in rows],
+        [
+            (list_id, c.key, c.email, c.subscribed, c.user_id, c.message_id, when, 0, False, run_id)
+            for c in changes
+        ],
     )
 
 

@@ -7,7 +7,9 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam
+from sqlalchemy import ColumnElement, Connection, Engine, bindparam
+
+from ._schema import members
 
 # Keeps every IN (...) list well under SQLite's 32,766 bound parameters.
 CHUNK = 5000
@@ -17,6 +19,15 @@ def chunks(items: Sequence[str], size: int = CHUNK) -> Iterator[Sequence[str]]:
     """Consecutive slices of at most `size` items."""
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def carrying_message(list_id: int) -> list[ColumnElement[bool]]:
+    """Rows of a list that carry a message id: pending and dead ones.
+
+    This is the partial index's own condition, so a query that includes it reads only
+    those rows, however large the list.
+    """
+    return [members.c.list_id == list_id, members.c.message_id.is_not(None)]
 
 
 def clean_slate(**values: Any) -> dict[str, Any]:

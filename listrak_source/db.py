@@ -89,7 +89,7 @@ def current_revision(engine: Engine) -> str | None:
             return str(value) if value is not None else None
     except OperationalError as exc:
         raise ConfigError(
-            f"database.url: cannot connect to {_where(engine)}: {_first_line(exc)}"
+            f"database.url: cannot connect to {_where(engine)}: {describe_db_error(exc)}"
         ) from None
 
 
@@ -129,9 +129,5 @@ def _where(engine: Engine) -> str:
 
 def describe_db_error(exc: BaseException) -> str:
     """The driver's own first line, e.g. "database or disk is full", never the SQL."""
-    return _first_line(exc)
-
-
-def _first_line(exc: BaseException) -> str:
     text = str(getattr(exc, "orig", None) or exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__

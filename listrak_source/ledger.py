@@ -10,10 +10,11 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ._schema import leases, list_state, members, rejects, runs
+from ._storebase import carrying_message
 from .polling import ListState
 
 
@@ -168,7 +169,7 @@ class Ledger:
             pending, dead_count = _backlog(conn, list_id)
             dead = conn.execute(
                 select(members.c.email, members.c.attempts, members.c.last_error)
-                .where(*_carrying_message(list_id), members.c.dead.is_(True))
+                .where(*carrying_message(list_id), members.c.dead.is_(True))
                 .order_by(members.c.email_key)
                 .limit(20)
             ).all()
@@ -220,18 +221,12 @@ class Ledger:
             ).scalar()
 
 
-def _carrying_message(list_id: int) -> list[ColumnElement[bool]]:
-    # Pending and dead rows both keep their message id, so this condition lets the
-    # partial index on (list_id, message_id) find them without reading the whole list.
-    return [members.c.list_id == list_id, members.c.message_id.is_not(None)]
-
-
 def _backlog(conn: Connection, list_id: int) -> tuple[int, int]:
     pending, dead = conn.execute(
         select(
             func.count().filter(members.c.dead.is_(False)),
             func.count().filter(members.c.dead.is_(True)),
-        ).where(*_carrying_message(list_id))
+        ).where(*carrying_message(list_id))
     ).one()
     return int(pending), int(dead)
 

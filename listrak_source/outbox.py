@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, bindparam, or_, select, update
 
 from ._schema import members
-from ._storebase import CHUNK, StoreBase, chunks, clean_slate
+from ._storebase import CHUNK, StoreBase, carrying_message, chunks, clean_slate
 from .messages import Pending
 
 
@@ -60,8 +60,7 @@ class Outbox(StoreBase):
                 c.attempts,
             )
             .where(
-                c.list_id == list_id,
-                c.message_id.is_not(None),
+                *carrying_message(list_id),
                 c.dead.is_(False),
                 c.message_id > after,
                 or_(c.next_attempt_at.is_(None), c.next_attempt_at <= now),
@@ -142,12 +141,7 @@ class Outbox(StoreBase):
 
     def adopt_all(self, list_id: int) -> int:
         """Baseline: take what Listrak holds as already in Segment; nothing will be sent."""
-        c = members.c
-        stmt = (
-            update(members)
-            .where(c.list_id == list_id, c.message_id.is_not(None))
-            .values(**_ACCEPTED)
-        )
+        stmt = update(members).where(*carrying_message(list_id)).values(**_ACCEPTED)
         with self.begin() as conn:
             return int(conn.execute(stmt).rowcount)
 

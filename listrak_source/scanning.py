@@ -67,11 +67,6 @@ def _scan_one(
 
 
 def _store_page(rt: Runtime, cfg: ListSettings, result: RunResult, page: Page) -> None:
-    keys = PageKeys(
-        [c.key for c in page.contacts if c.subscribed],
-        [c.key for c in page.contacts if not c.subscribed],
-    )
-
     def differ(stored: Mapping[str, Stored]) -> PageDiff:
         diff = diff_page(
             page.contacts,
@@ -84,7 +79,7 @@ def _store_page(rt: Runtime, cfg: ListSettings, result: RunResult, page: Page) -
         _drop_oversize(diff, cfg.trait_name)
         return diff
 
-    diff = rt.store.save_page(cfg.id, result.run_id, keys, differ, rt.clock())
+    diff = rt.store.save_page(cfg.id, result.run_id, PageKeys.of(page.contacts), differ, rt.clock())
     result.scanned += len(page.contacts) + len(page.rejects)
     result.rejected += len(diff.rejects)
     for change in diff.changes:

@@ -12,6 +12,7 @@ from . import _bulk
 from ._schema import members, rejects
 from ._storebase import chunks, new_message
 from .diff import Change, PageDiff, Stored
+from .models import Contact
 from .outbox import Outbox, RetryPolicy
 
 __all__ = ["RetryPolicy", "Store"]
@@ -22,6 +23,13 @@ class PageKeys(NamedTuple):
 
     subscribed: list[str]
     unsubscribed: list[str]
+
+    @classmethod
+    def of(cls, contacts: Sequence[Contact]) -> PageKeys:
+        """Split a page's contacts' keys by their state."""
+        return cls(
+            [c.key for c in contacts if c.subscribed], [c.key for c in contacts if not c.subscribed]
+        )
 
 
 class Store(Outbox):
@@ -55,8 +63,7 @@ class Store(Outbox):
     def _record(
         self, conn: Connection, list_id: int, run_id: int, page: PageDiff, at: datetime
     ) -> None:
-        new = [c for c in page.changes if c.is_new]
-        self._insert_new(conn, list_id, run_id, new, at)
+        _bulk.insert_new(conn, list_id, run_id, [c for c in page.changes if c.is_new], at)
         self._apply_changes(conn, list_id, [c for c in page.changes if not c.is_new], at)
         if page.rejects:
             conn.execute(
@@ -72,13 +79,6 @@ class Store(Outbox):
                     for r in page.rejects
                 ],
             )
-
-    @staticmethod
-    def _insert_new(
-        conn: Connection, list_id: int, run_id: int, changes: list[Change], detected_at: datetime
-    ) -> None:
-        rows = [(c.key, c.email, c.subscribed, c.user_id, c.message_id) for c in changes]
-        _bulk.insert_new(conn, list_id, run_id, rows, detected_at)
 
     @staticmethod
     def _apply_changes(

@@ -26,14 +26,11 @@ def store(engine: Engine) -> Store:
 
 def save(store: Store, run_id: int, contacts: list[Contact]) -> PageDiff:
     ids = (f"m-{run_id}-{n}" for n in itertools.count())
-    keys = PageKeys(
-        [c.key for c in contacts if c.subscribed], [c.key for c in contacts if not c.subscribed]
-    )
 
     def differ(stored: Mapping[str, Stored]) -> PageDiff:
         return diff_page(contacts, stored, user_id_field=None, run_id=run_id, new_id=ids.__next__)
 
-    return store.save_page(LIST, run_id, keys, differ, NOW)
+    return store.save_page(LIST, run_id, PageKeys.of(contacts), differ, NOW)
 
 
 def seen_marks(engine: Engine) -> dict[str, int | None]:
