@@ -20,8 +20,8 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 4 $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check listrak_source tests bench migrations
-	$(BIN)/ruff format --check listrak_source tests bench migrations
+	$(BIN)/ruff check listrak_source tests bench
+	$(BIN)/ruff format --check listrak_source tests bench
 	$(BIN)/mypy
 
 bench: $(STAMP)

@@ -74,9 +74,6 @@ class SegmentSettings(_Section):
     max_backoff_seconds: float = Field(default=60.0, ge=0)
     # Rows handed to the client per flush: bounds the worker's memory, not throughput.
     chunk_size: int = Field(default=5000, ge=1)
-    # Once a run has recorded this many changes, a second process starts delivering
-    # while the scan goes on (0: never). Small runs do not pay its start-up.
-    parallel_after: int = Field(default=20000, ge=0)
     # Segment's HTTP API asks callers to stay under 50 requests a second.
     requests_per_second: float = Field(default=50.0, gt=0)
 

@@ -2,52 +2,9 @@
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import NamedTuple
 
-from .models import Contact, Reject
-
-
-class Kind(enum.StrEnum):
-    """Why a row's desired state changed; also the metric label."""
-
-    SUBSCRIBED = "subscribed"
-    UNSUBSCRIBED = "unsubscribed"
-    USER_ID = "user_id"
-
-
-class Stored(NamedTuple):
-    """What the state table holds for one (list, contact) before this page.
-
-    NamedTuples, like Contact: a first sync builds a million Changes, a re-sync a
-    million Stored rows, and a frozen dataclass costs several times as much to build.
-    """
-
-    desired_subscribed: bool
-    desired_user_id: str | None
-    last_seen_run: int | None = None
-
-
-class Change(NamedTuple):
-    """A new desired state for one contact; it gets its own message id."""
-
-    key: str
-    email: str
-    subscribed: bool
-    user_id: str | None
-    kind: Kind
-    message_id: str
-    is_new: bool = False
-
-
-@dataclass(slots=True)
-class PageDiff:
-    """What one page changes: rows to write, and contacts refused."""
-
-    changes: list[Change] = field(default_factory=list)
-    rejects: list[Reject] = field(default_factory=list)
+from .records import Change, Contact, Kind, PageDiff, Reject, Stored
 
 
 def diff_page(

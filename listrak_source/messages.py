@@ -3,27 +3,15 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from .records import Pending
 
 # Segment refuses a message over 32 KB; keep headroom for what the library adds
 # (context.library, the timestamp format, sentAt is per batch).
 MAX_MESSAGE_BYTES = 32 * 1024
 _LIBRARY_OVERHEAD = 512
-
-
-@dataclass(frozen=True, slots=True)
-class Pending:
-    """One row whose desired state Segment has not accepted yet."""
-
-    list_id: int
-    key: str
-    email: str
-    subscribed: bool
-    user_id: str | None
-    message_id: str
-    detected_at: datetime
 
 
 def identify_kwargs(row: Pending, trait: str) -> dict[str, Any]:

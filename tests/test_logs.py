@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from listrak_source.db import make_engine, upgrade
 from listrak_source.logs import (
     SecretFilter,
     configure_logging,
@@ -20,6 +19,7 @@ from listrak_source.logs import (
     log_context,
     redact,
 )
+from listrak_source.state import make_engine, upgrade
 
 log = logging.getLogger("listrak_source.test")
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from listrak_source.messages import Pending, identify_kwargs, identify_message, oversize_reason
-from listrak_source.models import Contact, Reject, parse_contact
+from listrak_source.listrak.contacts import parse_contact
+from listrak_source.messages import identify_kwargs, identify_message, oversize_reason
+from listrak_source.records import Contact, Pending, Reject
 
 WHEN = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 

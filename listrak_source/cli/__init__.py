@@ -1,0 +1,62 @@
+"""Command line: parse, configure logging, dispatch, and turn errors into one line and a status."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+
+from sqlalchemy.exc import DBAPIError
+
+from ..errors import EXIT_CONFIG, EXIT_FAILED, ListrakSourceError
+from ..logs import configure_logging, redact
+from ..state import describe_db_error
+from . import commands
+from .parser import PROG, build_parser
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "sync": commands.sync,
+    "run": commands.run,
+    "backfill": commands.backfill,
+    "baseline": commands.baseline,
+    "retry": commands.retry,
+    "status": commands.status,
+    "check": commands.check,
+    "migrate": commands.migrate,
+    "demo": commands.demo,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script and of `python -m listrak_source`."""
+    args = build_parser().parse_args(argv)
+    configure_logging(args.log_format, "DEBUG" if args.debug else "INFO")
+    try:
+        return COMMANDS[args.command](args)
+    except ListrakSourceError as exc:
+        return _fail(args, str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        return _fail(args, "interrupted", 130)
+    except DBAPIError as exc:
+        # One line, without the SQL and its parameters (they hold contacts' emails).
+        return _fail(args, f"database error: {describe_db_error(exc)}", EXIT_FAILED)
+    except Exception as exc:
+        return _fail(args, f"unexpected {type(exc).__name__}: {exc}", EXIT_FAILED)
+
+
+def _fail(args: argparse.Namespace, message: str, code: int) -> int:
+    secrets = commands.known_secrets()
+    text = redact(message, secrets)
+    if args.debug:
+        print(redact(traceback.format_exc(), secrets), file=sys.stderr, end="")
+    hint = "" if args.debug or code == EXIT_CONFIG else " (--debug shows the traceback)"
+    print(f"{PROG}: error: {text}{hint}", file=sys.stderr)
+    logging.shutdown()
+    return code
+
+
+def run() -> None:
+    """Console-script shim so the exit status reaches the shell."""
+    sys.exit(main())

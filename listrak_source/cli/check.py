@@ -1,0 +1,135 @@
+"""`check`: is it safe to start the daemon? Each check says what passed or what to fix."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TextIO
+
+from ..config import ListSettings, Settings
+from ..errors import ListrakSourceError
+from ..listrak import ListrakClient
+from ..logs import redact
+from ..service.schedules import describe, list_schedule
+from ..state import engine as db
+from .wiring import listrak_client
+
+# Segment write keys are 32 characters of letters and digits; a looser shape is
+# accepted because Segment answers 200 even for a wrong key and we cannot verify it.
+_WRITE_KEY = re.compile(r"^[A-Za-z0-9_\-]{8,128}$")
+# An operator waits at the prompt: two tries tell a blip from an outage soon enough.
+_CHECK_ATTEMPTS = 2
+_MARKS = {True: "ok  ", False: "FAIL", None: "skip"}
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One row of the check table; ok is None when an earlier failure kept it from running."""
+
+    name: str
+    ok: bool | None
+    detail: str
+
+
+def _database(settings: Settings) -> Outcome:
+    engine = db.make_engine(settings.database.url)
+    try:
+        revision = db.check_schema(engine)
+    finally:
+        engine.dispose()
+    head = db.head_revision()
+    if revision == head:
+        return Outcome("database", True, f"{db.redact_url(settings.database.url)} at {head}")
+    return Outcome(
+        "database",
+        False,
+        f"schema {revision or 'empty'}, head is {head}: run `listrak-source migrate`",
+    )
+
+
+def _write_key(settings: Settings) -> Outcome:
+    key = settings.segment.write_key.get_secret_value()
+    if _WRITE_KEY.match(key):
+        return Outcome(
+            "segment write key",
+            True,
+            "shape looks right (Segment cannot confirm a key: it answers 200 to any)",
+        )
+    return Outcome(
+        "segment write key", False, "does not look like a write key (letters and digits)"
+    )
+
+
+def _schedule(settings: Settings) -> Outcome:
+    from ..service.daemon import trigger_for  # noqa: PLC0415 - APScheduler is only needed here
+
+    for cfg in settings.lists:
+        trigger_for(cfg, settings)  # a bad cron expression raises ConfigError
+    plans = sorted({describe(list_schedule(cfg, settings)) for cfg in settings.lists})
+    return Outcome("schedule", True, "; ".join(plans))
+
+
+def _credentials(settings: Settings, client: ListrakClient) -> Outcome:
+    client.check_credentials()
+    return Outcome("listrak credentials", True, f"token from {settings.listrak.auth_url}")
+
+
+def _list_exists(cfg: ListSettings, client: ListrakClient) -> Outcome:
+    info = client.get_list(cfg.id)
+    return Outcome(f"list {cfg.id}", True, str(info.get("listName") or "exists"))
+
+
+def _field(cfg: ListSettings, field_id: int, client: ListrakClient) -> Outcome:
+    name = client.get_profile_fields(cfg.id).get(field_id)
+    if name is None:
+        return Outcome(f"list {cfg.id} field {field_id}", False, "no such profile field")
+    return Outcome(f"list {cfg.id} field {field_id}", True, f"profile field {name!r}")
+
+
+def _list(cfg: ListSettings, client: ListrakClient) -> list[Outcome]:
+    outcomes = _guard(f"list {cfg.id}", lambda: _list_exists(cfg, client))
+    field_id = cfg.user_id_field
+    if field_id is not None and outcomes[0].ok:
+        outcomes += _guard(f"list {cfg.id} field {field_id}", lambda: _field(cfg, field_id, client))
+    return outcomes
+
+
+def _listrak(settings: Settings) -> list[Outcome]:
+    patient_less = settings.listrak.model_copy(update={"max_attempts": _CHECK_ATTEMPTS})
+    with listrak_client(settings.model_copy(update={"listrak": patient_less})) as client:
+        outcomes = _guard("listrak credentials", lambda: _credentials(settings, client))
+        for cfg in settings.lists:
+            if outcomes[0].ok:
+                outcomes += _list(cfg, client)
+            else:
+                outcomes.append(Outcome(f"list {cfg.id}", None, "not checked without a token"))
+    return outcomes
+
+
+def _guard(name: str, check: Callable[[], Outcome]) -> list[Outcome]:
+    """A check that raised is a FAIL row with the reason, never a crash of `check`."""
+    try:
+        return [check()]
+    except ListrakSourceError as exc:
+        return [Outcome(name, False, str(exc))]
+    except Exception as exc:
+        return [Outcome(name, False, f"unexpected {type(exc).__name__}: {exc}")]
+
+
+def run_checks(settings: Settings, out: TextIO) -> bool:
+    """Print a table of checks; True when every one passed."""
+    outcomes = [Outcome("config", True, f"{len(settings.lists)} list(s)")]
+    outcomes += _guard("schedule", lambda: _schedule(settings))
+    outcomes += _guard("database", lambda: _database(settings))
+    outcomes.append(_write_key(settings))
+    outcomes += _listrak(settings)
+    width = max(len(o.name) for o in outcomes)
+    secrets = settings.secrets()
+    for outcome in outcomes:
+        # Error texts quote URLs and answers; none should hold a secret, but never risk it.
+        detail = redact(outcome.detail, secrets)
+        print(f"{_MARKS[outcome.ok]}  {outcome.name.ljust(width)}  {detail}", file=out)
+    passed = all(o.ok for o in outcomes)
+    print("ready to run" if passed else "not ready: fix the FAIL lines above", file=out)
+    return passed

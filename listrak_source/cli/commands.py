@@ -1,0 +1,229 @@
+"""The sub-commands: each loads what it needs, runs, prints, and returns an exit status."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from ..config import ListSettings, Settings, load_settings
+from ..context import RunContext
+from ..errors import EXIT_CONFIG, EXIT_FAILED, LeaseHeldError
+from ..logs import SecretFilter, log_context
+from ..records import RunKind, RunResult, RunStatus
+from ..state import Database, make_engine
+from ..state.engine import check_schema, current_revision, upgrade
+from ..sync import sync_list
+from .check import run_checks
+from .progress import Progress
+from .report import next_run, print_results, print_status
+from .wiring import build_daemon, open_database, run_context
+
+log = logging.getLogger(__name__)
+_SECRETS: list[str] = []
+
+
+def known_secrets() -> list[str]:
+    """Secrets of the loaded config, for redacting error lines."""
+    return list(_SECRETS)
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = load_settings(args.config)
+    _SECRETS[:] = [s for s in settings.secrets() if s]
+    secret_filter = SecretFilter(_SECRETS)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(secret_filter)
+    return settings
+
+
+def _selected(settings: Settings, args: argparse.Namespace) -> list[ListSettings]:
+    ids = getattr(args, "lists", None)
+    return [settings.list_by_id(i) for i in ids] if ids else list(settings.lists)
+
+
+def _run_lists(
+    settings: Settings,
+    lists: list[ListSettings],
+    kind: RunKind,
+    *,
+    dry_run: bool = False,
+    **options: bool,
+) -> list[RunResult]:
+    """Each list in turn, with progress on stderr; a stop signal ends the loop after a list."""
+    with (
+        _progress(str(kind)) as (progress, stop),
+        run_context(settings, dry_run=dry_run, stop=stop, on_progress=progress.update) as ctx,
+    ):
+        results = []
+        for cfg in lists:
+            progress.start(f"list {cfg.id}", _expected(ctx, cfg.id, kind))
+            results.append(_run_one(ctx, cfg, kind, **options))
+            if stop.is_set():
+                break
+        return results
+
+
+def _run_one(ctx: RunContext, cfg: ListSettings, kind: RunKind, **options: bool) -> RunResult:
+    with log_context(list_id=cfg.id):
+        try:
+            return sync_list(ctx, cfg, kind=kind, **options)
+        except LeaseHeldError as exc:
+            log.warning("%s", exc)
+            return _skipped(ctx, cfg, kind, str(exc))
+
+
+def _expected(ctx: RunContext, list_id: int, kind: RunKind) -> dict[str, int]:
+    """The list's size at its last full scan: what this scan should read, what backfill sends."""
+    known = ctx.db.runs.last_size(list_id)
+    if kind == RunKind.BACKFILL:
+        return {"scanned": known, "delivered": known}
+    return {"scanned": known}
+
+
+def _skipped(ctx: RunContext, cfg: ListSettings, kind: RunKind, reason: str) -> RunResult:
+    now = ctx.clock()
+    return RunResult(
+        list_id=cfg.id,
+        kind=kind,
+        started_at=now,
+        finished_at=now,
+        status=RunStatus.SKIPPED,
+        error=reason,
+    )
+
+
+def _exit_status(results: list[RunResult]) -> int:
+    """2 when a person must fix something (credentials, a list id), 1 for any other shortfall."""
+    if any(r.exit_code == EXIT_CONFIG for r in results):
+        return EXIT_CONFIG
+    return 0 if results and all(r.status == RunStatus.OK for r in results) else EXIT_FAILED
+
+
+def sync(args: argparse.Namespace) -> int:
+    """One pass over the lists; a dry run prints identify calls and keeps nothing."""
+    settings = _settings(args)
+    lists = _selected(settings, args)
+    results = _run_lists(
+        settings,
+        lists,
+        RunKind.DRY_RUN if args.dry_run else RunKind.SYNC,
+        dry_run=args.dry_run,
+        allow_mass_removal=args.allow_mass_removal,
+        full=args.full,
+    )
+    print_results(results, sys.stderr if args.dry_run else sys.stdout)
+    return _exit_status(results)
+
+
+def backfill(args: argparse.Namespace) -> int:
+    """Re-send every subscribed contact's current state under fresh message ids."""
+    settings = _settings(args)
+    results = _run_lists(settings, _selected(settings, args), RunKind.BACKFILL)
+    print_results(results, sys.stdout)
+    return _exit_status(results)
+
+
+def baseline(args: argparse.Namespace) -> int:
+    """Adopt Listrak's current state as already sent, sending nothing."""
+    settings = _settings(args)
+    results = _run_lists(settings, _selected(settings, args), RunKind.BASELINE)
+    print_results(results, sys.stdout)
+    return _exit_status(results)
+
+
+def retry(args: argparse.Namespace) -> int:
+    """Dead rows become due again; the next sync delivers them."""
+    settings = _settings(args)
+    engine = open_database(settings)
+    outbox = Database(engine).outbox
+    total = 0
+    for cfg in _selected(settings, args):
+        count = outbox.revive_dead(cfg.id)
+        total += count
+        print(f"list {cfg.id}: {count} dead message(s) re-queued")
+    engine.dispose()
+    print(f"{total} re-queued; they go out on the next sync")
+    return 0
+
+
+def status(args: argparse.Namespace) -> int:
+    """Per list: last run and its counts, pending and dead rows, next scheduled run."""
+    settings = _settings(args)
+    engine = open_database(settings, migrate=False)
+    runs = Database(engine).runs
+    rows = [runs.status(cfg.id) for cfg in settings.lists]
+    engine.dispose()
+    for row in rows:
+        row["next_run"] = next_run(row["last_run"], settings, row["list_id"])
+    if args.json:
+        print(json.dumps({"lists": rows}, indent=2, default=str))
+    else:
+        print_status(rows, settings, sys.stdout)
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """The daemon: every list on its schedule until SIGTERM or SIGINT."""
+    settings = _settings(args)
+    engine = open_database(settings)
+    try:
+        return build_daemon(settings, engine).serve_forever()
+    finally:
+        engine.dispose()
+
+
+def check(args: argparse.Namespace) -> int:
+    """Is it safe to start the daemon? A table of checks and an exit status."""
+    settings = _settings(args)
+    return 0 if run_checks(settings, sys.stdout) else EXIT_CONFIG
+
+
+def migrate(args: argparse.Namespace) -> int:
+    """Alembic upgrade to head."""
+    settings = _settings(args)
+    engine = make_engine(settings.database.url)
+    before = check_schema(engine)
+    upgrade(engine)
+    after = current_revision(engine)
+    engine.dispose()
+    print(f"database schema: {before or 'empty'} -> {after}")
+    return 0
+
+
+def demo(args: argparse.Namespace) -> int:
+    """The whole pipeline on loopback with no account."""
+    from .demo import run_demo  # noqa: PLC0415 - the simulator is only needed here
+
+    return (
+        0 if run_demo(contacts=args.contacts, cycles=args.cycles, out=sys.stdout) else EXIT_FAILED
+    )
+
+
+@contextmanager
+def _progress(label: str) -> Iterator[tuple[Progress, threading.Event]]:
+    """Progress on stderr; a first SIGTERM/SIGINT finishes the page in hand, a second stops now."""
+    progress = Progress(label, sys.stderr)
+    stopping = threading.Event()
+
+    def stop(signum: int, _frame: object) -> None:
+        name = signal.Signals(signum).name
+        if stopping.is_set():
+            log.warning("second %s: stopping now", name)
+            # Unwinding rolls back the page in hand and still records the run and frees the lease.
+            raise KeyboardInterrupt
+        log.info("%s: finishing the page in hand and delivering what is pending", name)
+        stopping.set()
+
+    handlers = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield progress, stopping
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+        progress.close()

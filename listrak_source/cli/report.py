@@ -1,0 +1,94 @@
+"""Human-readable summaries of runs and status; JSON output lives with the commands."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, TextIO
+
+from ..config import Settings
+from ..records import RunResult
+from ..service.schedules import describe, list_schedule
+
+
+def result_line(result: RunResult) -> str:
+    """One line per list run: what changed, what went out, what did not."""
+    line = (
+        f"list {result.list_id}: {result.status} - scanned {result.scanned}, "
+        f"+{result.subscribed} subscribed, -{result.unsubscribed} unsubscribed, "
+        f"{result.user_id_changed} userId changes, delivered {result.delivered}"
+    )
+    extras = [
+        f"{count} {label}"
+        for count, label in (
+            (result.failed, "failed"),
+            (result.dead, "dead"),
+            (result.rejected, "skipped contacts"),
+        )
+        if count
+    ]
+    if extras:
+        line += ", " + ", ".join(extras)
+    if result.error:
+        line += f"\n  {result.error}"
+    return line
+
+
+def print_results(results: Iterable[RunResult], out: TextIO) -> None:
+    """A line per list, then nothing else: scripts can grep it."""
+    for result in results:
+        print(result_line(result), file=out)
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], out: TextIO) -> None:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    for row in (headers, *rows):
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip(),
+            file=out,
+        )
+
+
+def next_run(last: Mapping[str, Any] | None, settings: Settings, list_id: int) -> str:
+    """When the schedule fires next, judged from the last run's start."""
+    schedule = list_schedule(settings.list_by_id(list_id), settings)
+    if isinstance(schedule, str):
+        return describe(schedule)
+    if last is None:
+        return "on next start"
+    return (datetime.fromisoformat(last["started_at"]) + schedule).isoformat(timespec="seconds")
+
+
+def print_status(rows: Sequence[Mapping[str, Any]], settings: Settings, out: TextIO) -> None:
+    """A table of lists, then the dead rows and skipped contacts that need a person."""
+    headers = ("LIST", "LAST RUN", "RESULT", "SUBSCRIBED", "PENDING", "DEAD", "NEXT RUN")
+    table = []
+    for row in rows:
+        last = row["last_run"]
+        table.append(
+            (
+                str(row["list_id"]),
+                last["started_at"][:19] if last else "never",
+                last["status"] if last else "-",
+                str(row["subscribed"]),
+                str(row["pending"]),
+                str(row["dead"]),
+                next_run(last, settings, row["list_id"]),
+            )
+        )
+    _table(headers, table, out)
+    for row in rows:
+        for dead in row["dead_rows"]:
+            print(
+                f"list {row['list_id']}: dead {dead['email']} after {dead['attempts']} "
+                f"attempts: {dead['last_error']}",
+                file=out,
+            )
+        for reject in row["rejects"]:
+            print(
+                f"list {row['list_id']}: skipped {reject['email'] or '?'}: {reject['reason']}",
+                file=out,
+            )
+        last = row["last_run"]
+        if last and last.get("error"):
+            print(f"list {row['list_id']}: last run: {last['error']}", file=out)

@@ -1,0 +1,81 @@
+"""What a run is handed (RunContext), the adapters it needs (protocols), and one list's run.
+
+The orchestration names the two outside systems only through these protocols, so it never
+imports the Listrak client or the Segment emitter; `cli/wiring.py` hands in the real ones.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+from .config import ListSettings, Settings
+from .records import Delivery, Page, Pending, RunResult
+from .state import Database
+
+
+class PageSource(Protocol):
+    """The part of the Listrak client a run needs."""
+
+    def iter_pages(
+        self,
+        list_id: int,
+        *,
+        subscribed: bool = True,
+        field_ids: Sequence[int] = (),
+        page_size: int = 5000,
+        start_date: datetime | None = None,
+        use_original_subscribe_date: bool | None = None,
+    ) -> Iterator[Page]: ...
+
+
+class Emitter(Protocol):
+    """Anything that can deliver pending rows: Segment, or a dry run's printer."""
+
+    def deliver(self, rows: Sequence[Pending], trait: str) -> Delivery: ...
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _uuid() -> str:
+    return str(uuid.uuid4())
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Everything a run touches, built by `cli/wiring.py`; tests hand in their own clock and ids.
+
+    A dry run gets the same shape: a Database over a connection that is rolled back, and
+    an emitter that prints.
+    """
+
+    settings: Settings
+    db: Database
+    listrak: PageSource
+    emitter: Emitter
+    holder: str
+    clock: Callable[[], datetime] = _utcnow
+    new_id: Callable[[], str] = _uuid
+    stop: threading.Event = field(default_factory=threading.Event)
+    # Called with (stage, count) after each page and each delivery chunk.
+    on_progress: Callable[[str, int], None] | None = None
+
+
+@dataclass
+class ListRun:
+    """One run of one list: what it was handed, its list, and its outcome so far."""
+
+    ctx: RunContext
+    cfg: ListSettings
+    result: RunResult
+
+    def progress(self, stage: str, count: int) -> None:
+        """Report progress to whoever is watching (a progress bar, the watchdog)."""
+        if self.ctx.on_progress is not None:
+            self.ctx.on_progress(stage, count)

@@ -1,0 +1,6 @@
+"""Listrak's Email API: the client, its auth, retries and pace, and contact parsing."""
+
+from .client import MAX_FIELD_IDS, MAX_PAGE_SIZE, InvalidSettingError, ListrakClient
+from .retry import ClientStats
+
+__all__ = ["MAX_FIELD_IDS", "MAX_PAGE_SIZE", "ClientStats", "InvalidSettingError", "ListrakClient"]

@@ -1,0 +1,245 @@
+"""Plain records that cross module boundaries; no I/O, no third-party imports.
+
+Contacts and pages come from Listrak, changes and stored rows pass between the diff and
+the state, pending rows go to Segment, and a run's outcome goes to the database, the
+report and the metrics. Each is defined here once, so no two layers import one another
+just to share a shape.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from types import MappingProxyType
+from typing import NamedTuple
+
+
+class RunKind(enum.StrEnum):
+    """What a run was asked to do; stored in `runs.kind`."""
+
+    SYNC = "sync"
+    DRY_RUN = "dry-run"
+    BACKFILL = "backfill"
+    BASELINE = "baseline"
+
+    @property
+    def sees_whole_list(self) -> bool:
+        """Backfill and baseline act on every subscriber, so they always scan fully."""
+        return self in (RunKind.BACKFILL, RunKind.BASELINE)
+
+
+class RunStatus(enum.StrEnum):
+    """How a run ended; stored in `runs.status`, shown by status, labelled in metrics."""
+
+    RUNNING = "running"
+    OK = "ok"
+    PARTIAL = "partial"
+    HELD = "held"
+    STOPPED = "stopped"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+# A run that finished its job, though maybe with rows still to deliver.
+SUCCESS_STATUSES = frozenset({RunStatus.OK, RunStatus.PARTIAL})
+
+
+class Contact(NamedTuple):
+    """One contact as a list scan returned it, already validated.
+
+    A NamedTuple rather than a frozen dataclass: a million of these are built per full
+    scan, and a frozen dataclass costs several times as much to construct.
+    """
+
+    email: str
+    subscribed: bool
+    fields: Mapping[int, str] = MappingProxyType({})
+    subscribe_date: datetime | None = None
+    resubscribe_date: datetime | None = None
+    unsubscribe_date: datetime | None = None
+    unsubscribe_method: str | None = None
+
+    @property
+    def key(self) -> str:
+        """State is keyed by the lower-cased address so case edits are not new people."""
+        return self.email.lower()
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    """A contact the scan could not use, and why: stored and shown, never fatal."""
+
+    reason: str
+    email: str | None = None
+    raw: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a scan: what parsed, what did not, and the cursor that follows."""
+
+    contacts: list[Contact]
+    rejects: list[Reject]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ScanSpec:
+    """One pass over a list: which state, and from which Listrak date."""
+
+    subscribed: bool = True
+    start_date: datetime | None = None  # naive, in Listrak's own clock
+    use_original_subscribe_date: bool | None = None
+
+    @property
+    def full(self) -> bool:
+        """A full scan sees every subscriber, so only it may sweep."""
+        return self.subscribed and self.start_date is None
+
+
+@dataclass(frozen=True, slots=True)
+class ListState:
+    """What the worker remembers about a list between runs."""
+
+    last_full_scan_at: datetime | None = None  # our clock, UTC
+    high_water_mark: datetime | None = None  # Listrak's clock, naive
+
+
+class PageKeys(NamedTuple):
+    """A page's contact keys by state: only subscribed contacts count as seen by a scan."""
+
+    subscribed: list[str]
+    unsubscribed: list[str]
+
+    @classmethod
+    def of(cls, contacts: Sequence[Contact]) -> PageKeys:
+        """Split a page's contacts' keys by their state."""
+        return cls(
+            [c.key for c in contacts if c.subscribed], [c.key for c in contacts if not c.subscribed]
+        )
+
+
+class Kind(enum.StrEnum):
+    """Why a row's desired state changed; also the metric label."""
+
+    SUBSCRIBED = "subscribed"
+    UNSUBSCRIBED = "unsubscribed"
+    USER_ID = "user_id"
+
+
+class Stored(NamedTuple):
+    """What the state table holds for one (list, contact) before this page.
+
+    NamedTuples, like Contact: a first sync builds a million Changes, a re-sync a
+    million Stored rows, and a frozen dataclass costs several times as much to build.
+    """
+
+    desired_subscribed: bool
+    desired_user_id: str | None
+    last_seen_run: int | None = None
+
+
+class Change(NamedTuple):
+    """A new desired state for one contact; it gets its own message id."""
+
+    key: str
+    email: str
+    subscribed: bool
+    user_id: str | None
+    kind: Kind
+    message_id: str
+    is_new: bool = False
+
+
+@dataclass(slots=True)
+class PageDiff:
+    """What one page changes: rows to write, and contacts refused."""
+
+    changes: list[Change] = field(default_factory=list)
+    rejects: list[Reject] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """One row whose desired state Segment has not accepted yet."""
+
+    list_id: int
+    key: str
+    email: str
+    subscribed: bool
+    user_id: str | None
+    message_id: str
+    detected_at: datetime
+
+
+@dataclass(slots=True)
+class Delivery:
+    """What one delivery achieved, by message id."""
+
+    accepted: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    rate_limited: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How long a failed row waits, and after how many attempts it is dead."""
+
+    max_attempts: int
+    base: timedelta
+    cap: timedelta
+
+    def delay(self, attempts: int) -> timedelta:
+        """Exponential in the attempts already made, capped."""
+        delay: timedelta = self.base * (2 ** max(attempts - 1, 0))
+        return min(delay, self.cap)
+
+
+COUNT_FIELDS = (
+    "scanned",
+    "subscribed",
+    "unsubscribed",
+    "user_id_changed",
+    "rejected",
+    "delivered",
+    "failed",
+)
+
+
+@dataclass
+class RunResult:
+    """The outcome of one run, as stored in `runs` and shown by status and metrics."""
+
+    list_id: int
+    kind: RunKind
+    started_at: datetime
+    run_id: int = 0
+    status: RunStatus = RunStatus.RUNNING
+    finished_at: datetime | None = None
+    error: str | None = None
+    exit_code: int = 0
+    scanned: int = 0
+    subscribed: int = 0
+    unsubscribed: int = 0
+    user_id_changed: int = 0
+    rejected: int = 0
+    delivered: int = 0
+    failed: int = 0
+    full_scan: bool = True
+    dead: int = 0
+    pending: int = 0
+
+    def counts(self) -> dict[str, int]:
+        """The counters stored with the run."""
+        return {name: getattr(self, name) for name in COUNT_FIELDS}
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON-ready form for status --json and logs."""
+        out = asdict(self)
+        del out["exit_code"]
+        out["kind"], out["status"] = str(self.kind), str(self.status)
+        for key in ("started_at", "finished_at"):
+            out[key] = out[key].isoformat() if out[key] else None
+        return out

@@ -1,0 +1,26 @@
+"""A dry run's stand-in for Segment: it prints each identify and sends nothing."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+from ..messages import identify_message
+from ..records import Delivery, Pending
+
+
+class PrintingEmitter:
+    """A dry run's emitter: writes each identify as a JSON line and pretends it was accepted."""
+
+    def __init__(self, out: TextIO | None = None) -> None:
+        # Looked up at call time so a redirected stdout (tests, pipes) is honoured.
+        self.out = out if out is not None else sys.stdout
+
+    def deliver(self, rows: Sequence[Pending], trait: str) -> Delivery:
+        """Print, never send."""
+        for row in rows:
+            self.out.write(json.dumps(identify_message(row, trait), sort_keys=True) + "\n")
+        self.out.flush()
+        return Delivery(accepted=[row.message_id for row in rows])

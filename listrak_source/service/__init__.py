@@ -1,0 +1,1 @@
+"""The long-running front door: the daemon, its schedules, systemd's notify protocol, metrics."""

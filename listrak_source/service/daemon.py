@@ -1,0 +1,284 @@
+"""`listrak-source run`: APScheduler fires one sync per list; signals stop it cleanly."""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import signal
+import threading
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from datetime import UTC, datetime, timedelta
+from types import FrameType
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy import Engine
+
+from ..config import ListSettings, Settings
+from ..context import RunContext
+from ..errors import ConfigError, LeaseHeldError, ListrakSourceError
+from ..logs import log_context
+from ..records import RunKind, RunResult, RunStatus
+from ..state import Database, new_holder
+from ..state.leases import Leases
+from ..sync import sync_list
+from .metrics import Metrics, MetricsServer
+from .schedules import crontab_trigger, list_schedule
+from .sdnotify import Notifier
+
+# Builds one run's context (with its own Listrak client) and closes it afterwards.
+ContextFactory = Callable[..., AbstractContextManager[RunContext]]
+
+log = logging.getLogger(__name__)
+_SIGNAL_CHECK_SECONDS = 0.5
+# Runs of different lists may overlap; one list never runs twice at once.
+_MAX_PARALLEL_LISTS = 4
+_MAX_JITTER = 30.0
+# Several lists starting together need not hit Listrak in the same second.
+_FIRST_RUN_SPREAD = 2.0
+# After a second signal, how long giving the leases back may delay the exit.
+_RELEASE_WAIT = 2.0
+
+
+def trigger_for(cfg: ListSettings, settings: Settings) -> IntervalTrigger | CronTrigger:
+    """The list's own schedule, else the global one; a little jitter spreads the load."""
+    schedule = list_schedule(cfg, settings)
+    if isinstance(schedule, str):
+        try:
+            return crontab_trigger(schedule)
+        except ValueError as exc:
+            raise ConfigError(f"list {cfg.id}: schedule cron {schedule!r}: {exc}") from None
+    seconds = schedule.total_seconds()
+    # A tenth of the interval keeps a "1s" test schedule at 0.1 s and caps "15m" at 30 s.
+    return IntervalTrigger(seconds=seconds, jitter=min(_MAX_JITTER, seconds / 10), timezone=UTC)
+
+
+class Daemon:
+    """Schedules the lists, serves metrics, speaks sd_notify, and stops on a signal."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        *,
+        contexts: ContextFactory,
+        notifier: Notifier | None = None,
+        metrics: Metrics | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.contexts = contexts
+        self.db = Database(engine)
+        self.notifier = notifier or Notifier()
+        self.metrics = metrics or Metrics()
+        self.clock = clock
+        self.stop = threading.Event()
+        self.stopped = threading.Event()
+        self._signals = 0
+        self._lock = threading.Lock()
+        # list id -> (lease holder, clock of its last progress) for runs in progress.
+        self._active: dict[int, tuple[str, float]] = {}
+        self.scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(_MAX_PARALLEL_LISTS)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+            timezone=UTC,
+        )
+
+    def _progress_hook(self, list_id: int) -> Callable[[str, int], None]:
+        return lambda _stage, _count: self._mark(list_id, new_holder())
+
+    def _mark(self, list_id: int, holder: str) -> None:
+        with self._lock:
+            self._active[list_id] = (holder, self.clock())
+
+    def run_list(self, cfg: ListSettings) -> None:
+        """One scheduled run; errors are logged and counted, never allowed to kill the daemon."""
+        if self.stop.is_set():
+            return
+        started = datetime.now(UTC)
+        # Each page and delivery chunk is a sign of life for the watchdog.
+        progress = self._progress_hook(cfg.id)
+        with (
+            log_context(list_id=cfg.id),
+            self.contexts(stop=self.stop, on_progress=progress) as ctx,
+        ):
+            self._mark(cfg.id, ctx.holder)
+            try:
+                self._observe(cfg, sync_list(ctx, cfg))
+            except LeaseHeldError as exc:
+                log.warning("%s", exc)
+            except ListrakSourceError as exc:
+                log.error("list %s: run failed: %s", cfg.id, exc)
+                self._observe_failure(cfg, started, exc)
+            except Exception as exc:
+                log.exception("list %s: run failed unexpectedly", cfg.id)
+                self._observe_failure(cfg, started, exc)
+            finally:
+                with self._lock:
+                    self._active.pop(cfg.id, None)
+        self.notifier.status(f"last run: list {cfg.id} at {datetime.now(UTC):%H:%M:%S}Z")
+
+    def _observe_failure(self, cfg: ListSettings, started: datetime, exc: Exception) -> None:
+        # sync_list recorded the run as failed; the metrics must count it too.
+        failed = RunResult(cfg.id, RunKind.SYNC, started, status=RunStatus.FAILED, error=str(exc))
+        self.metrics.observe_run(cfg.id, failed)
+
+    def _observe(self, cfg: ListSettings, result: RunResult) -> None:
+        self.metrics.observe_run(cfg.id, result)
+        with log_context(run_id=result.run_id or None):
+            log.info(
+                "list %s: %s, scanned %d, delivered %d, pending %d",
+                cfg.id,
+                result.status,
+                result.scanned,
+                result.delivered,
+                result.pending,
+            )
+
+    def schedule(self, triggers: dict[int, IntervalTrigger | CronTrigger]) -> None:
+        """One job per list: on an interval the first run comes soon after start, on cron
+        at the first time the expression names (an operator chose those times on purpose)."""
+        for cfg in self.settings.lists:
+            self._restore_metrics(cfg.id)
+            trigger = triggers[cfg.id]
+            first: dict[str, datetime] = {}
+            if isinstance(trigger, IntervalTrigger):
+                spread = random.uniform(0, min(_FIRST_RUN_SPREAD, trigger.jitter or 0))
+                first["next_run_time"] = datetime.now(UTC) + timedelta(seconds=spread)
+            self.scheduler.add_job(
+                self.run_list,
+                trigger,
+                args=[cfg],
+                id=f"list-{cfg.id}",
+                name=f"sync list {cfg.id}",
+                **first,
+            )
+
+    def _restore_metrics(self, list_id: int) -> None:
+        """Gauges start from the database, so a restart does not reset alerts on staleness."""
+        self.metrics.init_list(list_id)
+        pending, dead = self.db.runs.backlog(list_id)
+        self.metrics.pending.labels(list_id=str(list_id)).set(pending)
+        self.metrics.dead.labels(list_id=str(list_id)).set(dead)
+        last = self.db.runs.last_success(list_id)
+        if last is not None:
+            stamp = last if last.tzinfo else last.replace(tzinfo=UTC)
+            self.metrics.last_success.labels(list_id=str(list_id)).set(stamp.timestamp())
+
+    def handle_signal(self, signum: int, _frame: FrameType | None) -> None:
+        """First signal: finish the page in hand, deliver, exit. Second: exit now."""
+        name = signal.Signals(signum).name
+        self._signals += 1
+        if self._signals > 1:
+            log.warning("second %s: exiting now; committed pages are safe", name)
+            self._give_back_leases()
+            logging.shutdown()
+            os._exit(128 + signum)
+        log.info("%s: finishing the page in hand and delivering what is pending", name)
+        self.stop.set()
+
+    def _give_back_leases(self) -> None:
+        """Release the leases of abandoned runs so the next start need not wait out lease_ttl."""
+        with self._lock:
+            held = {list_id: holder for list_id, (holder, _) in self._active.items()}
+        if not held:
+            return
+        # On its own thread: a busy SQLite database must not hold up an exit asked for twice.
+        thread = threading.Thread(target=_release, args=(self.db.leases, held), daemon=True)
+        thread.start()
+        thread.join(_RELEASE_WAIT)
+
+    def healthy(self) -> bool:
+        """The scheduler runs, and no run has gone without progress for longer than its lease."""
+        # While stopping, the scheduler is shut down on purpose; TimeoutStopSec bounds that.
+        if not (self.scheduler.running or self.stop.is_set()):
+            return False
+        limit = self.settings.delivery.lease_ttl.total_seconds()
+        now = self.clock()
+        with self._lock:
+            return all(now - seen <= limit for _, seen in self._active.values())
+
+    def serve_forever(self, install_signals: bool = True) -> int:
+        """Run until stopped; return the exit status."""
+        triggers = {cfg.id: trigger_for(cfg, self.settings) for cfg in self.settings.lists}
+        if install_signals:
+            signal.signal(signal.SIGTERM, self.handle_signal)
+            signal.signal(signal.SIGINT, self.handle_signal)
+        self.schedule(triggers)
+        server = self._start_metrics()
+        self.scheduler.start()
+        self.notifier.ready(f"scheduling {len(self.settings.lists)} list(s)")
+        watchdog = self._start_watchdog()
+        try:
+            # Python runs signal handlers on the main thread, and only when it runs Python
+            # code: if the kernel hands SIGTERM to another thread (a page reader blocked
+            # on a socket), an untimed wait here would never notice it.
+            while not self.stop.wait(_SIGNAL_CHECK_SECONDS):
+                pass
+        finally:
+            self.notifier.stopping("finishing runs in progress")
+            self.scheduler.shutdown(wait=True)
+            self.stopped.set()
+            if watchdog is not None:
+                watchdog.join(timeout=5)
+            if server is not None:
+                server.close()
+            self.notifier.close()
+        log.info("stopped cleanly")
+        return 0
+
+    def _start_metrics(self) -> MetricsServer | None:
+        port = self.settings.metrics.port
+        if port is None:
+            return None
+        try:
+            server = self.metrics.serve(port, self.settings.metrics.host)
+        except OSError as exc:
+            raise ConfigError(f"metrics.port: cannot serve on {port}: {exc.strerror}") from None
+        log.info("metrics on http://%s:%d/metrics", server.host, server.port)
+        return server
+
+    def _start_watchdog(self) -> threading.Thread | None:
+        interval = self.notifier.ping_interval()
+        if interval is None:
+            return None
+        thread = threading.Thread(
+            target=_ping,
+            args=(self.notifier.watchdog, self.healthy, interval, self.stopped),
+            daemon=True,
+            name="watchdog",
+        )
+        thread.start()
+        return thread
+
+
+def _release(leases: Leases, held: dict[int, str]) -> None:
+    for list_id, holder in held.items():
+        try:
+            leases.release(list_id, holder)
+        except Exception as exc:
+            log.warning("list %s: lease not released (%s); it expires on its own", list_id, exc)
+
+
+def _ping(
+    send: Callable[[], bool],
+    healthy: Callable[[], bool],
+    interval: float,
+    stopped: threading.Event,
+) -> None:
+    # Pings come from their own thread so a long Listrak page cannot starve them; a stalled
+    # run stops them, so systemd's watchdog restarts the worker.
+    warned = False
+    while not stopped.wait(interval):
+        if healthy():
+            send()
+            warned = False
+        elif not warned:
+            log.error("unhealthy: a run has made no progress for lease_ttl; watchdog pings stop")
+            warned = True

@@ -1,0 +1,27 @@
+"""The state as one object: members, outbox, runs and leases over one way of transacting."""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, Engine
+
+from .leases import Leases
+from .members import Members
+from .outbox import Outbox
+from .runs import Runs
+from .transactions import Transactions
+
+
+class Database:
+    """Every table the worker keeps, each behind its own part.
+
+    Over the engine each call is its own transaction; over a dry run's connection every
+    part shares that connection, whose transaction the caller rolls back.
+    """
+
+    def __init__(self, engine: Engine, *, connection: Connection | None = None) -> None:
+        self.engine = engine
+        tx = Transactions(engine, connection)
+        self.members = Members(tx)
+        self.outbox = Outbox(tx)
+        self.runs = Runs(tx)
+        self.leases = Leases(tx)

@@ -1,0 +1,130 @@
+"""Engines and schema versions: where SQLite and PostgreSQL are told apart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+
+from ..errors import ConfigError, SchemaError
+
+__all__ = ["SchemaError", "check_schema", "head_revision", "make_engine", "upgrade"]
+
+# The newest migration in state/migrations/versions; a test keeps the two in step. Knowing it
+# without Alembic lets every command skip importing Alembic when the schema is current.
+SCHEMA_HEAD = "0003"
+_MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def migrations_dir() -> Path:
+    """Where the Alembic scripts live: beside this module, in a checkout and a wheel alike."""
+    if not (_MIGRATIONS / "env.py").exists():
+        raise SchemaError("the migrations folder is missing from this installation")
+    return _MIGRATIONS
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password hidden, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable database url>"
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for the configured URL; SQLite gets WAL and a busy timeout."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError(f"database.url: {url!r} is not a database URL") from None
+    kwargs: dict[str, Any] = {}
+    if parsed.get_backend_name() == "sqlite":
+        kwargs["connect_args"] = {"timeout": 30}
+        _ensure_sqlite_dir(parsed.database)
+    elif parsed.get_backend_name() == "postgresql":
+        kwargs["pool_pre_ping"] = True
+    try:
+        engine = create_engine(parsed, **kwargs)
+    except (ArgumentError, ModuleNotFoundError, SQLAlchemyError) as exc:
+        raise ConfigError(f"database.url: cannot use {redact_url(url)}: {exc}") from None
+    if parsed.get_backend_name() == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _ensure_sqlite_dir(database: str | None) -> None:
+    if not database or database == ":memory:":
+        return
+    parent = Path(database).expanduser().resolve().parent
+    if not parent.is_dir():
+        raise ConfigError(f"database.url: folder {parent} does not exist")
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets `status` read while a sync writes; NORMAL is durable across a process
+    # kill (the failure we guard against), and much faster than FULL.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    # Contacts arrive in Listrak's order, so every page writes all over the indexes; a
+    # 16 MB cache (default 2 MB) holds their hot pages without memory growing with the list.
+    cursor.execute("PRAGMA cache_size=-16384")
+    cursor.close()
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The database's schema revision, or None when it has never been migrated."""
+    try:
+        with engine.connect() as conn:
+            if not inspect(conn).has_table("alembic_version"):
+                return None
+            value = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+            return str(value) if value is not None else None
+    except OperationalError as exc:
+        raise ConfigError(
+            f"database.url: cannot connect to {_where(engine)}: {describe_db_error(exc)}"
+        ) from None
+
+
+def head_revision() -> str:
+    """The newest schema this version of the worker knows."""
+    return SCHEMA_HEAD
+
+
+def check_schema(engine: Engine) -> str | None:
+    """Refuse a database migrated by a newer worker; return its revision."""
+    revision = current_revision(engine)
+    if revision is None or revision == SCHEMA_HEAD:
+        return revision
+    from .migrate import is_known  # noqa: PLC0415 - Alembic only when the schema moves
+
+    if not is_known(migrations_dir(), revision):
+        raise SchemaError(
+            f"database at {_where(engine)} has schema {revision}, newer than this worker "
+            f"knows (head {SCHEMA_HEAD}): upgrade listrak-source"
+        )
+    return revision
+
+
+def upgrade(engine: Engine) -> None:
+    """Bring the schema to head; safe to call on every start, and cheap when current."""
+    if check_schema(engine) == SCHEMA_HEAD:
+        return
+    from .migrate import upgrade_to_head  # noqa: PLC0415 - Alembic only when the schema moves
+
+    with engine.begin() as conn:
+        upgrade_to_head(migrations_dir(), conn)
+
+
+def _where(engine: Engine) -> str:
+    return engine.url.render_as_string(hide_password=True)
+
+
+def describe_db_error(exc: BaseException) -> str:
+    """The driver's own first line, e.g. "database or disk is full", never the SQL."""
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,144 @@
+"""The delivery side of the members table: what is due, what Segment took, what failed."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import and_, bindparam, or_, select, update
+
+from ..records import Pending, RetryPolicy
+from .rows import CHUNK, carrying_message, chunks, clean_slate
+from .schema import members
+from .transactions import Transactions
+
+# sent := desired, and the row is no longer pending: what acceptance and baseline both do.
+_ACCEPTED = clean_slate(
+    sent_subscribed=members.c.desired_subscribed,
+    sent_user_id=members.c.desired_user_id,
+    message_id=None,
+    detected_at=None,
+)
+
+
+class Outbox:
+    """Pending rows out, accepted and failed message ids back in."""
+
+    def __init__(self, tx: Transactions) -> None:
+        self.tx = tx
+
+    def pending(
+        self, list_id: int, now: datetime, *, after: str = "", limit: int = CHUNK
+    ) -> list[tuple[Pending, int]]:
+        """Rows due for delivery, in message-id order from `after`, with their attempt counts.
+
+        Message-id order lets one partial index serve both this and mark_sent. A row that
+        changes mid-delivery gets a new id, so it may be passed over until the next run;
+        it is never sent twice under one id, nor under a stale one as accepted.
+        """
+        c = members.c
+        query = (
+            select(
+                c.email_key,
+                c.email,
+                c.desired_subscribed,
+                c.desired_user_id,
+                c.message_id,
+                c.detected_at,
+                c.attempts,
+            )
+            .where(
+                *carrying_message(list_id),
+                c.dead.is_(False),
+                c.message_id > after,
+                or_(c.next_attempt_at.is_(None), c.next_attempt_at <= now),
+            )
+            .order_by(c.message_id)
+            .limit(limit)
+        )
+        with self.tx.begin() as conn:
+            return [
+                (Pending(list_id, key, email, bool(sub), uid, mid, detected), attempts)
+                for key, email, sub, uid, mid, detected, attempts in conn.execute(query)
+            ]
+
+    def mark_sent(self, list_id: int, message_ids: Sequence[str]) -> int:
+        """sent := desired, only where the row still carries the message Segment accepted."""
+        stmt = (
+            update(members)
+            .where(
+                members.c.list_id == list_id,
+                members.c.message_id.in_(bindparam("ids", expanding=True)),
+            )
+            .values(**_ACCEPTED)
+        )
+        done = 0
+        with self.tx.begin() as conn:
+            for chunk in chunks(message_ids):
+                done += conn.execute(stmt, {"ids": list(chunk)}).rowcount
+        return done
+
+    def mark_failed(
+        self,
+        list_id: int,
+        failures: Sequence[tuple[str, int, str]],
+        now: datetime,
+        policy: RetryPolicy,
+    ) -> int:
+        """Count one more attempt per (message id, attempts so far, error); return rows now dead."""
+        stmt = (
+            update(members)
+            .where(members.c.list_id == list_id, members.c.message_id == bindparam("m"))
+            .values(
+                attempts=bindparam("a"),
+                next_attempt_at=bindparam("n"),
+                last_error=bindparam("err"),
+                dead=bindparam("d"),
+            )
+        )
+        params = []
+        for message_id, attempts, error in failures:
+            made = attempts + 1
+            params.append(
+                {
+                    "m": message_id,
+                    "a": made,
+                    "n": now + policy.delay(made),
+                    "err": error[:1000],
+                    "d": made >= policy.max_attempts,
+                }
+            )
+        if params:
+            with self.tx.begin() as conn:
+                conn.execute(stmt, params)
+        return sum(1 for p in params if p["d"])
+
+    def postpone(self, list_id: int, message_ids: Sequence[str], until: datetime) -> None:
+        """A rate-limited row waits without spending an attempt."""
+        stmt = (
+            update(members)
+            .where(
+                members.c.list_id == list_id,
+                members.c.message_id.in_(bindparam("ids", expanding=True)),
+            )
+            .values(next_attempt_at=until, last_error="rate limited by Segment")
+        )
+        with self.tx.begin() as conn:
+            for chunk in chunks(message_ids):
+                conn.execute(stmt, {"ids": list(chunk)})
+
+    def adopt_all(self, list_id: int) -> int:
+        """Baseline: take what Listrak holds as already in Segment; nothing will be sent."""
+        stmt = update(members).where(*carrying_message(list_id)).values(**_ACCEPTED)
+        with self.tx.begin() as conn:
+            return int(conn.execute(stmt).rowcount)
+
+    def revive_dead(self, list_id: int | None) -> int:
+        """`retry`: dead rows become due now, keeping their message ids."""
+        c = members.c
+        where = [c.dead.is_(True)] + ([c.list_id == list_id] if list_id is not None else [])
+        stmt = (
+            update(members).where(and_(*where)).values(dead=False, attempts=0, next_attempt_at=None)
+        )
+        with self.tx.begin() as conn:
+            return int(conn.execute(stmt).rowcount)

@@ -1,0 +1,39 @@
+"""Row conditions and values that several parts of the state share, and key chunking."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, bindparam
+
+from .schema import members
+
+# Keeps every IN (...) list well under SQLite's 32,766 bound parameters.
+CHUNK = 5000
+
+
+def chunks(items: Sequence[str], size: int = CHUNK) -> Iterator[Sequence[str]]:
+    """Consecutive slices of at most `size` items."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def carrying_message(list_id: int) -> list[ColumnElement[bool]]:
+    """Rows of a list that carry a message id: pending and dead ones.
+
+    This is the partial index's own condition, so a query that includes it reads only
+    those rows, however large the list.
+    """
+    return [members.c.list_id == list_id, members.c.message_id.is_not(None)]
+
+
+def clean_slate(**values: Any) -> dict[str, Any]:
+    """Values that reset a row's retry state, plus any others given."""
+    return {"attempts": 0, "next_attempt_at": None, "last_error": None, "dead": False, **values}
+
+
+def new_message(detected_at: datetime, **values: Any) -> dict[str, Any]:
+    """A new desired state always gets its own message id (bound as :m) and a clean slate."""
+    return clean_slate(message_id=bindparam("m"), detected_at=detected_at, **values)

@@ -1,0 +1,182 @@
+"""Run history, each list's scan progress, and the status read of a list."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select, update
+
+from ..records import SUCCESS_STATUSES, ListState, RunKind, RunStatus
+from .rows import carrying_message
+from .schema import list_state, members, rejects, runs
+from .transactions import Transactions
+
+
+class Runs:
+    """Runs and list progress; every method is its own short transaction."""
+
+    def __init__(self, tx: Transactions) -> None:
+        self.tx = tx
+
+    def start_run(
+        self, list_id: int, kind: RunKind, started_at: datetime, *, full_scan: bool
+    ) -> int:
+        """Record a run as running and return its id."""
+        with self.tx.begin() as conn:
+            result = conn.execute(
+                insert(runs).values(
+                    list_id=list_id,
+                    kind=kind,
+                    full_scan=full_scan,
+                    started_at=started_at,
+                    status=RunStatus.RUNNING,
+                )
+            )
+            return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+    def finish_run(
+        self,
+        run_id: int,
+        status: RunStatus,
+        finished_at: datetime,
+        counts: Mapping[str, int],
+        error: str | None = None,
+    ) -> None:
+        """Close a run with its outcome and counts."""
+        with self.tx.begin() as conn:
+            conn.execute(
+                update(runs)
+                .where(runs.c.id == run_id)
+                .values(status=status, finished_at=finished_at, error=error, **counts)
+            )
+
+    def fail_stale_runs(self, list_id: int, now: datetime) -> None:
+        """Runs left 'running' by a killed process are closed as failed once we hold the lease."""
+        with self.tx.begin() as conn:
+            conn.execute(
+                update(runs)
+                .where(runs.c.list_id == list_id, runs.c.status == RunStatus.RUNNING)
+                .values(
+                    status=RunStatus.FAILED,
+                    finished_at=now,
+                    error="process stopped before the run finished",
+                )
+            )
+
+    def list_state(self, list_id: int) -> ListState:
+        """When the list was last fully scanned, and its high-water mark."""
+        with self.tx.read() as conn:
+            row = conn.execute(
+                select(list_state.c.last_full_scan_at, list_state.c.high_water_mark).where(
+                    list_state.c.list_id == list_id
+                )
+            ).first()
+        if row is None:
+            return ListState()
+        mark = row.high_water_mark.replace(tzinfo=None) if row.high_water_mark else None
+        return ListState(last_full_scan_at=row.last_full_scan_at, high_water_mark=mark)
+
+    def save_list_state(self, list_id: int, state: ListState) -> None:
+        """Record a completed scan's progress."""
+        # The mark is Listrak's naive wall clock; the column wants an aware value, so it
+        # is stored labelled UTC and the label is dropped again on the way out.
+        mark = state.high_water_mark.replace(tzinfo=UTC) if state.high_water_mark else None
+        values = {"last_full_scan_at": state.last_full_scan_at, "high_water_mark": mark}
+        with self.tx.begin() as conn:
+            updated = conn.execute(
+                update(list_state).where(list_state.c.list_id == list_id).values(**values)
+            ).rowcount
+            if not updated:
+                conn.execute(insert(list_state).values(list_id=list_id, **values))
+
+    def status(self, list_id: int) -> dict[str, Any]:
+        """Last run, pending and dead counts, and the newest dead rows with their errors."""
+        with self.tx.read() as conn:
+            last = (
+                conn.execute(
+                    select(runs)
+                    .where(runs.c.list_id == list_id)
+                    .order_by(runs.c.id.desc())
+                    .limit(1)
+                )
+                .mappings()
+                .first()
+            )
+            subscribed = conn.execute(
+                select(func.count()).where(
+                    members.c.list_id == list_id, members.c.desired_subscribed.is_(True)
+                )
+            ).scalar_one()
+            pending, dead_count = _backlog(conn, list_id)
+            dead = conn.execute(
+                select(members.c.email, members.c.attempts, members.c.last_error)
+                .where(*carrying_message(list_id), members.c.dead.is_(True))
+                .order_by(members.c.email_key)
+                .limit(20)
+            ).all()
+            skipped = conn.execute(
+                select(rejects.c.email, rejects.c.reason)
+                .where(
+                    rejects.c.list_id == list_id, rejects.c.run_id == (last["id"] if last else -1)
+                )
+                .order_by(rejects.c.id)
+                .limit(20)
+            ).all()
+        return {
+            "list_id": list_id,
+            "last_run": _run_dict(dict(last)) if last else None,
+            "subscribed": int(subscribed),
+            "pending": pending,
+            "dead": dead_count,
+            "dead_rows": [{"email": e, "attempts": a, "last_error": err} for e, a, err in dead],
+            "rejects": [{"email": e, "reason": r} for e, r in skipped],
+        }
+
+    def backlog(self, list_id: int) -> tuple[int, int]:
+        """(pending, dead) rows of a list; cheap, as it reads only rows that carry a message."""
+        with self.tx.read() as conn:
+            return _backlog(conn, list_id)
+
+    def last_size(self, list_id: int) -> int:
+        """Contacts the list's last complete full scan read; 0 before the first."""
+        with self.tx.read() as conn:
+            size = conn.execute(
+                select(runs.c.scanned)
+                .where(
+                    runs.c.list_id == list_id,
+                    runs.c.full_scan.is_(True),
+                    runs.c.status.in_(sorted(SUCCESS_STATUSES)),
+                )
+                .order_by(runs.c.id.desc())
+                .limit(1)
+            ).scalar()
+        return int(size or 0)
+
+    def last_success(self, list_id: int) -> datetime | None:
+        """When the list last finished a run without failures."""
+        with self.tx.read() as conn:
+            return conn.execute(
+                select(func.max(runs.c.finished_at)).where(
+                    runs.c.list_id == list_id, runs.c.status.in_(sorted(SUCCESS_STATUSES))
+                )
+            ).scalar()
+
+
+def _backlog(conn: Connection, list_id: int) -> tuple[int, int]:
+    pending, dead = conn.execute(
+        select(
+            func.count().filter(members.c.dead.is_(False)),
+            func.count().filter(members.c.dead.is_(True)),
+        ).where(*carrying_message(list_id))
+    ).one()
+    return int(pending), int(dead)
+
+
+def _run_dict(row: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(row)
+    for key in ("started_at", "finished_at"):
+        if out.get(key) is not None:
+            out[key] = out[key].isoformat()
+    return out

@@ -1,0 +1,129 @@
+"""Bad contacts are skipped with a reason; bad config or state stops with one line and exit 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from listrak_source.simulator import ListrakSimulator, SegmentSink
+
+from .harness import FIELD, member_rows, run_cli, status_json, write_config
+
+MAIN = {"id": 1001, "user_id_field": FIELD}
+
+
+@pytest.fixture
+def seeded(sim: ListrakSimulator) -> ListrakSimulator:
+    sim.add_list(1001, "Main", field_ids=[FIELD])
+    sim.seed(1001, 50, field_id=FIELD, seed=3)
+    return sim
+
+
+def test_bad_contacts_are_skipped_and_shown(
+    tmp_path: Path, seeded: ListrakSimulator, sink: SegmentSink, db_url: str
+) -> None:
+    first = next(iter(seeded.truth(1001, FIELD).values()))
+    seeded.add_raw(1001, {"emailAddress": None, "subscriptionState": "Subscribed"})
+    seeded.add_raw(1001, {"emailAddress": "not-an-email", "subscriptionState": "Subscribed"})
+    seeded.add_raw(1001, {"emailAddress": str(first["email"]).upper()})
+    seeded.add_raw(
+        1001,
+        {
+            "emailAddress": "nulls@example.com",
+            "subscriptionState": None,
+            "segmentationFieldValues": None,
+            "subscribeDate": None,
+        },
+    )
+    seeded.subscribe(1001, "huge@example.com", {FIELD: "x" * 40_000})
+    config = write_config(tmp_path / "c.toml", seeded, sink, db_url, [MAIN])
+    assert run_cli(config, "sync") == 1  # partial: some contacts were skipped
+    sent = {m["anonymousId"].lower() for m in sink.messages}
+    assert sent == set(seeded.truth(1001, FIELD)) - {"huge@example.com"} | {"nulls@example.com"}
+    status = status_json(config)[1001]
+    assert status["last_run"]["status"] == "partial" and status["last_run"]["rejected"] == 4
+    reasons = sorted(r["reason"] for r in status["rejects"])
+    assert reasons[0] == "duplicate email in one scan"
+    assert "identify would be" in reasons[1] and "32768" in reasons[1]
+    assert reasons[2:] == ["invalid emailAddress", "missing emailAddress"]
+    assert "huge@example.com" not in member_rows(db_url, 1001)
+
+
+def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.startswith("listrak-source: error:")]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def test_unknown_key_is_one_line_and_writes_nothing(tmp_path: Path, seeded, sink, capsys) -> None:
+    db = tmp_path / "state.db"
+    config = write_config(
+        tmp_path / "c.toml",
+        seeded,
+        sink,
+        f"sqlite:///{db}",
+        [MAIN],
+        extra="[delivery]\nmax_atempts = 3\n",
+    )
+    assert run_cli(config, "sync") == 2
+    assert "delivery.max_atempts: unknown key" in one_error_line(capsys)
+    assert not db.exists()
+
+
+def test_missing_secret(tmp_path: Path, seeded, sink, capsys) -> None:
+    config = write_config(tmp_path / "c.toml", seeded, sink, "sqlite:///x.db", [MAIN])
+    config.write_text(config.read_text().replace(f'client_secret = "{seeded.client_secret}"', ""))
+    assert run_cli(config, "sync") == 2
+    assert "listrak.client_secret: missing" in one_error_line(capsys)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("postgresql+psycopg://postgres@127.0.0.1:1/test", "cannot connect"),
+        ("nonsense", "is not a database URL"),
+        ("sqlite:////no/such/folder/state.db", "folder /no/such/folder does not exist"),
+        ("mysql://root@127.0.0.1/test", "database.url"),
+    ],
+)
+def test_bad_database_url(tmp_path: Path, seeded, sink, capsys, url: str, expected: str) -> None:
+    config = write_config(tmp_path / "c.toml", seeded, sink, url, [MAIN])
+    assert run_cli(config, "sync") == 2
+    assert expected in one_error_line(capsys)
+
+
+def test_list_unknown_to_listrak(tmp_path: Path, seeded, sink, sqlite_url, capsys) -> None:
+    config = write_config(tmp_path / "c.toml", seeded, sink, sqlite_url, [MAIN, {"id": 4242}])
+    assert run_cli(config, "sync") == 2
+    out = capsys.readouterr().out
+    assert "list 4242: failed" in out and "4242" in out.split("list 4242: failed")[1]
+    assert "list 1001: ok" in out  # the good list still synced
+    assert len(sink.messages) == 50
+
+
+def test_refused_credentials(tmp_path: Path, seeded, sink, sqlite_url, capsys) -> None:
+    config = write_config(tmp_path / "c.toml", seeded, sink, sqlite_url, [MAIN])
+    config.write_text(config.read_text().replace(seeded.client_secret, "wrong-secret"))
+    assert run_cli(config, "sync") == 2
+    assert "Invalid Credentials" in capsys.readouterr().out
+    assert sink.messages == []
+
+
+def test_database_from_a_newer_schema(tmp_path: Path, seeded, sink, db_url, capsys) -> None:
+    config = write_config(tmp_path / "c.toml", seeded, sink, db_url, [MAIN])
+    assert run_cli(config, "migrate") == 0
+    engine = create_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999_future'"))
+    capsys.readouterr()
+    for command in ("sync", "status", "migrate"):
+        assert run_cli(config, command) == 2
+        assert "newer than this worker knows" in one_error_line(capsys)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM runs")).scalar() == 0
+    engine.dispose()
+    assert sink.messages == []

@@ -1,0 +1,104 @@
+"""End to end over loopback: simulator, sink, the real Segment client, SQLite and Postgres."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from listrak_source.simulator import ListrakSimulator, SegmentSink
+
+from .harness import FIELD, assert_profiles_match, run_cli, write_config
+
+MAIN = {"id": 1001, "user_id_field": FIELD}
+OTHER = {"id": 1002}
+
+
+@pytest.fixture
+def config(tmp_path: Path, sim: ListrakSimulator, sink: SegmentSink, db_url: str) -> Path:
+    sim.add_list(1001, "Main", field_ids=[FIELD])
+    sim.seed(1001, 300, field_id=FIELD, seed=1)
+    sim.add_list(1002, "Other")
+    sim.seed(1002, 120, seed=2)
+    return write_config(tmp_path / "config.toml", sim, sink, db_url, [MAIN, OTHER])
+
+
+def by_trait(sink: SegmentSink, start: int, trait: str) -> dict[str, dict]:
+    return {m["anonymousId"].lower(): m for m in sink.messages[start:] if trait in m["traits"]}
+
+
+def test_first_sync_sends_every_subscriber_once(config: Path, sim, sink) -> None:
+    assert run_cli(config, "sync") == 0
+    assert len(sink.messages) == 420
+    assert len({m["messageId"] for m in sink.messages}) == 420
+    assert_profiles_match(sim, sink, [MAIN, OTHER])
+    with_user = [m for m in sink.messages if m.get("userId")]
+    assert with_user and all(m["traits"]["Listrak_list_1001"] is True for m in with_user)
+    message = sink.messages[0]
+    assert message["type"] == "identify"
+    assert message["anonymousId"] == message["traits"]["email"]
+    assert message["timestamp"].endswith("+00:00")
+
+
+def test_second_sync_without_change_sends_nothing(config: Path, sink) -> None:
+    assert run_cli(config, "sync") == 0
+    before = len(sink.messages)
+    assert run_cli(config, "sync") == 0
+    assert len(sink.messages) == before
+
+
+def test_every_kind_of_change(config: Path, sim, sink) -> None:
+    assert run_cli(config, "sync") == 0
+    truth = sim.truth(1001, FIELD)
+    keys = sorted(truth)
+    with_uid = [k for k in keys if truth[k]["user_id"]]
+    sim.unsubscribe(1001, truth[keys[0]]["email"])
+    sim.remove(1001, truth[keys[1]]["email"])
+    sim.set_field(1001, truth[with_uid[-1]]["email"], FIELD, "crm-changed")
+    sim.subscribe(1001, "Fresh.Person@Example.com", {FIELD: "crm-fresh"})
+    start = len(sink.messages)
+    assert run_cli(config, "sync") == 0
+    sent = by_trait(sink, start, "Listrak_list_1001")
+    assert set(sent) == {keys[0], keys[1], with_uid[-1], "fresh.person@example.com"}
+    assert sent[keys[0]]["traits"]["Listrak_list_1001"] is None
+    assert sent[keys[1]]["traits"]["Listrak_list_1001"] is None
+    assert sent[with_uid[-1]]["userId"] == "crm-changed"
+    assert sent["fresh.person@example.com"]["anonymousId"] == "Fresh.Person@Example.com"
+    assert sent["fresh.person@example.com"]["userId"] == "crm-fresh"
+    assert by_trait(sink, start, "Listrak_list_1002") == {}
+    # Re-subscribe the one who left: the trait comes back.
+    sim.subscribe(1001, truth[keys[0]]["email"])
+    start = len(sink.messages)
+    assert run_cli(config, "sync") == 0
+    again = by_trait(sink, start, "Listrak_list_1001")
+    assert list(again) == [keys[0]] and again[keys[0]]["traits"]["Listrak_list_1001"] is True
+    assert_profiles_match(sim, sink, [MAIN, OTHER])
+
+
+def test_single_list_option_and_unknown_list(config: Path, sink, capsys) -> None:
+    assert run_cli(config, "sync", "--list", "1002") == 0
+    assert {m["traits"].get("Listrak_list_1002") for m in sink.messages} == {True}
+    assert run_cli(config, "sync", "--list", "999") == 2
+    assert "list 999 is not in the configuration" in capsys.readouterr().err
+
+
+def test_dry_run_prints_and_changes_nothing(config: Path, sim, sink, capsys) -> None:
+    assert run_cli(config, "sync", "--dry-run") == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(lines) == 420 and sink.messages == []
+    assert {line["type"] for line in lines} == {"identify"}
+    assert sim.client_secret not in json.dumps(lines)
+    # Nothing was kept: the real sync sends everything, under its own message ids.
+    assert run_cli(config, "sync") == 0
+    assert len(sink.messages) == 420
+
+
+def test_status_json_after_sync(config: Path, capsys) -> None:
+    assert run_cli(config, "sync") == 0
+    capsys.readouterr()
+    assert run_cli(config, "status", "--json") == 0
+    status = json.loads(capsys.readouterr().out)
+    first = status["lists"][0]
+    assert first["list_id"] == 1001 and first["pending"] == 0 and first["dead"] == 0
+    assert first["last_run"]["status"] == "ok" and first["last_run"]["delivered"] == 300

@@ -1,0 +1,172 @@
+"""Metrics as Prometheus scrapes them: over real HTTP, from a registry of their own."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from listrak_source.service.metrics import Metrics, MetricsServer, RunOutcome
+
+STARTED = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class FakeRun:
+    status: str = "ok"
+    scanned: int = 5000
+    subscribed: int = 12
+    unsubscribed: int = 3
+    user_id_changed: int = 2
+    delivered: int = 17
+    failed: int = 1
+    dead: int = 1
+    pending: int = 0
+    started_at: datetime = STARTED
+    finished_at: datetime | None = STARTED + timedelta(seconds=42)
+
+
+def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return out
+
+
+@pytest.fixture
+def metrics() -> Metrics:
+    return Metrics()
+
+
+@pytest.fixture
+def server(metrics: Metrics) -> Iterator[MetricsServer]:
+    handle = metrics.serve(0, poll_interval=0.02)
+    yield handle
+    handle.close()
+
+
+def _scrape(server: MetricsServer) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    response = httpx.get(f"http://{server.host}:{server.port}/metrics", timeout=5)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    return _samples(response.text)
+
+
+def test_observe_run_over_http(metrics: Metrics, server: MetricsServer) -> None:
+    run: RunOutcome = FakeRun()
+    metrics.observe_run(1001, run)
+    metrics.observe_run(1001, replace(FakeRun(), status="failed", scanned=10, dead=4, pending=9))
+    s = _scrape(server)
+    lst = (("list_id", "1001"),)
+    assert s[("listrak_source_contacts_scanned_total", lst)] == 5010
+    assert s[("listrak_source_changes_total", (("kind", "subscribed"), *lst))] == 24
+    assert s[("listrak_source_changes_total", (("kind", "unsubscribed"), *lst))] == 6
+    assert s[("listrak_source_changes_total", (("kind", "user_id"), *lst))] == 4
+    assert s[("listrak_source_messages_delivered_total", lst)] == 34
+    assert s[("listrak_source_messages_failed_total", lst)] == 2
+    assert s[("listrak_source_messages_dead", lst)] == 4  # a gauge: the latest value
+    assert s[("listrak_source_messages_pending", lst)] == 9
+    assert s[("listrak_source_runs_total", (*lst, ("status", "ok")))] == 1
+    assert s[("listrak_source_runs_total", (*lst, ("status", "failed")))] == 1
+    assert s[("listrak_source_run_duration_seconds_count", lst)] == 2
+    assert s[("listrak_source_run_duration_seconds_sum", lst)] == 84
+    assert s[("listrak_source_run_duration_seconds_bucket", (("le", "60.0"), *lst))] == 2
+    assert s[("listrak_source_run_duration_seconds_bucket", (("le", "30.0"), *lst))] == 0
+    # Only the successful run moves the last-success time.
+    finished = (STARTED + timedelta(seconds=42)).timestamp()
+    assert s[("listrak_source_last_success_timestamp_seconds", lst)] == finished
+
+
+def test_failed_run_leaves_last_success_unset(metrics: Metrics, server: MetricsServer) -> None:
+    metrics.observe_run(7, FakeRun(status="failed"))
+    s = _scrape(server)
+    assert ("listrak_source_last_success_timestamp_seconds", (("list_id", "7"),)) not in s
+
+
+def test_naive_datetimes_are_utc_and_durations_never_negative(metrics: Metrics) -> None:
+    naive = datetime(2025, 1, 2, 3, 4, 5)
+    metrics.observe_run(5, FakeRun(started_at=naive + timedelta(seconds=1), finished_at=naive))
+    s = _samples(_exposition(metrics))
+    assert s[("listrak_source_run_duration_seconds_sum", (("list_id", "5"),))] == 0
+    assert s[("listrak_source_last_success_timestamp_seconds", (("list_id", "5"),))] == (
+        naive.replace(tzinfo=UTC).timestamp()
+    )
+
+
+def test_init_list_exports_zeros_before_the_first_run(metrics: Metrics) -> None:
+    metrics.init_list(42)
+    s = _samples(_exposition(metrics))
+    assert s[("listrak_source_messages_pending", (("list_id", "42"),))] == 0
+    assert s[("listrak_source_changes_total", (("kind", "user_id"), ("list_id", "42")))] == 0
+
+
+def test_custom_success_statuses() -> None:
+    metrics = Metrics(success_statuses={"completed"})
+    metrics.observe_run(1, FakeRun(status="ok"))
+    metrics.observe_run(2, FakeRun(status="completed"))
+    s = _samples(_exposition(metrics))
+    assert ("listrak_source_last_success_timestamp_seconds", (("list_id", "1"),)) not in s
+    assert ("listrak_source_last_success_timestamp_seconds", (("list_id", "2"),)) in s
+
+
+def test_partial_counts_as_success_and_missing_finish_means_now(metrics: Metrics) -> None:
+    before = datetime.now(UTC).timestamp()
+    metrics.observe_run(8, FakeRun(status="partial", finished_at=None))
+    s = _samples(_exposition(metrics))
+    assert s[("listrak_source_last_success_timestamp_seconds", (("list_id", "8"),))] >= before
+
+
+if TYPE_CHECKING:
+    from listrak_source.records import RunResult
+
+    def _sync_result_is_an_outcome(result: RunResult) -> RunOutcome:
+        """mypy checks here that sync's RunResult fits what observe_run reads."""
+        return result
+
+
+def test_registries_are_independent() -> None:
+    first, second = Metrics(), Metrics()
+    first.observe_run(1, FakeRun())
+    assert 'list_id="1"' in _exposition(first)
+    assert 'list_id="1"' not in _exposition(second)
+
+
+def test_serves_on_ipv6_loopback(metrics: Metrics) -> None:
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    try:
+        handle = metrics.serve(0, host="::1", poll_interval=0.02)
+    except OSError as exc:
+        pytest.skip(f"cannot bind ::1: {exc}")
+    try:
+        metrics.init_list(3)
+        response = httpx.get(f"http://[::1]:{handle.port}/metrics", timeout=5)
+        assert 'listrak_source_messages_pending{list_id="3"} 0.0' in response.text
+    finally:
+        handle.close()
+
+
+def test_close_frees_the_port(metrics: Metrics) -> None:
+    handle = metrics.serve(0, poll_interval=0.02)
+    port = handle.port
+    assert port > 0
+    handle.close()
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2)
+    # The same port can be bound again at once.
+    again = metrics.serve(port, poll_interval=0.02)
+    assert again.port == port
+    again.close()
+
+
+def _exposition(metrics: Metrics) -> str:
+    from prometheus_client import generate_latest
+
+    return generate_latest(metrics.registry).decode()

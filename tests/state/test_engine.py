@@ -1,0 +1,51 @@
+"""Schema versions: the head constant matches the scripts, upgrades are idempotent."""
+
+from __future__ import annotations
+
+from sqlalchemy import inspect
+
+from listrak_source.state import engine as db
+from listrak_source.state import migrate as _migrate
+
+
+def test_schema_head_matches_the_migration_scripts() -> None:
+    assert _migrate.head(db.migrations_dir()) == db.SCHEMA_HEAD
+
+
+def test_upgrade_creates_every_table_and_is_idempotent(db_url: str) -> None:
+    engine = db.make_engine(db_url)
+    assert db.current_revision(engine) is None
+    db.upgrade(engine)
+    db.upgrade(engine)
+    assert db.current_revision(engine) == db.SCHEMA_HEAD
+    with engine.connect() as conn:
+        tables = set(inspect(conn).get_table_names())
+    assert {"members", "runs", "leases", "rejects", "list_state"} <= tables
+    engine.dispose()
+
+
+def test_known_revisions() -> None:
+    assert _migrate.is_known(db.migrations_dir(), db.SCHEMA_HEAD)
+    assert not _migrate.is_known(db.migrations_dir(), "9999_future")
+
+
+def test_upgrade_from_the_first_schema_keeps_rows(db_url: str) -> None:
+    from sqlalchemy import text
+
+    engine = db.make_engine(db_url)
+    with engine.begin() as conn:
+        _migrate.upgrade_to(db.migrations_dir(), conn, "0001")
+        conn.execute(
+            text(
+                "INSERT INTO members (list_id, email_key, email, desired_subscribed, message_id)"
+                " VALUES (1, 'a@x.io', 'a@x.io', true, 'm-1')"
+            )
+        )
+    db.upgrade(engine)
+    assert db.current_revision(engine) == db.SCHEMA_HEAD
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT message_id FROM members")).scalar() == "m-1"
+        indexes = {i["name"] for i in inspect(conn).get_indexes("members")}
+    assert "ix_members_list_message" in indexes
+    assert not {"ix_members_message_id", "ix_members_pending"} & indexes
+    engine.dispose()

@@ -1,0 +1,88 @@
+"""A page is read, diffed and written in one transaction, with its seen-marks, on both backends."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import Engine, select
+
+from listrak_source.diff import diff_page
+from listrak_source.records import Contact, PageDiff, PageKeys, Stored
+from listrak_source.state import Database, make_engine, upgrade
+from listrak_source.state.schema import members
+
+LIST = 1001
+NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
+
+
+@pytest.fixture
+def store(engine: Engine) -> Database:
+    return Database(engine)
+
+
+def save(store: Database, run_id: int, contacts: list[Contact]) -> PageDiff:
+    ids = (f"m-{run_id}-{n}" for n in itertools.count())
+
+    def differ(stored: Mapping[str, Stored]) -> PageDiff:
+        return diff_page(contacts, stored, user_id_field=None, run_id=run_id, new_id=ids.__next__)
+
+    return store.members.save_page(LIST, run_id, PageKeys.of(contacts), differ, NOW)
+
+
+def seen_marks(engine: Engine) -> dict[str, int | None]:
+    with engine.connect() as conn:
+        rows = conn.execute(select(members.c.email_key, members.c.last_seen_run)).all()
+    return dict(rows)
+
+
+def test_subscribed_contacts_are_marked_seen_and_unsubscribed_ones_are_not(store: Database) -> None:
+    save(store, 1, [Contact("a@x.io", True), Contact("b@x.io", True), Contact("c@x.io", True)])
+    page = save(store, 2, [Contact("A@x.io", True), Contact("b@x.io", False)])
+    assert [(c.key, c.subscribed) for c in page.changes] == [("b@x.io", False)]
+    assert seen_marks(store.engine) == {"a@x.io": 2, "b@x.io": 1, "c@x.io": 1}
+    assert store.members.count_unseen(LIST, 2) == (1, 2)  # c, of a and c still subscribed
+
+
+def test_a_contact_twice_in_one_scan_is_refused_the_second_time(store: Database) -> None:
+    save(store, 1, [Contact("a@x.io", True)])
+    save(store, 2, [Contact("a@x.io", True)])
+    again = save(store, 2, [Contact("a@x.io", True), Contact("new@x.io", True)])
+    assert [r.reason for r in again.rejects] == ["duplicate email in one scan"]
+    assert [c.key for c in again.changes] == ["new@x.io"]
+    first_time = save(store, 2, [Contact("fresh@x.io", True), Contact("Fresh@x.io", True)])
+    assert [r.email for r in first_time.rejects] == ["Fresh@x.io"]
+
+
+def test_a_page_that_fails_to_diff_leaves_no_seen_mark(store: Database) -> None:
+    save(store, 1, [Contact("a@x.io", True)])
+
+    def broken(_stored: Mapping[str, Stored]) -> PageDiff:
+        raise RuntimeError("diff failed")
+
+    with pytest.raises(RuntimeError):
+        store.members.save_page(LIST, 2, PageKeys(["a@x.io"], []), broken, NOW)
+    assert seen_marks(store.engine) == {"a@x.io": 1}
+
+
+def test_after_statistics_sqlite_reads_a_whole_list_in_table_order(sqlite_url: str) -> None:
+    # Without statistics SQLite walks the (list_id, email_key) index and looks every row
+    # up at random: 3.7 s instead of 0.25 s for a sweep's count at 1 M rows.
+    engine = make_engine(sqlite_url)
+    upgrade(engine)
+    store = Database(engine)
+    save(store, 1, [Contact(f"c{n}@x.io", True) for n in range(200)])
+    count = "SELECT count(*) FROM members WHERE list_id = 1001 AND desired_subscribed = 1"
+    by_key = "SELECT email FROM members WHERE list_id = 1001 AND email_key = 'c1@x.io'"
+
+    def plan(sql: str) -> str:
+        with engine.connect() as conn:
+            return str(conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}").all())
+
+    assert "USING INDEX" in plan(count)
+    store.members.refresh_statistics()
+    assert "SCAN members" in plan(count)
+    assert "USING INDEX" in plan(by_key)  # a page's look-ups still use the index
+    engine.dispose()

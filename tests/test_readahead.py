@@ -1,0 +1,87 @@
+"""The read-ahead thread keeps order, hands errors over in place, and stops when told."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from listrak_source.logs import current_context, log_context
+from listrak_source.readahead import Prefetch
+
+
+def test_items_arrive_in_order_and_end() -> None:
+    with Prefetch(iter(range(50)), depth=2) as ahead:
+        assert list(ahead) == list(range(50))
+
+
+def test_an_error_is_raised_after_the_items_before_it() -> None:
+    def pages() -> Iterator[int]:
+        yield 1
+        yield 2
+        raise RuntimeError("HTTP 500 after retries")
+
+    got = []
+    with Prefetch(pages()) as ahead, pytest.raises(RuntimeError, match="HTTP 500"):
+        for item in ahead:
+            got.append(item)
+    assert got == [1, 2]
+
+
+def test_reads_no_more_than_depth_ahead_and_stops_when_closed() -> None:
+    produced: list[int] = []
+    taken = threading.Event()
+
+    def pages() -> Iterator[int]:
+        for n in range(1000):
+            produced.append(n)
+            yield n
+            taken.set()
+
+    ahead = Prefetch(pages(), depth=1)
+    assert next(ahead) == 0
+    taken.wait(5)
+    ahead.close()
+    # One item handed over, one queued and one in the reader's hand at most.
+    assert len(produced) <= 3
+    assert not ahead._thread.is_alive()
+
+
+def test_the_reader_runs_under_the_callers_log_context() -> None:
+    seen: list[tuple[str, dict[str, object]]] = []
+
+    def pages() -> Iterator[int]:
+        seen.append((threading.current_thread().name, current_context()))
+        yield 1
+
+    with log_context(list_id=1001, run_id=7), Prefetch(pages(), name="reader") as ahead:
+        assert list(ahead) == [1]
+    assert seen == [("reader", {"list_id": 1001, "run_id": 7})]
+
+
+def test_a_signal_the_kernel_gives_the_reader_still_reaches_the_main_thread() -> None:
+    # Python runs handlers on the main thread. A consumer blocked without a timeout would
+    # run this one only once the reader's page arrived; here the page waits for it.
+    events: list[str] = []
+    handled = threading.Event()
+
+    def handler(_signum: int, _frame: object) -> None:
+        events.append("signal")
+        handled.set()
+
+    def pages() -> Iterator[int]:
+        handled.wait(10)
+        events.append("page")
+        yield 1
+
+    previous = signal.signal(signal.SIGUSR1, handler)
+    try:
+        with Prefetch(pages()) as ahead:
+            assert ahead._thread.ident is not None
+            signal.pthread_kill(ahead._thread.ident, signal.SIGUSR1)
+            assert list(ahead) == [1]
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    assert events == ["signal", "page"]
