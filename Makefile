@@ -5,7 +5,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint bench clean
+.PHONY: all demo test lint bench clean
+
+# A bare `make` is the gate CI runs: lint, then the tests with coverage.
+all: lint test
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +20,7 @@ demo: $(STAMP)
 	$(BIN)/listrak-source demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 4 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n 4 --cov --cov-report=term $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check listrak_source tests bench

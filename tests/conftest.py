@@ -91,3 +91,11 @@ def sink() -> Iterator[simulator.SegmentSink]:
     """A Segment sink on loopback."""
     with simulator.SegmentSink() as server:
         yield server
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """End-to-end tests and the daemon's subprocess tests are `slow`; `-m 'not slow'` skips them."""
+    for item in items:
+        parts = item.path.parts
+        if "e2e" in parts or item.path.name == "test_daemon.py":
+            item.add_marker(pytest.mark.slow)
