@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+from typing import Protocol
+from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
-from prometheus_client.exposition import ThreadingWSGIServer
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from ..records import SUCCESS_STATUSES
 
@@ -50,21 +48,6 @@ class RunOutcome(Protocol):
     def finished_at(self) -> datetime | None: ...
 
 
-class _QuietHandler(WSGIRequestHandler):
-    """Serves scrapes without an access-log line each, and without Nagle's ~40 ms stalls."""
-
-    disable_nagle_algorithm = True
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Scrapes every 15 s would drown the worker's own log."""
-
-
-class _IPv6Server(ThreadingWSGIServer):
-    """The same server bound to an IPv6 address (the stdlib one only speaks IPv4)."""
-
-    address_family = socket.AF_INET6
-
-
 @dataclass
 class MetricsServer:
     """A running /metrics endpoint; close() stops it and frees the port."""
@@ -81,22 +64,14 @@ class MetricsServer:
         self._thread.join(timeout=5)
 
 
-def serve(
-    registry: CollectorRegistry, port: int, host: str = "127.0.0.1", *, poll_interval: float = 0.5
-) -> MetricsServer:
-    """Serve a registry over HTTP on a daemon thread; port 0 picks a free port."""
-    # Loopback by default: the numbers reveal list ids and volumes, so exposing them
-    # beyond the host is a deliberate choice.
-    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
-    server_class = _IPv6Server if family == socket.AF_INET6 else ThreadingWSGIServer
-    server: WSGIServer = make_server(
-        host, port, make_wsgi_app(registry), server_class, handler_class=_QuietHandler
-    )
-    # poll_interval bounds how long close() waits for the loop to notice shutdown.
-    thread = threading.Thread(
-        target=server.serve_forever, args=(poll_interval,), name="metrics-http", daemon=True
-    )
-    thread.start()
+def serve(registry: CollectorRegistry, port: int, host: str = "127.0.0.1") -> MetricsServer:
+    """Serve a registry over HTTP on a daemon thread; port 0 picks a free port.
+
+    prometheus_client's own server: threaded, IPv4 or IPv6 by the address, and silent per
+    scrape. Loopback by default: the numbers reveal list ids and volumes, so exposing them
+    beyond the host is a deliberate choice.
+    """
+    server, thread = start_http_server(port, addr=host, registry=registry)
     return MetricsServer(
         host=host, port=int(server.server_address[1]), _server=server, _thread=thread
     )
@@ -194,8 +169,6 @@ class Metrics:
         if result.status in self._success:
             self.last_success.labels(list_id=key).set(finished)
 
-    def serve(
-        self, port: int, host: str = "127.0.0.1", *, poll_interval: float = 0.5
-    ) -> MetricsServer:
+    def serve(self, port: int, host: str = "127.0.0.1") -> MetricsServer:
         """Serve these metrics over HTTP; see serve()."""
-        return serve(self.registry, port, host, poll_interval=poll_interval)
+        return serve(self.registry, port, host)

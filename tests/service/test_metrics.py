@@ -47,7 +47,7 @@ def metrics() -> Metrics:
 
 @pytest.fixture
 def server(metrics: Metrics) -> Iterator[MetricsServer]:
-    handle = metrics.serve(0, poll_interval=0.02)
+    handle = metrics.serve(0)
     yield handle
     handle.close()
 
@@ -142,7 +142,7 @@ def test_serves_on_ipv6_loopback(metrics: Metrics) -> None:
     if not socket.has_ipv6:
         pytest.skip("no IPv6 on this machine")
     try:
-        handle = metrics.serve(0, host="::1", poll_interval=0.02)
+        handle = metrics.serve(0, host="::1")
     except OSError as exc:
         pytest.skip(f"cannot bind ::1: {exc}")
     try:
@@ -154,14 +154,14 @@ def test_serves_on_ipv6_loopback(metrics: Metrics) -> None:
 
 
 def test_close_frees_the_port(metrics: Metrics) -> None:
-    handle = metrics.serve(0, poll_interval=0.02)
+    handle = metrics.serve(0)
     port = handle.port
     assert port > 0
     handle.close()
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2)
     # The same port can be bound again at once.
-    again = metrics.serve(port, poll_interval=0.02)
+    again = metrics.serve(port)
     assert again.port == port
     again.close()
 
