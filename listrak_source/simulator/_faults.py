@@ -7,10 +7,12 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, Literal, TypeVar
 from urllib.parse import parse_qsl
 
 T = TypeVar("T")
+# What an import does with an email it cannot simply update.
+Policy = Literal["skip", "apply"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,16 +44,25 @@ class _Queue(Generic[T]):
 
 
 class ListrakFaults:
-    """Failures of the Listrak simulator; every attribute is safe to set from a test."""
+    """Failures and switchable behaviours of the Listrak simulator; every attribute is safe to
+    set from a test.
+
+    Contact pages: `offset_cursors` makes new cursors encode an offset into the matching
+    contacts instead of a stable position, so a change on an earlier page shifts later pages;
+    from page `empty_after_page` on, every page is empty with a fresh cursor, forever.
+    Profile-field imports (the bulk route): `import_delay` seconds of the simulator's clock
+    pass before an import applies; `nonmembers` and `unsubscribed` say whether values for
+    such emails are skipped or applied; `checked_value` / `unchecked_value` (None: no value)
+    are what a box set by an import reads back as; `refuse_beta` answers the Beta refusal
+    with `beta_status`; `drop_imports` accepts imports that never apply.
+    """
 
     def __init__(self) -> None:
         self._api: _Queue[Injected] = _Queue()
+        self._bulk: _Queue[Injected] = _Queue()
         self._token: _Queue[Injected] = _Queue()
-        self.token_ttl: float | None = None
-        self.reject_auth = False
-        self.page_delay = 0.0
-        self.die_after_page: int | None = None
         self.expired_at = 0  # bumped by expire_tokens(); tokens issued before are dead
+        self.reset()
 
     def fail_next(self, n: int, status: int = 500) -> None:
         """The next n API requests answer `status` with the error envelope."""
@@ -69,6 +80,18 @@ class ListrakFaults:
         """Every token issued so far becomes invalid now."""
         self.expired_at += 1
 
+    def fail_bulk_next(self, n: int, status: int = 500) -> None:
+        """The next n profile-field imports answer `status`; other routes stay healthy."""
+        self._bulk.add(n, Injected(status))
+
+    def rate_limit_bulk_next(self, n: int, retry_after: int = 1) -> None:
+        """The next n profile-field imports answer 429 with a Retry-After header."""
+        self._bulk.add(n, Injected(429, retry_after))
+
+    def take_bulk(self) -> Injected | None:
+        """The failure planned for this profile-field import, if any."""
+        return self._bulk.take()
+
     def take_api(self) -> Injected | None:
         """The failure planned for this API request, if any."""
         return self._api.take()
@@ -78,13 +101,27 @@ class ListrakFaults:
         return self._token.take()
 
     def reset(self) -> None:
-        """Back to a healthy service (issued tokens stay valid)."""
+        """Back to a healthy service with default behaviours (issued tokens stay valid)."""
         self._api.clear()
+        self._bulk.clear()
         self._token.clear()
-        self.token_ttl = None
+        self.token_ttl: float | None = None
         self.reject_auth = False
         self.page_delay = 0.0
-        self.die_after_page = None
+        self.die_after_page: int | None = None
+        self.offset_cursors = False
+        self.empty_after_page: int | None = None
+        self.import_delay = 0.0
+        self.nonmembers: Policy = "skip"
+        self.unsubscribed: Policy = "skip"
+        self.checked_value = "on"
+        self.unchecked_value: str | None = None
+        self.refuse_beta = False
+        # The route's Swagger declares 400, 401 and 404 only; the refusal is an access check on
+        # the integration, which the API answers with 401 (ERROR_UNAUTHORIZED also covers
+        # "insufficient access level"), never 403.
+        self.beta_status = 401
+        self.drop_imports = False
 
 
 @dataclass(frozen=True, slots=True)
