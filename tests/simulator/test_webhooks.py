@@ -83,10 +83,10 @@ def sender(receiver: Receiver, sleeps: Sleeps | None = None, **kw: Any) -> Webho
 def test_batches_of_the_configured_size_with_the_destination_headers(
     receiver: Receiver,
 ) -> None:
-    sent = events(2500)
-    with sender(receiver, headers={"Authorization": "Bearer tok"}) as s:
+    sent = events(250)
+    with sender(receiver, batch_size=100, headers={"Authorization": "Bearer tok"}) as s:
         outcomes = s.send(sent)
-    assert [len(b) for b in receiver.bodies()] == [1000, 1000, 500]
+    assert [len(b) for b in receiver.bodies()] == [100, 100, 50]
     assert [m for body in receiver.bodies() for m in body] == sent
     headers = receiver.requests[0].headers
     assert headers["Content-Type"] == "application/json"
@@ -94,7 +94,9 @@ def test_batches_of_the_configured_size_with_the_destination_headers(
     assert headers["Authorization"] == "Bearer tok"
     assert "X-Signature" not in headers
     assert all(o.delivered and o.status == 200 and o.attempts == 1 for o in outcomes)
-    assert sorted(o.position for o in outcomes) == list(range(2500))
+    assert sorted(o.position for o in outcomes) == list(range(250))
+    with WebhookSender(receiver.url) as default:
+        assert default.batch_size == 1000  # the destination's default
 
 
 def test_one_event_a_request_without_batching(receiver: Receiver) -> None:
