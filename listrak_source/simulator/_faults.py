@@ -6,7 +6,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 from urllib.parse import parse_qsl
 
 T = TypeVar("T")
@@ -101,6 +101,8 @@ class SinkFaults:
 
     def __init__(self) -> None:
         self._plans: _Queue[SinkInjected] = _Queue()
+        # Emails whose batches Segment refuses as a whole, as it does a malformed message.
+        self.poisoned: frozenset[str] = frozenset()
 
     def fail_next(self, n: int, status: int = 500) -> None:
         """The next n batches answer `status` with a Segment error body and are not kept."""
@@ -118,6 +120,16 @@ class SinkFaults:
         """The next n batches are kept, then the connection closes with no answer."""
         self._add(n, SinkInjected(lose_ack=True))
 
+    def poison(self, *emails: str) -> None:
+        """Every batch holding a message for one of these emails answers 400, nothing kept."""
+        self.poisoned = self.poisoned | set(emails)
+
+    def refuses(self, batch: list[dict[str, Any]]) -> bool:
+        """Whether a batch holds a poisoned message (by anonymousId or traits.email)."""
+        if not self.poisoned:
+            return False
+        return any(_email_of(message) in self.poisoned for message in batch)
+
     def take(self) -> SinkInjected | None:
         """The failure planned for this batch request, if any."""
         return self._plans.take()
@@ -125,9 +137,16 @@ class SinkFaults:
     def reset(self) -> None:
         """Back to a healthy sink."""
         self._plans.clear()
+        self.poisoned = frozenset()
 
     def _add(self, n: int, plan: SinkInjected) -> None:
         self._plans.add(n, plan)
+
+
+def _email_of(message: dict[str, Any]) -> object:
+    traits = message.get("traits")
+    email = traits.get("email") if isinstance(traits, dict) else None
+    return email or message.get("anonymousId")
 
 
 class TokenBook:

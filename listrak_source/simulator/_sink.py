@@ -286,6 +286,8 @@ class SegmentSink(Lifecycle):
         key = _write_key(req, doc)
         if key is None:
             raise HttpError(401, "Missing write key", "unauthorized")
+        if self.faults.refuses(batch):
+            raise _bad("Invalid message in batch")
         gzipped = _encoding(req) == "gzip"
         with self._lock:
             # Segment answers 200 to a wrong key and drops the data.
