@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 
 from listrak_source.messages import Pending, identify_message
+from listrak_source.segment_http import BatchPoster
+from listrak_source.simulator import SegmentSink
 
 WHEN = datetime(2026, 11, 23, tzinfo=UTC)
 TRAIT = "Listrak_list_1"
@@ -49,3 +51,15 @@ class FakeTime:
 @pytest.fixture
 def fake_time() -> FakeTime:
     return FakeTime()
+
+
+def sink_poster(sink: SegmentSink, fake: FakeTime, **options: Any) -> BatchPoster:
+    """A poster on the sink whose waits only advance the fake clock."""
+    settings: dict[str, Any] = {
+        "timeout": 5.0,
+        "max_retries": 3,
+        "random": lambda: 0.5,
+        "sleep": fake.sleep,
+        "clock": fake.clock,
+    }
+    return BatchPoster(options.pop("write_key", sink.write_key), sink.url, **(settings | options))
