@@ -225,8 +225,18 @@ def test_lose_ack_keeps_the_batch_but_never_answers(sink: SegmentSink, http: htt
     assert len(sink.profiles()) == 1  # the shared messageId dedupes the copy
 
 
+def test_poisoned_email_refuses_its_batches(sink: SegmentSink, http: httpx.Client) -> None:
+    sink.faults.poison.update({"bad@example.com"})
+    assert_segment_error(send(http, [identify("a@example.com"), identify("bad@example.com")]), 400)
+    assert sink.messages == []
+    batch = [identify("a@example.com")]
+    assert send(http, batch).status_code == 200
+    assert sink.messages == batch
+
+
 def test_reset(sink: SegmentSink, http: httpx.Client) -> None:
     sink.faults.fail_next(3)
+    sink.faults.poison.update({"a@example.com"})
     sink.faults.reset()
     assert send(http, [identify("a@example.com")]).status_code == 200
 
