@@ -1,50 +1,48 @@
-"""Delivery: pending rows go to Segment chunk by chunk; only accepted ids count as sent."""
+"""Delivery: pending rows go to Segment chunk by chunk; what Segment answered decides their fate.
+
+Accepted rows become sent. A row Segment refused on its own spends an attempt and backs off,
+and after `delivery.max_attempts` it is dead. An outage is the endpoint's fault, never the
+rows': delivery stops for this run, no row spends an attempt, and every row is due on the
+next run.
+"""
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from .config import Settings
 from .context import ListRun
-from .records import Delivery, RetryPolicy
+from .records import STOPPED, Delivery, RetryPolicy
 from .scan import keep_lease
 
 log = logging.getLogger(__name__)
 
-_RATE_LIMIT_PAUSE = timedelta(minutes=1)
 
-
-def deliver(run: ListRun) -> bool:
-    """Send pending rows chunk by chunk; False when a whole chunk failed (Segment down)."""
-    ctx, cfg, result = run.ctx, run.cfg, run.result
+def deliver(run: ListRun) -> None:
+    """Send every due row, chunk by chunk, until none is left or Segment is unreachable."""
+    ctx, cfg = run.ctx, run.cfg
     policy = _policy(ctx.settings)
     after = ""
     while True:
         now = ctx.clock()
-        rows = ctx.db.outbox.pending(
-            cfg.id, now, after=after, limit=ctx.settings.segment.chunk_size
-        )
+        chunk = ctx.settings.segment.chunk_size
+        rows = ctx.db.outbox.pending(cfg.id, now, after=after, limit=chunk)
         if not rows:
-            return True
+            return
         after = rows[-1][0].message_id
         delivery = ctx.emitter.deliver([row for row, _ in rows], cfg.trait_name)
-        attempts = {row.message_id: n for row, n in rows}
-        _record_delivery(run, delivery, attempts=attempts, now=now, policy=policy)
-        run.progress("delivered", result.delivered)
+        _record(run, delivery, {row.message_id: n for row, n in rows}, now, policy)
+        run.progress("delivered", run.result.delivered)
         keep_lease(run)
-        if not delivery.accepted:
-            log.error(
-                "list %s: Segment accepted nothing in a chunk; the rest waits for the next run",
-                cfg.id,
-            )
-            return False
+        if delivery.outage is not None:
+            _stop_for_outage(run, delivery.outage, now)
+            return
 
 
-def _record_delivery(
+def _record(
     run: ListRun,
     delivery: Delivery,
-    *,
     attempts: dict[str, int],
     now: datetime,
     policy: RetryPolicy,
@@ -52,19 +50,37 @@ def _record_delivery(
     outbox, cfg, result = run.ctx.db.outbox, run.cfg, run.result
     outbox.mark_sent(cfg.id, delivery.accepted)
     result.delivered += len(delivery.accepted)
-    if delivery.failed:
-        failures = [(mid, attempts[mid], err) for mid, err in delivery.failed.items()]
-        outbox.mark_failed(cfg.id, failures, now, policy)
-        result.failed += len(failures)
+    if delivery.rejected:
+        refused = [(mid, attempts[mid], err) for mid, err in delivery.rejected.items()]
+        outbox.mark_rejected(cfg.id, refused, now, policy)
+        result.failed += len(refused)
         log.error(
-            "list %s: %d messages not accepted: %s",
+            "list %s: Segment refused %d message(s): %s",
             cfg.id,
-            len(failures),
-            next(iter(delivery.failed.values())),
+            len(refused),
+            next(iter(delivery.rejected.values())),
         )
-    if delivery.rate_limited:
-        outbox.postpone(cfg.id, delivery.rate_limited, now + _RATE_LIMIT_PAUSE)
-        result.failed += len(delivery.rate_limited)
+
+
+def _stop_for_outage(run: ListRun, reason: str, now: datetime) -> None:
+    """Leave every due row due, labelled with why it waits; no attempt is spent."""
+    left = run.ctx.db.outbox.note_waiting(run.cfg.id, now, waiting_label(reason))
+    run.result.outage = reason
+    log.error(
+        "list %s: %s; delivery stops for this run, %d row(s) are due on the next",
+        run.cfg.id,
+        reason,
+        left,
+    )
+
+
+def waiting_label(reason: str) -> str:
+    """What `status` says a row waits for: `stopped`, `rate limited: …` or `outage: …`."""
+    if reason == STOPPED:
+        return "stopped"
+    if " 429 " in f" {reason} ":
+        return f"rate limited: {reason}"
+    return f"outage: {reason}"
 
 
 def _policy(settings: Settings) -> RetryPolicy:

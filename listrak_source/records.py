@@ -176,11 +176,21 @@ class Pending:
 
 @dataclass(slots=True)
 class Delivery:
-    """What one delivery achieved, by message id."""
+    """What Segment answered for one chunk of pending rows, by message id.
+
+    `accepted` rows count as sent; `rejected` ones were refused on their own (a batch split
+    until the message at fault stood alone) and spend an attempt; when `outage` is set the
+    endpoint failed, and every row not named here is simply still due.
+    """
 
     accepted: list[str] = field(default_factory=list)
-    failed: dict[str, str] = field(default_factory=dict)
-    rate_limited: list[str] = field(default_factory=list)
+    rejected: dict[str, str] = field(default_factory=dict)
+    outage: str | None = None
+    requests: int = 0
+
+
+# Why a delivery ended early when the run was asked to stop during a wait.
+STOPPED = "stopped"
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +205,20 @@ class RetryPolicy:
         """Exponential in the attempts already made, capped."""
         delay: timedelta = self.base * (2 ** max(attempts - 1, 0))
         return min(delay, self.cap)
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """Pending rows of a list that share a reason to wait, and when the first is due again."""
+
+    reason: str  # "not yet sent", "outage: …", "rate limited: …", "stopped", "rejected: …"
+    rows: int
+    next_attempt_at: datetime | None  # None: due on the very next run
+
+    def describe(self) -> str:
+        """One line for a run's summary and `status`."""
+        when = self.next_attempt_at.isoformat(timespec="seconds") if self.next_attempt_at else None
+        return f"{self.rows} {self.reason}" + (f" (next attempt {when})" if when else "")
 
 
 COUNT_FIELDS = (
@@ -230,6 +254,9 @@ class RunResult:
     full_scan: bool = True
     dead: int = 0
     pending: int = 0
+    # Set when delivery stopped because Segment could not be reached (or the run stopped).
+    outage: str | None = None
+    waiting: list[Waiting] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         """The counters stored with the run."""
@@ -240,6 +267,14 @@ class RunResult:
         out = asdict(self)
         del out["exit_code"]
         out["kind"], out["status"] = str(self.kind), str(self.status)
+        out["waiting"] = [
+            {"reason": w.reason, "rows": w.rows, "next_attempt_at": _iso(w.next_attempt_at)}
+            for w in self.waiting
+        ]
         for key in ("started_at", "finished_at"):
-            out[key] = out[key].isoformat() if out[key] else None
+            out[key] = _iso(out[key])
         return out
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None

@@ -80,8 +80,6 @@ def _run(
         run.ctx.db.outbox.adopt_all(run.cfg.id)
     else:
         deliver(run)
-    if result.status == RunStatus.RUNNING:
-        result.status = RunStatus.PARTIAL if (result.rejected or result.failed) else RunStatus.OK
 
 
 def _scan_and_sweep(
@@ -118,12 +116,39 @@ def _finish(run: ListRun) -> None:
     ctx, result = run.ctx, run.result
     result.finished_at = ctx.clock()
     try:
+        result.pending, result.dead = ctx.db.runs.backlog(run.cfg.id)
+        result.waiting = ctx.db.runs.waiting(run.cfg.id) if result.pending else []
+        _conclude(result)
         ctx.db.runs.finish_run(
             result.run_id, result.status, result.finished_at, result.counts(), result.error
         )
-        result.pending, result.dead = ctx.db.runs.backlog(run.cfg.id)
     finally:
         ctx.db.leases.release(run.cfg.id, ctx.holder)
+
+
+def _conclude(result: RunResult) -> None:
+    """`ok` only when the scan finished and everything the list holds reached Segment.
+
+    Anything less is `partial`, with what is left, why, and until when; a run that was
+    held, stopped or failed keeps that status and gains the same account.
+    """
+    shortfall = _shortfall(result)
+    if result.status == RunStatus.RUNNING:
+        result.status = RunStatus.PARTIAL if shortfall else RunStatus.OK
+    if shortfall:
+        result.error = "; ".join(filter(None, [result.error, shortfall]))
+
+
+def _shortfall(result: RunResult) -> str:
+    parts = []
+    if result.pending:
+        waits = ", ".join(w.describe() for w in result.waiting)
+        parts.append(f"{result.pending} message(s) not yet accepted by Segment: {waits}")
+    if result.dead:
+        parts.append(f"{result.dead} dead after max_attempts (see status; `retry` re-queues)")
+    if result.rejected:
+        parts.append(f"{result.rejected} contact(s) skipped (see status)")
+    return "; ".join(parts)
 
 
 def _sweep(run: ListRun, allow_mass_removal: bool) -> None:

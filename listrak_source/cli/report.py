@@ -21,7 +21,7 @@ def result_line(result: RunResult) -> str:
     extras = [
         f"{count} {label}"
         for count, label in (
-            (result.failed, "failed"),
+            (result.failed, "refused by Segment"),
             (result.dead, "dead"),
             (result.rejected, "skipped contacts"),
         )

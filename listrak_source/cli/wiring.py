@@ -95,7 +95,7 @@ def context_over(
 
     with listrak_client(settings) as client:
         if not dry_run:
-            yield make(Database(engine), SegmentEmitter(settings.segment))
+            yield make(Database(engine), SegmentEmitter(settings.segment, stop=stop))
             return
         with engine.connect() as conn:
             transaction = conn.begin()

@@ -10,6 +10,8 @@ from typing import Any
 import orjson
 from segment.analytics.request import APIError
 
+from .. import records
+
 _MAX_REASON = 200
 # Anything shaped like an address: an answer may quote a message, and reasons reach logs.
 _EMAIL = re.compile(r"[^\s@\"'<>(),;:]+@[^\s@\"'<>(),;:]+")
@@ -40,7 +42,7 @@ class Permanent:
 
 Answer = Accepted | Transient | Permanent
 
-STOPPED = Transient("stopped")
+STOPPED = Transient(records.STOPPED)
 
 
 def one_line(text: str, write_key: str = "") -> str:

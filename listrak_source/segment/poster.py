@@ -59,6 +59,7 @@ class BatchPoster:
         self._interval = 1.0 / requests_per_second
         self._next_start = float("-inf")
         self._sleep = sleep or (stop.wait if stop is not None else time.sleep)
+        self._pace_sleep = sleep or time.sleep
         self._clock = clock
         self._random = random
         self._post = post
@@ -81,8 +82,7 @@ class BatchPoster:
         return answer
 
     def _attempt(self, messages: list[Message]) -> Answer:
-        if not self._pace():
-            return STOPPED
+        self._pace()
         self.requests += 1
         try:
             response = self._post(
@@ -92,12 +92,17 @@ class BatchPoster:
             return classify_error(exc, self._write_key)
         return classify_response(response)
 
-    def _pace(self) -> bool:
-        """Hold this request's start until 1/requests_per_second after the previous one."""
+    def _pace(self) -> None:
+        """Hold this request's start until 1/requests_per_second after the previous one.
+
+        Not cut short by a stop: a stopping run still delivers what it stored, and this
+        wait is a fraction of a second; only retry waits are abandoned.
+        """
         now = self._clock()
         start = max(now, self._next_start)
         self._next_start = start + self._interval
-        return start <= now or self._wait(start - now)
+        if start > now:
+            self._pace_sleep(start - now)
 
     def _delay(self, answer: Transient, retry: int) -> float:
         """Retry-After when Segment gave one (capped), else jittered exponential backoff."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, bindparam, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, or_, select, update
 
 from ..records import Pending, RetryPolicy
 from .rows import CHUNK, carrying_message, chunks, clean_slate
@@ -47,12 +47,7 @@ class Outbox:
                 c.detected_at,
                 c.attempts,
             )
-            .where(
-                *carrying_message(list_id),
-                c.dead.is_(False),
-                c.message_id > after,
-                or_(c.next_attempt_at.is_(None), c.next_attempt_at <= now),
-            )
+            .where(*_due(list_id, now), c.message_id > after)
             .order_by(c.message_id)
             .limit(limit)
         )
@@ -78,14 +73,15 @@ class Outbox:
                 done += conn.execute(stmt, {"ids": list(chunk)}).rowcount
         return done
 
-    def mark_failed(
+    def mark_rejected(
         self,
         list_id: int,
-        failures: Sequence[tuple[str, int, str]],
+        refusals: Sequence[tuple[str, int, str]],
         now: datetime,
         policy: RetryPolicy,
     ) -> int:
-        """Count one more attempt per (message id, attempts so far, error); return rows now dead."""
+        """One more attempt per (message id, attempts so far, error) Segment refused on its
+        own; the row backs off, and is dead once it has used `max_attempts`. Rows now dead."""
         stmt = (
             update(members)
             .where(members.c.list_id == list_id, members.c.message_id == bindparam("m"))
@@ -96,36 +92,19 @@ class Outbox:
                 dead=bindparam("d"),
             )
         )
-        params = []
-        for message_id, attempts, error in failures:
-            made = attempts + 1
-            params.append(
-                {
-                    "m": message_id,
-                    "a": made,
-                    "n": now + policy.delay(made),
-                    "err": error[:1000],
-                    "d": made >= policy.max_attempts,
-                }
-            )
+        params = [
+            _refusal(mid, attempts + 1, error, now, policy) for mid, attempts, error in refusals
+        ]
         if params:
             with self.tx.begin() as conn:
                 conn.execute(stmt, params)
         return sum(1 for p in params if p["d"])
 
-    def postpone(self, list_id: int, message_ids: Sequence[str], until: datetime) -> None:
-        """A rate-limited row waits without spending an attempt."""
-        stmt = (
-            update(members)
-            .where(
-                members.c.list_id == list_id,
-                members.c.message_id.in_(bindparam("ids", expanding=True)),
-            )
-            .values(next_attempt_at=until, last_error="rate limited by Segment")
-        )
+    def note_waiting(self, list_id: int, now: datetime, label: str) -> int:
+        """Say why every row still due waits (an outage, a stop); no attempt is spent."""
+        stmt = update(members).where(*_due(list_id, now)).values(last_error=label[:1000])
         with self.tx.begin() as conn:
-            for chunk in chunks(message_ids):
-                conn.execute(stmt, {"ids": list(chunk)})
+            return int(conn.execute(stmt).rowcount)
 
     def adopt_all(self, list_id: int) -> int:
         """Baseline: take what Listrak holds as already in Segment; nothing will be sent."""
@@ -142,3 +121,25 @@ class Outbox:
         )
         with self.tx.begin() as conn:
             return int(conn.execute(stmt).rowcount)
+
+
+def _due(list_id: int, now: datetime) -> list[ColumnElement[bool]]:
+    """Rows of a list that delivery would send now: carrying a message, alive, not backing off."""
+    c = members.c
+    return [
+        *carrying_message(list_id),
+        c.dead.is_(False),
+        or_(c.next_attempt_at.is_(None), c.next_attempt_at <= now),
+    ]
+
+
+def _refusal(
+    message_id: str, made: int, error: str, now: datetime, policy: RetryPolicy
+) -> dict[str, object]:
+    return {
+        "m": message_id,
+        "a": made,
+        "n": now + policy.delay(made),
+        "err": f"rejected: {error}"[:1000],
+        "d": made >= policy.max_attempts,
+    }

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
 
-from ..records import SUCCESS_STATUSES, ListState, RunKind, RunStatus
+from ..records import SUCCESS_STATUSES, ListState, RunKind, RunStatus, Waiting
 from .rows import carrying_message
 from .schema import list_state, members, rejects, runs
 from .transactions import Transactions
@@ -139,6 +139,11 @@ class Runs:
         with self.tx.read() as conn:
             return _backlog(conn, list_id)
 
+    def waiting(self, list_id: int, limit: int = 10) -> list[Waiting]:
+        """Pending rows grouped by why they wait, the largest groups first."""
+        with self.tx.read() as conn:
+            return _waiting(conn, list_id, limit)
+
     def last_size(self, list_id: int) -> int:
         """Contacts the list's last complete full scan read; 0 before the first."""
         with self.tx.read() as conn:
@@ -172,6 +177,27 @@ def _backlog(conn: Connection, list_id: int) -> tuple[int, int]:
         ).where(*carrying_message(list_id))
     ).one()
     return int(pending), int(dead)
+
+
+def _waiting(conn: Connection, list_id: int, limit: int) -> list[Waiting]:
+    c = members.c
+    rows = conn.execute(
+        select(c.last_error, func.count(), func.min(c.next_attempt_at))
+        .where(*carrying_message(list_id), c.dead.is_(False))
+        .group_by(c.last_error)
+        .order_by(func.count().desc())
+        .limit(limit)
+    ).all()
+    return [Waiting(error or "not yet sent", int(n), _aware(when)) for error, n, when in rows]
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    """An aggregate bypasses the column type, so SQLite hands back a naive UTC value."""
+    if moment is None:
+        return None
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _run_dict(row: Mapping[str, Any]) -> dict[str, Any]:

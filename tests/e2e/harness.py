@@ -46,6 +46,7 @@ write_key = "{sink.write_key}"
 host = "{sink.url}"
 max_backoff_seconds = 2
 timeout = 5
+requests_per_second = 1000
 
 [database]
 url = "{db_url}"

@@ -94,15 +94,20 @@ def test_mass_removal_is_held_until_allowed(config: Path, sim, sink, capsys) -> 
     assert_profiles_match(sim, sink, [MAIN])
 
 
-def test_segment_down_then_back(config: Path, db_url: str, sim, sink) -> None:
-    sink.faults.fail_next(10_000, status=503)
+def test_segment_down_then_back(config: Path, db_url: str, sim, sink, capsys) -> None:
+    sink.faults.outage = True
     assert run_cli(config, "sync") == 1
     rows = member_rows(db_url, 1001)
-    assert all(r["message_id"] and r["attempts"] == 1 for r in rows.values())
-    assert all("503" in r["last_error"] for r in rows.values())
+    # An outage is the endpoint's fault: no row spends an attempt or waits beyond the next run.
+    assert all(r["message_id"] and r["attempts"] == 0 for r in rows.values())
+    assert all(r["next_attempt_at"] is None for r in rows.values())
+    assert all(r["last_error"].startswith("outage: ") for r in rows.values())
+    assert "503" in next(iter(rows.values()))["last_error"]
     assert sink.messages == []
+    assert "partial" in capsys.readouterr().out
+    status = status_json(config)[1001]
+    assert status["last_run"]["status"] == "partial" and status["pending"] == 500
     sink.faults.reset()
-    time.sleep(0.25)  # the rows' backoff
     assert run_cli(config, "sync") == 0
     assert_profiles_match(sim, sink, [MAIN])
     assert_no_change_under_two_ids(sink.messages)
@@ -130,13 +135,13 @@ def test_segment_timeouts_are_retried(config: Path, sim, sink, monkeypatch) -> N
     assert_profiles_match(sim, sink, [MAIN])
 
 
-def test_lost_acks_are_resent_under_the_same_ids(config: Path, sim, sink) -> None:
+def test_lost_acks_are_resent_under_the_same_ids(config: Path, db_url: str, sim, sink) -> None:
     sink.faults.lose_ack_next(10_000)  # every batch is kept, but no answer ever arrives
     assert run_cli(config, "sync") == 1
     kept = {m["messageId"] for m in sink.messages}
     assert len(kept) == 500
+    assert all(r["attempts"] == 0 for r in member_rows(db_url, 1001).values())
     sink.faults.reset()
-    time.sleep(0.25)
     assert run_cli(config, "sync") == 0
     assert {m["messageId"] for m in sink.messages} == kept
     assert_no_change_under_two_ids(sink.messages)
@@ -146,23 +151,29 @@ def test_lost_acks_are_resent_under_the_same_ids(config: Path, sim, sink) -> Non
 def test_dead_rows_are_shown_retried_and_revived_by_change(
     config: Path, db_url: str, sim, sink, capsys
 ) -> None:
-    sink.faults.fail_next(10_000, status=500)
-    for _ in range(3):  # max_attempts = 3
-        run_cli(config, "sync")
-        time.sleep(0.25)
+    poison = emails(sim, 3)
+    sink.faults.poison.update(poison)  # Segment refuses any batch that holds one of these
+    assert run_cli(config, "sync") == 1
+    # Only the refused rows spend an attempt; every other row of their batches went out.
+    assert len({m["messageId"] for m in sink.messages}) == 497
+    for _ in range(2):  # max_attempts = 3
+        time.sleep(0.25)  # the refused rows' backoff
+        assert run_cli(config, "sync") == 1
     status = status_json(config)[1001]
-    assert status["dead"] == 500 and status["pending"] == 0
-    assert "500" in status["dead_rows"][0]["last_error"]
-    assert run_cli(config, "sync") == 0 and sink.messages == []  # dead rows wait for a person
+    assert status["dead"] == 3 and status["pending"] == 0
+    assert "rejected: Segment answered 400" in status["dead_rows"][0]["last_error"]
+    assert status["last_run"]["status"] == "partial"  # dead rows are never `ok`
+    sent = len(sink.messages)
+    assert run_cli(config, "sync") == 1 and len(sink.messages) == sent  # dead rows wait
     # A change in Listrak revives one dead row with fresh values, without `retry`.
-    changed = emails(sim, 1)[0]
-    sim.set_field(1001, changed, FIELD, "crm-fresh")
+    sim.set_field(1001, poison[0], FIELD, "crm-fresh")
     sink.faults.reset()
-    assert run_cli(config, "sync") == 0
-    assert [(m["anonymousId"], m["userId"]) for m in sink.messages] == [(changed, "crm-fresh")]
+    assert run_cli(config, "sync") == 1  # two rows are still dead
+    fresh = [(m["anonymousId"], m["userId"]) for m in sink.messages[sent:]]
+    assert fresh == [(poison[0], "crm-fresh")]
     capsys.readouterr()
     assert run_cli(config, "retry") == 0
-    assert "499 dead message(s) re-queued" in capsys.readouterr().out
+    assert "2 dead message(s) re-queued" in capsys.readouterr().out
     assert run_cli(config, "sync") == 0
     assert_profiles_match(sim, sink, [MAIN])
     assert all(r["message_id"] is None for r in member_rows(db_url, 1001).values())

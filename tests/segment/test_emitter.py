@@ -1,4 +1,4 @@
-"""The emitter against the sink with the real client: accepted ids, failures, pacing."""
+"""The emitter against the sink: pending rows become identifies; Segment's answers decide."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ from datetime import UTC, datetime
 
 from listrak_source.config import SegmentSettings
 from listrak_source.records import Pending
-from listrak_source.segment.emitter import BytePacer, SegmentEmitter, estimated_size
+from listrak_source.segment.emitter import SegmentEmitter
+from listrak_source.simulator import SegmentSink
 
 WHEN = datetime(2026, 11, 23, tzinfo=UTC)
+TRAIT = "Listrak_list_1"
 
 
 def rows(count: int) -> list[Pending]:
@@ -18,49 +20,32 @@ def rows(count: int) -> list[Pending]:
     ]
 
 
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.slept: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
+def settings(sink: SegmentSink) -> SegmentSettings:
+    return SegmentSettings(
+        write_key=sink.write_key, host=sink.url, max_retries=1, max_backoff_seconds=0.01
+    )
 
 
-def test_pacer_holds_the_byte_rate() -> None:
-    fake = FakeTime()
-    pacer = BytePacer(1000, clock=fake.clock, sleep=fake.sleep)
-    for _ in range(10):
-        pacer.take(500)
-    assert abs(fake.now - 5.0) < 1e-9  # 5000 bytes at 1000 bytes a second
-
-
-def test_deliver_accepts_and_reports(sink) -> None:
-    settings = SegmentSettings(write_key=sink.write_key, host=sink.url, max_backoff_seconds=1)
-    delivery = SegmentEmitter(settings).deliver(rows(300), "Listrak_list_1")
+def test_every_accepted_row_is_named_and_sent_as_the_dry_run_prints_it(sink: SegmentSink) -> None:
+    delivery = SegmentEmitter(settings(sink)).deliver(rows(300), TRAIT)
     assert sorted(delivery.accepted) == sorted(f"m-{i}" for i in range(300))
-    assert {m["messageId"] for m in sink.messages} == set(delivery.accepted)
-    sink.faults.fail_next(100, status=400)
-    failed = SegmentEmitter(settings).deliver(rows(5), "Listrak_list_1")
-    assert failed.accepted == [] and set(failed.failed) == {f"m-{i}" for i in range(5)}
-    assert "400" in next(iter(failed.failed.values()))
+    assert delivery.rejected == {} and delivery.outage is None
+    sent = {m["messageId"]: m for m in sink.messages}
+    assert sent["m-0"]["traits"] == {"email": "u0@x.io", TRAIT: True}
+    assert sent["m-1"]["traits"] == {"email": "u1@x.io", TRAIT: None}
+    assert sent["m-1"]["anonymousId"] == "u1@x.io" and "userId" not in sent["m-1"]
 
 
-def test_default_pace_is_segments_50_requests_a_second() -> None:
-    settings = SegmentSettings(write_key="k")
-    assert SegmentEmitter(settings)._pacer.rate == 50 * 475_000
+def test_a_refused_row_is_named_alone_and_the_rest_are_accepted(sink: SegmentSink) -> None:
+    sink.faults.poison.update({"u7@x.io"})
+    delivery = SegmentEmitter(settings(sink)).deliver(rows(20), TRAIT)
+    assert set(delivery.rejected) == {"m-7"} and "400" in delivery.rejected["m-7"]
+    assert len(delivery.accepted) == 19 and delivery.outage is None
 
 
-def test_deliver_is_paced(sink) -> None:
-    fake = FakeTime()
-    settings = SegmentSettings(write_key=sink.write_key, host=sink.url)
-    batch = rows(50)
-    pacer = BytePacer(100.0, clock=fake.clock, sleep=fake.sleep)
-    SegmentEmitter(settings, pacer=pacer).deliver(batch, "t")
-    expected = sum(estimated_size(r, "t") for r in batch) / 100.0
-    assert abs(fake.now - expected) < 1e-6
-    assert len(sink.messages) == 50
+def test_an_outage_names_nothing_and_says_why(sink: SegmentSink) -> None:
+    sink.faults.outage = True
+    delivery = SegmentEmitter(settings(sink)).deliver(rows(20), TRAIT)
+    assert delivery.accepted == [] and delivery.rejected == {}
+    assert delivery.outage is not None and "503" in delivery.outage
+    assert delivery.requests == 2  # the first try and the one retry, then the circuit opens
