@@ -127,7 +127,7 @@ class _Events:
         except ClientDisconnect:
             return _reply(400, {"error": "client went away"})
         if body is None:
-            log.warning("refused a delivery over %d bytes (max_body_bytes)", self._cap)
+            log.warning("refused a delivery over max_body_bytes (%d): Segment drops it", self._cap)
             return _reply(413, {"error": "body too large", "max_bytes": self._cap})
         signature = request.headers.get("x-signature")
         if self._shared is not None and not signature_matches(body, signature, self._shared):

@@ -10,10 +10,12 @@ from ..config import _Section
 from .mapping import AudienceMapping, Mappings
 
 MIB = 1024 * 1024
-# Segment batches up to 4,000 events and any 4xx drops the whole batch, so the cap must never
-# bite a real one. An Engage membership event is about 1 KB; 32 MiB leaves 8 KiB an event at
-# the largest batch. Only a caller holding the bearer secret gets its body read at all.
-DEFAULT_MAX_BODY_BYTES = 32 * MIB
+# Segment batches up to 4,000 events (1,000 by default) and drops a whole batch answered 413.
+# Engage's membership event is about 450 bytes, so its largest batch is about 1.8 MiB; 8 MiB
+# leaves 2 KiB an event at 4,000 and 8 KiB at 1,000. The cap also bounds memory: a full
+# 8 MiB body of small events parses into about 120 MiB of Python objects. Raise it when
+# Engage is set to add many traits to each event.
+DEFAULT_MAX_BODY_BYTES = 8 * MIB
 
 
 class AudienceSettings(_Section):

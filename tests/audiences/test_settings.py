@@ -13,7 +13,7 @@ def test_defaults() -> None:
     settings = ReceiverSettings(secrets=["token-1"])
     assert (settings.host, settings.port, settings.access_log) == ("127.0.0.1", 8080, False)
     assert settings.shared_secret is None
-    assert settings.max_body_bytes == DEFAULT_MAX_BODY_BYTES == 32 * 1024 * 1024
+    assert settings.max_body_bytes == DEFAULT_MAX_BODY_BYTES == 8 * 1024 * 1024
 
 
 def test_two_secrets_for_a_rotation_and_every_value_is_listed_as_secret() -> None:
