@@ -162,7 +162,7 @@ class _Events:
 async def _read_within(request: Request, cap: int) -> bytes | None:
     """The body, or None once it is known to exceed the cap (never holding more than that)."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > cap:
+    if declared.isascii() and declared.isdigit() and int(declared) > cap:
         return None
     chunks: list[bytes] = []
     size = 0
