@@ -1,0 +1,1 @@
+"""Engage audiences into Listrak profile fields: the rules, and the receiver Segment posts to."""

@@ -1,0 +1,77 @@
+"""Settings of the audience direction: the audience table and the receiver Segment posts to."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pydantic import Field, SecretStr, field_validator
+
+from ..config import _Section
+from .mapping import AudienceMapping, Mappings
+
+MIB = 1024 * 1024
+# Segment batches up to 4,000 events (1,000 by default) and drops a whole batch answered 413.
+# Engage's membership event is about 450 bytes, so its largest batch is about 1.8 MiB; 8 MiB
+# leaves 2 KiB an event at 4,000 and 8 KiB at 1,000. The cap also bounds memory: a full
+# 8 MiB body of small events parses into about 120 MiB of Python objects. Raise it when
+# Engage is set to add many traits to each event.
+DEFAULT_MAX_BODY_BYTES = 8 * MIB
+
+
+class AudienceSettings(_Section):
+    """One row of the audience table: this audience sets this profile field on this list."""
+
+    key: str = Field(min_length=1)
+    list_id: int = Field(gt=0)
+    field_id: int = Field(gt=0)
+    # Set it to take the audience only from one Engage space; unset takes it from any.
+    space_id: str | None = Field(default=None, min_length=1)
+
+    def to_mapping(self) -> AudienceMapping:
+        """The pure form the receiver and the store work with."""
+        return AudienceMapping(self.key, self.list_id, self.field_id, self.space_id)
+
+
+def build_mappings(audiences: Sequence[AudienceSettings]) -> Mappings:
+    """The resolver for these rows; a MappingError (a ValueError) names the first conflict."""
+    return Mappings(item.to_mapping() for item in audiences)
+
+
+def _header_safe(secret: SecretStr, what: str) -> SecretStr:
+    value = secret.get_secret_value()
+    if not value:
+        raise ValueError(f"{what} must not be empty")
+    # It travels in a header: only visible ASCII survives the trip unchanged.
+    if not all("!" <= char <= "~" for char in value):
+        raise ValueError(f"{what} must be visible ASCII characters without spaces")
+    return secret
+
+
+class ReceiverSettings(_Section):
+    """Where the receiver listens and what a request must carry to be believed."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    # Two during a rotation: add the new one, move Segment over, then drop the old.
+    secrets: list[SecretStr] = Field(min_length=1, max_length=2)
+    # The Webhooks destination's shared secret: when set, every request must be signed.
+    shared_secret: SecretStr | None = None
+    max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=1024)
+    access_log: bool = False
+
+    @field_validator("secrets")
+    @classmethod
+    def _usable_secrets(cls, values: list[SecretStr]) -> list[SecretStr]:
+        return [_header_safe(value, "a receiver secret") for value in values]
+
+    @field_validator("shared_secret")
+    @classmethod
+    def _usable_shared_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value():
+            raise ValueError("shared_secret must not be empty (leave it out to not sign)")
+        return value
+
+    def secret_values(self) -> list[str]:
+        """Values that must never be printed or logged."""
+        shared = [self.shared_secret.get_secret_value()] if self.shared_secret else []
+        return [secret.get_secret_value() for secret in self.secrets] + shared

@@ -1,0 +1,79 @@
+"""A body into an Ingest: what the store must keep, and counts of what it may drop."""
+
+from __future__ import annotations
+
+import json
+
+import orjson
+import pytest
+
+from listrak_source.audiences.ingest import UNMAPPED, Ingest, NotJsonError, collect, decode_items
+from listrak_source.audiences.mapping import AudienceMapping, Mappings
+
+from ._events import identify, track
+
+VIP = AudienceMapping("first_time_shopper", list_id=1, field_id=10)
+
+
+@pytest.mark.parametrize(
+    ("body", "items"),
+    [
+        (b'[{"a":1},2,"x",null,[]]', [{"a": 1}, 2, "x", None, []]),
+        (b'{"a":1}', [{"a": 1}]),
+        (b"42", [42]),
+        (b"[]", []),
+        (b' \n"text"\n ', ["text"]),
+    ],
+)
+def test_items_of_a_body(body: bytes, items: list[object]) -> None:
+    assert decode_items(body) == items
+
+
+@pytest.mark.parametrize(
+    "body", [b"", b"not json", b"[1,", b'{"a":1}{"b":2}', b"\xff\xfe", b"[" * 100_000]
+)
+def test_a_body_that_is_not_json_is_refused(body: bytes) -> None:
+    with pytest.raises(NotJsonError, match=r"^the body is not JSON$"):
+        decode_items(body)
+
+
+def test_a_lone_surrogate_loses_only_its_own_event() -> None:
+    # JSON.stringify writes a lone surrogate as an escape, which is valid JSON.
+    body = (
+        b"["
+        + orjson.dumps(track(email="jane@example.com"))
+        + b","
+        + json.dumps(track(email="ja\ud800ne@example.com", message_id="m2")).encode()
+        + b"]"
+    )
+    ingest = collect(decode_items(body), Mappings([VIP]))
+    assert ingest.accepted == 1
+    assert ingest.ignored == {"invalid_email": 1}
+
+
+def test_collect_maps_memberships_and_counts_the_rest() -> None:
+    items: list[object] = [
+        track(message_id="m1"),
+        identify(message_id="m2"),
+        track(key="unknown", message_id="m3"),
+        track(member="true", message_id="m4"),
+        track(email=None, message_id="m5"),
+        "junk",
+        {"type": "page"},
+        {"type": "track"},
+    ]
+    ingest = collect(items, Mappings([VIP]))
+    assert [m.membership.message_id for m in ingest.memberships] == ["m1", "m2"]
+    assert all(m.mapping == VIP for m in ingest.memberships)
+    assert ingest.ignored == {
+        UNMAPPED: 1,
+        "value_not_boolean": 1,
+        "missing_email": 1,
+        "not_an_object": 1,
+        "not_a_membership_event": 2,
+    }
+    assert ingest.accepted == 2
+
+
+def test_an_empty_batch_is_an_empty_ingest() -> None:
+    assert collect([], Mappings([VIP])) == Ingest((), {})
