@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         type=Path,
         help="run the worker under cProfile, one DIR/<size>-<case>.prof per run "
-        "(times are inflated; results go to DIR/results.json unless --output)",
+        "(times are inflated; the results file goes to DIR unless --output)",
     )
     parser.add_argument(
         "--output",

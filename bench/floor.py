@@ -197,16 +197,24 @@ def _scan(client: httpx.Client, opts: Options, poster: Poster | None) -> int:
     return scanned
 
 
+def _scan_all(opts: Options, poster: Poster | None) -> int:
+    """Every page, a Listrak failure turned into one line."""
+    try:
+        with httpx.Client(timeout=TIMEOUT_S) as client:
+            return _scan(client, opts, poster)
+    except httpx.HTTPError as exc:
+        raise FloorError(f"a Listrak request failed: {type(exc).__name__}") from None
+    except (KeyError, TypeError, orjson.JSONDecodeError) as exc:
+        raise FloorError(f"Listrak answered unexpected JSON: {type(exc).__name__}") from None
+
+
 def run(opts: Options) -> str:
     """Scan and (unless scan-only) send; the one-line summary of what was done."""
     poster = None if opts.scan_only else Poster(opts)
     if poster is not None:
         poster.start()
     try:
-        with httpx.Client(timeout=TIMEOUT_S) as client:
-            scanned = _scan(client, opts, poster)
-    except httpx.HTTPError as exc:
-        raise FloorError(f"a Listrak request failed: {type(exc).__name__}") from None
+        scanned = _scan_all(opts, poster)
     finally:
         if poster is not None:
             poster.inbox.put(None)

@@ -237,7 +237,7 @@ def _progress(result: CaseResult, i: int, *, setup: bool) -> None:
     state += " (setup for the re-sync cases, not reported)" if setup else ""
     title = CASE_TITLES[result.case] + (f" #{i + 1}" if i else "")
     print(
-        f"  {result.size:>9,} {title:<24} {d['wall_s']:>8.2f} s  "
+        f"  {result.size:>9,} {title:<28} {d['wall_s']:>8.2f} s  "
         f"rss {d['footprint_mb']:>6.1f} MB  sent {d['messages']:,}  {state}",
         file=sys.stderr,
         flush=True,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+from dataclasses import replace
 
 import orjson
 import pytest
@@ -132,3 +133,11 @@ def test_the_user_id_is_the_configured_fields_value_when_it_has_one() -> None:
     assert first["traits"]["Listrak_list_1001"] is True
     assert "userId" not in second
     assert first["messageId"] != second["messageId"]
+
+
+def test_an_answer_without_the_expected_fields_is_one_line(world: World) -> None:
+    # The sink's stats route answers 200 with JSON that holds no access_token.
+    opts = replace(_options(world), auth_url=world.sink.url + "/_sink/stats")
+
+    with pytest.raises(floor.FloorError, match=r"^Listrak answered unexpected JSON: KeyError$"):
+        floor.run(opts)
