@@ -10,11 +10,15 @@ from pathlib import Path
 from types import FrameType
 
 from .profiles import summarize
-from .report import document, results_table, targets, targets_table, write_json
+from .report import document, results_table, targets_table, write_json
+from .rows import rows
 from .runner import CASES, CaseResult, run_size
+from .targets import targets
 
 DEFAULT_SIZES = (10_000, 100_000, 1_000_000)
-DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results.json"
+# One file per database, so a PostgreSQL run never overwrites the SQLite figures.
+OUTPUT_NAMES = {"sqlite": "results.json", "postgresql": "results-postgres.json"}
+DEFAULT_FOLDER = Path(__file__).resolve().parent
 
 
 def _sizes(text: str) -> list[int]:
@@ -27,6 +31,12 @@ def _sizes(text: str) -> list[int]:
     if not sizes or min(sizes) < 1:
         raise argparse.ArgumentTypeError("sizes must be positive")
     return sizes
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive count")
+    return int(text)
 
 
 def _cases(text: str) -> list[str]:
@@ -46,6 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cases", type=_cases, default=list(CASES), help=",".join(CASES))
     parser.add_argument("--quick", action="store_true", help="only 10 k contacts")
     parser.add_argument(
+        "--repeat",
+        type=_positive,
+        default=1,
+        metavar="N",
+        help="run every case (and its floor) N times; report the median and min-max wall",
+    )
+    parser.add_argument(
         "--postgres", metavar="URL", help="run on this PostgreSQL server (a schema per size)"
     )
     parser.add_argument(
@@ -53,9 +70,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         type=Path,
         help="run the worker under cProfile, one DIR/<size>-<case>.prof per run "
-        "(times are inflated; results go to DIR/results.json unless --output)",
+        "(times are inflated; the results file goes to DIR unless --output)",
     )
-    parser.add_argument("--output", type=Path, help=f"default {DEFAULT_OUTPUT}")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        help=f"default {DEFAULT_FOLDER / OUTPUT_NAMES['sqlite']}, "
+        f"or {OUTPUT_NAMES['postgresql']} beside it with --postgres",
+    )
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed, too")
     return parser
 
@@ -65,29 +87,43 @@ def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
     sys.exit(128 + signum)
 
 
+def output_path(output: Path | None, profile: Path | None, database: str) -> Path:
+    """--output, else this database's file beside this module (or in the profile folder)."""
+    return output or (profile or DEFAULT_FOLDER) / OUTPUT_NAMES[database]
+
+
+def _run(args: argparse.Namespace, sizes: Sequence[int], database: str) -> list[CaseResult]:
+    print(
+        f"listrak-source bench on {database}: sizes {list(sizes)}, cases {args.cases}, "
+        f"{args.repeat} run(s) each",
+        file=sys.stderr,
+    )
+    results: list[CaseResult] = []
+    for size in sizes:
+        results += run_size(
+            size, args.cases, postgres=args.postgres, profile_dir=args.profile, repeat=args.repeat
+        )
+    return results
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run, print both tables, write the JSON; exit 1 when a result is wrong."""
     args = build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    sizes = [10_000] if args.quick else args.sizes
     if args.profile is not None:
         args.profile.mkdir(parents=True, exist_ok=True)
-    output = args.output or (
-        DEFAULT_OUTPUT if args.profile is None else args.profile / "results.json"
-    )
     database = "postgresql" if args.postgres else "sqlite"
-    print(f"listrak-source bench on {database}: sizes {sizes}, cases {args.cases}", file=sys.stderr)
-    results: list[CaseResult] = []
-    for size in sizes:
-        results += run_size(size, args.cases, postgres=args.postgres, profile_dir=args.profile)
-    found = targets(results)
-    print(results_table(results) + "\n\n" + targets_table(found))
-    write_json(output, document(results, found, database=database, profiled=bool(args.profile)))
+    output = output_path(args.output, args.profile, database)
+    table = rows(_run(args, [10_000] if args.quick else args.sizes, database))
+    found = targets(table)
+    print(results_table(table) + "\n\n" + targets_table(found))
+    doc = document(table, found, database=database, profiled=bool(args.profile), repeat=args.repeat)
+    write_json(output, doc)
     print(f"\nwritten to {output}")
     if args.profile is not None:
         for path in sorted(args.profile.glob("*.prof")):
             print("\n" + summarize(path))
-    wrong = any(not r.verdict.ok or r.run.exit_code for r in results)
+    wrong = any(not row["ok"] for row in table)
     missed = args.strict and any(t.met is False for t in found)
     return 1 if wrong or missed else 0
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
@@ -14,16 +14,56 @@ from typing import Any
 
 from .machine import CpuMark, other_cpu_s, worker_revision
 from .verify import Verdict, verify
-from .worker import WorkerRun, run_worker
+from .worker import WorkerRun, run_floor, run_worker
 from .world import TRAIT, Expected, World
 
-CASES = ("first", "nochange", "churn", "incremental")
-CASE_TITLES = {
-    "first": "first sync",
-    "nochange": "re-sync, no change",
-    "churn": "re-sync, 1 % churn",
-    "incremental": "incremental, 1 k changes",
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    """How a case sets the list up, what it runs, what the sink must get, and its floor."""
+
+    title: str
+    expect: Callable[[World], dict[str, Expected]]
+    launch: Callable[[World, Path | None], WorkerRun]
+    # The floor case whose wall time this case's is divided by, run in the same size's world.
+    floor: str | None = None
+    # Whether each repeat needs an empty database (a first sync must find no state).
+    fresh_state: bool = False
+
+
+def _sync(world: World, profile: Path | None) -> WorkerRun:
+    return run_worker(world.config, world.folder, profile=profile)
+
+
+def _poll(world: World, profile: Path | None) -> WorkerRun:
+    return run_worker(world.incremental_config, world.folder, profile=profile)
+
+
+def _floor(*, scan_only: bool) -> Callable[[World, Path | None], WorkerRun]:
+    def launch(world: World, profile: Path | None) -> WorkerRun:
+        # Never profiled: it is the yardstick, and cProfile would inflate it.
+        return run_floor(world.floor_arguments(scan_only=scan_only), world.folder)
+
+    return launch
+
+
+def _nothing(world: World) -> dict[str, Expected]:
+    return {}
+
+
+# The cases a user picks, in the order they run: each one's state is the previous one's.
+CASES: dict[str, Case] = {
+    "first": Case("first sync", World.expect_everyone, _sync, "floor", fresh_state=True),
+    "nochange": Case("re-sync, no change", _nothing, _sync, "floor-scan"),
+    "churn": Case("re-sync, 1 % churn", World.churn, _sync, "floor-scan"),
+    "incremental": Case("incremental, 1 k changes", World.incremental_changes, _poll, "floor-scan"),
 }
+# The wire work without state that the cases are measured against; stateless, so repeatable.
+FLOORS: dict[str, Case] = {
+    "floor": Case("floor", World.expect_everyone, _floor(scan_only=False)),
+    "floor-scan": Case("floor, scan only", _nothing, _floor(scan_only=True)),
+}
+CASE_TITLES = {name: case.title for name, case in (CASES | FLOORS).items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,9 +150,14 @@ def _per_s(seconds: float | None, wall: float) -> float | None:
 
 
 def run_size(
-    size: int, cases: Sequence[str], *, postgres: str | None, profile_dir: Path | None
+    size: int,
+    cases: Sequence[str],
+    *,
+    postgres: str | None,
+    profile_dir: Path | None,
+    repeat: int = 1,
 ) -> list[CaseResult]:
-    """Seed one list, then run the cases in order on the same database."""
+    """Seed one list, then run each case `repeat` times, each repeat after its floor's."""
     results: list[CaseResult] = []
     with (
         TemporaryDirectory(prefix="lsrc-bench-") as tmp,
@@ -120,32 +165,46 @@ def run_size(
     ):
         # The seeded contacts live as long as the run: keep the collector off them.
         gc.freeze()
-        for case in CASES:
+        for name in CASES:
             # The re-sync cases need a synced database, so the first sync always runs.
-            if case not in cases and case != "first":
-                continue
-            expected = _expect(world, case)
-            profile = None if profile_dir is None else profile_dir / f"{size}-{case}.prof"
-            result = measure(world, size, case, expected, profile)
-            _progress(result, setup=case not in cases)
-            if case in cases:
-                results.append(result)
+            if name in cases:
+                results += _repeat(world, name, repeat, results, profile_dir)
+            elif name == "first":
+                _run(world, name, 0, profile_dir, setup=True)
         gc.unfreeze()
     return results
 
 
-def _expect(world: World, case: str) -> dict[str, Expected]:
-    if case == "churn":
-        return world.churn()
-    if case == "incremental":
-        return world.incremental_changes()
-    return world.expect_everyone() if case == "first" else {}
+def _repeat(
+    world: World, name: str, repeat: int, done: Sequence[CaseResult], profile_dir: Path | None
+) -> list[CaseResult]:
+    """Alternate the floor and the case, so drift during the runs reaches both alike."""
+    results: list[CaseResult] = []
+    floor = CASES[name].floor
+    for i in range(repeat):
+        if floor is not None and sum(r.case == floor for r in (*done, *results)) <= i:
+            results.append(_run(world, floor, i, None))
+        if i and CASES[name].fresh_state:
+            world.fresh_database()
+        results.append(_run(world, name, i, profile_dir))
+    return results
+
+
+def _run(
+    world: World, name: str, i: int, profile_dir: Path | None, *, setup: bool = False
+) -> CaseResult:
+    case = (CASES | FLOORS)[name]
+    suffix = f"-{i + 1}" if i else ""
+    profile = None if profile_dir is None else profile_dir / f"{world.size}-{name}{suffix}.prof"
+    result = measure(world, name, case.expect(world), lambda: case.launch(world, profile))
+    _progress(result, i, setup=setup)
+    return result
 
 
 def measure(
-    world: World, size: int, case: str, expected: dict[str, Expected], profile: Path | None
+    world: World, case: str, expected: dict[str, Expected], launch: Callable[[], WorkerRun]
 ) -> CaseResult:
-    """One worker run against the fakes, then what the sink got checked against `expected`."""
+    """One launched run against the fakes, then what the sink got checked against `expected`."""
     sim, sink = world.sim, world.sink
     sink.clear()
     first_page = len(sim.page_times)
@@ -154,8 +213,7 @@ def measure(
     # The worker's code can change between runs of a long benchmark; say which one ran.
     revision = worker_revision()
     before = CpuMark.now()
-    config = world.incremental_config if case == "incremental" else world.config
-    run = run_worker(config, world.folder, profile=profile)
+    run = launch()
     after = CpuMark.now()
     served = Served(
         pages=sim.stats.pages - pages,
@@ -169,16 +227,17 @@ def measure(
     verdict = verify(sink.messages, expected, TRAIT)
     sink.clear()
     return CaseResult(
-        size=size, case=case, run=run, served=served, verdict=verdict, revision=revision
+        size=world.size, case=case, run=run, served=served, verdict=verdict, revision=revision
     )
 
 
-def _progress(result: CaseResult, *, setup: bool) -> None:
+def _progress(result: CaseResult, i: int, *, setup: bool) -> None:
     d = result.as_dict()
     state = "ok" if result.verdict.ok and not result.run.exit_code else "FAILED"
     state += " (setup for the re-sync cases, not reported)" if setup else ""
+    title = CASE_TITLES[result.case] + (f" #{i + 1}" if i else "")
     print(
-        f"  {result.size:>9,} {CASE_TITLES[result.case]:<20} {d['wall_s']:>8.2f} s  "
+        f"  {result.size:>9,} {title:<28} {d['wall_s']:>8.2f} s  "
         f"rss {d['footprint_mb']:>6.1f} MB  sent {d['messages']:,}  {state}",
         file=sys.stderr,
         flush=True,

@@ -1,4 +1,4 @@
-"""Runs the real worker as a child process and measures it exactly."""
+"""Runs the real worker, or the floor beside it, as a child process and measures it exactly."""
 
 from __future__ import annotations
 
@@ -6,17 +6,20 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 _LAUNCHER = Path(__file__).resolve().parent / "launcher.py"
+# The floor runs as `python -m bench.floor`, from the worktree that holds this package.
+_ROOT = _LAUNCHER.parent.parent
 # Kept from the worker's stderr when it fails, enough for the error and its context.
 _STDERR_TAIL = 2000
 
 
 @dataclass(frozen=True, slots=True)
 class WorkerRun:
-    """One `listrak-source sync`: exit status, spawn and exit times, CPU and peak RSS.
+    """One `listrak-source sync` (or floor run): exit status, spawn and exit times, CPU, RSS.
 
     The times are time.perf_counter() values, which on Linux read CLOCK_MONOTONIC in every
     process, so they line up with the simulator's page times taken in the driver.
@@ -61,21 +64,37 @@ def worker_command(config: Path, profile: Path | None = None) -> list[str]:
     ]
 
 
-def _environment() -> dict[str, str]:
+def floor_command(arguments: Sequence[str]) -> list[str]:
+    """`python -m bench.floor` with the simulator's and sink's endpoints and credentials."""
+    return [sys.executable, "-m", "bench.floor", *arguments]
+
+
+def _environment(**extra: str) -> dict[str, str]:
     # A LISTRAK_SOURCE_* variable in the caller's shell would override the bench's config.
-    return {k: v for k, v in os.environ.items() if not k.startswith("LISTRAK_SOURCE_")}
+    kept = {k: v for k, v in os.environ.items() if not k.startswith("LISTRAK_SOURCE_")}
+    return kept | extra
 
 
 def run_worker(config: Path, folder: Path, *, profile: Path | None = None) -> WorkerRun:
     """Run one sync through the launcher, which reaps it with wait4 and reports its rusage."""
+    return run_launched(worker_command(config, profile), folder, _environment())
+
+
+def run_floor(arguments: Sequence[str], folder: Path) -> WorkerRun:
+    """Run the floor through the same launcher, so its wall, CPU and RSS compare like for like."""
+    path = os.pathsep.join(p for p in (str(_ROOT), os.environ.get("PYTHONPATH")) if p)
+    return run_launched(floor_command(arguments), folder, _environment(PYTHONPATH=path))
+
+
+def run_launched(command: Sequence[str], folder: Path, env: dict[str, str]) -> WorkerRun:
+    """Run `command` under the launcher in `folder`, and read back its report and output."""
     out_path, err_path = folder / "worker.out", folder / "worker.err"
     report_path = folder / "rusage.json"
     report_path.unlink(missing_ok=True)
     # -S: no site packages, so the launcher stays small (its RSS is a floor on the report).
-    command = [sys.executable, "-S", str(_LAUNCHER), str(report_path)]
-    command += worker_command(config, profile)
+    launch = [sys.executable, "-S", str(_LAUNCHER), str(report_path), *command]
     with out_path.open("wb") as out, err_path.open("wb") as err:
-        launcher = subprocess.Popen(command, stdout=out, stderr=err, env=_environment(), cwd=folder)
+        launcher = subprocess.Popen(launch, stdout=out, stderr=err, env=env, cwd=folder)
         try:
             launcher.wait()
         except BaseException:

@@ -61,11 +61,12 @@ class TimedSimulator(ListrakSimulator):
 class Database:
     """A fresh SQLite file, or a fresh schema on a Postgres server, dropped at the end."""
 
-    def __init__(self, folder: Path, postgres: str | None) -> None:
+    def __init__(self, folder: Path, postgres: str | None, name: str = "state.db") -> None:
         self._server = postgres
         self._schema = f"bench_{uuid.uuid4().hex[:12]}"
+        self._file = folder / name
         if postgres is None:
-            self.url = f"sqlite:///{folder / 'state.db'}"
+            self.url = f"sqlite:///{self._file}"
             return
         self._admin("CREATE SCHEMA")
         # search_path keeps every table of the run in its own schema, as the tests do.
@@ -73,9 +74,12 @@ class Database:
         self.url = f"{postgres}{sep}options=-csearch_path%3D{self._schema}"
 
     def drop(self) -> None:
-        """Remove the Postgres schema; a SQLite file goes with its temporary folder."""
+        """Remove the Postgres schema, or the SQLite file and its journals."""
         if self._server is not None:
             self._admin("DROP SCHEMA IF EXISTS", " CASCADE")
+            return
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            self._file.with_name(self._file.name + suffix).unlink(missing_ok=True)
 
     def _admin(self, verb: str, tail: str = "") -> None:
         assert self._server is not None
@@ -102,12 +106,18 @@ class World:
         self.sim.set_now(datetime.now(UTC) - timedelta(days=30))
         self.sim.seed(LIST_ID, size, field_id=FIELD_ID, field_ratio=FIELD_RATIO, seed=seed)
         self.sim.set_now(None)
+        self.postgres = postgres
         self.db = Database(folder, postgres)
+        self.databases = 1
         self.churns = 0
 
     def __enter__(self) -> Self:
         self.sim.start()
         self.sink.start()
+        self._write_configs()
+        return self
+
+    def _write_configs(self) -> None:
         self.config = write_config(self.folder / "config.toml", self.sim, self.sink, self.db.url)
         self.incremental_config = write_config(
             self.folder / "incremental.toml",
@@ -116,7 +126,23 @@ class World:
             self.db.url,
             extra='full_scan_every = "24h"\n',
         )
-        return self
+
+    def fresh_database(self) -> None:
+        """An empty database in place of the synced one, so a first sync can run again."""
+        self.db.drop()
+        self.databases += 1
+        self.db = Database(self.folder, self.postgres, f"state-{self.databases}.db")
+        self._write_configs()
+
+    def floor_arguments(self, *, scan_only: bool) -> list[str]:
+        """`python -m bench.floor`'s arguments for this list, simulator and sink."""
+        arguments = [
+            *("--base-url", self.sim.base_url, "--auth-url", self.sim.auth_url),
+            *("--client-id", self.sim.client_id, "--client-secret", self.sim.client_secret),
+            *("--list-id", str(LIST_ID), "--field-id", str(FIELD_ID)),
+            *("--sink", self.sink.url, "--write-key", self.sink.write_key),
+        ]
+        return [*arguments, "--scan-only"] if scan_only else arguments
 
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
