@@ -7,14 +7,14 @@ imports the Listrak client or the Segment emitter; `cli/wiring.py` hands in the 
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
 from .config import ListSettings, Settings
-from .records import Delivery, Page, Pending, RunResult
+from .messages import MessageIds
+from .records import Change, Delivery, Page, Pending, RunResult
 from .state import Database
 
 
@@ -43,10 +43,6 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _uuid() -> str:
-    return str(uuid.uuid4())
-
-
 @dataclass(frozen=True)
 class RunContext:
     """Everything a run touches, built by `cli/wiring.py`; tests hand in their own clock and ids.
@@ -61,7 +57,7 @@ class RunContext:
     emitter: Emitter
     holder: str
     clock: Callable[[], datetime] = _utcnow
-    new_id: Callable[[], str] = _uuid
+    new_id: Callable[[], str] = field(default_factory=MessageIds)
     stop: threading.Event = field(default_factory=threading.Event)
     # Called with (stage, count) after each page and each delivery chunk.
     on_progress: Callable[[str, int], None] | None = None
@@ -74,6 +70,8 @@ class ListRun:
     ctx: RunContext
     cfg: ListSettings
     result: RunResult
+    # Called with each page's changes once they are committed (delivery beside the scan).
+    on_stored: Callable[[list[Change], datetime], None] | None = None
 
     def progress(self, stage: str, count: int) -> None:
         """Report progress to whoever is watching (a progress bar, the watchdog)."""

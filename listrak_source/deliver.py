@@ -22,7 +22,6 @@ log = logging.getLogger(__name__)
 def deliver(run: ListRun) -> None:
     """Send every due row, chunk by chunk, until none is left or Segment is unreachable."""
     ctx, cfg = run.ctx, run.cfg
-    policy = _policy(ctx.settings)
     after = ""
     while True:
         now = ctx.clock()
@@ -32,27 +31,22 @@ def deliver(run: ListRun) -> None:
             return
         after = rows[-1][0].message_id
         delivery = ctx.emitter.deliver([row for row, _ in rows], cfg.trait_name)
-        _record(run, delivery, {row.message_id: n for row, n in rows}, now, policy)
+        record(run, delivery, {row.message_id: n for row, n in rows}, now)
         run.progress("delivered", run.result.delivered)
         keep_lease(run)
         if delivery.outage is not None:
-            _stop_for_outage(run, delivery.outage, now)
+            stop_for_outage(run, delivery.outage, now)
             return
 
 
-def _record(
-    run: ListRun,
-    delivery: Delivery,
-    attempts: dict[str, int],
-    now: datetime,
-    policy: RetryPolicy,
-) -> None:
+def record(run: ListRun, delivery: Delivery, attempts: dict[str, int], now: datetime) -> None:
+    """Accepted rows become sent; refused ones spend an attempt (`attempts` holds theirs)."""
     outbox, cfg, result = run.ctx.db.outbox, run.cfg, run.result
     outbox.mark_sent(cfg.id, delivery.accepted)
     result.delivered += len(delivery.accepted)
     if delivery.rejected:
         refused = [(mid, attempts[mid], err) for mid, err in delivery.rejected.items()]
-        outbox.mark_rejected(cfg.id, refused, now, policy)
+        outbox.mark_rejected(cfg.id, refused, now, _policy(run.ctx.settings))
         result.failed += len(refused)
         log.error(
             "list %s: Segment refused %d message(s): %s",
@@ -62,7 +56,7 @@ def _record(
         )
 
 
-def _stop_for_outage(run: ListRun, reason: str, now: datetime) -> None:
+def stop_for_outage(run: ListRun, reason: str, now: datetime) -> None:
     """Leave every due row due, labelled with why it waits; no attempt is spent."""
     left = run.ctx.db.outbox.note_waiting(run.cfg.id, now, waiting_label(reason))
     run.result.outage = reason

@@ -77,9 +77,12 @@ def _store_page(run: ListRun, page: Page) -> None:
         _drop_oversize(diff, cfg.trait_name)
         return diff
 
+    detected_at = ctx.clock()
     diff = ctx.db.members.save_page(
-        cfg.id, result.run_id, PageKeys.of(page.contacts), differ, ctx.clock()
+        cfg.id, result.run_id, PageKeys.of(page.contacts), differ, detected_at
     )
+    if run.on_stored is not None:
+        run.on_stored(diff.changes, detected_at)
     result.scanned += len(page.contacts) + len(page.rejects)
     result.rejected += len(diff.rejects)
     for change in diff.changes:

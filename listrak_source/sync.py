@@ -7,7 +7,8 @@ from datetime import datetime
 
 from .config import ListSettings
 from .context import ListRun, RunContext
-from .deliver import deliver
+from .courier import Courier
+from .deliver import deliver, stop_for_outage
 from .diff import removal_ratio
 from .errors import LeaseHeldError, ListrakError
 from .logs import log_context
@@ -67,7 +68,15 @@ def _run(
     run: ListRun, *, specs: tuple[ScanSpec, ...], state: ListState, allow_mass_removal: bool
 ) -> None:
     result = run.result
-    complete, newest = _scan_and_sweep(run, specs, allow_mass_removal)
+    courier = _courier(run)
+    try:
+        complete, newest = _scan_and_sweep(run, specs, allow_mass_removal)
+    except BaseException:
+        if courier is not None:
+            courier.abandon()
+        raise
+    if courier is not None:
+        courier.finish()
     if complete:
         _advance(run, state, newest)
     elif result.status == RunStatus.RUNNING:
@@ -78,8 +87,20 @@ def _run(
         run.ctx.db.members.requeue_all(run.cfg.id, run.ctx.clock(), run.ctx.new_id)
     if result.kind == RunKind.BASELINE:
         run.ctx.db.outbox.adopt_all(run.cfg.id)
+    elif courier is not None and courier.outage is not None:
+        # Segment failed during the scan: label what the sweep added, try again next run.
+        stop_for_outage(run, courier.outage, run.ctx.clock())
     else:
         deliver(run)
+
+
+def _courier(run: ListRun) -> Courier | None:
+    """A sync delivers each page's changes while it scans the next; other kinds after."""
+    if run.result.kind != RunKind.SYNC:
+        return None
+    courier = Courier(run)
+    run.on_stored = courier.page
+    return courier
 
 
 def _scan_and_sweep(

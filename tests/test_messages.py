@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 
 from listrak_source.listrak.contacts import parse_contact
-from listrak_source.messages import identify_kwargs, identify_message, oversize_reason
+from listrak_source.messages import MessageIds, identify_message, oversize_reason
 from listrak_source.records import Contact, Pending, Reject
 
 WHEN = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
@@ -32,10 +33,14 @@ def test_unsubscribed_identify_sends_null_trait_without_user_id() -> None:
     assert "userId" not in message
 
 
-def test_client_kwargs_carry_stored_message_id_and_detected_time() -> None:
-    kwargs = identify_kwargs(row(True), "t")
-    assert kwargs["message_id"] == "mid-1" and kwargs["timestamp"] == WHEN
-    assert kwargs["anonymous_id"] == "Ann@x.io" and kwargs["user_id"] is None
+def test_message_ids_are_distinct_version_4_uuids() -> None:
+    ids = MessageIds()
+    made = [ids() for _ in range(5000)]
+    assert len(set(made)) == 5000
+    for text in made[:200]:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text and parsed.version == 4
+        assert parsed.variant == uuid.RFC_4122
 
 
 def test_oversize_reason() -> None:

@@ -1,0 +1,93 @@
+"""Delivery beside the scan: each stored page's changes go to Segment from a thread.
+
+A first sync otherwise pays for the scan and the delivery one after the other. Posting a
+batch is mostly gzip and the socket, which release the GIL, so a thread that takes each
+page's new messages as soon as the page is committed lets the two overlap, and the rows
+never need to be read back from the state table. Nothing about correctness changes: a
+page's changes and their message ids are committed before the courier sees them, and a
+row is marked sent only while it still carries the id Segment accepted.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import queue
+import threading
+from datetime import datetime
+
+from .context import ListRun
+from .deliver import record, stop_for_outage
+from .records import Change, Pending
+
+# Pages waiting for the courier; the scan blocks beyond this, so memory stays bounded.
+_DEPTH = 2
+# A timed wait, so the main thread still runs its signal handlers while it waits here.
+_POLL_SECONDS = 0.1
+
+
+class _End:
+    """Put after the last page."""
+
+
+class Courier:
+    """Takes committed pages' changes and delivers them until the scan is over or Segment fails."""
+
+    def __init__(self, run: ListRun) -> None:
+        self.run = run
+        self._queue: queue.Queue[list[Pending] | _End] = queue.Queue(maxsize=_DEPTH)
+        self.outage: str | None = None
+        self._failure: BaseException | None = None
+        context = contextvars.copy_context()  # logs carry the run's list and run ids
+        self._thread = threading.Thread(
+            target=context.run, args=(self._work,), name=f"courier-{run.cfg.id}", daemon=True
+        )
+        self._thread.start()
+
+    def page(self, changes: list[Change], detected_at: datetime) -> None:
+        """Hand over one committed page's changes (a no-op once Segment has failed)."""
+        if changes and self.outage is None and self._failure is None:
+            list_id = self.run.cfg.id
+            rows = [
+                Pending(list_id, c.key, c.email, c.subscribed, c.user_id, c.message_id, detected_at)
+                for c in changes
+            ]
+            self._put(rows)
+
+    def finish(self) -> None:
+        """Wait for the courier to deliver what it was handed; re-raise what stopped it."""
+        self._put(_End())
+        while self._thread.is_alive():
+            self._thread.join(_POLL_SECONDS)
+        if self._failure is not None:
+            raise self._failure
+
+    def abandon(self) -> None:
+        """The run is being torn down: skip what is queued and do not wait for a post in hand."""
+        self.outage = self.outage or "stopped"
+        self._put(_End())
+        self._thread.join(_POLL_SECONDS)
+
+    def _put(self, item: list[Pending] | _End) -> None:
+        while self._thread.is_alive():
+            try:
+                self._queue.put(item, timeout=_POLL_SECONDS)
+                return
+            except queue.Full:
+                continue
+
+    def _work(self) -> None:
+        try:
+            while not isinstance(rows := self._queue.get(), _End):
+                if self.outage is None:
+                    self._deliver(rows)
+        except BaseException as exc:
+            self._failure = exc
+
+    def _deliver(self, rows: list[Pending]) -> None:
+        ctx, run = self.run.ctx, self.run
+        now = ctx.clock()
+        delivery = ctx.emitter.deliver(rows, run.cfg.trait_name)
+        record(run, delivery, dict.fromkeys(delivery.rejected, 0), now)
+        if delivery.outage is not None:
+            self.outage = delivery.outage
+            stop_for_outage(run, delivery.outage, now)
