@@ -143,7 +143,8 @@ def test_lost_acks_are_resent_under_the_same_ids(config: Path, db_url: str, sim,
     assert all(r["attempts"] == 0 for r in member_rows(db_url, 1001).values())
     sink.faults.reset()
     assert run_cli(config, "sync") == 0
-    assert {m["messageId"] for m in sink.messages} == kept
+    sent = {m["messageId"] for m in sink.messages}
+    assert kept <= sent and len(sent) == 500  # the kept ones went again under their ids
     assert_no_change_under_two_ids(sink.messages)
     assert_profiles_match(sim, sink, [MAIN])
 
