@@ -3,9 +3,14 @@
 A first sync otherwise pays for the scan and the delivery one after the other. Posting a
 batch is mostly gzip and the socket, which release the GIL, so a thread that takes each
 page's new messages as soon as the page is committed lets the two overlap, and the rows
-never need to be read back from the state table. Nothing about correctness changes: a
-page's changes and their message ids are committed before the courier sees them, and a
-row is marked sent only while it still carries the id Segment accepted.
+never need to be read back from the state table.
+
+The courier only posts; what Segment answered is written by the scanning thread between
+pages, so the two never wait for each other's SQLite write lock. Nothing about
+correctness changes: a page's changes and their message ids are committed before the
+courier sees them, a row is marked sent only while it still carries the id Segment
+accepted, and an answer not yet written when the process dies only means the row goes
+again under the same id, which Segment drops as a copy.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from datetime import datetime
 
 from .context import ListRun
 from .deliver import record, stop_for_outage
-from .records import Change, Pending
+from .records import Change, Delivery, Pending
 
 # Pages waiting for the courier; the scan blocks beyond this, so memory stays bounded.
 _DEPTH = 2
@@ -37,6 +42,8 @@ class Courier:
         self._queue: queue.Queue[list[Pending] | _End] = queue.Queue(maxsize=_DEPTH)
         self.outage: str | None = None
         self._failure: BaseException | None = None
+        # (when, what Segment answered), appended by the courier, written by the scan's thread.
+        self._answers: queue.SimpleQueue[tuple[datetime, Delivery]] = queue.SimpleQueue()
         context = contextvars.copy_context()  # logs carry the run's list and run ids
         self._thread = threading.Thread(
             target=context.run, args=(self._work,), name=f"courier-{run.cfg.id}", daemon=True
@@ -44,7 +51,8 @@ class Courier:
         self._thread.start()
 
     def page(self, changes: list[Change], detected_at: datetime) -> None:
-        """Hand over one committed page's changes (a no-op once Segment has failed)."""
+        """Write the answers so far, then hand over one committed page's changes."""
+        self._settle()
         if changes and self.outage is None and self._failure is None:
             list_id = self.run.cfg.id
             rows = [
@@ -58,8 +66,20 @@ class Courier:
         self._put(_End())
         while self._thread.is_alive():
             self._thread.join(_POLL_SECONDS)
+        self._settle()
         if self._failure is not None:
             raise self._failure
+
+    def _settle(self) -> None:
+        """Record what Segment answered for the pages delivered so far (caller's thread)."""
+        while True:
+            try:
+                now, delivery = self._answers.get_nowait()
+            except queue.Empty:
+                return
+            record(self.run, delivery, dict.fromkeys(delivery.rejected, 0), now)
+            if delivery.outage is not None:
+                stop_for_outage(self.run, delivery.outage, now)
 
     def abandon(self) -> None:
         """The run is being torn down: skip what is queued and do not wait for a post in hand."""
@@ -84,10 +104,8 @@ class Courier:
             self._failure = exc
 
     def _deliver(self, rows: list[Pending]) -> None:
-        ctx, run = self.run.ctx, self.run
+        ctx = self.run.ctx
         now = ctx.clock()
-        delivery = ctx.emitter.deliver(rows, run.cfg.trait_name)
-        record(run, delivery, dict.fromkeys(delivery.rejected, 0), now)
-        if delivery.outage is not None:
-            self.outage = delivery.outage
-            stop_for_outage(run, delivery.outage, now)
+        delivery = ctx.emitter.deliver(rows, self.run.cfg.trait_name)
+        self.outage = delivery.outage
+        self._answers.put((now, delivery))
