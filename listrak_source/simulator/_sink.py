@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from ._faults import SinkFaults, SinkInjected
 from ._http import HttpError, HttpServer, Lifecycle, Request, Response, json_response
 
@@ -117,7 +119,7 @@ def _scan_batch(text: str, i: int) -> tuple[list[Any], int]:
 def parse_batch(text: str) -> dict[str, Any]:
     """The top-level object; measures messages only when one could be over 32 KB."""
     if _utf8_len(text) <= MAX_MESSAGE_BYTES:
-        doc = json.loads(text)  # no part can exceed the whole
+        doc = orjson.loads(text)  # no part can exceed the whole
         if not isinstance(doc, dict):
             raise ValueError("not an object")
         return doc
@@ -178,7 +180,7 @@ class _Received:
         """Every message kept so far, in arrival order."""
         for body, gzipped in self._bodies:
             text = zlib.decompress(body, wbits=31) if gzipped else body
-            self._decoded.extend(json.loads(text)["batch"])
+            self._decoded.extend(orjson.loads(text)["batch"])
         self._bodies.clear()
         return self._decoded
 
