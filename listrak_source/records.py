@@ -161,9 +161,11 @@ class PageDiff:
     rejects: list[Reject] = field(default_factory=list)
 
 
-@dataclass(frozen=True, slots=True)
-class Pending:
-    """One row whose desired state Segment has not accepted yet."""
+class Pending(NamedTuple):
+    """One row whose desired state Segment has not accepted yet.
+
+    A NamedTuple, like Change: a first sync hands a million of them to delivery.
+    """
 
     list_id: int
     key: str
