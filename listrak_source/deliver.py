@@ -8,7 +8,6 @@ from datetime import datetime, timedelta
 from .config import Settings
 from .context import ListRun
 from .records import Delivery, RetryPolicy
-from .scan import keep_lease
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +31,7 @@ def deliver(run: ListRun) -> bool:
         attempts = {row.message_id: n for row, n in rows}
         _record_delivery(run, delivery, attempts=attempts, now=now, policy=policy)
         run.progress("delivered", result.delivered)
-        keep_lease(run)
+        run.lock.verify()
         if not delivery.accepted:
             log.error(
                 "list %s: Segment accepted nothing in a chunk; the rest waits for the next run",

@@ -80,14 +80,6 @@ runs = Table(
     Column("error", Text),
 )
 
-leases = Table(
-    "leases",
-    metadata,
-    Column("list_id", BigInteger, primary_key=True),
-    Column("holder", String(128), nullable=False),
-    Column("expires_at", UTCDateTime, nullable=False),
-)
-
 rejects = Table(
     "rejects",
     metadata,

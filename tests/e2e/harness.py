@@ -140,6 +140,18 @@ def member_rows(db_url: str, list_id: int) -> dict[str, dict[str, Any]]:
         engine.dispose()
 
 
+def lock_holders(db_url: str) -> dict[int, str]:
+    """Who holds which list, asked of the lock itself (advisory locks, or the lock files)."""
+    from listrak_source.state import make_engine
+    from listrak_source.state.locks import list_locks
+
+    engine = make_engine(db_url)
+    try:
+        return list_locks(engine).holders()
+    finally:
+        engine.dispose()
+
+
 def status_json(config: Path) -> dict[str, Any]:
     """`status --json`, parsed, per list id."""
     import contextlib
