@@ -72,6 +72,8 @@ def _store_page(run: ListRun, page: Page) -> None:
         _drop_oversize(diff, cfg.trait_name)
         return diff
 
+    # A run whose lock has gone writes nothing more: another worker may hold the list now.
+    run.lock.verify()
     diff = ctx.db.members.save_page(
         cfg.id, result.run_id, PageKeys.of(page.contacts), differ, ctx.clock()
     )
@@ -81,7 +83,6 @@ def _store_page(run: ListRun, page: Page) -> None:
         _count_change(result, change.kind)
     for reject in diff.rejects:
         log.warning("list %s: skipped contact %s: %s", cfg.id, reject.email or "?", reject.reason)
-    run.lock.verify()
     run.progress("scanned", result.scanned)
 
 

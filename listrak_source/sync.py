@@ -156,4 +156,5 @@ def _sweep(run: ListRun, allow_mass_removal: bool) -> None:
         )
         log.error("%s", result.error)
         return
+    run.lock.verify()
     result.unsubscribed += ctx.db.members.sweep(cfg.id, result.run_id, ctx.clock(), ctx.new_id)

@@ -125,6 +125,7 @@ def test_backfill_stopped_by_two_signals_leaves_the_list_free(
     assert run_cli(config, "sync") == 0
     # A graceful stop would wait for the first batch, held this long by Segment.
     sink.faults.hang_next(1, 15)
+    batches = sink.stats.requests
     log = tmp_path / "backfill.log"
     with log.open("ab") as stderr:
         proc = subprocess.Popen(
@@ -138,7 +139,8 @@ def test_backfill_stopped_by_two_signals_leaves_the_list_free(
             },
         )
     try:
-        wait_for(lambda: lock_holders(db_url), "backfill to take a list")
+        wait_for(lambda: sink.stats.requests > batches, "backfill's delivery to be held up")
+        assert lock_holders(db_url)
         proc.send_signal(signal.SIGTERM)
         wait_for(lambda: "finishing the page" in log.read_text(), "the first signal")
         proc.send_signal(signal.SIGTERM)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import itertools
 import json
@@ -12,11 +13,17 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import Engine, select
+import pytest
+from sqlalchemy import Engine, select, text
 
+from listrak_source.cli.wiring import run_context
+from listrak_source.config import load_settings
+from listrak_source.errors import LockLostError
 from listrak_source.simulator import ListrakSimulator, SegmentSink
 from listrak_source.state import make_engine
+from listrak_source.state.locks import lock_folder
 from listrak_source.state.schema import runs
+from listrak_source.sync import sync_list
 
 from .harness import (
     FIELD,
@@ -197,3 +204,42 @@ def test_workers_started_together_never_run_one_list_twice(tmp_path, sim, sink, 
     assert len(sink.messages) == 1030, "each change was sent by exactly one worker"
     assert_no_change_under_two_ids(sink.messages)
     assert lock_holders(db_url) == {}
+
+
+def cut_the_lock(db_url: str, holder: str, list_id: int) -> None:
+    """What a database restart or a lost connection does to a run's lock."""
+    engine = make_engine(db_url)
+    try:
+        if engine.dialect.name == "sqlite":
+            lock_folder(engine.url.database).joinpath(f"list-{list_id}.lock").unlink()
+            return
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE application_name = :holder"
+                ),
+                {"holder": holder},
+            )
+    finally:
+        engine.dispose()
+
+
+def test_a_run_whose_lock_dies_stops_before_writing_more(
+    tmp_path, sim, sink, db_url, monkeypatch
+) -> None:
+    monkeypatch.setenv("LISTRAK_SOURCE_LISTRAK__PAGE_SIZE", "100")
+    config = setup(tmp_path, sim, sink, db_url)
+    settings = load_settings(config)
+    with run_context(settings) as ctx:
+        cut = dataclasses.replace(
+            ctx, on_progress=lambda stage, n: cut_the_lock(db_url, ctx.holder, 1001)
+        )
+        with pytest.raises(LockLostError, match="list 1001: lost its lock"):
+            sync_list(cut, settings.lists[0])
+    assert run_statuses(db_url, 1001) == ["failed"]
+    assert len(member_rows(db_url, 1001)) == 100, "not one page stored after the loss"
+    assert lock_holders(db_url) == {}
+    assert run_cli(config, "sync") == 0
+    assert_profiles_match(sim, sink, [MAIN, OTHER])
+    assert_no_change_under_two_ids(sink.messages)

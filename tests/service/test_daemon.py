@@ -327,8 +327,10 @@ def test_second_signal_exits_at_once_and_frees_the_list(
     assert run_cli(config, "sync") == 0
     change_every_user_id(sim)
     sink.faults.hang_next(100, 30)  # delivery would hold a graceful stop for this long
+    batches = sink.stats.requests
     proc = start_daemon(config, LISTRAK_SOURCE_SEGMENT__TIMEOUT="60")
-    wait_for(lambda: lock_holders(sqlite_url), "the run to take its list")
+    wait_for(lambda: sink.stats.requests > batches, "delivery to be held up")
+    assert lock_holders(sqlite_url)
     proc.send_signal(signal.SIGTERM)
     wait_for(
         lambda: any("finishing the page" in line["msg"] for line in log_lines(tmp_path)),
