@@ -32,6 +32,7 @@ from .harness import (
     lock_holders,
     member_rows,
     run_cli,
+    run_statuses,
     status_json,
     worker,
     write_config,
@@ -59,16 +60,6 @@ def wait_for_holder(db_url: str, list_id: int = 1001) -> str:
             return holder
         time.sleep(0.05)
     raise AssertionError("no worker ever took the list")
-
-
-def run_statuses(db_url: str, list_id: int) -> list[str]:
-    engine: Engine = make_engine(db_url)
-    try:
-        with engine.connect() as conn:
-            stmt = select(runs.c.status).where(runs.c.list_id == list_id).order_by(runs.c.id)
-            return [status for (status,) in conn.execute(stmt)]
-    finally:
-        engine.dispose()
 
 
 def run_spans(db_url: str, list_id: int) -> list[tuple[datetime, datetime]]:

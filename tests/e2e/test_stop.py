@@ -10,28 +10,24 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
 
 from listrak_source.cli.wiring import run_context
 from listrak_source.config import load_settings
 from listrak_source.records import RunStatus
 from listrak_source.simulator import ListrakSimulator, SegmentSink
-from listrak_source.state import make_engine
-from listrak_source.state.schema import runs
 from listrak_source.sync import sync_list
 
-from .harness import FIELD, assert_profiles_match, lock_holders, run_cli, worker, write_config
+from .harness import (
+    FIELD,
+    assert_profiles_match,
+    lock_holders,
+    run_cli,
+    run_statuses,
+    worker,
+    write_config,
+)
 
 MAIN = {"id": 1001, "user_id_field": FIELD}
-
-
-def run_statuses(db_url: str) -> list[str]:
-    engine = make_engine(db_url)
-    try:
-        with engine.connect() as conn:
-            return [s for (s,) in conn.execute(select(runs.c.status).order_by(runs.c.id))]
-    finally:
-        engine.dispose()
 
 
 class StopOnRetry(logging.Handler):
@@ -76,7 +72,7 @@ def test_a_stop_during_a_retry_wait_delivers_what_is_stored(
     assert result.scanned == 100 and result.delivered == 100 and result.pending == 0
     assert len(sink.messages) == 100
     assert [r.status for r in sim.requests].count(500) == 1, "the wait was not sat out"
-    assert run_statuses(db_url) == ["stopped"]
+    assert run_statuses(db_url, 1001) == ["stopped"]
     assert lock_holders(db_url) == {}
 
 
@@ -103,7 +99,7 @@ def test_a_stop_signal_ends_a_sync_waiting_out_retry_after(
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert run_statuses(db_url) == ["stopped"], "no run left running"
+    assert run_statuses(db_url, 1001) == ["stopped"], "no run left running"
     assert lock_holders(db_url) == {}
     assert run_cli(config, "sync") == 0
     assert_profiles_match(sim, sink, [MAIN])
