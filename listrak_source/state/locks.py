@@ -8,6 +8,7 @@ and `status` asks the same primitive who holds a list.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import functools
 import os
@@ -144,11 +145,7 @@ class FileLocks(Locks):
 
     def take(self, list_id: int, holder: str) -> HeldLock:
         path = self.path(list_id)
-        try:
-            self.folder.mkdir(exist_ok=True)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise ConfigError(f"cannot open the lock file {path}: {exc.strerror}") from None
+        fd = _open_lock_file(path)
         try:
             taken = self.persist(lambda: _try_flock(fd, fcntl.LOCK_EX))
         except BaseException:
@@ -157,14 +154,15 @@ class FileLocks(Locks):
         if not taken:
             os.close(fd)
             raise ListBusyError(busy_message(list_id, _read_name(path)))
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, holder.encode(), 0)
+        # The name only tells `status` who holds the list: a full disk must not fail the run.
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, holder.encode(), 0)
         return FileLock(list_id, holder, fd, path)
 
     @contextmanager
     def schema_lock(self) -> Iterator[None]:
-        self.folder.mkdir(exist_ok=True)
-        fd = os.open(self.folder / "schema.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        fd = _open_lock_file(self.folder / "schema.lock")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -208,6 +206,14 @@ class FileLock(HeldLock):
             os.ftruncate(fd, 0)
         finally:
             os.close(fd)
+
+
+def _open_lock_file(path: Path) -> int:
+    try:
+        path.parent.mkdir(exist_ok=True)
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise ConfigError(f"cannot open the lock file {path}: {exc.strerror}") from None
 
 
 def _try_flock(fd: int, kind: int) -> bool:

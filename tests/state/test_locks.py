@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
-from listrak_source.errors import ListBusyError, LockLostError
+from listrak_source.errors import ConfigError, ListBusyError, LockLostError
 from listrak_source.state.locks import (
     AdvisoryLocks,
     FileLock,
@@ -178,3 +178,9 @@ def test_installations_in_two_schemas_do_not_block_each_other(
     mine.release()
     here.dispose()
     public.dispose()
+
+
+def test_a_lock_folder_that_cannot_be_made_is_one_readable_line(tmp_path, pauses) -> None:
+    locks = FileLocks(tmp_path / "missing" / "state.db-locks", pause=pauses)
+    with pytest.raises(ConfigError, match=r"cannot open the lock file .*list-1\.lock: No such"):
+        locks.take(1, "me:1:x")
