@@ -18,6 +18,7 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -85,6 +86,8 @@ class DatabaseSettings(_Section):
 class ScheduleSettings(_Section):
     interval: Duration | None = None
     cron: str | None = None
+    # The daemon's watchdog pings stop once a run has gone this long without progress.
+    stall_timeout: Duration = timedelta(minutes=10)
 
     @model_validator(mode="after")
     def _one_of(self) -> ScheduleSettings:
@@ -98,7 +101,17 @@ class DeliverySettings(_Section):
     backoff_base: Duration = timedelta(minutes=1)
     backoff_max: Duration = timedelta(hours=6)
     max_removal_ratio: float = Field(default=0.5, gt=0, le=1)
-    lease_ttl: Duration = timedelta(minutes=10)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "lease_ttl" in data:
+            raise PydanticCustomError(
+                "renamed_key",
+                "lease_ttl is gone: a list's lock is freed when its holder dies; the "
+                "watchdog's bound is now schedule.stall_timeout",
+            )
+        return data
 
 
 class MetricsSettings(_Section):

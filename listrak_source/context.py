@@ -33,6 +33,13 @@ class PageSource(Protocol):
     ) -> Iterator[Page]: ...
 
 
+class ListLock(Protocol):
+    """The list's lock as a run holds it: released by the database or the kernel if we die."""
+
+    def verify(self) -> None:
+        """Raise LockLostError when the lock is gone, so the run writes nothing more."""
+
+
 class Emitter(Protocol):
     """Anything that can deliver pending rows: Segment, or a dry run's printer."""
 
@@ -47,8 +54,8 @@ def _utcnow() -> datetime:
 class RunContext:
     """Everything a run touches, built by `cli/wiring.py`; tests hand in their own clock and ids.
 
-    A dry run gets the same shape: a Database over a connection that is rolled back, and
-    an emitter that prints.
+    A dry run gets the same shape: a Database over a throwaway copy (SQLite) or over a
+    connection that is rolled back (PostgreSQL), and an emitter that prints.
     """
 
     settings: Settings
@@ -65,11 +72,12 @@ class RunContext:
 
 @dataclass
 class ListRun:
-    """One run of one list: what it was handed, its list, and its outcome so far."""
+    """One run of one list: what it was handed, its list, its lock, and its outcome so far."""
 
     ctx: RunContext
     cfg: ListSettings
     result: RunResult
+    lock: ListLock
     # Called with each page's changes once they are committed (delivery beside the scan).
     on_stored: Callable[[list[Change], datetime], None] | None = None
 

@@ -14,7 +14,6 @@ from datetime import datetime
 from .config import Settings
 from .context import ListRun
 from .records import STOPPED, Delivery, RetryPolicy
-from .scan import keep_lease
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +32,7 @@ def deliver(run: ListRun) -> None:
         delivery = ctx.emitter.deliver([row for row, _ in rows], cfg.trait_name)
         record(run, delivery, {row.message_id: n for row, n in rows}, now)
         run.progress("delivered", run.result.delivered)
-        keep_lease(run)
+        run.lock.verify()
         if delivery.outage is not None:
             stop_for_outage(run, delivery.outage, now)
             return

@@ -55,9 +55,21 @@ class ListrakProtocolError(ListrakError):
     """Listrak answered something we cannot trust, such as a cursor that repeats."""
 
 
-class LeaseHeldError(ListrakSourceError):
-    """Another worker holds this list's lease."""
+class ListSkippedError(ListrakSourceError):
+    """A list's run did not start because another worker has the list, or just had it."""
 
 
-class LeaseLostError(ListrakSourceError):
-    """Our lease expired and another worker took the list over mid-run."""
+class ListBusyError(ListSkippedError):
+    """Another worker holds this list's lock."""
+
+
+class RanRecentlyError(ListSkippedError):
+    """Another worker started this list within its schedule's period: nothing to do yet."""
+
+
+class LockLostError(ListrakSourceError):
+    """The list's lock went away mid-run (its database connection died); the run stops."""
+
+
+class StopRequested(ListrakSourceError):
+    """A stop signal arrived while a run waited on Listrak; the wait is abandoned."""

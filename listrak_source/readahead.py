@@ -14,6 +14,8 @@ import threading
 from collections.abc import Iterator
 from typing import Generic, TypeVar
 
+from .errors import StopRequested
+
 T = TypeVar("T")
 
 # How often a blocked reader looks whether it was closed, and a waiting consumer
@@ -39,11 +41,21 @@ class Prefetch(Generic[T]):
     """An iterator over `source` whose items are produced in a thread, `depth` ahead.
 
     Use it as a context manager: leaving early (a stop signal, an error while storing)
-    stops the reader after the item in hand, and it never blocks the caller's exit.
+    stops the reader after the item in hand, and it never blocks the caller's exit. With
+    `stop`, a wait for the next item ends in StopRequested as soon as the event is set.
     """
 
-    def __init__(self, source: Iterator[T], *, depth: int = 1, name: str = "prefetch") -> None:
+    def __init__(
+        self,
+        source: Iterator[T],
+        *,
+        depth: int = 1,
+        name: str = "prefetch",
+        stop: threading.Event | None = None,
+    ) -> None:
         self._source = source
+        # Once set, waiting for an item that has not arrived is abandoned.
+        self._stop = stop
         self._queue: queue.Queue[T | _End | _Failure] = queue.Queue(maxsize=depth)
         self._closed = threading.Event()
         # The reader logs (retries, waits) under the caller's list and run ids.
@@ -64,6 +76,8 @@ class Prefetch(Generic[T]):
 
     def __next__(self) -> T:
         while True:
+            if self._stop is not None and self._stop.is_set() and self._queue.empty():
+                raise StopRequested("stopped while waiting for the next item")
             try:
                 # A timed wait, so the main thread runs its signal handlers even when the
                 # kernel delivered SIGTERM to the reader thread, which is blocked on a socket.

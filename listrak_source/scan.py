@@ -8,7 +8,7 @@ from datetime import datetime
 
 from .context import ListRun
 from .diff import diff_page
-from .errors import LeaseLostError
+from .errors import StopRequested
 from .messages import oversize_reason
 from .plan import newest_date
 from .readahead import Prefetch
@@ -18,15 +18,6 @@ log = logging.getLogger(__name__)
 
 # Only a profile value this long can push a message near Segment's 32 KB.
 _SIZE_CHECK_THRESHOLD = 16 * 1024
-
-
-def keep_lease(run: ListRun) -> None:
-    """Renew the list's lease; if it expired and another worker took it, stop this run."""
-    ctx, list_id = run.ctx, run.cfg.id
-    if not ctx.db.leases.renew(list_id, ctx.holder, ctx.clock(), ctx.settings.delivery.lease_ttl):
-        raise LeaseLostError(
-            f"list {list_id}: lost the lease (it expired and another worker took it); stopping"
-        )
 
 
 def scan(run: ListRun, specs: tuple[ScanSpec, ...]) -> tuple[bool, datetime | None]:
@@ -52,13 +43,17 @@ def _scan_one(
         start_date=spec.start_date,
         use_original_subscribe_date=spec.use_original_subscribe_date,
     )
-    with Prefetch(pages, name=f"listrak-list-{cfg.id}") as ahead:
-        for page in ahead:
-            _store_page(run, page)
-            newest = newest_date(page.contacts, newest)
-            if ctx.stop.is_set():
-                log.info("list %s: stopping after this page; the scan is incomplete", cfg.id)
-                return False, newest
+    with Prefetch(pages, name=f"listrak-list-{cfg.id}", stop=ctx.stop) as ahead:
+        try:
+            for page in ahead:
+                _store_page(run, page)
+                newest = newest_date(page.contacts, newest)
+                if ctx.stop.is_set():
+                    log.info("list %s: stopping after this page; the scan is incomplete", cfg.id)
+                    return False, newest
+        except StopRequested:
+            log.info("list %s: stopped waiting for a page; the scan is incomplete", cfg.id)
+            return False, newest
     return True, newest
 
 
@@ -77,6 +72,8 @@ def _store_page(run: ListRun, page: Page) -> None:
         _drop_oversize(diff, cfg.trait_name)
         return diff
 
+    # A run whose lock has gone writes nothing more: another worker may hold the list now.
+    run.lock.verify()
     detected_at = ctx.clock()
     diff = ctx.db.members.save_page(
         cfg.id, result.run_id, PageKeys.of(page.contacts), differ, detected_at
@@ -89,7 +86,6 @@ def _store_page(run: ListRun, page: Page) -> None:
         _count_change(result, change.kind)
     for reject in diff.rejects:
         log.warning("list %s: skipped contact %s: %s", cfg.id, reject.email or "?", reject.reason)
-    keep_lease(run)
     run.progress("scanned", result.scanned)
 
 

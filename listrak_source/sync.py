@@ -1,16 +1,16 @@
-"""One run for one list: lease, scan page by page, sweep, deliver, record the run."""
+"""One run for one list: lock, scan page by page, sweep, deliver, record the run."""
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from .config import ListSettings
 from .context import ListRun, RunContext
 from .courier import Courier
 from .deliver import deliver, stop_for_outage
 from .diff import removal_ratio
-from .errors import LeaseHeldError, ListrakError
+from .errors import ListrakError, RanRecentlyError
 from .logs import log_context
 from .plan import FULL, plan_scans
 from .records import ListState, RunKind, RunResult, RunStatus, ScanSpec
@@ -26,42 +26,59 @@ def sync_list(
     kind: RunKind = RunKind.SYNC,
     allow_mass_removal: bool = False,
     full: bool = False,
+    min_gap: timedelta | None = None,
 ) -> RunResult:
-    """Run one list; the daemon, sync, backfill, baseline and demo all come through here."""
-    run = ListRun(ctx, cfg, RunResult(list_id=cfg.id, kind=kind, started_at=ctx.clock()))
-    state = _take_list(run)
+    """Run one list; the daemon, sync, backfill, baseline and demo all come through here.
+
+    The daemon passes `min_gap`: a run of this list that started less than that long ago
+    (most likely another daemon's) means this one is not due, which is how a fleet shares
+    the lists.
+    """
+    with ctx.db.locks.hold(cfg.id, ctx.holder) as lock:
+        result = RunResult(list_id=cfg.id, kind=kind, started_at=ctx.clock())
+        run = ListRun(ctx, cfg, result, lock)
+        _check_due(run, min_gap)
+        # Whoever left a run open has died: we hold the list now.
+        ctx.db.runs.fail_stale_runs(cfg.id, result.started_at)
+        _record(run, allow_mass_removal=allow_mass_removal, full=full)
+    return result
+
+
+def _check_due(run: ListRun, min_gap: timedelta | None) -> None:
+    """Skip the run when the list's last run started less than `min_gap` ago."""
+    if min_gap is None:
+        return
+    last = run.ctx.db.runs.last_started(run.cfg.id)
+    if last is not None and run.result.started_at - last < min_gap:
+        ago = (run.result.started_at - last).total_seconds()
+        raise RanRecentlyError(f"list {run.cfg.id}: a run started {ago:.0f}s ago; not due yet")
+
+
+def _record(run: ListRun, *, allow_mass_removal: bool, full: bool) -> None:
+    """Plan the scans, record the run as running, run it, and record how it ended."""
+    ctx, cfg, result = run.ctx, run.cfg, run.result
+    state = ctx.db.runs.list_state(cfg.id)
     # Backfill, baseline and a confirmed mass removal must see the whole list.
-    force = full or allow_mass_removal or kind.sees_whole_list
+    force = full or allow_mass_removal or result.kind.sees_whole_list
     specs = plan_scans(
         state,
-        run.result.started_at,
+        result.started_at,
         full_scan_every=cfg.full_scan_every,
         overlap=cfg.incremental_overlap,
         force_full=force,
     )
-    run.result.full_scan = specs == FULL
-    run.result.run_id = ctx.db.runs.start_run(
-        cfg.id, kind, run.result.started_at, full_scan=run.result.full_scan
+    result.full_scan = specs == FULL
+    result.run_id = ctx.db.runs.start_run(
+        cfg.id, result.kind, result.started_at, full_scan=result.full_scan
     )
     try:
-        with log_context(list_id=cfg.id, run_id=run.result.run_id or None):
+        with log_context(list_id=cfg.id, run_id=result.run_id or None):
             _run(run, specs=specs, state=state, allow_mass_removal=allow_mass_removal)
     except BaseException as exc:
-        run.result.status, run.result.error = RunStatus.FAILED, f"{type(exc).__name__}: {exc}"
+        result.status, result.error = RunStatus.FAILED, f"{type(exc).__name__}: {exc}"
         raise
     finally:
         _finish(run)
-    return run.result
-
-
-def _take_list(run: ListRun) -> ListState:
-    """Take the list's lease, close runs a dead holder left open, and read its progress."""
-    ctx, list_id, now = run.ctx, run.cfg.id, run.result.started_at
-    holder = ctx.db.leases.acquire(list_id, ctx.holder, now, ctx.settings.delivery.lease_ttl)
-    if holder is not None:
-        raise LeaseHeldError(f"list {list_id} is being synced by {holder}; skipped")
-    ctx.db.runs.fail_stale_runs(list_id, now)
-    return ctx.db.runs.list_state(list_id)
 
 
 def _run(
@@ -136,15 +153,12 @@ def _advance(run: ListRun, state: ListState, newest: datetime | None) -> None:
 def _finish(run: ListRun) -> None:
     ctx, result = run.ctx, run.result
     result.finished_at = ctx.clock()
-    try:
-        result.pending, result.dead = ctx.db.runs.backlog(run.cfg.id)
-        result.waiting = ctx.db.runs.waiting(run.cfg.id) if result.pending else []
-        _conclude(result)
-        ctx.db.runs.finish_run(
-            result.run_id, result.status, result.finished_at, result.counts(), result.error
-        )
-    finally:
-        ctx.db.leases.release(run.cfg.id, ctx.holder)
+    result.pending, result.dead = ctx.db.runs.backlog(run.cfg.id)
+    result.waiting = ctx.db.runs.waiting(run.cfg.id) if result.pending else []
+    _conclude(result)
+    ctx.db.runs.finish_run(
+        result.run_id, result.status, result.finished_at, result.counts(), result.error
+    )
 
 
 def _conclude(result: RunResult) -> None:
@@ -188,4 +202,5 @@ def _sweep(run: ListRun, allow_mass_removal: bool) -> None:
         )
         log.error("%s", result.error)
         return
+    run.lock.verify()
     result.unsubscribed += ctx.db.members.sweep(cfg.id, result.run_id, ctx.clock(), ctx.new_id)

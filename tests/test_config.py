@@ -108,6 +108,16 @@ def test_bad_config_names_the_key(tmp_path: Path, edit: tuple[str, str], expecte
     assert expected in error_for(tmp_path, GOOD.replace(*edit, 1))
 
 
+def test_the_old_lease_ttl_key_says_what_replaced_it(tmp_path: Path) -> None:
+    message = error_for(tmp_path, GOOD + '[delivery]\nlease_ttl = "10m"\n')
+    assert message.endswith(
+        "delivery: lease_ttl is gone: a list's lock is freed when its holder dies; "
+        "the watchdog's bound is now schedule.stall_timeout"
+    )
+    settings = load_settings(write(tmp_path, GOOD.replace('"5m"', '"5m"\nstall_timeout = "3m"')))
+    assert settings.schedule.stall_timeout == timedelta(minutes=3)
+
+
 def test_not_toml(tmp_path: Path) -> None:
     assert "not valid TOML" in error_for(tmp_path, "[listrak\n")
 

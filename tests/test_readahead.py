@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from listrak_source.errors import StopRequested
 from listrak_source.logs import current_context, log_context
 from listrak_source.readahead import Prefetch
 
@@ -85,3 +86,42 @@ def test_a_signal_the_kernel_gives_the_reader_still_reaches_the_main_thread() ->
     finally:
         signal.signal(signal.SIGUSR1, previous)
     assert events == ["signal", "page"]
+
+
+def test_a_stop_abandons_the_wait_for_an_item_not_yet_read() -> None:
+    stop = threading.Event()
+    release = threading.Event()
+
+    def pages() -> Iterator[int]:
+        yield 1
+        release.wait(10)  # a page that has not arrived
+        yield 2
+
+    with Prefetch(pages(), stop=stop) as ahead:
+        assert next(ahead) == 1
+        stop.set()
+        with pytest.raises(StopRequested):
+            next(ahead)
+        release.set()
+
+
+def test_an_item_already_read_is_still_handed_over_after_a_stop() -> None:
+    stop = threading.Event()
+    queued = threading.Event()
+    release = threading.Event()
+
+    def pages() -> Iterator[int]:
+        yield 1
+        yield 2
+        queued.set()  # asked for the next one: 2 is in the queue
+        release.wait(10)
+        yield 3
+
+    with Prefetch(pages(), stop=stop) as ahead:
+        assert next(ahead) == 1
+        assert queued.wait(10)
+        stop.set()
+        assert next(ahead) == 2, "the page in hand is finished"
+        with pytest.raises(StopRequested):
+            next(ahead)
+        release.set()

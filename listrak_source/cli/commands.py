@@ -13,9 +13,10 @@ from contextlib import contextmanager
 
 from ..config import ListSettings, Settings, load_settings
 from ..context import RunContext
-from ..errors import EXIT_CONFIG, EXIT_FAILED, LeaseHeldError
+from ..errors import EXIT_CONFIG, EXIT_FAILED, ListSkippedError
 from ..logs import SecretFilter, log_context
 from ..records import RunKind, RunResult, RunStatus
+from ..service.signals import on_stop_signals, restore
 from ..state import Database, make_engine
 from ..state.engine import check_schema, current_revision, upgrade
 from ..sync import sync_list
@@ -69,11 +70,18 @@ def _run_lists(
         return results
 
 
-def _run_one(ctx: RunContext, cfg: ListSettings, kind: RunKind, **options: bool) -> RunResult:
+def _run_one(
+    ctx: RunContext,
+    cfg: ListSettings,
+    kind: RunKind,
+    *,
+    allow_mass_removal: bool = False,
+    full: bool = False,
+) -> RunResult:
     with log_context(list_id=cfg.id):
         try:
-            return sync_list(ctx, cfg, kind=kind, **options)
-        except LeaseHeldError as exc:
+            return sync_list(ctx, cfg, kind=kind, allow_mass_removal=allow_mass_removal, full=full)
+        except ListSkippedError as exc:
             log.warning("%s", exc)
             return _skipped(ctx, cfg, kind, str(exc))
 
@@ -156,10 +164,13 @@ def status(args: argparse.Namespace) -> int:
     """Per list: last run and its counts, pending and dead rows, next scheduled run."""
     settings = _settings(args)
     engine = open_database(settings, migrate=False)
-    runs = Database(engine).runs
-    rows = [runs.status(cfg.id) for cfg in settings.lists]
+    db = Database(engine)
+    rows = [db.runs.status(cfg.id) for cfg in settings.lists]
+    # Asked of the lock itself, so a holder that died is never shown as holding a list.
+    holders = db.locks.holders()
     engine.dispose()
     for row in rows:
+        row["held_by"] = holders.get(row["list_id"])
         row["next_run"] = next_run(row["last_run"], settings, row["list_id"])
     if args.json:
         print(json.dumps({"lists": rows}, indent=2, default=str))
@@ -207,7 +218,11 @@ def demo(args: argparse.Namespace) -> int:
 
 @contextmanager
 def _progress(label: str) -> Iterator[tuple[Progress, threading.Event]]:
-    """Progress on stderr; a first SIGTERM/SIGINT finishes the page in hand, a second stops now."""
+    """Progress on stderr; a first stop signal ends the scan, a second stops now.
+
+    The first abandons any wait for a page that has not arrived, stores nothing more, and
+    lets what is stored be delivered.
+    """
     progress = Progress(label, sys.stderr)
     stopping = threading.Event()
 
@@ -215,15 +230,14 @@ def _progress(label: str) -> Iterator[tuple[Progress, threading.Event]]:
         name = signal.Signals(signum).name
         if stopping.is_set():
             log.warning("second %s: stopping now", name)
-            # Unwinding rolls back the page in hand and still records the run and frees the lease.
+            # Unwinding rolls back the page in hand and still records the run and frees the list.
             raise KeyboardInterrupt
         log.info("%s: finishing the page in hand and delivering what is pending", name)
         stopping.set()
 
-    handlers = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    previous = on_stop_signals(stop)
     try:
         yield progress, stopping
     finally:
-        for sig, handler in handlers.items():
-            signal.signal(sig, handler)
+        restore(previous)
         progress.close()

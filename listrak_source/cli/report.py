@@ -92,3 +92,16 @@ def print_status(rows: Sequence[Mapping[str, Any]], settings: Settings, out: Tex
         last = row["last_run"]
         if last and last.get("error"):
             print(f"list {row['list_id']}: last run: {last['error']}", file=out)
+        print_holder(row, out)
+
+
+def print_holder(row: Mapping[str, Any], out: TextIO) -> None:
+    """Who is syncing the list now, or that its last run's worker died before finishing."""
+    last, holder = row["last_run"], row.get("held_by")
+    if holder:
+        print(f"list {row['list_id']}: being synced by {holder}", file=out)
+    elif last and last["status"] == "running":
+        print(
+            f"list {row['list_id']}: the worker of its last run died; the next run closes it",
+            file=out,
+        )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TextIO
@@ -16,9 +17,9 @@ from sqlalchemy import Engine
 
 from ..config import Settings
 from ..context import Emitter, RunContext
-from ..listrak import ListrakClient
+from ..listrak import ListrakClient, stoppable_sleep
 from ..segment import PrintingEmitter, SegmentEmitter
-from ..state import Database, SchemaError, make_engine, new_holder, upgrade
+from ..state import Database, SchemaError, make_engine, new_holder, sqlite_copy, upgrade
 from ..state.engine import check_schema, head_revision
 
 if TYPE_CHECKING:
@@ -27,8 +28,8 @@ if TYPE_CHECKING:
 ProgressHook = Callable[[str, int], None]
 
 
-def listrak_client(settings: Settings) -> ListrakClient:
-    """A Listrak client configured from [listrak]."""
+def listrak_client(settings: Settings, stop: threading.Event | None = None) -> ListrakClient:
+    """A Listrak client configured from [listrak]; `stop` ends its retry and pacing waits."""
     s = settings.listrak
     return ListrakClient(
         client_id=s.client_id,
@@ -38,6 +39,7 @@ def listrak_client(settings: Settings) -> ListrakClient:
         timeout=s.timeout,
         max_attempts=s.max_attempts,
         requests_per_second=s.requests_per_second,
+        sleep=time.sleep if stop is None else stoppable_sleep(stop),
     )
 
 
@@ -83,24 +85,39 @@ def context_over(
 ) -> Iterator[RunContext]:
     """A run context over an open engine, with its own Listrak client (closed at the end).
 
-    The client is not thread-safe, so each of the daemon's concurrent runs gets its own.
-    A dry run's database is one connection whose transaction is rolled back at the end.
+    The client is not thread-safe, so each of the daemon's concurrent runs gets its own;
+    `stop` cuts short its waits to retry. A dry run prints instead of sending, and its
+    database keeps nothing (see `_state`).
     """
     stop = stop or threading.Event()
-
-    def make(db: Database, emitter: Emitter) -> RunContext:
-        return RunContext(
+    emitter: Emitter = (
+        PrintingEmitter(out) if dry_run else SegmentEmitter(settings.segment, stop=stop)
+    )
+    with listrak_client(settings, stop) as client, _state(engine, dry_run=dry_run) as db:
+        yield RunContext(
             settings, db, client, emitter, new_holder(), stop=stop, on_progress=on_progress
         )
 
-    with listrak_client(settings) as client:
-        if not dry_run:
-            yield make(Database(engine), SegmentEmitter(settings.segment, stop=stop))
-            return
+
+@contextmanager
+def _state(engine: Engine, *, dry_run: bool) -> Iterator[Database]:
+    """The database a run writes; a dry run's writes are thrown away without holding others up.
+
+    On SQLite a dry run works on a copy taken through the backup API (a reader of the real
+    file, which WAL lets writers pass), so no write transaction spans its pages. On
+    PostgreSQL it writes in one transaction that is rolled back: row locks there touch only
+    its own list, which the list's advisory lock keeps every real run away from meanwhile.
+    """
+    if not dry_run:
+        yield Database(engine)
+    elif engine.dialect.name == "sqlite":
+        with sqlite_copy(engine) as copy:
+            yield Database(copy)
+    else:
         with engine.connect() as conn:
             transaction = conn.begin()
             try:
-                yield make(Database(engine, connection=conn), PrintingEmitter(out))
+                yield Database(engine, connection=conn)
             finally:
                 transaction.rollback()
 

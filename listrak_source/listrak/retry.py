@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import random as _random
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from email.utils import parsedate_to_datetime
 
 import httpx
 
-from ..errors import ListrakUnavailableError
+from ..errors import ListrakUnavailableError, StopRequested
 
 log = logging.getLogger("listrak_source.listrak")
 
@@ -63,6 +64,16 @@ class Backoff:
         exponent = min(max(attempt - 1, 0), 62)
         ceiling = min(self.maximum, self.base * 2.0**exponent)
         return ceiling * min(max(self.random(), 0.0), 1.0)
+
+
+def stoppable_sleep(stop: threading.Event) -> Callable[[float], None]:
+    """A sleep that a stop signal ends at once, abandoning the request that was waiting."""
+
+    def sleep(seconds: float) -> None:
+        if stop.wait(seconds):
+            raise StopRequested("stopped while waiting to call Listrak")
+
+    return sleep
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:

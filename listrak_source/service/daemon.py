@@ -21,15 +21,15 @@ from sqlalchemy import Engine
 
 from ..config import ListSettings, Settings
 from ..context import RunContext
-from ..errors import ConfigError, LeaseHeldError, ListrakSourceError
+from ..errors import ConfigError, ListBusyError, ListrakSourceError, RanRecentlyError
 from ..logs import log_context
 from ..records import RunKind, RunResult, RunStatus
-from ..state import Database, new_holder
-from ..state.leases import Leases
+from ..state import Database
 from ..sync import sync_list
 from .metrics import Metrics, MetricsServer
-from .schedules import crontab_trigger, list_schedule
+from .schedules import crontab_trigger, list_schedule, period
 from .sdnotify import Notifier
+from .signals import on_stop_signals
 
 # Builds one run's context (with its own Listrak client) and closes it afterwards.
 ContextFactory = Callable[..., AbstractContextManager[RunContext]]
@@ -41,8 +41,9 @@ _MAX_PARALLEL_LISTS = 4
 _MAX_JITTER = 30.0
 # Several lists starting together need not hit Listrak in the same second.
 _FIRST_RUN_SPREAD = 2.0
-# After a second signal, how long giving the leases back may delay the exit.
-_RELEASE_WAIT = 2.0
+# A list whose last run (this daemon's or another's) started within this share of its
+# schedule's period is not due; the rest of the period absorbs jitter and clock drift.
+_DUE_SHARE = 0.8
 
 
 def trigger_for(cfg: ListSettings, settings: Settings) -> IntervalTrigger | CronTrigger:
@@ -82,8 +83,8 @@ class Daemon:
         self.stopped = threading.Event()
         self._signals = 0
         self._lock = threading.Lock()
-        # list id -> (lease holder, clock of its last progress) for runs in progress.
-        self._active: dict[int, tuple[str, float]] = {}
+        # list id -> clock of its last progress, for runs in progress.
+        self._active: dict[int, float] = {}
         self.scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(_MAX_PARALLEL_LISTS)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
@@ -91,11 +92,11 @@ class Daemon:
         )
 
     def _progress_hook(self, list_id: int) -> Callable[[str, int], None]:
-        return lambda _stage, _count: self._mark(list_id, new_holder())
+        return lambda _stage, _count: self._mark(list_id)
 
-    def _mark(self, list_id: int, holder: str) -> None:
+    def _mark(self, list_id: int) -> None:
         with self._lock:
-            self._active[list_id] = (holder, self.clock())
+            self._active[list_id] = self.clock()
 
     def run_list(self, cfg: ListSettings) -> None:
         """One scheduled run; errors are logged and counted, never allowed to kill the daemon."""
@@ -108,11 +109,15 @@ class Daemon:
             log_context(list_id=cfg.id),
             self.contexts(stop=self.stop, on_progress=progress) as ctx,
         ):
-            self._mark(cfg.id, ctx.holder)
+            self._mark(cfg.id)
             try:
-                self._observe(cfg, sync_list(ctx, cfg))
-            except LeaseHeldError as exc:
-                log.warning("%s", exc)
+                self._observe(cfg, sync_list(ctx, cfg, min_gap=self._min_gap(cfg)))
+            except RanRecentlyError as exc:
+                log.debug("%s", exc)  # another daemon of the fleet ran it: nothing to do
+                return
+            except ListBusyError as exc:
+                log.info("%s", exc)
+                return
             except ListrakSourceError as exc:
                 log.error("list %s: run failed: %s", cfg.id, exc)
                 self._observe_failure(cfg, started, exc)
@@ -123,6 +128,10 @@ class Daemon:
                 with self._lock:
                     self._active.pop(cfg.id, None)
         self.notifier.status(f"last run: list {cfg.id} at {datetime.now(UTC):%H:%M:%S}Z")
+
+    def _min_gap(self, cfg: ListSettings) -> timedelta:
+        """How long after the list's last run, by any daemon, it is due again."""
+        return period(list_schedule(cfg, self.settings)) * _DUE_SHARE
 
     def _observe_failure(self, cfg: ListSettings, started: datetime, exc: Exception) -> None:
         # sync_list recorded the run as failed; the metrics must count it too.
@@ -172,44 +181,33 @@ class Daemon:
             self.metrics.last_success.labels(list_id=str(list_id)).set(stamp.timestamp())
 
     def handle_signal(self, signum: int, _frame: FrameType | None) -> None:
-        """First signal: finish the page in hand, deliver, exit. Second: exit now."""
+        """First signal: stop scanning, deliver what is stored, exit. Second: exit now."""
         name = signal.Signals(signum).name
         self._signals += 1
         if self._signals > 1:
+            # The kernel or the database server frees the lists' locks as the process ends;
+            # runs left open are closed by the next run of each list.
             log.warning("second %s: exiting now; committed pages are safe", name)
-            self._give_back_leases()
             logging.shutdown()
             os._exit(128 + signum)
         log.info("%s: finishing the page in hand and delivering what is pending", name)
         self.stop.set()
 
-    def _give_back_leases(self) -> None:
-        """Release the leases of abandoned runs so the next start need not wait out lease_ttl."""
-        with self._lock:
-            held = {list_id: holder for list_id, (holder, _) in self._active.items()}
-        if not held:
-            return
-        # On its own thread: a busy SQLite database must not hold up an exit asked for twice.
-        thread = threading.Thread(target=_release, args=(self.db.leases, held), daemon=True)
-        thread.start()
-        thread.join(_RELEASE_WAIT)
-
     def healthy(self) -> bool:
-        """The scheduler runs, and no run has gone without progress for longer than its lease."""
+        """The scheduler runs, and no run has gone without progress for `stall_timeout`."""
         # While stopping, the scheduler is shut down on purpose; TimeoutStopSec bounds that.
         if not (self.scheduler.running or self.stop.is_set()):
             return False
-        limit = self.settings.delivery.lease_ttl.total_seconds()
+        limit = self.settings.schedule.stall_timeout.total_seconds()
         now = self.clock()
         with self._lock:
-            return all(now - seen <= limit for _, seen in self._active.values())
+            return all(now - seen <= limit for seen in self._active.values())
 
     def serve_forever(self, install_signals: bool = True) -> int:
         """Run until stopped; return the exit status."""
         triggers = {cfg.id: trigger_for(cfg, self.settings) for cfg in self.settings.lists}
         if install_signals:
-            signal.signal(signal.SIGTERM, self.handle_signal)
-            signal.signal(signal.SIGINT, self.handle_signal)
+            on_stop_signals(self.handle_signal)
         self.schedule(triggers)
         server = self._start_metrics()
         self.scheduler.start()
@@ -258,14 +256,6 @@ class Daemon:
         return thread
 
 
-def _release(leases: Leases, held: dict[int, str]) -> None:
-    for list_id, holder in held.items():
-        try:
-            leases.release(list_id, holder)
-        except Exception as exc:
-            log.warning("list %s: lease not released (%s); it expires on its own", list_id, exc)
-
-
 def _ping(
     send: Callable[[], bool],
     healthy: Callable[[], bool],
@@ -280,5 +270,7 @@ def _ping(
             send()
             warned = False
         elif not warned:
-            log.error("unhealthy: a run has made no progress for lease_ttl; watchdog pings stop")
+            log.error(
+                "unhealthy: a run has made no progress for stall_timeout; watchdog pings stop"
+            )
             warned = True

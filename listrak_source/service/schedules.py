@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from ..config import ListSettings, Settings
@@ -14,6 +14,8 @@ DEFAULT_INTERVAL = timedelta(minutes=15)
 _DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 # Cron users name a moment; a few seconds spread hosts without moving it noticeably.
 _CRON_JITTER = 5.0
+# Firings looked at to find a cron expression's shortest gap (weekdays, hours, steps).
+_PERIOD_SAMPLES = 32
 
 
 def list_schedule(cfg: ListSettings, settings: Settings) -> str | timedelta:
@@ -35,7 +37,24 @@ def describe(schedule: str | timedelta) -> str:
     return f"every {seconds:g}s"
 
 
-def crontab_trigger(expr: str) -> CronTrigger:
+def period(schedule: str | timedelta) -> timedelta:
+    """How often a schedule fires: its interval, or the shortest gap between cron firings."""
+    if isinstance(schedule, timedelta):
+        return schedule
+    trigger = crontab_trigger(schedule, jitter=None)
+    fire = trigger.get_next_fire_time(None, datetime.now(UTC))
+    gaps = []
+    for _ in range(_PERIOD_SAMPLES):
+        after = trigger.get_next_fire_time(fire, fire) if fire is not None else None
+        if fire is None or after is None:
+            break
+        gaps.append(after - fire)
+        fire = after
+    # An expression that never fires (30 February) never runs, whatever its period.
+    return min(gaps, default=timedelta(days=365))
+
+
+def crontab_trigger(expr: str, *, jitter: float | None = _CRON_JITTER) -> CronTrigger:
     """A five-field crontab expression, evaluated in UTC, with crontab's weekday numbers."""
     fields = expr.split()
     if len(fields) != 5:
@@ -50,7 +69,7 @@ def crontab_trigger(expr: str) -> CronTrigger:
         month=month,
         day_of_week=crontab_weekdays(weekday),
         timezone=UTC,
-        jitter=_CRON_JITTER,
+        jitter=jitter,
     )
 
 

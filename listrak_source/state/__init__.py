@@ -2,7 +2,8 @@
 
 from .database import Database
 from .engine import SchemaError, describe_db_error, make_engine, redact_url, upgrade
-from .leases import new_holder
+from .locks import new_holder
+from .snapshot import sqlite_copy
 
 __all__ = [
     "Database",
@@ -11,5 +12,6 @@ __all__ = [
     "make_engine",
     "new_holder",
     "redact_url",
+    "sqlite_copy",
     "upgrade",
 ]

@@ -1,10 +1,12 @@
-"""The state as one object: members, outbox, runs and leases over one way of transacting."""
+"""The state as one object: members, outbox and runs over one way of transacting, and locks."""
 
 from __future__ import annotations
 
+import functools
+
 from sqlalchemy import Connection, Engine
 
-from .leases import Leases
+from .locks import Locks, list_locks
 from .members import Members
 from .outbox import Outbox
 from .runs import Runs
@@ -24,4 +26,8 @@ class Database:
         self.members = Members(tx)
         self.outbox = Outbox(tx)
         self.runs = Runs(tx)
-        self.leases = Leases(tx)
+
+    @functools.cached_property
+    def locks(self) -> Locks:
+        """Per-list locks, held on their own connections or files, outside any transaction."""
+        return list_locks(self.engine)

@@ -15,7 +15,7 @@ __all__ = ["SchemaError", "check_schema", "head_revision", "make_engine", "upgra
 
 # The newest migration in state/migrations/versions; a test keeps the two in step. Knowing it
 # without Alembic lets every command skip importing Alembic when the schema is current.
-SCHEMA_HEAD = "0003"
+SCHEMA_HEAD = "0004_locks"
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
@@ -114,10 +114,15 @@ def upgrade(engine: Engine) -> None:
     """Bring the schema to head; safe to call on every start, and cheap when current."""
     if check_schema(engine) == SCHEMA_HEAD:
         return
+    from .locks import list_locks  # noqa: PLC0415 - the locks module reads errors from this one
     from .migrate import upgrade_to_head  # noqa: PLC0415 - Alembic only when the schema moves
 
-    with engine.begin() as conn:
-        upgrade_to_head(migrations_dir(), conn)
+    # Workers started together on a new database migrate one after the other.
+    with list_locks(engine).schema_lock():
+        if check_schema(engine) == SCHEMA_HEAD:
+            return
+        with engine.begin() as conn:
+            upgrade_to_head(migrations_dir(), conn)
 
 
 def _where(engine: Engine) -> str:

@@ -109,7 +109,11 @@ class Members:
         against 0.25 s for reading the table in order. ANALYZE (0.2 s at 1 M) tells it a
         list is most of the table; with many small lists it keeps using the index.
         Postgres analyzes on its own schedule; doing it here after a bulk load helps it too.
+        A dry run skips it: inside its long transaction, ANALYZE's table lock would hold up
+        every other list's ANALYZE until the dry run ends.
         """
+        if not self.tx.keeps_writes:
+            return
         with self.tx.begin() as conn:
             conn.exec_driver_sql("ANALYZE members")
 

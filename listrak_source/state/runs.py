@@ -53,7 +53,7 @@ class Runs:
             )
 
     def fail_stale_runs(self, list_id: int, now: datetime) -> None:
-        """Runs left 'running' by a killed process are closed as failed once we hold the lease."""
+        """Runs left 'running' by a killed process are closed as failed once we hold the list."""
         with self.tx.begin() as conn:
             conn.execute(
                 update(runs)
@@ -64,6 +64,13 @@ class Runs:
                     error="process stopped before the run finished",
                 )
             )
+
+    def last_started(self, list_id: int) -> datetime | None:
+        """When the list's newest recorded run started, whoever ran it."""
+        with self.tx.read() as conn:
+            return conn.execute(
+                select(func.max(runs.c.started_at)).where(runs.c.list_id == list_id)
+            ).scalar()
 
     def list_state(self, list_id: int) -> ListState:
         """When the list was last fully scanned, and its high-water mark."""

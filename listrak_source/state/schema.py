@@ -93,14 +93,6 @@ runs = Table(
 )
 Index("ix_runs_list_started", runs.c.list_id, runs.c.started_at)
 
-leases = Table(
-    "leases",
-    metadata,
-    Column("list_id", BigInteger, primary_key=True),
-    Column("holder", String(128), nullable=False),
-    Column("expires_at", UTCDateTime, nullable=False),
-)
-
 rejects = Table(
     "rejects",
     metadata,

@@ -19,6 +19,11 @@ class Transactions:
         self.engine = engine
         self._connection = connection
 
+    @property
+    def keeps_writes(self) -> bool:
+        """False for a dry run's connection, whose transaction is rolled back."""
+        return self._connection is None
+
     @contextmanager
     def begin(self) -> Iterator[Connection]:
         """A transaction that commits when the block ends without an error."""

@@ -141,6 +141,33 @@ def member_rows(db_url: str, list_id: int) -> dict[str, dict[str, Any]]:
         engine.dispose()
 
 
+def run_statuses(db_url: str, list_id: int) -> list[str]:
+    """The status of each run of a list, oldest first, straight from the database."""
+    from sqlalchemy import create_engine, select
+
+    from listrak_source.state.schema import runs
+
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            stmt = select(runs.c.status).where(runs.c.list_id == list_id).order_by(runs.c.id)
+            return [status for (status,) in conn.execute(stmt)]
+    finally:
+        engine.dispose()
+
+
+def lock_holders(db_url: str) -> dict[int, str]:
+    """Who holds which list, asked of the lock itself (advisory locks, or the lock files)."""
+    from listrak_source.state import make_engine
+    from listrak_source.state.locks import list_locks
+
+    engine = make_engine(db_url)
+    try:
+        return list_locks(engine).holders()
+    finally:
+        engine.dispose()
+
+
 def status_json(config: Path) -> dict[str, Any]:
     """`status --json`, parsed, per list id."""
     import contextlib

@@ -1,91 +1,236 @@
-"""Leases: two workers never work one list at once; a dead holder's lease is taken over."""
+"""Locks: two workers never work one list at once, and a dead holder never blocks the next run."""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import io
+import itertools
+import json
+import re
+import subprocess
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import create_engine
-from sqlalchemy.exc import DBAPIError
+import pytest
+from sqlalchemy import Engine, select, text
 
+from listrak_source.cli.wiring import run_context
+from listrak_source.config import load_settings
+from listrak_source.errors import LockLostError
 from listrak_source.simulator import ListrakSimulator, SegmentSink
-from listrak_source.state import Database, make_engine, upgrade
-from listrak_source.state.schema import leases
+from listrak_source.state import make_engine
+from listrak_source.state.locks import lock_folder
+from listrak_source.state.schema import runs
+from listrak_source.sync import sync_list
 
-from .harness import FIELD, assert_profiles_match, run_cli, worker, write_config
+from .harness import (
+    FIELD,
+    assert_no_change_under_two_ids,
+    assert_profiles_match,
+    lock_holders,
+    member_rows,
+    run_cli,
+    run_statuses,
+    status_json,
+    worker,
+    write_config,
+)
 
 MAIN = {"id": 1001, "user_id_field": FIELD}
+OTHER = {"id": 1002}
 SLOW = {"LISTRAK_SOURCE_LISTRAK__PAGE_SIZE": "100"}
+BUSY = re.compile(r"list 1001 is being synced by (\S+:(\d+):[0-9a-f]{8}); skipped")
 
 
 def setup(tmp_path: Path, sim: ListrakSimulator, sink: SegmentSink, db_url: str) -> Path:
     sim.add_list(1001, "Main", field_ids=[FIELD])
     sim.seed(1001, 1000, field_id=FIELD, seed=9)
-    return write_config(
-        tmp_path / "c.toml", sim, sink, db_url, [MAIN], extra='[delivery]\nlease_ttl = "2s"\n'
-    )
+    sim.add_list(1002, "Other")
+    sim.seed(1002, 30, seed=10)
+    return write_config(tmp_path / "c.toml", sim, sink, db_url, [MAIN, OTHER])
 
 
-def wait_for_lease(db_url: str) -> str:
-    engine = create_engine(db_url)
-    deadline = time.monotonic() + 30
+def wait_for_holder(db_url: str, list_id: int = 1001) -> str:
+    """The holder's name once a worker holds the list; the deadline only bounds a hang."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if holder := lock_holders(db_url).get(list_id):
+            return holder
+        time.sleep(0.05)
+    raise AssertionError("no worker ever took the list")
+
+
+def run_spans(db_url: str, list_id: int) -> list[tuple[datetime, datetime]]:
+    """(started, finished) of each finished run of a list."""
+    engine: Engine = make_engine(db_url)
     try:
-        while time.monotonic() < deadline:
-            try:
-                with engine.connect() as conn:
-                    holder = conn.execute(leases.select()).mappings().first()
-            except DBAPIError:  # the worker has not created the tables yet
-                holder = None
-            if holder:
-                return str(holder["holder"])
-            time.sleep(0.05)
+        with engine.connect() as conn:
+            stmt = select(runs.c.started_at, runs.c.finished_at).where(
+                runs.c.list_id == list_id, runs.c.finished_at.is_not(None)
+            )
+            return [(started, finished) for started, finished in conn.execute(stmt)]
     finally:
         engine.dispose()
-    raise AssertionError("the first worker never took the lease")
 
 
-def test_second_sync_skips_a_list_in_use(tmp_path, sim, sink, db_url, capsys) -> None:
+def test_two_syncs_started_together_one_scans(tmp_path, sim, sink, db_url) -> None:
     config = setup(tmp_path, sim, sink, db_url)
-    sim.faults.page_delay = 0.2  # ten pages: about two seconds of scanning
-    first = worker(config, "sync", env=SLOW, log=tmp_path / "first.log")
-    holder = wait_for_lease(db_url)
-    assert run_cli(config, "sync") == 1
-    out = capsys.readouterr()
-    assert f"list 1001 is being synced by {holder}; skipped" in out.out + out.err
-    assert first.wait(timeout=60) == 0
-    assert_profiles_match(sim, sink, [MAIN])
+    sim.faults.page_delay = 2  # ten pages: long enough for the slower start to be refused
+    logs = [tmp_path / "a.log", tmp_path / "b.log"]
+    procs = [worker(config, "sync", "--list", "1001", env=SLOW, log=log) for log in logs]
+    deadline = time.monotonic() + 60
+    while all(proc.poll() is None for proc in procs) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    sim.faults.page_delay = 0  # one has given up: let the other finish quickly
+    codes = [proc.wait(timeout=120) for proc in procs]
+    assert sorted(codes) == [0, 1], codes
+    winner, loser = (procs[codes.index(0)], logs[codes.index(1)])
+    found = BUSY.search(loser.read_text())
+    assert found, loser.read_text()
+    assert int(found.group(2)) == winner.pid, "the refusal names the process that holds it"
+    assert run_statuses(db_url, 1001) == ["ok"], "exactly one of them scanned"
     assert len(sink.messages) == 1000
+    assert_profiles_match(sim, sink, [MAIN])
+    assert lock_holders(db_url) == {}
 
 
-def test_killed_holders_lease_expires_and_is_taken_over(tmp_path, sim, sink, db_url) -> None:
+def test_status_names_the_holder_and_a_killed_one_frees_the_list_at_once(
+    tmp_path, sim, sink, db_url, capsys
+) -> None:
     config = setup(tmp_path, sim, sink, db_url)
-    sim.faults.page_delay = 0.2
-    first = worker(config, "sync", env=SLOW, log=tmp_path / "first.log")
-    wait_for_lease(db_url)
+    sim.faults.page_delay = 0.3
+    first = worker(config, "sync", "--list", "1001", env=SLOW, log=tmp_path / "first.log")
+    holder = wait_for_holder(db_url)
+    assert holder.split(":")[1] == str(first.pid)
+    assert status_json(config)[1001]["held_by"] == holder
+    capsys.readouterr()
+    assert run_cli(config, "status") == 0
+    assert f"list 1001: being synced by {holder}" in capsys.readouterr().out
     first.kill()
     first.wait()
-    assert run_cli(config, "sync") == 1  # still held: the holder cannot say it died
-    time.sleep(2.1)
+    assert status_json(config)[1001]["held_by"] is None
+    capsys.readouterr()
+    assert run_cli(config, "status") == 0
+    assert "the worker of its last run died" in capsys.readouterr().out
+    # No waiting for anything to expire: the very next sync takes the list.
     sim.faults.page_delay = 0
     assert run_cli(config, "sync") == 0
+    assert run_statuses(db_url, 1001) == ["failed", "ok"], "the dead run is closed, not left"
+    assert_profiles_match(sim, sink, [MAIN, OTHER])
+    assert_no_change_under_two_ids(sink.messages)
+
+
+def test_a_dry_run_of_a_slow_list_holds_up_no_real_sync(tmp_path, sim, sink, db_url) -> None:
+    config = setup(tmp_path, sim, sink, db_url)
+    sim.faults.page_delay = 0.3  # ten pages of list 1001: about three seconds
+    pages = sim.stats.pages
+    dry = worker(config, "sync", "--dry-run", "--list", "1001", env=SLOW, log=tmp_path / "d.log")
+    try:
+        while sim.stats.pages < pages + 2:  # the dry run has stored pages and goes on
+            assert dry.poll() is None, (tmp_path / "d.log").read_text()
+            time.sleep(0.05)
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            other = run_cli(config, "sync", "--list", "1002")
+            same = run_cli(config, "sync", "--list", "1001")
+        assert dry.poll() is None, "the real syncs must not have waited for the dry run"
+    finally:
+        sim.faults.page_delay = 0
+        assert dry.wait(timeout=120) == 0, (tmp_path / "d.log").read_text()
+    assert other == 0
+    assert len([m for m in sink.messages if "Listrak_list_1002" in m["traits"]]) == 30
+    if db_url.startswith("sqlite"):
+        # The dry run read a copy: a real sync of the very same list goes ahead.
+        assert same == 0
+    else:
+        # Refused at once, never blocked behind the dry run's transaction.
+        assert same == 1 and BUSY.search(out.getvalue())
+    assert lock_holders(db_url) == {}
+    dry_lines = [
+        json.loads(line)
+        for line in (tmp_path / "d.log").read_text().splitlines()
+        if line.startswith("{")  # progress lines are plain text
+    ]
+    assert not [line for line in dry_lines if line["level"] in ("WARNING", "ERROR")]
+
+
+def test_a_listrak_outage_fails_the_run_and_leaves_nothing_behind(
+    tmp_path, sim, sink, db_url, monkeypatch
+) -> None:
+    monkeypatch.setenv("LISTRAK_SOURCE_LISTRAK__PAGE_SIZE", "100")
+    monkeypatch.setenv("LISTRAK_SOURCE_LISTRAK__MAX_ATTEMPTS", "1")
+    config = setup(tmp_path, sim, sink, db_url)
+    assert run_cli(config, "sync", "--list", "1001") == 0
+    gone = sorted(sim.truth(1001))[:5]
+    for email in gone:
+        sim.remove(1001, email)  # only a complete scan may remove these
+    sim.faults.die_after_page = 3  # pages 3 onwards answer 500
+    start = len(sink.messages)
+    assert run_cli(config, "sync", "--list", "1001") == 1
+    assert run_statuses(db_url, 1001) == ["ok", "failed"]
+    assert all(m["traits"]["Listrak_list_1001"] is True for m in sink.messages[start:])
+    assert all(member_rows(db_url, 1001)[key]["desired_subscribed"] for key in gone)
+    assert lock_holders(db_url) == {}
+    sim.faults.die_after_page = None
+    assert run_cli(config, "sync", "--list", "1001") == 0
+    removed = [m for m in sink.messages[start:] if m["traits"]["Listrak_list_1001"] is None]
+    assert sorted(m["anonymousId"].lower() for m in removed) == gone
     assert_profiles_match(sim, sink, [MAIN])
 
 
-def test_ledger_lease_rules(db_url: str) -> None:
+def test_workers_started_together_never_run_one_list_twice(tmp_path, sim, sink, db_url) -> None:
+    config = setup(tmp_path, sim, sink, db_url)
+    sim.faults.page_delay = 0.05
+    procs: list[subprocess.Popen[bytes]] = [
+        worker(config, "sync", env=SLOW, log=tmp_path / f"w{n}.log") for n in range(4)
+    ]
+    assert {proc.wait(timeout=120) for proc in procs} <= {0, 1}
+    for list_id in (1001, 1002):
+        spans = sorted(run_spans(db_url, list_id))
+        assert spans, f"list {list_id} never ran"
+        for (_, finished), (started, _) in itertools.pairwise(spans):
+            assert finished <= started, f"list {list_id}: two runs overlapped"
+    assert len(sink.messages) == 1030, "each change was sent by exactly one worker"
+    assert_no_change_under_two_ids(sink.messages)
+    assert lock_holders(db_url) == {}
+
+
+def cut_the_lock(db_url: str, holder: str, list_id: int) -> None:
+    """What a database restart or a lost connection does to a run's lock."""
     engine = make_engine(db_url)
-    upgrade(engine)
-    ledger = Database(engine)
-    now = datetime.now(UTC)
-    ttl = timedelta(seconds=60)
-    assert ledger.leases.acquire(1, "a", now, ttl) is None
-    assert ledger.leases.acquire(1, "b", now, ttl) == "a"
-    assert ledger.leases.acquire(1, "a", now, ttl) is None  # re-entrant for its holder
-    assert ledger.leases.renew(1, "a", now, ttl) and not ledger.leases.renew(1, "b", now, ttl)
-    later = now + timedelta(seconds=61)
-    assert ledger.leases.acquire(1, "b", later, ttl) is None  # expired: taken over
-    assert not ledger.leases.renew(1, "a", later, ttl)  # the old holder learns it lost the list
-    ledger.leases.release(1, "a")  # releasing a lease one no longer holds does nothing
-    assert ledger.leases.acquire(1, "c", later, ttl) == "b"
-    assert ledger.leases.acquire(2, "c", later, ttl) is None  # leases are per list
-    engine.dispose()
+    try:
+        if engine.dialect.name == "sqlite":
+            lock_folder(engine.url.database).joinpath(f"list-{list_id}.lock").unlink()
+            return
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE application_name = :holder"
+                ),
+                {"holder": holder},
+            )
+    finally:
+        engine.dispose()
+
+
+def test_a_run_whose_lock_dies_stops_before_writing_more(
+    tmp_path, sim, sink, db_url, monkeypatch
+) -> None:
+    monkeypatch.setenv("LISTRAK_SOURCE_LISTRAK__PAGE_SIZE", "100")
+    config = setup(tmp_path, sim, sink, db_url)
+    settings = load_settings(config)
+    with run_context(settings) as ctx:
+        cut = dataclasses.replace(
+            ctx, on_progress=lambda stage, n: cut_the_lock(db_url, ctx.holder, 1001)
+        )
+        with pytest.raises(LockLostError, match="list 1001: lost its lock"):
+            sync_list(cut, settings.lists[0])
+    assert run_statuses(db_url, 1001) == ["failed"]
+    assert len(member_rows(db_url, 1001)) == 100, "not one page stored after the loss"
+    assert lock_holders(db_url) == {}
+    assert run_cli(config, "sync") == 0
+    assert_profiles_match(sim, sink, [MAIN, OTHER])
+    assert_no_change_under_two_ids(sink.messages)

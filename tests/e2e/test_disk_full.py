@@ -71,8 +71,7 @@ def test_disk_full_then_room_again(
     assert "Traceback" not in err and "INSERT" not in err and "@example.com" not in err
     assert len(err.strip().splitlines()) == 1
     cap.pages = None
-    # The failed run could not release its lease on a full disk; the same process (as a
-    # daemon would be) takes it straight back.
+    # The list's lock needs no write to be given back, so the next run takes it at once.
     assert run_cli(config, "sync") == 0
     assert_profiles_match(sim, sink, [MAIN])
     assert_no_change_under_two_ids(sink.messages)

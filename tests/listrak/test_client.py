@@ -7,6 +7,7 @@ cursor, exact Retry-After dates) or where a unit test checks policy in isolation
 from __future__ import annotations
 
 import socket
+import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -21,9 +22,10 @@ from listrak_source.errors import (
     ListrakError,
     ListrakProtocolError,
     ListrakUnavailableError,
+    StopRequested,
     UnknownListError,
 )
-from listrak_source.listrak import InvalidSettingError, ListrakClient
+from listrak_source.listrak import InvalidSettingError, ListrakClient, stoppable_sleep
 from listrak_source.listrak.auth import renewal_margin
 from listrak_source.listrak.pacing import Pacer
 from listrak_source.listrak.retry import Backoff, parse_retry_after, retry_after_delay
@@ -696,3 +698,22 @@ def test_token_lifetime_is_read_liberally() -> None:
     for bad in (0, -5, "soon", True, [1]):
         with pytest.raises(ListrakProtocolError):
             _lifetime(bad, "POST /t")
+
+
+def test_a_stop_abandons_a_retry_after_wait_and_the_request_behind_it(
+    fresh: ListrakSimulator,
+) -> None:
+    stop = threading.Event()
+    stop.set()  # as the first SIGTERM does while the client waits
+    fresh.faults.rate_limit_next(1, retry_after=120)
+    client = ListrakClient(
+        client_id="sim-client",
+        client_secret=CLIENT_SECRET,
+        base_url=fresh.base_url,
+        auth_url=fresh.auth_url,
+        requests_per_second=1000,  # no pacing wait, which a stop would also cut short
+        sleep=stoppable_sleep(stop),
+    )
+    with client, pytest.raises(StopRequested):
+        next(client.iter_pages(MAIN, page_size=10))
+    assert _statuses(fresh) == [429], "nothing is asked of Listrak after the stop"

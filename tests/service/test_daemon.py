@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import json
 import os
 import signal
@@ -26,20 +28,28 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 from listrak_source.cli.report import next_run
 from listrak_source.cli.wiring import build_daemon, run_context
 from listrak_source.config import Settings, load_settings
-from listrak_source.errors import ConfigError
+from listrak_source.errors import ConfigError, RanRecentlyError
 from listrak_source.service.daemon import trigger_for
 from listrak_source.service.schedules import (
     crontab_trigger,
     crontab_weekdays,
     describe,
     list_schedule,
+    period,
 )
 from listrak_source.simulator import ListrakSimulator, SegmentSink
 from listrak_source.state import make_engine, upgrade
-from listrak_source.state.schema import leases, runs
+from listrak_source.state.schema import runs
 from listrak_source.sync import sync_list
 
-from ..e2e.harness import FIELD, assert_profiles_match, run_cli, status_json, write_config
+from ..e2e.harness import (
+    FIELD,
+    assert_profiles_match,
+    lock_holders,
+    run_cli,
+    status_json,
+    write_config,
+)
 
 MAIN = {"id": 1001, "user_id_field": FIELD}
 OTHER = {"id": 1002}
@@ -292,7 +302,8 @@ def test_sigterm_mid_scan_finishes_the_page_and_delivers(
     assert stop(proc) == 0
     sent = sink.messages[start:]
     last = status_json(config)[1001]
-    assert 20 <= len(sent) < 80 and len(sent) % 10 == 0, "whole pages, not the whole list"
+    # The pages received are stored and sent; the one still on its way is abandoned.
+    assert 10 <= len(sent) < 80 and len(sent) % 10 == 0, "whole pages, not the whole list"
     assert last["last_run"]["scanned"] == len(sent) and last["pending"] == 0
     assert all(m["userId"].startswith("crm-new-") for m in sent)
     assert {m["traits"]["Listrak_list_1001"] for m in sent} == {True}, "swept after a stop"
@@ -315,9 +326,11 @@ def test_second_signal_exits_at_once_and_frees_the_list(
     config = daemon_config(tmp_path, sim, sink, sqlite_url, [MAIN])
     assert run_cli(config, "sync") == 0
     change_every_user_id(sim)
-    sim.faults.page_delay = 30  # the page in hand would hold a graceful stop for this long
-    proc = start_daemon(config)
-    wait_for(lambda: query(sqlite_url, select(leases.c.holder)), "the run to take its lease")
+    sink.faults.hang_next(100, 30)  # delivery would hold a graceful stop for this long
+    batches = sink.stats.requests
+    proc = start_daemon(config, LISTRAK_SOURCE_SEGMENT__TIMEOUT="60")
+    wait_for(lambda: sink.stats.requests > batches, "delivery to be held up")
+    assert lock_holders(sqlite_url)
     proc.send_signal(signal.SIGTERM)
     wait_for(
         lambda: any("finishing the page" in line["msg"] for line in log_lines(tmp_path)),
@@ -325,14 +338,80 @@ def test_second_signal_exits_at_once_and_frees_the_list(
     )
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=10) == 128 + signal.SIGTERM
-    assert query(sqlite_url, select(leases.c.holder)) == [], "lease left behind"
+    assert lock_holders(sqlite_url) == {}, "the list's lock outlived the process"
     # Nothing half-done remains: a sync right away delivers every change, once.
-    sim.faults.page_delay = 0
+    sink.faults.reset()
     start = len(sink.messages)
     assert run_cli(config, "sync") == 0
     assert len(sink.messages) - start == 30
     assert_profiles_match(sim, sink, [MAIN])
     assert finished_runs(sqlite_url, 1001) == ["ok", "failed", "ok"]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_a_stop_signal_cuts_a_retry_after_wait_short(
+    tmp_path: Path, sim, sink, sqlite_url: str, start_daemon, sig: signal.Signals
+) -> None:
+    if signal.getsignal(sig) == signal.SIG_IGN:
+        pytest.skip(f"{sig.name} is ignored in this session, and so it would be in the daemon")
+    sim.add_list(1001, "Main", field_ids=[FIELD])
+    sim.seed(1001, 30, field_id=FIELD, seed=7)
+    config = daemon_config(tmp_path, sim, sink, sqlite_url, [MAIN])
+    sim.faults.rate_limit_next(1, retry_after=120)
+    proc = start_daemon(config)
+    wait_for(
+        lambda: any("retrying in 120" in line["msg"] for line in log_lines(tmp_path)),
+        "the run to wait out Retry-After",
+    )
+    # Well inside systemd's TimeoutStopSec, and nowhere near the 120 s Listrak asked for.
+    assert stop(proc, sig) == 0
+    assert finished_runs(sqlite_url, 1001) == ["stopped"], "no run left running"
+    assert lock_holders(sqlite_url) == {}
+    assert run_cli(config, "sync") == 0
+    assert_profiles_match(sim, sink, [MAIN])
+
+
+FLEET = [{"id": n} for n in (2001, 2002, 2003, 2004)]
+
+
+def run_starts(url: str, list_id: int) -> list[datetime]:
+    stmt = select(runs.c.started_at).where(runs.c.list_id == list_id).order_by(runs.c.id)
+    return [started for (started,) in query(url, stmt)]
+
+
+@pytest.mark.postgres
+def test_a_fleet_shares_the_lists_and_takes_over_from_a_dead_daemon(
+    tmp_path: Path, sim, sink, postgres_url: str, start_daemon
+) -> None:
+    for n, item in enumerate(FLEET):
+        sim.add_list(item["id"], f"Fleet {n}")
+        sim.seed(item["id"], 20, seed=20 + n)
+    extra = '[schedule]\ninterval = "2s"\n'
+    config = write_config(tmp_path / "fleet.toml", sim, sink, postgres_url, FLEET, extra=extra)
+    assert run_cli(config, "migrate") == 0
+    first, second = start_daemon(config), start_daemon(config)
+    ids = [item["id"] for item in FLEET]
+    wait_for(lambda: all(len(run_starts(postgres_url, i)) >= 4 for i in ids), "shared runs", 60)
+    first.kill()  # kill -9: no clean-up at all
+    first.wait()
+    counts = {i: len(run_starts(postgres_url, i)) for i in ids}
+    wait_for(
+        lambda: all(len(run_starts(postgres_url, i)) >= counts[i] + 2 for i in ids),
+        "the survivor to run every list",
+        60,
+    )
+    assert stop(second) == 0
+    for list_id in ids:
+        starts = run_starts(postgres_url, list_id)
+        gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(starts)]
+        # Two daemons firing every 2 s would start a list about once a second; shared, the
+        # list runs about once per interval, never sooner than 80 % of it after the last run.
+        assert min(gaps) >= 1.6 - 0.01, (list_id, gaps)
+        statuses = finished_runs(postgres_url, list_id)
+        assert len(statuses) == len(starts), "a run was left running"
+        assert statuses.count("failed") <= 1, "only a run the killed daemon had under way"
+    assert len(sink.messages) == 80, "every contact sent once across the fleet"
+    assert_profiles_match(sim, sink, FLEET)
 
 
 # In process: the schedule, health and failure accounting, without a subprocess.
@@ -388,12 +467,12 @@ def test_watchdog_health(tmp_path: Path, sim, sink) -> None:
     daemon.scheduler.start(paused=True)
     try:
         assert daemon.healthy()
-        daemon._mark(1001, "holder")  # a run in progress, just now
-        now[0] += settings.delivery.lease_ttl.total_seconds()
+        daemon._mark(1001)  # a run in progress, just now
+        now[0] += settings.schedule.stall_timeout.total_seconds()
         assert daemon.healthy()
         now[0] += 1  # silent for longer than its lease: hung
         assert not daemon.healthy()
-        daemon._mark(1001, "holder")  # it made progress again
+        daemon._mark(1001)  # it made progress again
         assert daemon.healthy()
     finally:
         daemon.scheduler.shutdown()
@@ -490,3 +569,27 @@ def test_schedules_read_as_written(tmp_path: Path, sim, sink) -> None:
     assert next_run(last, settings, 1) == "2026-01-01T10:15:00+00:00"
     assert next_run(None, settings, 1) == "on next start"
     assert next_run(last, settings, 2) == "cron 0 6 * * * (UTC)"
+
+
+def test_a_list_run_within_its_period_is_not_due(tmp_path: Path, sim, sink) -> None:
+    sim.add_list(1001, "Main", field_ids=[FIELD])
+    sim.seed(1001, 10, field_id=FIELD, seed=8)
+    settings = settings_for(tmp_path, sim, sink, [MAIN])
+    now = [datetime(2026, 5, 1, 12, tzinfo=UTC)]
+    gap = timedelta(minutes=12)
+    with run_context(settings) as real:
+        ctx = dataclasses.replace(real, clock=lambda: now[0])
+        assert sync_list(ctx, settings.lists[0], min_gap=gap).status == "ok"
+        now[0] += gap - timedelta(seconds=1)  # another daemon's run, a moment ago
+        with pytest.raises(RanRecentlyError, match="list 1001: a run started 719s ago"):
+            sync_list(ctx, settings.lists[0], min_gap=gap)
+        assert sync_list(ctx, settings.lists[0]).status == "ok", "a one-shot sync always runs"
+        now[0] += gap
+        assert sync_list(ctx, settings.lists[0], min_gap=gap).status == "ok"
+
+
+def test_the_period_of_a_schedule_is_its_shortest_gap() -> None:
+    assert period(timedelta(minutes=15)) == timedelta(minutes=15)
+    assert period("*/15 * * * *") == timedelta(minutes=15)
+    assert period("0 6 * * 1-5") == timedelta(days=1)  # not the weekend's three
+    assert period("*/20 9-17 * * *") == timedelta(minutes=20)
