@@ -114,11 +114,15 @@ class PageKeys(NamedTuple):
     unsubscribed: list[str]
 
     @classmethod
-    def of(cls, contacts: Sequence[Contact]) -> PageKeys:
-        """Split a page's contacts' keys by their state."""
-        return cls(
-            [c.key for c in contacts if c.subscribed], [c.key for c in contacts if not c.subscribed]
-        )
+    def of(cls, contacts: Sequence[Contact], on_list: Sequence[Reject] = ()) -> PageKeys:
+        """Split a page's contacts' keys by their state.
+
+        `on_list` are rejects a Subscribed scan returned: unreadable, but on the list, so
+        they count as seen and no sweep removes them.
+        """
+        seen = [c.key for c in contacts if c.subscribed]
+        seen += [r.email.lower() for r in on_list if r.email is not None]
+        return cls(seen, [c.key for c in contacts if not c.subscribed])
 
 
 class Kind(enum.StrEnum):

@@ -54,7 +54,7 @@ def _scan_one(
     )
     with Prefetch(pages, name=f"listrak-list-{cfg.id}") as ahead:
         for page in ahead:
-            _store_page(run, page)
+            _store_page(run, page, on_list=spec.subscribed)
             newest = newest_date(page.contacts, newest)
             if ctx.stop.is_set():
                 log.info("list %s: stopping after this page; the scan is incomplete", cfg.id)
@@ -62,7 +62,8 @@ def _scan_one(
     return True, newest
 
 
-def _store_page(run: ListRun, page: Page) -> None:
+def _store_page(run: ListRun, page: Page, *, on_list: bool) -> None:
+    """Store one page; `on_list`: a Subscribed scan returned it, so all of it is on the list."""
     ctx, cfg, result = run.ctx, run.cfg, run.result
 
     def differ(stored: Mapping[str, Stored]) -> PageDiff:
@@ -77,9 +78,8 @@ def _store_page(run: ListRun, page: Page) -> None:
         _drop_oversize(diff, cfg.trait_name)
         return diff
 
-    diff = ctx.db.members.save_page(
-        cfg.id, result.run_id, PageKeys.of(page.contacts), differ, ctx.clock()
-    )
+    keys = PageKeys.of(page.contacts, page.rejects if on_list else ())
+    diff = ctx.db.members.save_page(cfg.id, result.run_id, keys, differ, ctx.clock())
     result.scanned += len(page.contacts) + len(page.rejects)
     result.rejected += len(diff.rejects)
     for change in diff.changes:

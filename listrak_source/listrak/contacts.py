@@ -84,17 +84,23 @@ def parse_contact(raw: object) -> Contact | Reject:
         state = raw.get("subscriptionState") or "Subscribed"
         if state not in _STATES:
             return Reject(reason=f"unknown subscriptionState {state!r}", email=email)
-        return Contact(
-            email,
-            state == "Subscribed",
-            _fields(raw),
-            _date(raw, "subscribeDate"),
-            _date(raw, "resubscribeDate"),
-            _date(raw, "unsubscribeDate"),
-            _text(raw, "unsubscribeMethod"),
-        )
+        return _contact(raw, email, subscribed=state == "Subscribed")
     except ValueError as exc:
         return Reject(reason=str(exc), email=email if isinstance(email, str) else None)
+
+
+def _contact(raw: Mapping[str, Any], email: str, *, subscribed: bool) -> Contact:
+    # A removal keeps the last known userId, so an unsubscribe needs no readable fields:
+    # it is a fact from Listrak whatever else the contact carries.
+    return Contact(
+        email,
+        subscribed,
+        _fields(raw) if subscribed else {},
+        _date(raw, "subscribeDate"),
+        _date(raw, "resubscribeDate"),
+        _date(raw, "unsubscribeDate"),
+        _text(raw, "unsubscribeMethod"),
+    )
 
 
 def parse_page(data: list[Any], cursor: str | None) -> Page:
