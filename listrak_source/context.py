@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from .config import ListSettings, Settings
-from .records import Delivery, Page, Pending, RunResult
+from .records import Contact, Delivery, Page, Pending, RunResult
 from .state import Database
 
 
@@ -74,6 +74,8 @@ class ListRun:
     ctx: RunContext
     cfg: ListSettings
     result: RunResult
+    # The first contact whose dates are yet to come, as an example for the run's note.
+    first_future: Contact | None = None
 
     def progress(self, stage: str, count: int) -> None:
         """Report progress to whoever is watching (a progress bar, the watchdog)."""

@@ -234,6 +234,9 @@ class RunResult:
     full_scan: bool = True
     dead: int = 0
     pending: int = 0
+    # What Listrak sent that the run worked around, for the operator to fix there.
+    note: str | None = None
+    future_dated: int = 0
 
     def counts(self) -> dict[str, int]:
         """The counters stored with the run."""

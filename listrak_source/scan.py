@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from .context import ListRun
 from .diff import diff_page
 from .errors import LeaseLostError
 from .messages import oversize_reason
-from .plan import newest_date
+from .plan import future_dated, latest_usable, newest_date
+from .privacy import contact_ref
 from .readahead import Prefetch
-from .records import Kind, Page, PageDiff, PageKeys, Reject, RunResult, ScanSpec, Stored
+from .records import (
+    Contact,
+    Kind,
+    Page,
+    PageDiff,
+    PageKeys,
+    Reject,
+    RunResult,
+    ScanSpec,
+    Stored,
+)
 
 log = logging.getLogger(__name__)
 
@@ -32,15 +43,19 @@ def keep_lease(run: ListRun) -> None:
 def scan(run: ListRun, specs: tuple[ScanSpec, ...]) -> tuple[bool, datetime | None]:
     """Store every page of every planned pass; (all passes reached their end, newest date)."""
     newest: datetime | None = None
-    for spec in specs:
-        complete, newest = _scan_one(run, spec, newest)
-        if not complete:
-            return False, newest
-    return True, newest
+    latest = latest_usable(run.result.started_at)
+    try:
+        for spec in specs:
+            complete, newest = _scan_one(run, spec, newest, latest)
+            if not complete:
+                return False, newest
+        return True, newest
+    finally:
+        _note_future_dates(run, latest)
 
 
 def _scan_one(
-    run: ListRun, spec: ScanSpec, newest: datetime | None
+    run: ListRun, spec: ScanSpec, newest: datetime | None, latest: datetime
 ) -> tuple[bool, datetime | None]:
     ctx, cfg = run.ctx, run.cfg
     field_ids = [cfg.user_id_field] if cfg.user_id_field is not None else []
@@ -55,11 +70,33 @@ def _scan_one(
     with Prefetch(pages, name=f"listrak-list-{cfg.id}") as ahead:
         for page in ahead:
             _store_page(run, page, on_list=spec.subscribed)
-            newest = newest_date(page.contacts, newest)
+            newest = newest_date(page.contacts, newest, latest=latest)
+            _count_future_dates(run, page.contacts, latest)
             if ctx.stop.is_set():
                 log.info("list %s: stopping after this page; the scan is incomplete", cfg.id)
                 return False, newest
     return True, newest
+
+
+def _count_future_dates(run: ListRun, contacts: Sequence[Contact], latest: datetime) -> None:
+    future = future_dated(contacts, latest)
+    if future and run.first_future is None:
+        run.first_future = future[0]
+    run.result.future_dated += len(future)
+
+
+def _note_future_dates(run: ListRun, latest: datetime) -> None:
+    """Dates yet to come would blind incremental polling; say so, naming no address."""
+    example, count = run.first_future, run.result.future_dated
+    if example is None:
+        return
+    when = newest_date([example], None, latest=datetime.max)
+    run.result.note = (
+        f"{count} contact(s) carry dates after {latest:%Y-%m-%dT%H:%M:%S}, such as "
+        f"{when:%Y-%m-%dT%H:%M:%S} (contact {contact_ref(example.email)}): "
+        "synced, but those dates do not move the high-water mark; correct them in Listrak"
+    )
+    log.warning("list %s: %s", run.cfg.id, run.result.note)
 
 
 def _store_page(run: ListRun, page: Page, *, on_list: bool) -> None:

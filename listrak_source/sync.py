@@ -11,7 +11,7 @@ from .deliver import deliver
 from .diff import removal_ratio
 from .errors import LeaseHeldError, ListrakError
 from .logs import log_context
-from .plan import FULL, plan_scans
+from .plan import FULL, latest_usable, next_mark, plan_scans
 from .records import ListState, RunKind, RunResult, RunStatus, ScanSpec
 from .scan import scan
 
@@ -105,7 +105,7 @@ def _scan_and_sweep(
 def _advance(run: ListRun, state: ListState, newest: datetime | None) -> None:
     """After a complete scan: move the high-water mark, and note a full scan that swept."""
     result = run.result
-    mark = max((d for d in (state.high_water_mark, newest) if d is not None), default=None)
+    mark = next_mark(state.high_water_mark, newest, latest=latest_usable(result.started_at))
     # A held sweep did not finish the full scan's job, so the next run scans fully again.
     swept = result.full_scan and result.status != RunStatus.HELD
     last_full = result.started_at if swept else state.last_full_scan_at
@@ -119,7 +119,12 @@ def _finish(run: ListRun) -> None:
     result.finished_at = ctx.clock()
     try:
         ctx.db.runs.finish_run(
-            result.run_id, result.status, result.finished_at, result.counts(), result.error
+            result.run_id,
+            result.status,
+            result.finished_at,
+            result.counts(),
+            result.error,
+            note=result.note,
         )
         result.pending, result.dead = ctx.db.runs.backlog(run.cfg.id)
     finally:

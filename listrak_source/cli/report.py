@@ -31,6 +31,8 @@ def result_line(result: RunResult) -> str:
         line += ", " + ", ".join(extras)
     if result.error:
         line += f"\n  {result.error}"
+    if result.note:
+        line += f"\n  note: {result.note}"
     return line
 
 
@@ -92,3 +94,5 @@ def print_status(rows: Sequence[Mapping[str, Any]], settings: Settings, out: Tex
         last = row["last_run"]
         if last and last.get("error"):
             print(f"list {row['list_id']}: last run: {last['error']}", file=out)
+        if last and last.get("note"):
+            print(f"list {row['list_id']}: note: {last['note']}", file=out)

@@ -43,13 +43,15 @@ class Runs:
         finished_at: datetime,
         counts: Mapping[str, int],
         error: str | None = None,
+        *,
+        note: str | None = None,
     ) -> None:
-        """Close a run with its outcome and counts."""
+        """Close a run with its outcome, counts, and what it worked around."""
         with self.tx.begin() as conn:
             conn.execute(
                 update(runs)
                 .where(runs.c.id == run_id)
-                .values(status=status, finished_at=finished_at, error=error, **counts)
+                .values(status=status, finished_at=finished_at, error=error, note=note, **counts)
             )
 
     def fail_stale_runs(self, list_id: int, now: datetime) -> None:

@@ -78,6 +78,7 @@ runs = Table(
     Column("delivered", Integer, nullable=False, default=0),
     Column("failed", Integer, nullable=False, default=0),
     Column("error", Text),
+    Column("note", Text),
 )
 
 leases = Table(
