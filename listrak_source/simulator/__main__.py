@@ -17,8 +17,13 @@ Prints one JSON line (base_url, auth_url, segment_host, credentials), then serve
 SIGTERM or SIGINT. GET <origin>/_sim/stats and <segment_host>/_sink/stats report what
 each side served and how long it spent doing so.
 
+POST <base_url>/List/ID/Contact/SegmentationField starts an import of profile field
+values: it applies after --import-delay seconds (checked on the next request) and only to
+current subscribers; a check box set by it reads back as --checked-value.
+
 example:
   python -m listrak_source.simulator --lists 1001:100000 --lists 1002:500 --field-id 678
+  python -m listrak_source.simulator --lists 1001:1000 --checkbox-field 900 --import-delay 5
 """
 
 
@@ -42,6 +47,14 @@ def build_parser() -> argparse.ArgumentParser:
     add("--lists", metavar="ID:CONTACTS", type=_list_spec, action="append", default=[],
         help="a list and how many subscribed contacts to generate (repeatable)")  # fmt: skip
     add("--field-id", type=int, help="profile field id half the contacts get a value for")
+    add("--checkbox-field", metavar="ID", type=int, action="append", default=[],
+        help="a CheckBox profile field on every list (repeatable)")  # fmt: skip
+    add("--checked-value", metavar="TEXT", default="on",
+        help="what a box checked by an import reads back as (default: %(default)s)")  # fmt: skip
+    add("--import-delay", metavar="SECONDS", type=float, default=0.0,
+        help="how long a profile-field import takes to apply (default: %(default)s)")  # fmt: skip
+    add("--offset-cursors", action="store_true",
+        help="cursors hold an offset, so changes mid-scan shift later pages")  # fmt: skip
     add("--client-id", default="sim-client", help="OAuth2 client id (default: %(default)s)")
     add("--client-secret", default="sim-secret", help="OAuth2 secret (default: %(default)s)")
     add("--write-key", default="sink-write-key", help="the sink's write key (default: %(default)s)")
@@ -61,7 +74,12 @@ def main(argv: list[str] | None = None) -> int:
     fields = [] if args.field_id is None else [args.field_id]
     for list_id, count in args.lists:
         sim.add_list(list_id, field_ids=fields)
+        for box in args.checkbox_field:
+            sim.add_field(list_id, box, "CheckBox")
         sim.seed(list_id, count, field_id=args.field_id, seed=args.seed + list_id)
+    sim.faults.checked_value = args.checked_value
+    sim.faults.import_delay = args.import_delay
+    sim.faults.offset_cursors = args.offset_cursors
     sink = SegmentSink(args.write_key, host=args.host, port=args.port_sink)
     done = threading.Event()
 

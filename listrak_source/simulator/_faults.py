@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import random
 import secrets
 import threading
 import time
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, Literal, TypeVar
 from urllib.parse import parse_qsl
 
 T = TypeVar("T")
+# What an import does with an email it cannot simply update.
+Policy = Literal["skip", "apply"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,16 +44,25 @@ class _Queue(Generic[T]):
 
 
 class ListrakFaults:
-    """Failures of the Listrak simulator; every attribute is safe to set from a test."""
+    """Failures and switchable behaviours of the Listrak simulator; every attribute is safe to
+    set from a test.
+
+    Contact pages: `offset_cursors` makes new cursors encode an offset into the matching
+    contacts instead of a stable position, so a change on an earlier page shifts later pages;
+    from page `empty_after_page` on, every page is empty with a fresh cursor, forever.
+    Profile-field imports (the bulk route): `import_delay` seconds of the simulator's clock
+    pass before an import applies; `nonmembers` and `unsubscribed` say whether values for
+    such emails are skipped or applied; `checked_value` / `unchecked_value` (None: no value)
+    are what a box set by an import reads back as; `refuse_beta` answers the Beta refusal
+    with `beta_status`; `drop_imports` accepts imports that never apply.
+    """
 
     def __init__(self) -> None:
         self._api: _Queue[Injected] = _Queue()
+        self._bulk: _Queue[Injected] = _Queue()
         self._token: _Queue[Injected] = _Queue()
-        self.token_ttl: float | None = None
-        self.reject_auth = False
-        self.page_delay = 0.0
-        self.die_after_page: int | None = None
         self.expired_at = 0  # bumped by expire_tokens(); tokens issued before are dead
+        self.reset()
 
     def fail_next(self, n: int, status: int = 500) -> None:
         """The next n API requests answer `status` with the error envelope."""
@@ -68,6 +80,18 @@ class ListrakFaults:
         """Every token issued so far becomes invalid now."""
         self.expired_at += 1
 
+    def fail_bulk_next(self, n: int, status: int = 500) -> None:
+        """The next n profile-field imports answer `status`; other routes stay healthy."""
+        self._bulk.add(n, Injected(status))
+
+    def rate_limit_bulk_next(self, n: int, retry_after: int = 1) -> None:
+        """The next n profile-field imports answer 429 with a Retry-After header."""
+        self._bulk.add(n, Injected(429, retry_after))
+
+    def take_bulk(self) -> Injected | None:
+        """The failure planned for this profile-field import, if any."""
+        return self._bulk.take()
+
     def take_api(self) -> Injected | None:
         """The failure planned for this API request, if any."""
         return self._api.take()
@@ -77,18 +101,33 @@ class ListrakFaults:
         return self._token.take()
 
     def reset(self) -> None:
-        """Back to a healthy service (issued tokens stay valid)."""
+        """Back to a healthy service with default behaviours (issued tokens stay valid)."""
         self._api.clear()
+        self._bulk.clear()
         self._token.clear()
-        self.token_ttl = None
+        self.token_ttl: float | None = None
         self.reject_auth = False
         self.page_delay = 0.0
-        self.die_after_page = None
+        self.die_after_page: int | None = None
+        self.offset_cursors = False
+        self.empty_after_page: int | None = None
+        self.import_delay = 0.0
+        self.nonmembers: Policy = "skip"
+        self.unsubscribed: Policy = "skip"
+        self.checked_value = "on"
+        self.unchecked_value: str | None = None
+        self.refuse_beta = False
+        # The route's Swagger declares 400, 401 and 404 only; the refusal is an access check on
+        # the integration, which the API answers with 401 (ERROR_UNAUTHORIZED also covers
+        # "insufficient access level"), never 403.
+        self.beta_status = 401
+        self.drop_imports = False
 
 
 @dataclass(frozen=True, slots=True)
 class SinkInjected:
-    """One planned sink failure: an error status, a hang, or a lost acknowledgement."""
+    """One planned sink failure: an error status, a hang, or a lost acknowledgement (the batch
+    is kept, then the connection closes, or `status` answers when it is set)."""
 
     status: int = 0
     retry_after: int | None = None
@@ -96,11 +135,35 @@ class SinkInjected:
     lose_ack: bool = False
 
 
+class _Share:
+    """A seeded share of batches that meet one failure."""
+
+    def __init__(self, share: float, plan: SinkInjected, seed: int) -> None:
+        if not 0.0 <= share <= 1.0:
+            raise ValueError("share must be between 0 and 1")
+        self.share = share
+        self.plan = plan
+        self._random = random.Random(seed)
+
+    def draw(self) -> SinkInjected | None:
+        """This batch's failure, if the dice say so."""
+        return self.plan if self._random.random() < self.share else None
+
+
 class SinkFaults:
-    """Failures of the Segment sink, consumed one per batch request."""
+    """Failures of the Segment sink, consumed one per batch request.
+
+    Planned failures come first, then `outage` (every batch answers 503 and nothing is kept),
+    then the seeded shares. `poison` holds emails and anonymousIds (any case): a batch
+    carrying one as traits.email or anonymousId is refused with a 400 and not kept.
+    `oversize_status` is what a batch over 500 KB, a message over 32 KB or more than 2,500
+    events get: 400, as Segment documents, or 413 to try a client on it.
+    """
 
     def __init__(self) -> None:
         self._plans: _Queue[SinkInjected] = _Queue()
+        self._lock = threading.Lock()
+        self.reset()
 
     def fail_next(self, n: int, status: int = 500) -> None:
         """The next n batches answer `status` with a Segment error body and are not kept."""
@@ -114,17 +177,45 @@ class SinkFaults:
         """The next n batches wait `seconds`, then the connection closes; nothing kept."""
         self._add(n, SinkInjected(hang=seconds))
 
-    def lose_ack_next(self, n: int) -> None:
-        """The next n batches are kept, then the connection closes with no answer."""
-        self._add(n, SinkInjected(lose_ack=True))
+    def lose_ack_next(self, n: int, status: int | None = None) -> None:
+        """The next n batches are kept, then the connection closes (or `status` answers)."""
+        self._add(n, SinkInjected(status=status or 0, lose_ack=True))
+
+    def fail_share(self, share: float, status: int = 503, seed: int = 0) -> None:
+        """A seeded share of all later batches answer `status` and are not kept."""
+        with self._lock:
+            self._shares.append(_Share(share, SinkInjected(status=status), seed))
+
+    def lose_ack_share(self, share: float, status: int | None = None, seed: int = 0) -> None:
+        """A seeded share of all later batches are kept but their answer is lost."""
+        plan = SinkInjected(status=status or 0, lose_ack=True)
+        with self._lock:
+            self._shares.append(_Share(share, plan, seed))
 
     def take(self) -> SinkInjected | None:
         """The failure planned for this batch request, if any."""
-        return self._plans.take()
+        planned = self._plans.take()
+        if planned is not None:
+            return planned
+        if self.outage:
+            return SinkInjected(status=503)
+        with self._lock:
+            drawn = [share.draw() for share in self._shares]
+        return next((plan for plan in drawn if plan is not None), None)
+
+    def poisoned(self, ids: list[str]) -> bool:
+        """Whether any of these emails or anonymousIds is poison."""
+        poison = {p.lower() for p in self.poison}
+        return bool(poison) and any(i.lower() in poison for i in ids)
 
     def reset(self) -> None:
         """Back to a healthy sink."""
         self._plans.clear()
+        with self._lock:
+            self._shares: list[_Share] = []
+        self.outage = False
+        self.poison: set[str] = set()
+        self.oversize_status = 400
 
     def _add(self, n: int, plan: SinkInjected) -> None:
         self._plans.add(n, plan)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 import struct
 import threading
@@ -11,9 +12,10 @@ import time
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple
 
-from ._faults import ListrakFaults, TokenBook, valid_token_request
+from ._faults import Injected, ListrakFaults, TokenBook, valid_token_request
 from ._http import (
     HttpError,
     HttpServer,
@@ -23,12 +25,14 @@ from ._http import (
     Response,
     json_response,
 )
+from ._imports import BulkItem, BulkRequest, ListImport, field_changes, list_fields, parse_bulk
 from ._store import ListData, PageQuery, Store
 
 # Three fixed bytes that base64 turns into "+/+/", and 28 bytes in all so it always ends in
 # "==": every cursor breaks a client that forgets to URL-encode it.
 _CURSOR_MAGIC = b"\xfb\xff\xbf"
 _CURSOR = struct.Struct(">BQIQ")
+_KEYED, _OFFSET = 1, 2  # the cursor's first byte: resume after an order key, or skip an offset
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}:\d{2}(\.\d{1,6})?)?")
 _JSON = [("Content-Type", "application/json; charset=utf-8")]
 _CODES = {
@@ -65,15 +69,24 @@ def envelope(err: HttpError) -> Response:
     return json_response(err.status, body, err.headers)
 
 
-def encode_cursor(list_id: int, subscribed: bool, page: int, after: int) -> str:
-    """An opaque cursor: resume after order key `after`, as page number `page`."""
-    payload = _CURSOR.pack(1, after, page, list_id)
+class Cursor(NamedTuple):
+    """What a cursor holds: the page it leads to, and where that page starts."""
+
+    page: int
+    position: int  # the order key to resume after, or the offset to skip
+    offset: bool = False
+
+
+def encode_cursor(list_id: int, subscribed: bool, cursor: Cursor) -> str:
+    """An opaque cursor for this list's scan of one state."""
+    kind = _OFFSET if cursor.offset else _KEYED
+    payload = _CURSOR.pack(kind, cursor.position, cursor.page, list_id)
     check = zlib.crc32(payload + bytes([subscribed])).to_bytes(4, "big")
     return base64.b64encode(_CURSOR_MAGIC + payload + check).decode()
 
 
-def decode_cursor(cursor: str, list_id: int, subscribed: bool) -> tuple[int, int]:
-    """(page number, order key) of a cursor this list's scan handed out, else 400."""
+def decode_cursor(cursor: str, list_id: int, subscribed: bool) -> Cursor:
+    """A cursor this list's scan of this state handed out, else 400."""
     try:
         raw = base64.b64decode(cursor, validate=True)
     except (binascii.Error, ValueError):
@@ -83,8 +96,8 @@ def decode_cursor(cursor: str, list_id: int, subscribed: bool) -> tuple[int, int
     ok = ok and zlib.crc32(payload + bytes([subscribed])).to_bytes(4, "big") == check
     if not ok or _CURSOR.unpack(payload)[3] != list_id:
         raise HttpError(400, "The cursor is not valid.")
-    _, after, page, _ = _CURSOR.unpack(payload)
-    return page, after
+    kind, position, page, _ = _CURSOR.unpack(payload)
+    return Cursor(page, position, kind == _OFFSET)
 
 
 def _date(params: Mapping[str, str], name: str) -> str | None:
@@ -117,8 +130,11 @@ def field_ids(params: Mapping[str, str]) -> frozenset[int]:
     return frozenset(int(p) for p in parts)
 
 
-def parse_page_query(query: Mapping[str, str], list_id: int) -> tuple[PageQuery, int]:
-    """The validated scan request and its page number (0 for the first page)."""
+def parse_page_query(
+    query: Mapping[str, str], list_id: int, offset: bool = False
+) -> tuple[PageQuery, int]:
+    """The validated scan request and its page number (0 for the first page); a first page
+    starts offset paging when `offset` is set, later pages follow their cursor's kind."""
     # ASP.NET binds query parameters and enum values case-insensitively.
     params = {k.lower(): v for k, v in query.items()}
     state = params.get("subscriptionstate", "Subscribed").lower()
@@ -126,18 +142,19 @@ def parse_page_query(query: Mapping[str, str], list_id: int) -> tuple[PageQuery,
     if state not in ("subscribed", "unsubscribed") or original not in ("true", "false"):
         raise HttpError(400, "subscriptionState or useOriginalSubscribeDate is not valid.")
     subscribed = state == "subscribed"
-    cursor = params.get("cursor") or "Start"
-    page, after = (0, None) if cursor == "Start" else decode_cursor(cursor, list_id, subscribed)
+    raw = params.get("cursor") or "Start"
+    cursor = Cursor(0, 0, offset) if raw == "Start" else decode_cursor(raw, list_id, subscribed)
     q = PageQuery(
         subscribed=subscribed,
-        after=after,
+        after=None if cursor.offset or raw == "Start" else cursor.position,
         count=_count(params),
         field_ids=field_ids(params),
         start=_date(params, "startDate"),
         end=_date(params, "endDate"),
         use_original=original == "true",
+        offset=cursor.position if cursor.offset else None,
     )
-    return q, page
+    return q, cursor.page
 
 
 def _list_json(lst: ListData) -> dict[str, object]:
@@ -158,8 +175,8 @@ def _field_json(lst: ListData, field_id: int) -> dict[str, object]:
     return {
         "segmentationFieldId": field_id,
         "segmentationFieldGroupId": lst.group_id,
-        "segmentationFieldName": f"Field {field_id}",
-        "dataType": "Text",
+        "segmentationFieldName": lst.field_names.get(field_id, f"Field {field_id}"),
+        "dataType": lst.field_type(field_id),
     }
 
 
@@ -169,14 +186,44 @@ def _route(tail: str) -> re.Pattern[str]:
 
 _L = "/(?P<list_id>[^/]+)"
 _G = f"{_L}/segmentationfieldgroup"
+_BULK = _route(f"{_L}/contact/segmentationfield")
+# (path, method, handler); a path served for another method only is a 405.
 _ROUTES = [
-    (_route(""), "_get_lists"),
-    (_route(_L), "_get_list"),
-    (_route(f"{_L}/contact"), "_get_contacts"),
-    (_route(_G), "_get_groups"),
-    (_route(f"{_G}/(?P<group>[^/]+)"), "_get_group"),
-    (_route(f"{_G}/(?P<group>[^/]+)/segmentationfield"), "_get_fields"),
+    (_route(""), "GET", "_get_lists"),
+    (_route(_L), "GET", "_get_list"),
+    (_route(f"{_L}/contact"), "GET", "_get_contacts"),
+    (_BULK, "POST", "_post_field_values"),
+    # An email may hold an encoded "/", which arrives decoded.
+    (_route(f"{_L}/contact/(?P<email>.+?)"), "GET", "_get_contact"),
+    (_route(_G), "GET", "_get_groups"),
+    (_route(f"{_G}/(?P<group>[^/]+)"), "GET", "_get_group"),
+    (_route(f"{_G}/(?P<group>[^/]+)/segmentationfield"), "GET", "_get_fields"),
 ]
+
+
+def _route_for(req: Request) -> tuple[str, dict[str, str]]:
+    """The handler's name and the path's parts, else 404 or 405."""
+    other_method = False
+    for pattern, method, name in _ROUTES:
+        match = pattern.fullmatch(req.path)
+        if match is not None and method == req.method:
+            return name, match.groupdict()
+        other_method = other_method or match is not None
+    if other_method:
+        raise HttpError(405, f"The requested resource does not support {req.method}.")
+    raise HttpError(404, "No HTTP resource was found that matches the request URI.")
+
+
+def _injected(fault: Injected) -> HttpError:
+    message = "Too many requests." if fault.status == 429 else "Simulated failure."
+    return HttpError(fault.status, message, retry_after=fault.retry_after)
+
+
+def _lenient_json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        return None
 
 
 class ListrakSimulator(Store, Lifecycle):
@@ -196,6 +243,9 @@ class ListrakSimulator(Store, Lifecycle):
         self.token_ttl = token_ttl
         self.faults = ListrakFaults()
         self.requests: list[RequestRecord] = []
+        self.bulk_requests: list[BulkRequest] = []
+        self.imports: list[ListImport] = []
+        self._pending: list[ListImport] = []
         self.token_requests = 0
         self.stats = PageStats()
         self._tokens = TokenBook(self.faults)
@@ -225,26 +275,26 @@ class ListrakSimulator(Store, Lifecycle):
         record = RequestRecord(req.method, req.path, dict(req.query), response.status)
         with self._log_lock:
             self.requests.append(record)
+            self._record_bulk(req, response.status)
         return response
 
+    def _record_bulk(self, req: Request, status: int) -> None:
+        match = _BULK.fullmatch(req.path)
+        if match is not None and req.method == "POST":
+            body = _lenient_json(req.body)
+            self.bulk_requests.append(BulkRequest(match["list_id"], body, status))
+
     def _api(self, req: Request) -> Response:
+        self._apply_imports(due_only=True)
         fault = self.faults.take_api()
         if fault is not None:
-            message = "Too many requests." if fault.status == 429 else "Simulated failure."
-            raise HttpError(fault.status, message, retry_after=fault.retry_after)
+            raise _injected(fault)
         if self.faults.reject_auth or not self._tokens.valid(req.headers.get("Authorization")):
             raise HttpError(401, "Authorization has been denied for this request.")
-        for pattern, name in _ROUTES:
-            match = pattern.fullmatch(req.path)
-            if match is None:
-                continue
-            if req.method != "GET":
-                raise HttpError(405, f"The requested resource does not support {req.method}.")
-            args = match.groupdict()
-            lst = self._find_list(args.pop("list_id")) if "list_id" in args else None
-            handler: Callable[..., Response] = getattr(self, name)
-            return handler(req, lst, **args)
-        raise HttpError(404, "No HTTP resource was found that matches the request URI.")
+        name, args = _route_for(req)
+        lst = self._find_list(args.pop("list_id")) if "list_id" in args else None
+        handler: Callable[..., Response] = getattr(self, name)
+        return handler(req, lst, **args)
 
     def _find_list(self, raw_id: str) -> ListData:
         with self.lock:
@@ -262,17 +312,21 @@ class ListrakSimulator(Store, Lifecycle):
         return json_response(200, {"status": 200, "data": _list_json(lst)})
 
     def _get_contacts(self, req: Request, lst: ListData) -> Response:
-        q, page = parse_page_query(req.query, lst.list_id)
+        q, page = parse_page_query(req.query, lst.list_id, self.faults.offset_cursors)
         limit = self.faults.die_after_page
         if limit is not None and page >= limit:
             raise HttpError(500, "An unhandled exception occurred.")
         if self.faults.page_delay > 0:
             self._server.stopping.wait(self.faults.page_delay)
+        empty_from = self.faults.empty_after_page
+        if empty_from is not None and page >= empty_from:
+            return self._empty_page(lst, q, page)
         started = time.thread_time()
         data, after, served = self.page(lst.list_id, q)
         cursor = b"null"
         if after is not None:
-            cursor = b'"%s"' % encode_cursor(lst.list_id, q.subscribed, page + 1, after).encode()
+            onward = Cursor(page + 1, after, q.offset is not None)
+            cursor = b'"%s"' % encode_cursor(lst.list_id, q.subscribed, onward).encode()
         body = b'{"status":200,"nextPageCursor":%s,"data":%s}' % (cursor, data)
         elapsed = time.thread_time() - started
         with self._log_lock:
@@ -280,6 +334,75 @@ class ListrakSimulator(Store, Lifecycle):
             self.stats.contacts += served
             self.stats.seconds += elapsed
         return Response(200, body, list(_JSON))
+
+    def _empty_page(self, lst: ListData, q: PageQuery, page: int) -> Response:
+        """No contacts, and a cursor never handed out before: the scan never ends."""
+        onward = Cursor(page + 1, q.offset or q.after or 0, q.offset is not None)
+        cursor = encode_cursor(lst.list_id, q.subscribed, onward)
+        return json_response(200, {"status": 200, "nextPageCursor": cursor, "data": []})
+
+    def _get_contact(self, req: Request, lst: ListData, email: str) -> Response:
+        ids = field_ids({k.lower(): v for k, v in req.query.items()})
+        data = self.contact_json(lst.list_id, email, ids)
+        if data is None:
+            raise HttpError(404, "Unable to locate a contact with the email address supplied.")
+        return Response(200, b'{"status":200,"data":%s}' % data, list(_JSON))
+
+    def _post_field_values(self, req: Request, lst: ListData) -> Response:
+        fault = self.faults.take_bulk()
+        if fault is not None:
+            raise _injected(fault)
+        if self.faults.refuse_beta:
+            message = "This route is in Beta and not yet generally available for all integrations."
+            code = "ERROR_INTEGRATION_CANNOT_ACCESS_BETA_ROUTE"
+            raise HttpError(self.faults.beta_status, message, code)
+        content_type = req.headers.get("Content-Type") or ""
+        if content_type.split(";")[0].strip().lower() != "application/json":
+            code = "ERROR_UNSUPPORTED_CONTENT_TYPE"
+            raise HttpError(415, "The Content-Type must be application/json.", code)
+        with self.lock:
+            fields = list_fields(lst.field_ids, lst.field_types)
+        self._start_import(lst.list_id, parse_bulk(req.body, fields))
+        return json_response(201, {"status": 201, "resourceId": ""})
+
+    def _start_import(self, list_id: int, items: list[BulkItem]) -> None:
+        due = self.now() + timedelta(seconds=self.faults.import_delay)
+        state = "dropped" if self.faults.drop_imports else "pending"
+        with self.lock:
+            job = ListImport(len(self.imports) + 1, list_id, items, due, state)
+            self.imports.append(job)
+            if state == "pending":
+                self._pending.append(job)
+        self._apply_imports(due_only=True)
+
+    def apply_imports(self) -> int:
+        """Apply every pending import now, due or not; returns how many applied."""
+        return self._apply_imports(due_only=False)
+
+    def _apply_imports(self, due_only: bool) -> int:
+        """Imports apply when a request finds them due on the simulator's clock."""
+        if not self._pending:  # every request passes here
+            return 0
+        now = self.now()
+        with self.lock:
+            ready: list[ListImport] = []
+            waiting: list[ListImport] = []
+            for job in self._pending:
+                (ready if job.due <= now or not due_only else waiting).append(job)
+            self._pending = waiting
+            for job in ready:
+                self._apply(job)
+        return len(ready)
+
+    def _apply(self, job: ListImport) -> None:
+        f = self.faults
+        park, unsub = f.nonmembers == "apply", f.unsubscribed == "apply"
+        types = self.get(job.list_id).field_types
+        for item in job.items:
+            changes = field_changes(item.values, types, f.checked_value, f.unchecked_value)
+            outcome = self.apply_values(job.list_id, item.email, changes, park=park, unsub=unsub)
+            job.results[item.email.lower()] = outcome
+        job.state = "applied"
 
     def _get_groups(self, req: Request, lst: ListData) -> Response:
         return json_response(200, {"status": 200, "data": [_group_json(lst)]})

@@ -255,12 +255,13 @@ class SegmentSink(Lifecycle):
         try:
             response = self._accept(req)
         except HttpError as err:
+            if err.code == "payload_too_large":
+                err.status = self.faults.oversize_status
             response = _error(err)
         with self._lock:
             self.stats.requests += 1
             self.stats.seconds += time.thread_time() - started
-        # A lost ack: the batch is kept but the client never hears, so it must re-send.
-        return Response(0, drop=True) if fault is not None else response
+        return response if fault is None else _lost_ack(fault)
 
     def _inject(self, fault: SinkInjected) -> Response:
         with self._lock:
@@ -286,12 +287,31 @@ class SegmentSink(Lifecycle):
         key = _write_key(req, doc)
         if key is None:
             raise HttpError(401, "Missing write key", "unauthorized")
+        if self.faults.poison and self.faults.poisoned(_ids(batch)):
+            raise _bad("A message of the batch was refused")
         gzipped = _encoding(req) == "gzip"
         with self._lock:
             # Segment answers 200 to a wrong key and drops the data.
             kept = self._kept if key == self.write_key else self._rejected
             kept.add(req.body, gzipped, len(batch))
         return json_response(200, {"success": True})
+
+
+def _lost_ack(fault: SinkInjected) -> Response:
+    """The batch is kept but the client never hears it was, so it must re-send."""
+    if fault.status:
+        return _error(HttpError(fault.status, "Simulated failure", "internal_error"))
+    return Response(0, drop=True)
+
+
+def _ids(batch: list[dict[str, Any]]) -> list[str]:
+    """Each message's traits.email and anonymousId, where they are strings."""
+    found: list[str] = []
+    for m in batch:
+        traits = m.get("traits")
+        email = traits.get("email") if isinstance(traits, dict) else None
+        found += [x for x in (email, m.get("anonymousId")) if isinstance(x, str)]
+    return found
 
 
 def _when(message: Mapping[str, Any]) -> datetime:

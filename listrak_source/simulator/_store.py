@@ -18,6 +18,10 @@ from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 EASTERN = ZoneInfo("America/New_York")
+# Listrak's profile field data types.
+FIELD_TYPES = frozenset(
+    {"Text", "Numeric", "RadioButton", "CheckBox", "CommentArea", "Date", "ContentBlock"}
+)
 _esc: Callable[[str], str] = json.encoder.encode_basestring_ascii
 # (field id, value, its segmentationFieldValues item pre-encoded as a one-item array, which
 # is what a contact with one field serves as is); tuples cost a quarter of
@@ -121,6 +125,7 @@ class PageQuery:
     start: str | None = None
     end: str | None = None
     use_original: bool = True
+    offset: int | None = None  # set: skip this many matches instead of resuming after `after`
 
     def matches(self, c: Contact) -> bool:
         """Whether the contact is in this scan's state and date window."""
@@ -151,8 +156,15 @@ class ListData:
         self.group_id = group_id
         self.created = created
         self.field_ids: list[int] = []
+        self.field_types: dict[int, str] = {}
+        self.field_names: dict[int, str] = {}
         self.contacts: dict[str, Contact] = {}
         self.raws: list[Contact] = []
+        # Hostile values served in place of a contact's own keys; kept here, not on Contact,
+        # so a million plain contacts pay nothing for them.
+        self.overrides: dict[Contact, dict[str, object]] = {}
+        # Field values an import applied to emails that are not contacts yet.
+        self.parked: dict[str, dict[int, str | None]] = {}
         self.seeded = 0
         self._keys = array("Q")
         self._recs: list[Contact] = []
@@ -160,6 +172,28 @@ class ListData:
     def add_fields(self, ids: Iterable[int]) -> None:
         """Make these profile fields part of the list."""
         self.field_ids.extend(i for i in ids if i not in self.field_ids)
+
+    def field_type(self, field_id: int) -> str:
+        """The field's dataType; fields made without one are Text."""
+        return self.field_types.get(field_id, "Text")
+
+    def find(self, email_or_key: str) -> Contact | None:
+        """A contact by its email (any case) or, failing that, by its emailKey."""
+        found = self.contacts.get(email_or_key.strip().lower())
+        if found is None and "@" not in email_or_key:
+            key = email_or_key.strip().lower()
+            found = next((c for c in self.contacts.values() if f"{c.order:016x}" == key), None)
+        return found
+
+    def full(self, c: Contact, ids: frozenset[int]) -> bytes:
+        """The whole contact object, with its overrides."""
+        body = c.full(ids)
+        extra = self.overrides.get(c)
+        if extra is None:
+            return body
+        doc = json.loads(body)
+        doc.update(extra)
+        return json.dumps(doc, separators=(",", ":")).encode()
 
     def resort(self) -> None:
         """Rebuild the scan order from scratch, after a bulk load."""
@@ -183,6 +217,8 @@ class ListData:
 
     def select(self, q: PageQuery) -> tuple[list[Contact], bool]:
         """The contacts of one page, and whether any match remains after them."""
+        if q.offset is not None:
+            return self._select_offset(q, q.offset)
         keys, recs = self._keys, self._recs
         i = 0 if q.after is None else bisect_right(keys, q.after)
         n = len(recs)
@@ -198,12 +234,18 @@ class ListData:
             )
         return picked, any(matches(recs[j]) for j in range(i, n))
 
+    def _select_offset(self, q: PageQuery, offset: int) -> tuple[list[Contact], bool]:
+        """Offset paging over the contacts matching now: a change before the offset shifts it."""
+        matches = [c for c in self._recs if q.matches(c)]
+        picked = matches[offset : offset + q.count]
+        return picked, offset + len(picked) < len(matches)
+
     def encode(self, picked: list[Contact], ids: frozenset[int]) -> bytes:
         """The page's JSON array, joined from cached pieces by C-level slice assignment."""
         if not picked:
             return b"[]"
-        if self.raws:
-            return b"[" + b",".join([c.full(ids) for c in picked]) + b"]"
+        if self.raws or self.overrides:
+            return b"[" + b",".join([self.full(c, ids) for c in picked]) + b"]"
         parts = [b"},"] * (4 * len(picked))
         parts[0::4] = [c.head for c in picked]
         parts[1::4] = [c.tail for c in picked]
@@ -284,6 +326,19 @@ class Store:
             lst.name = name or lst.name
             lst.add_fields(field_ids)
 
+    def add_field(
+        self, list_id: int, field_id: int, data_type: str = "Text", name: str = ""
+    ) -> None:
+        """Give the list a profile field of this dataType (CheckBox, Numeric, ...)."""
+        if data_type not in FIELD_TYPES:
+            raise ValueError(f"unknown dataType {data_type!r}; one of {sorted(FIELD_TYPES)}")
+        with self.lock:
+            lst = self.get(list_id)
+            lst.add_fields([field_id])
+            lst.field_types[field_id] = data_type
+            if name:
+                lst.field_names[field_id] = name
+
     def seed(
         self,
         list_id: int,
@@ -317,12 +372,14 @@ class Store:
             lst = self.get(list_id)
             key = email.strip().lower()
             c = lst.contacts.get(key)
+            values: dict[int, str | None] = dict(fields or {})
             if c is None:
                 c = lst.contacts[key] = Contact(email, key, State(True, now, None, "API"))
                 lst.insert(c)
+                values = {**lst.parked.pop(key, {}), **values}
             elif not c.subscribed:
                 c.set_state(c.state._replace(subscribed=True, resubscribe_date=now))
-            for field_id, value in (fields or {}).items():
+            for field_id, value in values.items():
                 self._set_field(lst, c, field_id, value)
 
     def unsubscribe(self, list_id: int, email: str, method: str = "Unsubscribe") -> None:
@@ -344,7 +401,51 @@ class Store:
             c = self._contact(list_id, email)
             lst = self.get(list_id)
             del lst.contacts[email.strip().lower()]
+            lst.overrides.pop(c, None)
             lst.drop(c)
+
+    def override(self, list_id: int, email: str, fields: Mapping[str, object]) -> None:
+        """Serve these raw JSON values in place of the contact's own keys, wherever it is
+        served (hostile-input tests); its real state still decides which scan serves it."""
+        json.dumps(fields)  # refuse what could not be served, here rather than mid-scan
+        with self.lock:
+            lst = self.get(list_id)
+            c = self._contact(list_id, email)
+            lst.overrides[c] = {**lst.overrides.get(c, {}), **fields}
+
+    def clear_override(self, list_id: int, email: str) -> None:
+        """Serve the contact as it really is again."""
+        with self.lock:
+            self.get(list_id).overrides.pop(self._contact(list_id, email), None)
+
+    def contact_json(self, list_id: int, email_or_key: str, ids: frozenset[int]) -> bytes | None:
+        """One contact as the single-contact route serves it, whatever its state."""
+        with self.lock:
+            lst = self.get(list_id)
+            c = lst.find(email_or_key)
+            return None if c is None else lst.full(c, ids)
+
+    def apply_values(
+        self, list_id: int, email: str, values: Mapping[int, str | None], *, park: bool, unsub: bool
+    ) -> str:
+        """Profile values an import sets (None clears); never a subscription change.
+
+        `park`: keep values for a non-member until it subscribes; `unsub`: update an
+        unsubscribed contact. Returns what happened to the email.
+        """
+        with self.lock:
+            lst = self.get(list_id)
+            key = email.strip().lower()
+            c = lst.contacts.get(key)
+            if c is None:
+                if park:
+                    lst.parked[key] = {**lst.parked.get(key, {}), **values}
+                return "parked" if park else "skipped: not a contact"
+            if not (c.subscribed or unsub):
+                return "skipped: unsubscribed"
+            for field_id, value in values.items():
+                self._set_field(lst, c, field_id, value)
+            return "updated"
 
     def add_raw(self, list_id: int, raw: Mapping[str, object]) -> None:
         """Serve an arbitrary object as-is in Subscribed scans (malformed-contact tests)."""
@@ -367,11 +468,14 @@ class Store:
             }
 
     def page(self, list_id: int, q: PageQuery) -> tuple[bytes, int | None, int]:
-        """A page as a JSON array, the order key to resume after (None: done), and its size."""
+        """A page as a JSON array, where the next page starts (the order key to resume after,
+        or the next offset; None: done), and its size."""
         with self.lock:
             lst = self.get(list_id)
             picked, more = lst.select(q)
-            after = picked[-1].order if picked and more else None
+            after = None
+            if picked and more:
+                after = picked[-1].order if q.offset is None else q.offset + len(picked)
             return lst.encode(picked, q.field_ids), after, len(picked)
 
     def _set_field(self, lst: ListData, c: Contact, field_id: int, value: str | None) -> None:
