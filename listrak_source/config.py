@@ -98,6 +98,9 @@ class DeliverySettings(_Section):
     backoff_base: Duration = timedelta(minutes=1)
     backoff_max: Duration = timedelta(hours=6)
     max_removal_ratio: float = Field(default=0.5, gt=0, le=1)
+    # Subscribers a full scan missed are confirmed one request each up to this many;
+    # more wait for an Unsubscribed scan or a second full scan that misses them too.
+    confirm_unseen_max: int = Field(default=50, ge=0, le=5000)
     lease_ttl: Duration = timedelta(minutes=10)
 
 

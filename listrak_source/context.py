@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from .config import ListSettings, Settings
-from .records import Contact, Delivery, Page, Pending, RunResult
+from .records import Contact, Delivery, Page, Pending, Reject, RunResult
 from .state import Database
 
 
@@ -31,6 +31,10 @@ class PageSource(Protocol):
         start_date: datetime | None = None,
         use_original_subscribe_date: bool | None = None,
     ) -> Iterator[Page]: ...
+
+    def get_contact(
+        self, list_id: int, email: str, *, field_ids: Sequence[int] = ()
+    ) -> Contact | Reject | None: ...
 
 
 class Emitter(Protocol):

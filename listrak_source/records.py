@@ -105,6 +105,7 @@ class ListState:
 
     last_full_scan_at: datetime | None = None  # our clock, UTC
     high_water_mark: datetime | None = None  # Listrak's clock, naive
+    last_full_run: int | None = None  # the run of the last complete full scan
 
 
 class PageKeys(NamedTuple):
@@ -237,6 +238,10 @@ class RunResult:
     # What Listrak sent that the run worked around, for the operator to fix there.
     note: str | None = None
     future_dated: int = 0
+
+    def add_note(self, text: str) -> None:
+        """Record something the run worked around; several are joined on one line."""
+        self.note = f"{self.note}; {text}" if self.note else text
 
     def counts(self) -> dict[str, int]:
         """The counters stored with the run."""

@@ -54,6 +54,12 @@ def scan(run: ListRun, specs: tuple[ScanSpec, ...]) -> tuple[bool, datetime | No
         _note_future_dates(run, latest)
 
 
+def scan_pass(run: ListRun, spec: ScanSpec) -> bool:
+    """One more pass after the planned ones (its dates move no mark); True if it ended."""
+    complete, _ = _scan_one(run, spec, None, latest_usable(run.result.started_at))
+    return complete
+
+
 def _scan_one(
     run: ListRun, spec: ScanSpec, newest: datetime | None, latest: datetime
 ) -> tuple[bool, datetime | None]:
@@ -69,7 +75,7 @@ def _scan_one(
     )
     with Prefetch(pages, name=f"listrak-list-{cfg.id}") as ahead:
         for page in ahead:
-            _store_page(run, page, on_list=spec.subscribed)
+            store_page(run, page, on_list=spec.subscribed)
             newest = newest_date(page.contacts, newest, latest=latest)
             _count_future_dates(run, page.contacts, latest)
             if ctx.stop.is_set():
@@ -91,15 +97,16 @@ def _note_future_dates(run: ListRun, latest: datetime) -> None:
     if example is None:
         return
     when = newest_date([example], None, latest=datetime.max)
-    run.result.note = (
+    note = (
         f"{count} contact(s) carry dates after {latest:%Y-%m-%dT%H:%M:%S}, such as "
         f"{when:%Y-%m-%dT%H:%M:%S} (contact {contact_ref(example.email)}): "
         "synced, but those dates do not move the high-water mark; correct them in Listrak"
     )
-    log.warning("list %s: %s", run.cfg.id, run.result.note)
+    run.result.add_note(note)
+    log.warning("list %s: %s", run.cfg.id, note)
 
 
-def _store_page(run: ListRun, page: Page, *, on_list: bool) -> None:
+def store_page(run: ListRun, page: Page, *, on_list: bool) -> None:
     """Store one page; `on_list`: a Subscribed scan returned it, so all of it is on the list."""
     ctx, cfg, result = run.ctx, run.cfg, run.result
 

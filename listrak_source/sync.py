@@ -6,9 +6,9 @@ import logging
 from datetime import datetime
 
 from .config import ListSettings
+from .confirm import confirm_unseen
 from .context import ListRun, RunContext
 from .deliver import deliver
-from .diff import removal_ratio
 from .errors import LeaseHeldError, ListrakError
 from .logs import log_context
 from .plan import FULL, latest_usable, next_mark, plan_scans
@@ -67,7 +67,7 @@ def _run(
     run: ListRun, *, specs: tuple[ScanSpec, ...], state: ListState, allow_mass_removal: bool
 ) -> None:
     result = run.result
-    complete, newest = _scan_and_sweep(run, specs, allow_mass_removal)
+    complete, newest = _scan_and_confirm(run, specs, state, allow_mass_removal)
     if complete:
         _advance(run, state, newest)
     elif result.status == RunStatus.RUNNING:
@@ -84,21 +84,21 @@ def _run(
         result.status = RunStatus.PARTIAL if (result.rejected or result.failed) else RunStatus.OK
 
 
-def _scan_and_sweep(
-    run: ListRun, specs: tuple[ScanSpec, ...], allow_mass_removal: bool
+def _scan_and_confirm(
+    run: ListRun, specs: tuple[ScanSpec, ...], state: ListState, allow_mass_removal: bool
 ) -> tuple[bool, datetime | None]:
     try:
         complete, newest = scan(run, specs)
+        if complete and run.result.full_scan:
+            # The confirmation and delivery that follow read the whole list; a full scan
+            # is when the list's size may have changed enough to matter to the planner.
+            run.ctx.db.members.refresh_statistics()
+            confirm_unseen(run, state, allow_mass_removal=allow_mass_removal)
     except ListrakError as exc:
         log.error("list %s: scan failed, nothing swept: %s", run.cfg.id, exc)
         run.result.status, run.result.error = RunStatus.FAILED, str(exc)
         run.result.exit_code = exc.exit_code
         return False, None
-    if complete and run.result.full_scan:
-        # The sweep and delivery that follow read the whole list; a full scan is when
-        # the list's size may have changed enough to matter to the planner.
-        run.ctx.db.members.refresh_statistics()
-        _sweep(run, allow_mass_removal)
     return complete, newest
 
 
@@ -106,12 +106,12 @@ def _advance(run: ListRun, state: ListState, newest: datetime | None) -> None:
     """After a complete scan: move the high-water mark, and note a full scan that swept."""
     result = run.result
     mark = next_mark(state.high_water_mark, newest, latest=latest_usable(result.started_at))
-    # A held sweep did not finish the full scan's job, so the next run scans fully again.
+    # A held sweep did not finish the full scan's job, so the next run scans fully again;
+    # it still counts as a full scan that missed whom it did not see.
     swept = result.full_scan and result.status != RunStatus.HELD
     last_full = result.started_at if swept else state.last_full_scan_at
-    run.ctx.db.runs.save_list_state(
-        run.cfg.id, ListState(last_full_scan_at=last_full, high_water_mark=mark)
-    )
+    last_run = result.run_id if result.full_scan else state.last_full_run
+    run.ctx.db.runs.save_list_state(run.cfg.id, ListState(last_full, mark, last_run))
 
 
 def _finish(run: ListRun) -> None:
@@ -129,22 +129,3 @@ def _finish(run: ListRun) -> None:
         result.pending, result.dead = ctx.db.runs.backlog(run.cfg.id)
     finally:
         ctx.db.leases.release(run.cfg.id, ctx.holder)
-
-
-def _sweep(run: ListRun, allow_mass_removal: bool) -> None:
-    ctx, cfg, result = run.ctx, run.cfg, run.result
-    unseen, total = ctx.db.members.count_unseen(cfg.id, result.run_id)
-    if not unseen:
-        return
-    ratio = removal_ratio(unseen, total)
-    limit = ctx.settings.delivery.max_removal_ratio
-    if ratio > limit and not allow_mass_removal:
-        result.status = RunStatus.HELD
-        result.error = (
-            f"list {cfg.id}: the scan would remove {unseen} of {total} subscribers "
-            f"({ratio:.0%}, over max_removal_ratio {limit:.0%}); nothing removed. If Listrak "
-            f"is right, run: listrak-source sync --list {cfg.id} --allow-mass-removal"
-        )
-        log.error("%s", result.error)
-        return
-    result.unsubscribed += ctx.db.members.sweep(cfg.id, result.run_id, ctx.clock(), ctx.new_id)

@@ -14,14 +14,15 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import orjson
 
 from ..errors import ConfigError, ListrakError, ListrakProtocolError, UnknownListError
-from ..records import Page
+from ..records import Contact, Page, Reject
 from .auth import ClientCredentialsAuth
-from .contacts import parse_page
+from .contacts import parse_contact, parse_page
 from .pacing import Pacer
 from .retry import Backoff, ClientStats, Retrier, describe, envelope
 
@@ -162,6 +163,29 @@ class ListrakClient:
             params["useOriginalSubscribeDate"] = str(use_original_subscribe_date).lower()
         return self._scan(list_id, params)
 
+    def get_contact(
+        self, list_id: int, email: str, *, field_ids: Sequence[int] = ()
+    ) -> Contact | Reject | None:
+        """One contact of the list whatever its state, or None when Listrak has no such contact."""
+        params = (
+            {"segmentationFieldIds": ",".join(map(str, ids))}
+            if (ids := _field_ids(field_ids))
+            else {}
+        )
+        # The address stays out of every message and log line: they name the route instead.
+        label = f"GET /List/{list_id}/Contact/{{email}}"
+        path = f"/List/{list_id}/Contact/{quote(email, safe='@')}"
+        try:
+            body = self._get(path, params, label=label)
+        except ListrakError as exc:
+            if exc.status == 404:
+                return None
+            # Listrak's own message may quote the address: keep the status and code only.
+            answer = " ".join(str(part) for part in (exc.status, exc.code) if part)
+            exc.args = (f"Listrak answered {answer or 'nothing usable'} to {label}",)
+            raise
+        return parse_contact(body.get("data"))
+
     def _scan(self, list_id: int, params: dict[str, str]) -> Iterator[Page]:
         path = f"/List/{list_id}/Contact"
         cursor: str | None = START_CURSOR
@@ -177,9 +201,14 @@ class ListrakClient:
             yield page
 
     def _get(
-        self, path: str, params: Mapping[str, str] | None = None, *, list_id: int | None = None
+        self,
+        path: str,
+        params: Mapping[str, str] | None = None,
+        *,
+        list_id: int | None = None,
+        label: str | None = None,
     ) -> dict[str, Any]:
-        endpoint = f"GET {path}"
+        endpoint = label or f"GET {path}"
         response = self._retrier.call(endpoint, lambda: self._http.get(path, params=params))
         if response.status_code >= 400:
             raise _api_error(response, endpoint, list_id)

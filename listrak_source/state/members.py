@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, bindparam, func, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Select, bindparam, func, or_, select, update
 
 from ..records import Change, PageDiff, PageKeys, Stored
 from . import page_sql
@@ -94,12 +94,26 @@ class Members:
         ]
         conn.execute(stmt, params)
 
-    def _unseen_filter(self, list_id: int, run_id: int) -> list[object]:
-        return [
-            members.c.list_id == list_id,
-            members.c.desired_subscribed.is_(True),
-            or_(members.c.last_seen_run.is_(None), members.c.last_seen_run != run_id),
+    @staticmethod
+    def _unseen(
+        list_id: int,
+        run_id: int,
+        *,
+        keys: Sequence[str] | None = None,
+        missed_by: int | None = None,
+    ) -> list[ColumnElement[bool]]:
+        """Subscribed rows this run did not see; of these keys, or also missed by that run."""
+        c = members.c
+        where = [
+            c.list_id == list_id,
+            c.desired_subscribed.is_(True),
+            or_(c.last_seen_run.is_(None), c.last_seen_run != run_id),
         ]
+        if keys is not None:
+            where.append(c.email_key.in_(list(keys)))
+        if missed_by is not None:
+            where.append(c.missed_run == missed_by)
+        return where
 
     def refresh_statistics(self) -> None:
         """Let the query planner know how the table's rows are spread over lists.
@@ -113,12 +127,20 @@ class Members:
         with self.tx.begin() as conn:
             conn.exec_driver_sql("ANALYZE members")
 
-    def count_unseen(self, list_id: int, run_id: int) -> tuple[int, int]:
+    def count_unseen(
+        self,
+        list_id: int,
+        run_id: int,
+        *,
+        keys: Sequence[str] | None = None,
+        missed_by: int | None = None,
+    ) -> tuple[int, int]:
         """(subscribed rows a complete scan did not see, all desired-subscribed rows).
 
         The total is only needed to judge a removal, so a scan that saw everyone skips it.
         """
-        unseen = select(func.count()).where(*self._unseen_filter(list_id, run_id))  # type: ignore[arg-type]
+        where = self._unseen(list_id, run_id, keys=keys, missed_by=missed_by)
+        unseen = select(func.count()).where(*where)
         total = select(func.count()).where(
             members.c.list_id == list_id, members.c.desired_subscribed.is_(True)
         )
@@ -126,11 +148,37 @@ class Members:
             missing = int(conn.execute(unseen).scalar_one())
             return missing, int(conn.execute(total).scalar_one()) if missing else 0
 
-    def sweep(
-        self, list_id: int, run_id: int, detected_at: datetime, new_id: Callable[[], str]
+    def unseen(self, list_id: int, run_id: int, limit: int) -> list[tuple[str, str]]:
+        """(email key, email) of at most `limit` subscribers the scan did not see."""
+        c = members.c
+        query = (
+            select(c.email_key, c.email)
+            .where(*self._unseen(list_id, run_id))
+            .order_by(c.email_key)
+            .limit(limit)
+        )
+        with self.tx.read() as conn:
+            return [(key, email) for key, email in conn.execute(query)]
+
+    def mark_missed(self, list_id: int, run_id: int) -> int:
+        """Note that this full scan missed every subscriber it did not see."""
+        stmt = update(members).where(*self._unseen(list_id, run_id)).values(missed_run=run_id)
+        with self.tx.begin() as conn:
+            return int(conn.execute(stmt).rowcount)
+
+    def remove_unseen(
+        self,
+        list_id: int,
+        run_id: int,
+        detected_at: datetime,
+        new_id: Callable[[], str],
+        *,
+        keys: Sequence[str] | None = None,
+        missed_by: int | None = None,
     ) -> int:
-        """Mark every subscribed row the finished scan did not see as unsubscribed."""
-        query = select(members.c.email_key).where(*self._unseen_filter(list_id, run_id))  # type: ignore[arg-type]
+        """Unsubscribe the unseen rows Listrak confirmed gone: these keys, or missed twice."""
+        where = self._unseen(list_id, run_id, keys=keys, missed_by=missed_by)
+        query = select(members.c.email_key).where(*where)
         return self._renew(list_id, query, detected_at, new_id, desired_subscribed=False)
 
     def requeue_all(self, list_id: int, detected_at: datetime, new_id: Callable[[], str]) -> int:

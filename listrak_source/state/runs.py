@@ -68,24 +68,29 @@ class Runs:
             )
 
     def list_state(self, list_id: int) -> ListState:
-        """When the list was last fully scanned, and its high-water mark."""
+        """When and by which run the list was last fully scanned, and its high-water mark."""
+        c = list_state.c
         with self.tx.read() as conn:
             row = conn.execute(
-                select(list_state.c.last_full_scan_at, list_state.c.high_water_mark).where(
-                    list_state.c.list_id == list_id
+                select(c.last_full_scan_at, c.high_water_mark, c.last_full_run).where(
+                    c.list_id == list_id
                 )
             ).first()
         if row is None:
             return ListState()
         mark = row.high_water_mark.replace(tzinfo=None) if row.high_water_mark else None
-        return ListState(last_full_scan_at=row.last_full_scan_at, high_water_mark=mark)
+        return ListState(row.last_full_scan_at, mark, row.last_full_run)
 
     def save_list_state(self, list_id: int, state: ListState) -> None:
         """Record a completed scan's progress."""
         # The mark is Listrak's naive wall clock; the column wants an aware value, so it
         # is stored labelled UTC and the label is dropped again on the way out.
         mark = state.high_water_mark.replace(tzinfo=UTC) if state.high_water_mark else None
-        values = {"last_full_scan_at": state.last_full_scan_at, "high_water_mark": mark}
+        values = {
+            "last_full_scan_at": state.last_full_scan_at,
+            "high_water_mark": mark,
+            "last_full_run": state.last_full_run,
+        }
         with self.tx.begin() as conn:
             updated = conn.execute(
                 update(list_state).where(list_state.c.list_id == list_id).values(**values)

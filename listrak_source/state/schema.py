@@ -58,6 +58,7 @@ members = Table(
     Column("last_error", Text),
     Column("dead", Boolean, nullable=False, default=False),
     Column("last_seen_run", Integer),
+    Column("missed_run", Integer),
 )
 
 runs = Table(
@@ -106,4 +107,5 @@ list_state = Table(
     Column("list_id", BigInteger, primary_key=True),
     Column("last_full_scan_at", UTCDateTime),
     Column("high_water_mark", UTCDateTime),
+    Column("last_full_run", Integer),
 )

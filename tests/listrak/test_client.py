@@ -27,6 +27,7 @@ from listrak_source.listrak import InvalidSettingError, ListrakClient
 from listrak_source.listrak.auth import renewal_margin
 from listrak_source.listrak.pacing import Pacer
 from listrak_source.listrak.retry import Backoff, parse_retry_after, retry_after_delay
+from listrak_source.records import Contact
 from listrak_source.simulator import ListrakSimulator
 
 from .fixtures import (
@@ -696,3 +697,26 @@ def test_token_lifetime_is_read_liberally() -> None:
     for bad in (0, -5, "soon", True, [1]):
         with pytest.raises(ListrakProtocolError):
             _lifetime(bad, "POST /t")
+
+
+def test_one_contact_whatever_its_state_and_none_when_there_is_no_such_contact(
+    fresh: ListrakSimulator,
+) -> None:
+    fresh.add_list(2003, "One by one", field_ids=[FIELD])
+    fresh.subscribe(2003, "Ann+news@Example.com", {FIELD: "crm-1"})
+    fresh.subscribe(2003, "left@example.com")
+    fresh.unsubscribe(2003, "left@example.com")
+    with _client(fresh) as client:
+        ann = client.get_contact(2003, "ann+news@example.com", field_ids=[FIELD])
+        left = client.get_contact(2003, "left@example.com")
+        assert client.get_contact(2003, "nobody@example.com") is None
+    assert ann == Contact("Ann+news@Example.com", True, {FIELD: "crm-1"}, ann.subscribe_date)
+    assert isinstance(left, Contact) and not left.subscribed
+
+
+def test_a_failed_single_read_names_the_route_not_the_address(fresh: ListrakSimulator) -> None:
+    fresh.faults.fail_next(2, status=500)
+    with _client(fresh, max_attempts=2) as client, pytest.raises(ListrakUnavailableError) as caught:
+        client.get_contact(MAIN, "user000001@example.com")
+    assert "user000001" not in str(caught.value)
+    assert "GET /List/1001/Contact/{email}" in str(caught.value)
