@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -109,10 +110,38 @@ class MetricsSettings(_Section):
     host: str = "127.0.0.1"
 
 
+# Traits Segment's identify spec reserves, and the ids every message carries: a list's
+# trait set to true and then null would overwrite or delete them. Compared without case,
+# "_" or "-", as destinations match them loosely.
+_RESERVED_TRAITS = frozenset(
+    {
+        "address", "age", "anonymousid", "avatar", "birthday", "company", "createdat",
+        "description", "email", "firstname", "gender", "id", "lastname", "name", "phone",
+        "title", "userid", "username", "website",
+    }
+)  # fmt: skip
+_TRAIT = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,99}$")
+
+
+def check_trait(template: str) -> str:
+    """A list's trait template must give a name of its own once {list_id} is filled in."""
+    name = template.replace("{list_id}", "1")
+    if not name.strip():
+        raise ValueError("is empty")
+    if not _TRAIT.match(name):
+        raise ValueError(
+            "is not a trait name: letters, digits, _ and -, starting with a letter, "
+            "at most 100 characters, with {list_id} where the list id goes"
+        )
+    if re.sub(r"[_-]", "", name).lower() in _RESERVED_TRAITS:
+        raise ValueError(f"{template!r} is a trait Segment reserves; choose another name")
+    return template
+
+
 class ListSettings(_Section):
     id: int = Field(gt=0)
     user_id_field: int | None = Field(default=None, gt=0)
-    trait: str = "Listrak_list_{list_id}"
+    trait: Annotated[str, AfterValidator(check_trait)] = "Listrak_list_{list_id}"
     interval: Duration | None = None
     cron: str | None = None
     # Between full scans, poll only what changed since the high-water mark; None keeps
@@ -155,6 +184,19 @@ class Settings(BaseSettings):
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         if dupes:
             raise ValueError(f"list {dupes[0]} is configured twice")
+        return self
+
+    @model_validator(mode="after")
+    def _unique_traits(self) -> Settings:
+        # Leaving one list would remove the trait of a contact still on the other.
+        owner: dict[str, int] = {}
+        for item in self.lists:
+            first = owner.setdefault(item.trait_name.lower(), item.id)
+            if first != item.id:
+                raise ValueError(
+                    f"lists {first} and {item.id} set the same trait {item.trait_name}; "
+                    "give each list a trait of its own"
+                )
         return self
 
     @classmethod
@@ -246,6 +288,8 @@ def describe_validation(exc: ValidationError) -> str:
         message = "missing (set it in the file or as " + _env_name(first["loc"]) + ")"
     elif first["type"] == "extra_forbidden":
         message = "unknown key"
+    elif first["type"] == "value_error":
+        message = str(first.get("ctx", {}).get("error", message))  # without "Value error, "
     more = (
         f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
         if len(errors) > 1

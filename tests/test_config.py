@@ -154,3 +154,25 @@ def test_the_example_config_documents_every_key() -> None:
             if f"# {key} =" not in example and f"\n{key} =" not in example
         ]
     assert missing == []
+
+
+@pytest.mark.parametrize(
+    ("trait", "expected"),
+    [
+        ("", "lists[1].trait: is empty"),
+        ("x_{list_id", "lists[1].trait: is not a trait name"),
+        ("Listrak list {list_id}", "lists[1].trait: is not a trait name"),
+        ("email", "lists[1].trait: 'email' is a trait Segment reserves"),
+        ("userId", "'userId' is a trait Segment reserves"),
+        ("anonymous_id", "'anonymous_id' is a trait Segment reserves"),
+        ("Listrak_list_1001", "lists 1001 and 1002 set the same trait Listrak_list_1001"),
+    ],
+)
+def test_a_trait_must_be_a_name_of_its_own(tmp_path: Path, trait: str, expected: str) -> None:
+    text = GOOD.replace('trait = "listrak_list_{list_id}"', f"trait = {trait!r}")
+    assert expected in error_for(tmp_path, text)
+
+
+def test_a_trait_may_name_its_list_in_any_case(tmp_path: Path) -> None:
+    text = GOOD.replace('trait = "listrak_list_{list_id}"', 'trait = "Shop-List_{list_id}"')
+    assert load_settings(write(tmp_path, text)).lists[1].trait_name == "Shop-List_1002"
