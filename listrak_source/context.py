@@ -40,7 +40,9 @@ class PageSource(Protocol):
 class Emitter(Protocol):
     """Anything that can deliver pending rows: Segment, or a dry run's printer."""
 
-    def deliver(self, rows: Sequence[Pending], trait: str) -> Delivery: ...
+    def deliver(
+        self, rows: Sequence[Pending], trait: str, retired: Sequence[str] = ()
+    ) -> Delivery: ...
 
 
 def _utcnow() -> datetime:

@@ -19,6 +19,7 @@ def deliver(run: ListRun) -> bool:
     """Send pending rows chunk by chunk; False when a whole chunk failed (Segment down)."""
     ctx, cfg, result = run.ctx, run.cfg, run.result
     policy = _policy(ctx.settings)
+    _, retired = ctx.db.traits.recorded(cfg.id)
     after = ""
     while True:
         now = ctx.clock()
@@ -28,7 +29,7 @@ def deliver(run: ListRun) -> bool:
         if not rows:
             return True
         after = rows[-1][0].message_id
-        delivery = ctx.emitter.deliver([row for row, _ in rows], cfg.trait_name)
+        delivery = ctx.emitter.deliver([row for row, _ in rows], cfg.trait_name, retired)
         attempts = {row.message_id: n for row, n in rows}
         _record_delivery(run, delivery, attempts=attempts, now=now, policy=policy)
         run.progress("delivered", result.delivered)

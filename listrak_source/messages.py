@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,24 +15,31 @@ MAX_MESSAGE_BYTES = 32 * 1024
 _LIBRARY_OVERHEAD = 512
 
 
-def identify_kwargs(row: Pending, trait: str) -> dict[str, Any]:
+def traits(row: Pending, trait: str, retired: Sequence[str] = ()) -> dict[str, Any]:
+    """The identify's traits: the list's trait, and null for old names a rename retires."""
+    out: dict[str, Any] = {"email": row.email, trait: True if row.subscribed else None}
+    out.update(dict.fromkeys(retired))
+    return out
+
+
+def identify_kwargs(row: Pending, trait: str, retired: Sequence[str] = ()) -> dict[str, Any]:
     """Arguments for segment.analytics.Client.identify; a null trait removes it in Segment."""
     return {
         "user_id": row.user_id,
         "anonymous_id": row.email,
-        "traits": {"email": row.email, trait: True if row.subscribed else None},
+        "traits": traits(row, trait, retired),
         "timestamp": _aware(row.detected_at),
         "message_id": row.message_id,
     }
 
 
-def identify_message(row: Pending, trait: str) -> dict[str, Any]:
+def identify_message(row: Pending, trait: str, retired: Sequence[str] = ()) -> dict[str, Any]:
     """The identify as it goes on the wire, for dry runs and size checks."""
     message: dict[str, Any] = {
         "type": "identify",
         "messageId": row.message_id,
         "anonymousId": row.email,
-        "traits": {"email": row.email, trait: True if row.subscribed else None},
+        "traits": traits(row, trait, retired),
         "timestamp": _aware(row.detected_at).isoformat(timespec="milliseconds"),
     }
     if row.user_id is not None:

@@ -9,7 +9,14 @@ from .config import ListSettings
 from .confirm import confirm_unseen
 from .context import ListRun, RunContext
 from .deliver import deliver
-from .errors import LeaseHeldError, ListrakError
+from .errors import (
+    EXIT_FAILED,
+    LeaseHeldError,
+    ListrakError,
+    ListrakSourceError,
+    TraitRenamedError,
+    describe_error,
+)
 from .logs import log_context
 from .plan import FULL, latest_usable, next_mark, plan_scans
 from .records import ListState, RunKind, RunResult, RunStatus, ScanSpec
@@ -25,8 +32,13 @@ def sync_list(
     kind: RunKind = RunKind.SYNC,
     allow_mass_removal: bool = False,
     full: bool = False,
+    rename_trait: bool = False,
 ) -> RunResult:
-    """Run one list; the daemon, sync, backfill, baseline and demo all come through here."""
+    """Run one list; the daemon, sync, backfill, baseline and demo all come through here.
+
+    `rename_trait`: the config names a new trait for the list; send it to every
+    subscriber and remove the recorded one (see `listrak-source rename-trait`).
+    """
     run = ListRun(ctx, cfg, RunResult(list_id=cfg.id, kind=kind, started_at=ctx.clock()))
     state = _take_list(run)
     # Backfill, baseline and a confirmed mass removal must see the whole list.
@@ -42,15 +54,27 @@ def sync_list(
     run.result.run_id = ctx.db.runs.start_run(
         cfg.id, kind, run.result.started_at, full_scan=run.result.full_scan
     )
-    try:
-        with log_context(list_id=cfg.id, run_id=run.result.run_id or None):
+    with log_context(list_id=cfg.id, run_id=run.result.run_id or None):
+        try:
+            _check_trait(run, rename=rename_trait)
             _run(run, specs=specs, state=state, allow_mass_removal=allow_mass_removal)
-    except BaseException as exc:
-        run.result.status, run.result.error = RunStatus.FAILED, f"{type(exc).__name__}: {exc}"
-        raise
-    finally:
-        _finish(run)
+        except Exception as exc:
+            # One list's failure is recorded for it; the caller goes on with the others.
+            _failed(run, exc)
+        except BaseException as exc:
+            _failed(run, exc)
+            raise
+        finally:
+            _finish(run)
     return run.result
+
+
+def _failed(run: ListRun, exc: BaseException) -> None:
+    """The run failed: one line, without SQL or contacts' data, stored and logged."""
+    result = run.result
+    result.status, result.error = RunStatus.FAILED, describe_error(exc)
+    result.exit_code = exc.exit_code if isinstance(exc, ListrakSourceError) else EXIT_FAILED
+    log.error("list %s: run failed: %s", run.cfg.id, result.error)
 
 
 def _take_list(run: ListRun) -> ListState:
@@ -61,6 +85,35 @@ def _take_list(run: ListRun) -> ListState:
         raise LeaseHeldError(f"list {list_id} is being synced by {holder}; skipped")
     ctx.db.runs.fail_stale_runs(list_id, now)
     return ctx.db.runs.list_state(list_id)
+
+
+def trait_mismatch(cfg: ListSettings, recorded: str | None) -> str | None:
+    """Why the list must not run with this config's trait, with what to do; None if it may."""
+    if recorded is None or recorded == cfg.trait_name:
+        return None
+    return (
+        f"list {cfg.id}: its messages carry the trait {recorded} but the config names "
+        f"{cfg.trait_name}; to send {cfg.trait_name} to every subscriber and remove "
+        f"{recorded}, run: listrak-source rename-trait --list {cfg.id} --confirm "
+        f"(or set the list's trait back so that it gives {recorded})"
+    )
+
+
+def _check_trait(run: ListRun, *, rename: bool) -> None:
+    """Record a new list's trait; refuse a renamed one unless the rename was confirmed."""
+    traits, cfg = run.ctx.db.traits, run.cfg
+    recorded, _ = traits.recorded(cfg.id)
+    if recorded is None:
+        traits.adopt(cfg.id, cfg.trait_name)
+        return
+    problem = trait_mismatch(cfg, recorded)
+    if problem is None:
+        return
+    if not rename:
+        raise TraitRenamedError(problem)
+    count = traits.rename(cfg.id, cfg.trait_name, run.ctx.clock(), run.ctx.new_id)
+    run.result.add_note(f"trait {recorded} renamed {cfg.trait_name}: {count} subscriber(s) re-sent")
+    log.info("list %s: %s", cfg.id, run.result.note)
 
 
 def _run(
@@ -80,6 +133,7 @@ def _run(
         run.ctx.db.outbox.adopt_all(run.cfg.id)
     else:
         deliver(run)
+    run.ctx.db.traits.retire_done(run.cfg.id)
     if result.status == RunStatus.RUNNING:
         result.status = RunStatus.PARTIAL if (result.rejected or result.failed) else RunStatus.OK
 
@@ -115,13 +169,25 @@ def _advance(run: ListRun, state: ListState, newest: datetime | None) -> None:
 
 
 def _finish(run: ListRun) -> None:
+    result = run.result
+    finished = result.finished_at = run.ctx.clock()
+    try:
+        _close(run, finished)
+    except Exception:
+        if result.status != RunStatus.FAILED:
+            raise
+        # Closing a failed run can fail the same way (a full disk): the first error stands.
+        log.debug("list %s: the failed run could not be closed", run.cfg.id)
+
+
+def _close(run: ListRun, finished: datetime) -> None:
+    """Record the run's outcome and backlog, and give the list's lease back."""
     ctx, result = run.ctx, run.result
-    result.finished_at = ctx.clock()
     try:
         ctx.db.runs.finish_run(
             result.run_id,
             result.status,
-            result.finished_at,
+            finished,
             result.counts(),
             result.error,
             note=result.note,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from ..config import ListSettings, Settings
-from ..errors import ListrakSourceError
+from ..errors import ListrakSourceError, describe_error
 from ..listrak import ListrakClient
 from ..logs import redact
 from ..service.schedules import describe, list_schedule
@@ -114,7 +114,7 @@ def _guard(name: str, check: Callable[[], Outcome]) -> list[Outcome]:
     except ListrakSourceError as exc:
         return [Outcome(name, False, str(exc))]
     except Exception as exc:
-        return [Outcome(name, False, f"unexpected {type(exc).__name__}: {exc}")]
+        return [Outcome(name, False, describe_error(exc))]
 
 
 def run_checks(settings: Settings, out: TextIO) -> bool:

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 from ..config import ListSettings, Settings, load_settings
 from ..context import RunContext
-from ..errors import EXIT_CONFIG, EXIT_FAILED, LeaseHeldError
+from ..errors import EXIT_CONFIG, EXIT_FAILED, LeaseHeldError, ListrakSourceError, describe_error
 from ..logs import SecretFilter, log_context
 from ..records import RunKind, RunResult, RunStatus
 from ..state import Database, make_engine
@@ -76,6 +76,14 @@ def _run_one(ctx: RunContext, cfg: ListSettings, kind: RunKind, **options: bool)
         except LeaseHeldError as exc:
             log.warning("%s", exc)
             return _skipped(ctx, cfg, kind, str(exc))
+        except Exception as exc:
+            # Before the run was recorded (taking the list) or after (closing it): still
+            # this list's failure only.
+            result = _skipped(ctx, cfg, kind, describe_error(exc))
+            result.status = RunStatus.FAILED
+            result.exit_code = exc.exit_code if isinstance(exc, ListrakSourceError) else EXIT_FAILED
+            log.error("list %s: run failed: %s", cfg.id, result.error)
+            return result
 
 
 def _expected(ctx: RunContext, list_id: int, kind: RunKind) -> dict[str, int]:

@@ -123,7 +123,7 @@ class SegmentEmitter:
             thread=1,  # thread > 1 keeps only the last consumer in 2.x
         )
 
-    def deliver(self, rows: Sequence[Pending], trait: str) -> Delivery:
+    def deliver(self, rows: Sequence[Pending], trait: str, retired: Sequence[str] = ()) -> Delivery:
         """Enqueue every row, flush, and count as accepted only what on_error did not name."""
         failures = _Failures()
         client = self._client(failures, len(rows))
@@ -132,7 +132,7 @@ class SegmentEmitter:
         try:
             for row in rows:
                 self._pacer.take(estimated_size(row, trait))
-                reason = _enqueue(client, row, trait)
+                reason = _enqueue(client, row, trait, retired)
                 if reason is None:
                     queued.append(row.message_id)
                 else:
@@ -152,9 +152,9 @@ class SegmentEmitter:
         return result
 
 
-def _enqueue(client: Any, row: Pending, trait: str) -> str | None:
+def _enqueue(client: Any, row: Pending, trait: str, retired: Sequence[str]) -> str | None:
     try:
-        ok, _ = client.identify(**identify_kwargs(row, trait))
+        ok, _ = client.identify(**identify_kwargs(row, trait, retired))
     except RuntimeError as exc:  # the library's own 32 KB check
         return f"message refused before sending: {str(exc)[:200]}"
     # A full queue drops the message silently apart from this flag.

@@ -1,4 +1,4 @@
-"""The state as one object: members, outbox, runs and leases over one way of transacting."""
+"""The state as one object: members, outbox, runs, leases and traits over one way of transacting."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from .leases import Leases
 from .members import Members
 from .outbox import Outbox
 from .runs import Runs
+from .traits import Traits
 from .transactions import Transactions
 
 
@@ -25,3 +26,4 @@ class Database:
         self.outbox = Outbox(tx)
         self.runs = Runs(tx)
         self.leases = Leases(tx)
+        self.traits = Traits(tx)

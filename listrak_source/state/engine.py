@@ -40,7 +40,8 @@ def make_engine(url: str) -> Engine:
         parsed = make_url(url)
     except ArgumentError:
         raise ConfigError(f"database.url: {url!r} is not a database URL") from None
-    kwargs: dict[str, Any] = {}
+    # Parameters are contacts' emails and userIds: keep them out of every error's text.
+    kwargs: dict[str, Any] = {"hide_parameters": True}
     if parsed.get_backend_name() == "sqlite":
         kwargs["connect_args"] = {"timeout": 30}
         _ensure_sqlite_dir(parsed.database)

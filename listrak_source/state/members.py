@@ -13,7 +13,7 @@ from sqlalchemy import ColumnElement, Connection, Select, bindparam, func, or_, 
 
 from ..records import Change, PageDiff, PageKeys, Stored
 from . import page_sql
-from .rows import chunks, new_message
+from .rows import new_message, renew, subscribed_keys
 from .schema import members, rejects
 from .transactions import Transactions
 
@@ -183,9 +183,7 @@ class Members:
 
     def requeue_all(self, list_id: int, detected_at: datetime, new_id: Callable[[], str]) -> int:
         """Backfill: every subscribed row pending again, each under a fresh message id."""
-        c = members.c
-        query = select(c.email_key).where(c.list_id == list_id, c.desired_subscribed.is_(True))
-        return self._renew(list_id, query, detected_at, new_id)
+        return self._renew(list_id, subscribed_keys(list_id), detected_at, new_id)
 
     def _renew(
         self,
@@ -196,13 +194,5 @@ class Members:
         **values: object,
     ) -> int:
         """Give every row the query selects a new message (and these values), in one transaction."""
-        stmt = (
-            update(members)
-            .where(members.c.list_id == list_id, members.c.email_key == bindparam("k"))
-            .values(**new_message(detected_at, **values))
-        )
         with self.tx.begin() as conn:
-            keys = list(conn.execute(query).scalars())
-            for chunk in chunks(keys):
-                conn.execute(stmt, [{"k": k, "m": new_id()} for k in chunk])
-        return len(keys)
+            return renew(conn, list_id, query, detected_at, new_id, **values)

@@ -108,4 +108,6 @@ list_state = Table(
     Column("last_full_scan_at", UTCDateTime),
     Column("high_water_mark", UTCDateTime),
     Column("last_full_run", Integer),
+    Column("trait", String(255)),
+    Column("retired_trait", Text),
 )
