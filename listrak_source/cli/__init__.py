@@ -19,6 +19,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "backfill": commands.backfill,
     "baseline": commands.baseline,
     "retry": commands.retry,
+    "rename-trait": commands.rename_trait,
     "status": commands.status,
     "check": commands.check,
     "migrate": commands.migrate,

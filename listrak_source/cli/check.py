@@ -12,7 +12,9 @@ from ..errors import ListrakSourceError, describe_error
 from ..listrak import ListrakClient
 from ..logs import redact
 from ..service.schedules import describe, list_schedule
+from ..state import Database
 from ..state import engine as db
+from ..sync import trait_mismatch
 from .wiring import listrak_client
 
 # Segment write keys are 32 characters of letters and digits; a looser shape is
@@ -46,6 +48,19 @@ def _database(settings: Settings) -> Outcome:
         False,
         f"schema {revision or 'empty'}, head is {head}: run `listrak-source migrate`",
     )
+
+
+def _traits(settings: Settings) -> Outcome:
+    engine = db.make_engine(settings.database.url)
+    try:
+        traits = Database(engine).traits
+        problems = [trait_mismatch(cfg, traits.recorded(cfg.id)[0]) for cfg in settings.lists]
+    finally:
+        engine.dispose()
+    found = [p for p in problems if p is not None]
+    if found:
+        return Outcome("list traits", False, found[0])
+    return Outcome("list traits", True, "each list's trait is the one its messages carry")
 
 
 def _write_key(settings: Settings) -> Outcome:
@@ -122,6 +137,8 @@ def run_checks(settings: Settings, out: TextIO) -> bool:
     outcomes = [Outcome("config", True, f"{len(settings.lists)} list(s)")]
     outcomes += _guard("schedule", lambda: _schedule(settings))
     outcomes += _guard("database", lambda: _database(settings))
+    if outcomes[-1].ok:
+        outcomes += _guard("list traits", lambda: _traits(settings))
     outcomes.append(_write_key(settings))
     outcomes += _listrak(settings)
     width = max(len(o.name) for o in outcomes)

@@ -13,12 +13,19 @@ from contextlib import contextmanager
 
 from ..config import ListSettings, Settings, load_settings
 from ..context import RunContext
-from ..errors import EXIT_CONFIG, EXIT_FAILED, LeaseHeldError, ListrakSourceError, describe_error
+from ..errors import (
+    EXIT_CONFIG,
+    EXIT_FAILED,
+    LeaseHeldError,
+    ListrakSourceError,
+    TraitRenamedError,
+    describe_error,
+)
 from ..logs import SecretFilter, log_context
 from ..records import RunKind, RunResult, RunStatus
 from ..state import Database, make_engine
 from ..state.engine import check_schema, current_revision, upgrade
-from ..sync import sync_list
+from ..sync import sync_list, trait_mismatch
 from .check import run_checks
 from .progress import Progress
 from .report import next_run, print_results, print_status
@@ -145,6 +152,39 @@ def baseline(args: argparse.Namespace) -> int:
     return _exit_status(results)
 
 
+def rename_trait(args: argparse.Namespace) -> int:
+    """Move a list to the trait its config now names: the new one true, the old one null."""
+    settings = _settings(args)
+    cfg = settings.list_by_id(args.list)
+    engine = open_database(settings)
+    db = Database(engine)
+    recorded, _ = db.traits.recorded(cfg.id)
+    subscribers = db.runs.status(cfg.id)["subscribed"]
+    engine.dispose()
+    if trait_mismatch(cfg, recorded) is None:
+        print(f"list {cfg.id}: its trait is {cfg.trait_name} already; nothing to rename")
+        return 0
+    if not args.confirm:
+        print(
+            f"list {cfg.id}: would send {subscribers} subscriber(s) {cfg.trait_name} = true "
+            f"and {recorded} = null (later messages also remove {recorded} until every one "
+            f"is delivered). If that is right, run: listrak-source rename-trait --list "
+            f"{cfg.id} --confirm"
+        )
+        return EXIT_FAILED
+    results = _run_lists(settings, [cfg], RunKind.SYNC, rename_trait=True)
+    print_results(results, sys.stdout)
+    return _exit_status(results)
+
+
+def _refuse_renamed_traits(settings: Settings, db: Database) -> None:
+    """The daemon must not start while a list's trait differs from the one it carries."""
+    for cfg in settings.lists:
+        problem = trait_mismatch(cfg, db.traits.recorded(cfg.id)[0])
+        if problem is not None:
+            raise TraitRenamedError(problem)
+
+
 def retry(args: argparse.Namespace) -> int:
     """Dead rows become due again; the next sync delivers them."""
     settings = _settings(args)
@@ -181,6 +221,7 @@ def run(args: argparse.Namespace) -> int:
     settings = _settings(args)
     engine = open_database(settings)
     try:
+        _refuse_renamed_traits(settings, Database(engine))
         return build_daemon(settings, engine).serve_forever()
     finally:
         engine.dispose()
