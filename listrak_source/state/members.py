@@ -9,7 +9,22 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Select, bindparam, func, or_, select, update
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    Connection,
+    Select,
+    Text,
+    and_,
+    bindparam,
+    case,
+    func,
+    literal,
+    null,
+    or_,
+    select,
+    update,
+)
 
 from ..records import Change, PageDiff, PageKeys, Stored
 from . import page_sql
@@ -79,14 +94,7 @@ class Members:
         stmt = (
             update(members)
             .where(members.c.list_id == list_id, members.c.email_key == bindparam("k"))
-            .values(
-                **new_message(
-                    detected_at,
-                    email=bindparam("e"),
-                    desired_subscribed=bindparam("s"),
-                    desired_user_id=bindparam("u"),
-                )
-            )
+            .values(**_changed(detected_at))
         )
         params = [
             {"k": c.key, "e": c.email, "s": c.subscribed, "u": c.user_id, "m": c.message_id}
@@ -196,3 +204,28 @@ class Members:
         """Give every row the query selects a new message (and these values), in one transaction."""
         with self.tx.begin() as conn:
             return renew(conn, list_id, query, detected_at, new_id, **values)
+
+
+def _changed(detected_at: datetime) -> dict[str, Any]:
+    """A row's new desired values (bound as :e, :s, :u) with its new message (:m).
+
+    Back to a subscription Segment last accepted, the pending message has nothing left to
+    say, so it is dropped rather than replaced. A removal always goes out: an answer lost
+    after Segment kept the pending true would otherwise leave the trait set.
+    """
+    c = members.c
+    values = new_message(
+        detected_at,
+        email=bindparam("e"),
+        desired_subscribed=bindparam("s"),
+        desired_user_id=bindparam("u"),
+    )
+    as_accepted = and_(
+        bindparam("s", type_=Boolean).is_(True),
+        c.sent_subscribed.is_(True),
+        c.sent_user_id.is_not_distinct_from(bindparam("u", type_=Text)),
+    )
+    values["message_id"] = case((as_accepted, null()), else_=bindparam("m"))
+    when = literal(detected_at, c.detected_at.type)
+    values["detected_at"] = case((as_accepted, null()), else_=when)
+    return values
