@@ -50,6 +50,7 @@ def test_all_checks_pass(tmp_path: Path, sim, sink, db_url: str, capsys) -> None
         "config",
         "schedule",
         "database",
+        "list traits",
         "segment write key",
         "listrak credentials",
         "list 1001",
@@ -121,3 +122,4 @@ def test_bad_cron_and_unreachable_database(tmp_path: Path, sim, sink, capsys) ->
     table = rows(capsys.readouterr().out)
     assert table["schedule"][0] == "FAIL" and "expected 5 fields" in table["schedule"][1]
     assert table["database"][0] == "FAIL" and "does not exist" in table["database"][1]
+
