@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from ..config import ListSettings, Settings
@@ -43,7 +43,7 @@ def crontab_trigger(expr: str) -> CronTrigger:
     minute, hour, day, month, weekday = fields
     from apscheduler.triggers.cron import CronTrigger  # noqa: PLC0415 - slow; only the daemon
 
-    return CronTrigger(
+    trigger = CronTrigger(
         minute=minute,
         hour=hour,
         day=day,
@@ -52,6 +52,10 @@ def crontab_trigger(expr: str) -> CronTrigger:
         timezone=UTC,
         jitter=_CRON_JITTER,
     )
+    # "0 0 30 2 *" is valid field by field and names no day at all: the list would never run.
+    if trigger.get_next_fire_time(None, datetime.now(UTC)) is None:
+        raise ValueError("never fires: no date matches its day and month fields")
+    return trigger
 
 
 def crontab_weekdays(field: str) -> str:

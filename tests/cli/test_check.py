@@ -123,3 +123,17 @@ def test_bad_cron_and_unreachable_database(tmp_path: Path, sim, sink, capsys) ->
     assert table["schedule"][0] == "FAIL" and "expected 5 fields" in table["schedule"][1]
     assert table["database"][0] == "FAIL" and "does not exist" in table["database"][1]
 
+
+
+def test_a_cron_expression_that_never_fires_fails_check_and_run(
+    tmp_path: Path, sim, sink, sqlite_url: str, capsys
+) -> None:
+    lists = [{"id": 1001, "cron": "0 0 30 2 *"}, {"id": 1002}]
+    config = configure(tmp_path, sim, sink, sqlite_url, lists)
+    assert run_cli(config, "migrate") == 0
+    capsys.readouterr()
+    assert run_cli(config, "check") == 2
+    mark, detail = rows(capsys.readouterr().out)["schedule"]
+    assert mark == "FAIL" and "list 1001" in detail and "never fires" in detail
+    assert run_cli(config, "run") == 2
+    assert "never fires" in capsys.readouterr().err
