@@ -63,6 +63,10 @@ class ListrakSettings(_Section):
     max_attempts: int = Field(default=6, ge=1)
     # Listrak's other APIs publish 20 requests per 10 s; the Email API publishes none.
     requests_per_second: float = Field(default=2.0, gt=0)
+    # Bounds on one scan, so a list that keeps handing out fresh cursors fails instead of
+    # running (and holding its lease) forever: 100,000 pages is 500 M contacts at 5,000.
+    max_pages: int = Field(default=100_000, ge=1)
+    max_empty_pages: int = Field(default=100, ge=1)
 
 
 class SegmentSettings(_Section):

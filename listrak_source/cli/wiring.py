@@ -38,6 +38,8 @@ def listrak_client(settings: Settings) -> ListrakClient:
         timeout=s.timeout,
         max_attempts=s.max_attempts,
         requests_per_second=s.requests_per_second,
+        max_pages=s.max_pages,
+        max_empty_pages=s.max_empty_pages,
     )
 
 

@@ -59,6 +59,8 @@ class ListrakClient:
         backoff_max: float = 30.0,
         max_retry_after: float = 300.0,
         requests_per_second: float = 2.0,
+        max_pages: int = 100_000,
+        max_empty_pages: int = 100,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
@@ -67,6 +69,10 @@ class ListrakClient:
         _check_client_args(timeout, max_attempts, max_retry_after, requests_per_second)
         for url in (base_url, auth_url):
             _check_url(url)
+        if min(max_pages, max_empty_pages) < 1:
+            raise InvalidSettingError("max_pages and max_empty_pages must be at least 1")
+        # A list that keeps answering with fresh cursors (empty pages, say) must end.
+        self._max_pages, self._max_empty_pages = max_pages, max_empty_pages
         self.stats = ClientStats()
         self._retrier = Retrier(
             max_attempts=max_attempts,
@@ -191,15 +197,33 @@ class ListrakClient:
         path = f"/List/{list_id}/Contact"
         cursor: str | None = START_CURSOR
         seen = {START_CURSOR}
+        pages = empty = 0
         while cursor is not None:
             page = _page(self._get(path, {**params, "cursor": cursor}, list_id=list_id), path)
             cursor = page.next_cursor
-            if cursor is not None and cursor in seen:
-                # Listrak's cursors are opaque; one we have followed before would loop forever.
-                raise ListrakProtocolError(f"GET {path} returned a cursor it had already returned")
+            pages += 1
+            empty = 0 if page.contacts or page.rejects else empty + 1
             if cursor is not None:
+                self._check_progress(path, cursor, seen, pages, empty)
                 seen.add(cursor)
             yield page
+
+    def _check_progress(
+        self, path: str, cursor: str, seen: set[str], pages: int, empty: int
+    ) -> None:
+        """A scan that cannot end is an error, not a loop."""
+        if cursor in seen:
+            # Listrak's cursors are opaque; one we have followed before would loop forever.
+            raise ListrakProtocolError(f"GET {path} returned a cursor it had already returned")
+        if empty >= self._max_empty_pages:
+            raise ListrakProtocolError(
+                f"GET {path} returned {empty} empty pages in a row, each with a further "
+                "cursor (listrak.max_empty_pages)"
+            )
+        if pages >= self._max_pages:
+            raise ListrakProtocolError(
+                f"GET {path} has more than {pages} pages (listrak.max_pages)"
+            )
 
     def _get(
         self,

@@ -124,7 +124,6 @@ def test_bad_cron_and_unreachable_database(tmp_path: Path, sim, sink, capsys) ->
     assert table["database"][0] == "FAIL" and "does not exist" in table["database"][1]
 
 
-
 def test_a_cron_expression_that_never_fires_fails_check_and_run(
     tmp_path: Path, sim, sink, sqlite_url: str, capsys
 ) -> None:

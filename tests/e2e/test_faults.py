@@ -170,3 +170,22 @@ def test_dead_rows_are_shown_retried_and_revived_by_change(
     assert run_cli(config, "sync") == 0
     assert_profiles_match(sim, sink, [MAIN])
     assert all(r["message_id"] is None for r in member_rows(db_url, 1001).values())
+
+
+def test_endless_empty_pages_fail_the_scan_and_free_the_list(
+    config: Path, sim, sink, db_url: str, monkeypatch
+) -> None:
+    assert run_cli(config, "sync") == 0
+    sent = len(sink.messages)
+    monkeypatch.setenv("LISTRAK_SOURCE_LISTRAK__MAX_EMPTY_PAGES", "3")
+    sim.faults.empty_after_page = 1
+    assert run_cli(config, "sync") == 1
+    assert len(sink.messages) == sent  # an incomplete scan removes nobody
+    last = status_json(config)[1001]["last_run"]
+    assert last["status"] == "failed" and "3 empty pages in a row" in last["error"]
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(db_url)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM leases")).scalar() == 0
+    engine.dispose()

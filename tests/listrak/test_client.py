@@ -720,3 +720,21 @@ def test_a_failed_single_read_names_the_route_not_the_address(fresh: ListrakSimu
         client.get_contact(MAIN, "user000001@example.com")
     assert "user000001" not in str(caught.value)
     assert "GET /List/1001/Contact/{email}" in str(caught.value)
+
+
+def test_endless_empty_pages_end_the_scan_as_an_error(fresh: ListrakSimulator) -> None:
+    fresh.faults.empty_after_page = 1
+    with _client(fresh, max_empty_pages=5) as client:
+        pages = client.iter_pages(MAIN, page_size=100)
+        assert len(next(pages).contacts) == 100
+        with pytest.raises(ListrakProtocolError, match="5 empty pages in a row"):
+            list(pages)
+    assert len(fresh.requests) == 6
+
+
+def test_a_scan_longer_than_max_pages_is_an_error(fresh: ListrakSimulator) -> None:
+    with _client(fresh, max_pages=3) as client:
+        pages = client.iter_pages(MAIN, page_size=1000)
+        with pytest.raises(ListrakProtocolError, match="more than 3 pages"):
+            list(pages)
+        assert len(list(client.iter_pages(MAIN, page_size=5000))) == 3  # 12,000 in 3 is fine
