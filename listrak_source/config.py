@@ -8,6 +8,7 @@ import tomllib
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
+from urllib.parse import unquote
 
 from pydantic import (
     AfterValidator,
@@ -32,6 +33,7 @@ DEFAULT_CONFIG = "config.toml"
 ENV_PREFIX = "LISTRAK_SOURCE_"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+_URL_PASSWORD = re.compile(r"(?:^|//)[^/@:]*:([^@/]*)@")
 
 
 def parse_duration(value: object) -> timedelta:
@@ -243,7 +245,14 @@ class Settings(BaseSettings):
         return [
             self.listrak.client_secret.get_secret_value(),
             self.segment.write_key.get_secret_value(),
+            *url_passwords(self.database.url),
         ]
+
+
+def url_passwords(url: str) -> list[str]:
+    """The password in a URL's user:password@ part, even in a URL that does not parse."""
+    found = [text for text in _URL_PASSWORD.findall(url) if text]
+    return found + [unquote(text) for text in found if unquote(text) != text]
 
 
 def resolve_path(path: str | os.PathLike[str] | None) -> Path:

@@ -176,3 +176,11 @@ def test_a_trait_must_be_a_name_of_its_own(tmp_path: Path, trait: str, expected:
 def test_a_trait_may_name_its_list_in_any_case(tmp_path: Path) -> None:
     text = GOOD.replace('trait = "listrak_list_{list_id}"', 'trait = "Shop-List_{list_id}"')
     assert load_settings(write(tmp_path, text)).lists[1].trait_name == "Shop-List_1002"
+
+
+def test_a_database_password_is_a_secret_even_in_a_url_that_does_not_parse() -> None:
+    from listrak_source.config import url_passwords
+
+    assert url_passwords("postgres//user:hunter2@localhost/db") == ["hunter2"]
+    assert url_passwords("postgresql+psycopg://u:p%40ss@h/db") == ["p%40ss", "p@ss"]
+    assert url_passwords("sqlite:///state.db") == url_passwords("postgresql://u@h/db") == []

@@ -39,7 +39,11 @@ def make_engine(url: str) -> Engine:
     try:
         parsed = make_url(url)
     except ArgumentError:
-        raise ConfigError(f"database.url: {url!r} is not a database URL") from None
+        # Never echo it: a URL that does not parse may still hold a password.
+        raise ConfigError(
+            "database.url is not a database URL (such as sqlite:///path/state.db or "
+            "postgresql+psycopg://user:password@host/dbname)"
+        ) from None
     # Parameters are contacts' emails and userIds: keep them out of every error's text.
     kwargs: dict[str, Any] = {"hide_parameters": True}
     if parsed.get_backend_name() == "sqlite":

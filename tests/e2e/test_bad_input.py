@@ -127,3 +127,21 @@ def test_database_from_a_newer_schema(tmp_path: Path, seeded, sink, db_url, caps
         assert conn.execute(text("SELECT count(*) FROM runs")).scalar() == 0
     engine.dispose()
     assert sink.messages == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgres//user:hunter2@localhost/db",
+        "postgresql+nosuchdriver://user:hunter2@localhost/db",
+        "postgresql+psycopg://user:hunter2@127.0.0.1:1/db",
+    ],
+)
+def test_a_database_url_password_is_never_printed(
+    tmp_path: Path, seeded, sink, capsys, url: str
+) -> None:
+    config = write_config(tmp_path / "c.toml", seeded, sink, url, [MAIN])
+    for command in ("sync", "check", "status"):
+        assert run_cli(config, command) == 2
+        captured = capsys.readouterr()
+        assert "hunter2" not in captured.out + captured.err, command
