@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import tomllib
@@ -24,35 +25,49 @@ from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 
 from .errors import ConfigError
 
+log = logging.getLogger(__name__)
 DEFAULT_CONFIG = "config.toml"
 ENV_PREFIX = "LISTRAK_SOURCE_"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+# LISTRAK_SOURCE_CONFIG names the file; the test suite reads LISTRAK_SOURCE_TEST_POSTGRES.
+_NOT_SETTINGS = frozenset({"config", "test_postgres"})
+MAX_DURATION = timedelta(days=3650)
+# The stores keep list ids as 64-bit integers.
+MAX_ID = 2**63 - 1
 _URL_PASSWORD = re.compile(r"(?:^|//)[^/@:]*:([^@/]*)@")
 
 
 def parse_duration(value: object) -> timedelta:
-    """Accept "90s", "15m", "24h", "1d" or a number of seconds."""
+    """Accept "90s", "15m", "24h", "1d" or a number of seconds: above 0, at most 10 years."""
+    seconds = _seconds(value)
+    # Also false for NaN; beyond 10 years a schedule's next run no longer fits a datetime.
+    if seconds is None or not 0 < seconds <= MAX_DURATION.total_seconds():
+        raise ValueError("is not a duration above 0 and up to 10 years, such as 90s, 15m or 1d")
+    return timedelta(seconds=seconds)
+
+
+def _seconds(value: object) -> float | None:
     if isinstance(value, timedelta):
-        return value
+        return value.total_seconds()
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return timedelta(seconds=value)
+        return float(value)
     match = _DURATION.match(str(value))
-    if not match or float(match.group(1)) <= 0:
-        raise ValueError(f"{value!r} is not a duration such as 90s, 15m, 24h or 1d")
-    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+    return float(match.group(1)) * _UNITS[match.group(2)] if match else None
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # No inf or NaN: a timeout or pace of inf passes "> 0" and then breaks the client.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class ListrakSettings(_Section):
@@ -145,8 +160,8 @@ def check_trait(template: str) -> str:
 
 
 class ListSettings(_Section):
-    id: int = Field(gt=0)
-    user_id_field: int | None = Field(default=None, gt=0)
+    id: int = Field(gt=0, le=MAX_ID)
+    user_id_field: int | None = Field(default=None, gt=0, le=MAX_ID)
     trait: Annotated[str, AfterValidator(check_trait)] = "Listrak_list_{list_id}"
     interval: Duration | None = None
     cron: str | None = None
@@ -270,11 +285,34 @@ def load_settings(path: str | os.PathLike[str] | None = None, *, required: bool 
     klass = type(
         "BoundSettings", (Settings,), {"toml_path": toml_path if toml_path.exists() else None}
     )
+    _warn_unknown_environment()
     try:
         loaded: Settings = klass()
         return loaded
     except ValidationError as exc:
         raise ConfigError(f"{toml_path}: {describe_validation(exc)}") from None
+    except SettingsError as exc:
+        raise ConfigError(_describe_settings_error(exc)) from None
+
+
+def _describe_settings_error(exc: SettingsError) -> str:
+    """A section or the lists set whole from the environment must be JSON; name the variable."""
+    found = re.search(r'field "(\w+)"', str(exc))
+    name = ENV_PREFIX + (found.group(1).upper() if found else "*")
+    return (
+        f"{name}: not valid JSON (a section or the lists set whole from the environment "
+        f"must be JSON; or set one key, as in {ENV_PREFIX}SCHEDULE__INTERVAL=15m)"
+    )
+
+
+def _warn_unknown_environment() -> None:
+    """A misspelt section (LISTRAK_SOURCE_LISTRACK__...) would be ignored without a word."""
+    for name in sorted(os.environ):
+        if not name.upper().startswith(ENV_PREFIX):
+            continue
+        section = name[len(ENV_PREFIX) :].partition("__")[0].lower()
+        if section not in Settings.model_fields and section not in _NOT_SETTINGS:
+            log.warning("environment variable %s names no setting; it is ignored", name)
 
 
 def _check_toml(path: Path) -> None:

@@ -184,3 +184,51 @@ def test_a_database_password_is_a_secret_even_in_a_url_that_does_not_parse() -> 
     assert url_passwords("postgres//user:hunter2@localhost/db") == ["hunter2"]
     assert url_passwords("postgresql+psycopg://u:p%40ss@h/db") == ["p%40ss", "p@ss"]
     assert url_passwords("sqlite:///state.db") == url_passwords("postgresql://u@h/db") == []
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("LISTRAK_SOURCE_LISTS", "garbage", "LISTRAK_SOURCE_LISTS"),
+        ("LISTRAK_SOURCE_SCHEDULE", "x", "LISTRAK_SOURCE_SCHEDULE"),
+        ("LISTRAK_SOURCE_SCHEDULE__INTERVAL", "1000000000d", "schedule.interval"),
+        ("LISTRAK_SOURCE_SCHEDULE__INTERVAL", "99999999999999999999s", "schedule.interval"),
+        ("LISTRAK_SOURCE_LISTRAK__TIMEOUT", "inf", "listrak.timeout"),
+        ("LISTRAK_SOURCE_LISTRAK__TIMEOUT", "nan", "listrak.timeout"),
+        ("LISTRAK_SOURCE_DELIVERY__MAX_REMOVAL_RATIO", "nan", "delivery.max_removal_ratio"),
+    ],
+)
+def test_bad_environment_values_are_one_config_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, value: str, expected: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    message = error_for(tmp_path, GOOD)
+    assert expected in message and value not in message
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (("id = 1002", f"id = {2**63}"), "lists[1].id"),
+        (("user_id_field = 678", f"user_id_field = {2**63}"), "lists[0].user_id_field"),
+        (('interval = "5m"', "interval = inf"), "schedule.interval"),
+        (('interval = "5m"', 'interval = "4000d"'), "schedule.interval"),
+    ],
+)
+def test_values_beyond_what_can_be_stored_or_scheduled(
+    tmp_path: Path, edit: tuple[str, str], expected: str
+) -> None:
+    assert expected in error_for(tmp_path, GOOD.replace(*edit, 1))
+
+
+def test_an_environment_variable_that_names_no_setting_is_warned_about(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("LISTRAK_SOURCE_LISTRACK__CLIENT_SECRET", "typo-secret-value")
+    monkeypatch.setenv("LISTRAK_SOURCE_SEGMENT__HOST", "https://events.eu1.segmentapis.com")
+    with caplog.at_level("WARNING"):
+        load_settings(write(tmp_path, GOOD))
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 1
+    assert "LISTRAK_SOURCE_LISTRACK__CLIENT_SECRET" in warned[0]
+    assert "typo-secret-value" not in warned[0]
