@@ -75,11 +75,12 @@ class ListrakSettings(_Section):
     client_secret: SecretStr = Field(min_length=1)
     base_url: str = "https://api.listrak.com/email/v1"
     auth_url: str = "https://auth.listrak.com/OAuth2/Token"
-    timeout: float = Field(default=30.0, gt=0)
+    # Bounded above too: a timeout or pause beyond what sockets and sleep() take fails late.
+    timeout: float = Field(default=30.0, gt=0, le=3600)
     page_size: int = Field(default=5000, ge=1, le=5000)
     max_attempts: int = Field(default=6, ge=1)
     # Listrak's other APIs publish 20 requests per 10 s; the Email API publishes none.
-    requests_per_second: float = Field(default=2.0, gt=0)
+    requests_per_second: float = Field(default=2.0, ge=0.001)
     # Bounds on one scan, so a list that keeps handing out fresh cursors fails instead of
     # running (and holding its lease) forever: 100,000 pages is 500 M contacts at 5,000.
     max_pages: int = Field(default=100_000, ge=1)
@@ -89,15 +90,15 @@ class ListrakSettings(_Section):
 class SegmentSettings(_Section):
     write_key: SecretStr = Field(min_length=1)
     host: str = "https://api.segment.io"
-    timeout: float = Field(default=15.0, gt=0)
+    timeout: float = Field(default=15.0, gt=0, le=3600)
     max_retries: int = Field(default=3, ge=0)
     # Bounds the library's own retry loop so an outage fails a delivery in about a
     # minute; the worker's per-row retry across runs does the rest.
-    max_backoff_seconds: float = Field(default=60.0, ge=0)
+    max_backoff_seconds: float = Field(default=60.0, ge=0, le=86400)
     # Rows handed to the client per flush: bounds the worker's memory, not throughput.
     chunk_size: int = Field(default=5000, ge=1)
     # Segment's HTTP API asks callers to stay under 50 requests a second.
-    requests_per_second: float = Field(default=50.0, gt=0)
+    requests_per_second: float = Field(default=50.0, ge=0.001)
 
 
 class DatabaseSettings(_Section):

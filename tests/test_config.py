@@ -232,3 +232,20 @@ def test_an_environment_variable_that_names_no_setting_is_warned_about(
     assert len(warned) == 1
     assert "LISTRAK_SOURCE_LISTRACK__CLIENT_SECRET" in warned[0]
     assert "typo-secret-value" not in warned[0]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("LISTRAK_SOURCE_LISTRAK__TIMEOUT", "1e300"),
+        ("LISTRAK_SOURCE_LISTRAK__REQUESTS_PER_SECOND", "1e-300"),
+        ("LISTRAK_SOURCE_SEGMENT__MAX_BACKOFF_SECONDS", "1e300"),
+    ],
+)
+def test_numbers_a_socket_or_sleep_cannot_take_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    assert name.removeprefix("LISTRAK_SOURCE_").replace("__", ".").lower() in error_for(
+        tmp_path, GOOD
+    )
