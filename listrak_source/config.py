@@ -9,7 +9,7 @@ import tomllib
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -70,11 +70,27 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
+def check_http_url(url: str) -> str:
+    """An http(s) URL with a host; the value is not echoed, as it may carry a password."""
+    try:
+        parts = urlsplit(url)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+        parts.port  # noqa: B018 - raises on a port that is not a number in range
+    except ValueError:
+        ok = False
+    if not ok or any(c.isspace() for c in url):
+        raise ValueError("is not an http(s) URL with a host name")
+    return url
+
+
+HttpUrl = Annotated[str, AfterValidator(check_http_url)]
+
+
 class ListrakSettings(_Section):
     client_id: str = Field(min_length=1)
     client_secret: SecretStr = Field(min_length=1)
-    base_url: str = "https://api.listrak.com/email/v1"
-    auth_url: str = "https://auth.listrak.com/OAuth2/Token"
+    base_url: HttpUrl = "https://api.listrak.com/email/v1"
+    auth_url: HttpUrl = "https://auth.listrak.com/OAuth2/Token"
     # Bounded above too: a timeout or pause beyond what sockets and sleep() take fails late.
     timeout: float = Field(default=30.0, gt=0, le=3600)
     page_size: int = Field(default=5000, ge=1, le=5000)
@@ -89,7 +105,7 @@ class ListrakSettings(_Section):
 
 class SegmentSettings(_Section):
     write_key: SecretStr = Field(min_length=1)
-    host: str = "https://api.segment.io"
+    host: HttpUrl = "https://api.segment.io"
     timeout: float = Field(default=15.0, gt=0, le=3600)
     max_retries: int = Field(default=3, ge=0)
     # Bounds the library's own retry loop so an outage fails a delivery in about a

@@ -249,3 +249,20 @@ def test_numbers_a_socket_or_sleep_cannot_take_are_refused(
     assert name.removeprefix("LISTRAK_SOURCE_").replace("__", ".").lower() in error_for(
         tmp_path, GOOD
     )
+
+
+@pytest.mark.parametrize(
+    ("key", "url"),
+    [
+        ("segment.host", "htp://api.segment.io"),
+        ("segment.host", "https://"),
+        ("segment.host", "api.segment.io"),
+        ("listrak.base_url", "ftp://api.listrak.com/email/v1"),
+        ("listrak.auth_url", "https://user:pw-in-url@:99999/x"),
+    ],
+)
+def test_urls_must_be_http_with_a_host(tmp_path: Path, key: str, url: str) -> None:
+    section, name = key.split(".")
+    text = GOOD.replace(f"[{section}]\n", f'[{section}]\n{name} = "{url}"\n', 1)
+    message = error_for(tmp_path, text)
+    assert f"{key}: is not an http(s) URL" in message and url not in message

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TextIO
 
+import httpx
+
 from ..config import ListSettings, Settings
 from ..errors import ListrakSourceError, describe_error
 from ..listrak import ListrakClient
@@ -23,6 +25,7 @@ _WRITE_KEY = re.compile(r"^[A-Za-z0-9_\-]{8,128}$")
 # An operator waits at the prompt: two tries tell a blip from an outage soon enough.
 _CHECK_ATTEMPTS = 2
 _MARKS = {True: "ok  ", False: "FAIL", None: "skip"}
+_CONNECT_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +77,18 @@ def _write_key(settings: Settings) -> Outcome:
     return Outcome(
         "segment write key", False, "does not look like a write key (letters and digits)"
     )
+
+
+def _segment_host(settings: Settings) -> Outcome:
+    """A connection to Segment's host, without sending an event: any HTTP answer will do."""
+    host = settings.segment.host
+    where = httpx.URL(host).copy_with(username=None, password=None)
+    try:
+        with httpx.Client(timeout=min(settings.segment.timeout, _CONNECT_TIMEOUT)) as client:
+            answer = client.get(host)
+    except httpx.HTTPError as exc:
+        return Outcome("segment host", False, f"cannot connect to {where}: {type(exc).__name__}")
+    return Outcome("segment host", True, f"{where} answered HTTP {answer.status_code}")
 
 
 def _schedule(settings: Settings) -> Outcome:
@@ -140,6 +155,7 @@ def run_checks(settings: Settings, out: TextIO) -> bool:
     if outcomes[-1].ok:
         outcomes += _guard("list traits", lambda: _traits(settings))
     outcomes.append(_write_key(settings))
+    outcomes += _guard("segment host", lambda: _segment_host(settings))
     outcomes += _listrak(settings)
     width = max(len(o.name) for o in outcomes)
     secrets = settings.secrets()

@@ -284,7 +284,8 @@ def _check_url(url: str) -> None:
     except httpx.InvalidURL:
         parsed = None
     if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
-        raise InvalidSettingError(f"{url!r} is not an http(s) URL")
+        # Not echoed: a URL may carry a password.
+        raise InvalidSettingError("a Listrak URL is not an http(s) URL with a host name")
 
 
 def _page_size(page_size: int) -> int:
