@@ -129,7 +129,8 @@ def store_page(run: ListRun, page: Page, *, on_list: bool) -> None:
     for change in diff.changes:
         _count_change(result, change.kind)
     for reject in diff.rejects:
-        log.warning("list %s: skipped contact %s: %s", cfg.id, reject.email or "?", reject.reason)
+        who = contact_ref(reject.email) if reject.email else "without a usable address"
+        log.warning("list %s: skipped contact %s: %s", cfg.id, who, reject.reason)
     keep_lease(run)
     run.progress("scanned", result.scanned)
 

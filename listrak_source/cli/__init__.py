@@ -21,6 +21,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "retry": commands.retry,
     "rename-trait": commands.rename_trait,
     "status": commands.status,
+    "lookup": commands.lookup,
     "check": commands.check,
     "migrate": commands.migrate,
     "demo": commands.demo,

@@ -28,7 +28,7 @@ from ..state.engine import check_schema, current_revision, upgrade
 from ..sync import sync_list, trait_mismatch
 from .check import run_checks
 from .progress import Progress
-from .report import next_run, print_results, print_status
+from .report import next_run, print_lookup, print_results, print_status
 from .wiring import build_daemon, open_database, run_context
 
 log = logging.getLogger(__name__)
@@ -197,6 +197,17 @@ def retry(args: argparse.Namespace) -> int:
         print(f"list {cfg.id}: {count} dead message(s) re-queued")
     engine.dispose()
     print(f"{total} re-queued; they go out on the next sync")
+    return 0
+
+
+def lookup(args: argparse.Namespace) -> int:
+    """Find contacts by the addresses the operator gives; print their references and state."""
+    settings = _settings(args)
+    engine = open_database(settings, migrate=False)
+    runs = Database(engine).runs
+    found = [runs.contact(cfg.id, email) for email in args.emails for cfg in settings.lists]
+    engine.dispose()
+    print_lookup(found, sys.stdout)
     return 0
 
 

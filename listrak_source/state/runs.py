@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
 
+from ..privacy import contact_ref
 from ..records import SUCCESS_STATUSES, ListState, RunKind, RunStatus
 from .rows import carrying_message
 from .schema import list_state, members, rejects, runs
@@ -118,7 +119,7 @@ class Runs:
             ).scalar_one()
             pending, dead_count = _backlog(conn, list_id)
             dead = conn.execute(
-                select(members.c.email, members.c.attempts, members.c.last_error)
+                select(members.c.email_key, members.c.attempts, members.c.last_error)
                 .where(*carrying_message(list_id), members.c.dead.is_(True))
                 .order_by(members.c.email_key)
                 .limit(20)
@@ -137,8 +138,47 @@ class Runs:
             "subscribed": int(subscribed),
             "pending": pending,
             "dead": dead_count,
-            "dead_rows": [{"email": e, "attempts": a, "last_error": err} for e, a, err in dead],
-            "rejects": [{"email": e, "reason": r} for e, r in skipped],
+            # Contacts by reference, never by address: status output travels.
+            "dead_rows": [
+                {"contact": contact_ref(key), "attempts": a, "last_error": err}
+                for key, a, err in dead
+            ],
+            "rejects": [
+                {"contact": contact_ref(e) if e else None, "reason": r} for e, r in skipped
+            ],
+        }
+
+    def contact(self, list_id: int, email: str) -> dict[str, Any]:
+        """What the state holds for one address the operator supplied: its row, and why
+        the list's scans last skipped it."""
+        key = email.strip().lower()
+        c = members.c
+        with self.tx.read() as conn:
+            row = (
+                conn.execute(
+                    select(
+                        c.desired_subscribed,
+                        c.sent_subscribed,
+                        c.message_id,
+                        c.dead,
+                        c.attempts,
+                        c.last_error,
+                    ).where(c.list_id == list_id, c.email_key == key)
+                )
+                .mappings()
+                .first()
+            )
+            skipped = conn.execute(
+                select(rejects.c.reason, rejects.c.run_id)
+                .where(rejects.c.list_id == list_id, func.lower(rejects.c.email) == key)
+                .order_by(rejects.c.id.desc())
+                .limit(1)
+            ).first()
+        return {
+            "list_id": list_id,
+            "contact": contact_ref(key),
+            "row": dict(row) if row else None,
+            "skipped": {"reason": skipped.reason, "run_id": skipped.run_id} if skipped else None,
         }
 
     def backlog(self, list_id: int) -> tuple[int, int]:
