@@ -32,6 +32,21 @@ def test_unsubscribed_identify_sends_null_trait_without_user_id() -> None:
     assert "userId" not in message
 
 
+def test_a_renamed_list_also_removes_its_old_traits() -> None:
+    message = identify_message(row(True), "new_1001", ["Listrak_list_1001", "old_1001"])
+    assert message["traits"] == {
+        "email": "Ann@x.io",
+        "new_1001": True,
+        "Listrak_list_1001": None,
+        "old_1001": None,
+    }
+    assert identify_kwargs(row(False), "new_1001", ["old_1001"])["traits"] == {
+        "email": "Ann@x.io",
+        "new_1001": None,
+        "old_1001": None,
+    }
+
+
 def test_client_kwargs_carry_stored_message_id_and_detected_time() -> None:
     kwargs = identify_kwargs(row(True), "t")
     assert kwargs["message_id"] == "mid-1" and kwargs["timestamp"] == WHEN
