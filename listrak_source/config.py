@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import tomllib
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
+from urllib.parse import unquote, urlsplit
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -23,60 +26,96 @@ from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 
 from .errors import ConfigError
 
+log = logging.getLogger(__name__)
 DEFAULT_CONFIG = "config.toml"
 ENV_PREFIX = "LISTRAK_SOURCE_"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+# LISTRAK_SOURCE_CONFIG names the file; the test suite reads LISTRAK_SOURCE_TEST_POSTGRES.
+_NOT_SETTINGS = frozenset({"config", "test_postgres"})
+MAX_DURATION = timedelta(days=3650)
+# The stores keep list ids as 64-bit integers.
+MAX_ID = 2**63 - 1
+_URL_PASSWORD = re.compile(r"(?:^|//)[^/@:]*:([^@/]*)@")
 
 
 def parse_duration(value: object) -> timedelta:
-    """Accept "90s", "15m", "24h", "1d" or a number of seconds."""
+    """Accept "90s", "15m", "24h", "1d" or a number of seconds: above 0, at most 10 years."""
+    seconds = _seconds(value)
+    # Also false for NaN; beyond 10 years a schedule's next run no longer fits a datetime.
+    if seconds is None or not 0 < seconds <= MAX_DURATION.total_seconds():
+        raise ValueError("is not a duration above 0 and up to 10 years, such as 90s, 15m or 1d")
+    return timedelta(seconds=seconds)
+
+
+def _seconds(value: object) -> float | None:
     if isinstance(value, timedelta):
-        return value
+        return value.total_seconds()
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return timedelta(seconds=value)
+        return float(value)
     match = _DURATION.match(str(value))
-    if not match or float(match.group(1)) <= 0:
-        raise ValueError(f"{value!r} is not a duration such as 90s, 15m, 24h or 1d")
-    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+    return float(match.group(1)) * _UNITS[match.group(2)] if match else None
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # No inf or NaN: a timeout or pace of inf passes "> 0" and then breaks the client.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+def check_http_url(url: str) -> str:
+    """An http(s) URL with a host; the value is not echoed, as it may carry a password."""
+    try:
+        parts = urlsplit(url)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+        parts.port  # noqa: B018 - raises on a port that is not a number in range
+    except ValueError:
+        ok = False
+    if not ok or any(c.isspace() for c in url):
+        raise ValueError("is not an http(s) URL with a host name")
+    return url
+
+
+HttpUrl = Annotated[str, AfterValidator(check_http_url)]
 
 
 class ListrakSettings(_Section):
     client_id: str = Field(min_length=1)
     client_secret: SecretStr = Field(min_length=1)
-    base_url: str = "https://api.listrak.com/email/v1"
-    auth_url: str = "https://auth.listrak.com/OAuth2/Token"
-    timeout: float = Field(default=30.0, gt=0)
+    base_url: HttpUrl = "https://api.listrak.com/email/v1"
+    auth_url: HttpUrl = "https://auth.listrak.com/OAuth2/Token"
+    # Bounded above too: a timeout or pause beyond what sockets and sleep() take fails late.
+    timeout: float = Field(default=30.0, gt=0, le=3600)
     page_size: int = Field(default=5000, ge=1, le=5000)
     max_attempts: int = Field(default=6, ge=1)
     # Listrak's other APIs publish 20 requests per 10 s; the Email API publishes none.
-    requests_per_second: float = Field(default=2.0, gt=0)
+    requests_per_second: float = Field(default=2.0, ge=0.001)
+    # Bounds on one scan, so a list that keeps handing out fresh cursors fails instead of
+    # running (and holding its lease) forever: 100,000 pages is 500 M contacts at 5,000.
+    max_pages: int = Field(default=100_000, ge=1)
+    max_empty_pages: int = Field(default=100, ge=1)
 
 
 class SegmentSettings(_Section):
     write_key: SecretStr = Field(min_length=1)
-    host: str = "https://api.segment.io"
-    timeout: float = Field(default=15.0, gt=0)
+    host: HttpUrl = "https://api.segment.io"
+    timeout: float = Field(default=15.0, gt=0, le=3600)
     max_retries: int = Field(default=3, ge=0)
     # Bounds the library's own retry loop so an outage fails a delivery in about a
     # minute; the worker's per-row retry across runs does the rest.
-    max_backoff_seconds: float = Field(default=60.0, ge=0)
+    max_backoff_seconds: float = Field(default=60.0, ge=0, le=86400)
     # Rows handed to the client per flush: bounds the worker's memory, not throughput.
     chunk_size: int = Field(default=5000, ge=1)
     # Segment's HTTP API asks callers to stay under 50 requests a second.
-    requests_per_second: float = Field(default=50.0, gt=0)
+    requests_per_second: float = Field(default=50.0, ge=0.001)
 
 
 class DatabaseSettings(_Section):
@@ -101,6 +140,9 @@ class DeliverySettings(_Section):
     backoff_base: Duration = timedelta(minutes=1)
     backoff_max: Duration = timedelta(hours=6)
     max_removal_ratio: float = Field(default=0.5, gt=0, le=1)
+    # Subscribers a full scan missed are confirmed one request each up to this many;
+    # more wait for an Unsubscribed scan or a second full scan that misses them too.
+    confirm_unseen_max: int = Field(default=50, ge=0, le=5000)
 
     @model_validator(mode="before")
     @classmethod
@@ -119,10 +161,38 @@ class MetricsSettings(_Section):
     host: str = "127.0.0.1"
 
 
+# Traits Segment's identify spec reserves, and the ids every message carries: a list's
+# trait set to true and then null would overwrite or delete them. Compared without case,
+# "_" or "-", as destinations match them loosely.
+_RESERVED_TRAITS = frozenset(
+    {
+        "address", "age", "anonymousid", "avatar", "birthday", "company", "createdat",
+        "description", "email", "firstname", "gender", "id", "lastname", "name", "phone",
+        "title", "userid", "username", "website",
+    }
+)  # fmt: skip
+_TRAIT = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,99}$")
+
+
+def check_trait(template: str) -> str:
+    """A list's trait template must give a name of its own once {list_id} is filled in."""
+    name = template.replace("{list_id}", "1")
+    if not name.strip():
+        raise ValueError("is empty")
+    if not _TRAIT.match(name):
+        raise ValueError(
+            "is not a trait name: letters, digits, _ and -, starting with a letter, "
+            "at most 100 characters, with {list_id} where the list id goes"
+        )
+    if re.sub(r"[_-]", "", name).lower() in _RESERVED_TRAITS:
+        raise ValueError(f"{template!r} is a trait Segment reserves; choose another name")
+    return template
+
+
 class ListSettings(_Section):
-    id: int = Field(gt=0)
-    user_id_field: int | None = Field(default=None, gt=0)
-    trait: str = "Listrak_list_{list_id}"
+    id: int = Field(gt=0, le=MAX_ID)
+    user_id_field: int | None = Field(default=None, gt=0, le=MAX_ID)
+    trait: Annotated[str, AfterValidator(check_trait)] = "Listrak_list_{list_id}"
     interval: Duration | None = None
     cron: str | None = None
     # Between full scans, poll only what changed since the high-water mark; None keeps
@@ -167,6 +237,19 @@ class Settings(BaseSettings):
             raise ValueError(f"list {dupes[0]} is configured twice")
         return self
 
+    @model_validator(mode="after")
+    def _unique_traits(self) -> Settings:
+        # Leaving one list would remove the trait of a contact still on the other.
+        owner: dict[str, int] = {}
+        for item in self.lists:
+            first = owner.setdefault(item.trait_name.lower(), item.id)
+            if first != item.id:
+                raise ValueError(
+                    f"lists {first} and {item.id} set the same trait {item.trait_name}; "
+                    "give each list a trait of its own"
+                )
+        return self
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -207,7 +290,14 @@ class Settings(BaseSettings):
         return [
             self.listrak.client_secret.get_secret_value(),
             self.segment.write_key.get_secret_value(),
+            *url_passwords(self.database.url),
         ]
+
+
+def url_passwords(url: str) -> list[str]:
+    """The password in a URL's user:password@ part, even in a URL that does not parse."""
+    found = [text for text in _URL_PASSWORD.findall(url) if text]
+    return found + [unquote(text) for text in found if unquote(text) != text]
 
 
 def resolve_path(path: str | os.PathLike[str] | None) -> Path:
@@ -225,11 +315,34 @@ def load_settings(path: str | os.PathLike[str] | None = None, *, required: bool 
     klass = type(
         "BoundSettings", (Settings,), {"toml_path": toml_path if toml_path.exists() else None}
     )
+    _warn_unknown_environment()
     try:
         loaded: Settings = klass()
         return loaded
     except ValidationError as exc:
         raise ConfigError(f"{toml_path}: {describe_validation(exc)}") from None
+    except SettingsError as exc:
+        raise ConfigError(_describe_settings_error(exc)) from None
+
+
+def _describe_settings_error(exc: SettingsError) -> str:
+    """A section or the lists set whole from the environment must be JSON; name the variable."""
+    found = re.search(r'field "(\w+)"', str(exc))
+    name = ENV_PREFIX + (found.group(1).upper() if found else "*")
+    return (
+        f"{name}: not valid JSON (a section or the lists set whole from the environment "
+        f"must be JSON; or set one key, as in {ENV_PREFIX}SCHEDULE__INTERVAL=15m)"
+    )
+
+
+def _warn_unknown_environment() -> None:
+    """A misspelt section (LISTRAK_SOURCE_LISTRACK__...) would be ignored without a word."""
+    for name in sorted(os.environ):
+        if not name.upper().startswith(ENV_PREFIX):
+            continue
+        section = name[len(ENV_PREFIX) :].partition("__")[0].lower()
+        if section not in Settings.model_fields and section not in _NOT_SETTINGS:
+            log.warning("environment variable %s names no setting; it is ignored", name)
 
 
 def _check_toml(path: Path) -> None:
@@ -256,6 +369,8 @@ def describe_validation(exc: ValidationError) -> str:
         message = "missing (set it in the file or as " + _env_name(first["loc"]) + ")"
     elif first["type"] == "extra_forbidden":
         message = "unknown key"
+    elif first["type"] == "value_error":
+        message = str(first.get("ctx", {}).get("error", message))  # without "Value error, "
     more = (
         f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
         if len(errors) > 1

@@ -14,7 +14,7 @@ from typing import Protocol
 
 from .config import ListSettings, Settings
 from .messages import MessageIds
-from .records import Change, Delivery, Page, Pending, RunResult
+from .records import Change, Contact, Delivery, Page, Pending, Reject, RunResult
 from .state import Database
 
 
@@ -32,6 +32,10 @@ class PageSource(Protocol):
         use_original_subscribe_date: bool | None = None,
     ) -> Iterator[Page]: ...
 
+    def get_contact(
+        self, list_id: int, email: str, *, field_ids: Sequence[int] = ()
+    ) -> Contact | Reject | None: ...
+
 
 class ListLock(Protocol):
     """The list's lock as a run holds it: released by the database or the kernel if we die."""
@@ -43,7 +47,9 @@ class ListLock(Protocol):
 class Emitter(Protocol):
     """Anything that can deliver pending rows: Segment, or a dry run's printer."""
 
-    def deliver(self, rows: Sequence[Pending], trait: str) -> Delivery: ...
+    def deliver(
+        self, rows: Sequence[Pending], trait: str, retired: Sequence[str] = ()
+    ) -> Delivery: ...
 
 
 def _utcnow() -> datetime:
@@ -80,6 +86,8 @@ class ListRun:
     lock: ListLock
     # Called with each page's changes once they are committed (delivery beside the scan).
     on_stored: Callable[[list[Change], datetime], None] | None = None
+    # The first contact whose dates are yet to come, as an example for the run's note.
+    first_future: Contact | None = None
 
     def progress(self, stage: str, count: int) -> None:
         """Report progress to whoever is watching (a progress bar, the watchdog)."""

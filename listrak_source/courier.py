@@ -58,8 +58,10 @@ class Courier:
             rows = [
                 Pending(list_id, c.key, c.email, c.subscribed, c.user_id, c.message_id, detected_at)
                 for c in changes
+                if c.message_id is not None
             ]
-            self._put(rows)
+            if rows:
+                self._put(rows)
 
     def finish(self) -> None:
         """Wait for the courier to deliver what it was handed; re-raise what stopped it."""

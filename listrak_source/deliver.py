@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 def deliver(run: ListRun) -> None:
     """Send every due row, chunk by chunk, until none is left or Segment is unreachable."""
     ctx, cfg = run.ctx, run.cfg
+    _, retired = ctx.db.traits.recorded(cfg.id)
     after = ""
     while True:
         now = ctx.clock()
@@ -29,7 +30,7 @@ def deliver(run: ListRun) -> None:
         if not rows:
             return
         after = rows[-1][0].message_id
-        delivery = ctx.emitter.deliver([row for row, _ in rows], cfg.trait_name)
+        delivery = ctx.emitter.deliver([row for row, _ in rows], cfg.trait_name, retired)
         record(run, delivery, {row.message_id: n for row, n in rows}, now)
         run.progress("delivered", run.result.delivered)
         run.lock.verify()

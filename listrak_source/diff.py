@@ -52,10 +52,18 @@ def _change_existing(
         # Keep the last known userId so the removal lands on the same Segment profile.
         return _make(contact, False, row.desired_user_id, Kind.UNSUBSCRIBED, new_id)
     user_id = _user_id(contact, user_id_field)
+    # Back to exactly what Segment last accepted: the pending message is dropped, not sent.
+    # Only for a subscription: a removal always goes out, since an answer lost after
+    # Segment kept a pending `true` would otherwise leave the trait set.
+    ids = _no_message if (row.sent_subscribed, row.sent_user_id) == (True, user_id) else new_id
     if not row.desired_subscribed:
-        return _make(contact, True, user_id, Kind.SUBSCRIBED, new_id)
+        return _make(contact, True, user_id, Kind.SUBSCRIBED, ids)
     if user_id_field is not None and user_id != row.desired_user_id:
-        return _make(contact, True, user_id, Kind.USER_ID, new_id)
+        return _make(contact, True, user_id, Kind.USER_ID, ids)
+    return None
+
+
+def _no_message() -> None:
     return None
 
 
@@ -68,7 +76,7 @@ def _make(
     subscribed: bool,
     user_id: str | None,
     kind: Kind,
-    new_id: Callable[[], str],
+    new_id: Callable[[], str | None],
     *,
     is_new: bool = False,
 ) -> Change:

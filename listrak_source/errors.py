@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import traceback
+
 # Exit statuses: 1 = the run did not fully succeed (retry later), 2 = the
 # configuration or environment is wrong (a person must fix something).
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
+_PACKAGE = "listrak_source"
 
 
 class ListrakSourceError(Exception):
@@ -18,6 +21,10 @@ class ConfigError(ListrakSourceError):
     """The configuration, a secret, or the database URL is wrong."""
 
     exit_code = EXIT_CONFIG
+
+
+class TraitRenamedError(ConfigError):
+    """The config names another trait than the list's messages carry: a rename to confirm."""
 
 
 class SchemaError(ListrakSourceError):
@@ -73,3 +80,36 @@ class LockLostError(ListrakSourceError):
 
 class StopRequested(ListrakSourceError):
     """A stop signal arrived while a run waited on Listrak; the wait is abandoned."""
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for any error, fit to store, log and print.
+
+    Our own errors read as written; a database error is its driver's first line; anything
+    else is its type and where it was raised. Never SQL, bound parameters or an exception's
+    arguments, which may quote contacts' emails.
+    """
+    if isinstance(exc, ListrakSourceError):
+        return _first_line(str(exc)) or type(exc).__name__
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    driver = getattr(exc, "orig", None)
+    if isinstance(driver, BaseException) and hasattr(exc, "statement"):
+        # SQLAlchemy's wrapper of a driver error: its own text carries the SQL and parameters.
+        return f"database error: {_first_line(str(driver)) or type(driver).__name__}"
+    return f"unexpected {type(exc).__name__}{_raised_at(exc)}"
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else ""
+
+
+def _raised_at(exc: BaseException) -> str:
+    """ " at listrak_source/x.py:12": the deepest frame of ours, which is where to look."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    ours = [f for f in frames if _PACKAGE in f.filename] or frames
+    if not ours:
+        return ""
+    frame = ours[-1]
+    path = frame.filename
+    return f" at {path[path.rfind(_PACKAGE) :] if _PACKAGE in path else path}:{frame.lineno}"

@@ -7,6 +7,7 @@ import json
 import os
 import random
 import threading
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,13 +19,20 @@ MAX_MESSAGE_BYTES = 32 * 1024
 _LIBRARY_OVERHEAD = 512
 
 
-def identify_message(row: Pending, trait: str) -> dict[str, Any]:
+def traits(row: Pending, trait: str, retired: Sequence[str] = ()) -> dict[str, Any]:
+    """The identify's traits: the list's trait, and null for old names a rename retires."""
+    out: dict[str, Any] = {"email": row.email, trait: True if row.subscribed else None}
+    out.update(dict.fromkeys(retired))
+    return out
+
+
+def identify_message(row: Pending, trait: str, retired: Sequence[str] = ()) -> dict[str, Any]:
     """The identify as it goes on the wire, for dry runs and size checks."""
     message: dict[str, Any] = {
         "type": "identify",
         "messageId": row.message_id,
         "anonymousId": row.email,
-        "traits": {"email": row.email, trait: True if row.subscribed else None},
+        "traits": traits(row, trait, retired),
         "timestamp": _stamp(row.detected_at),
     }
     if row.user_id is not None:

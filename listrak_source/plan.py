@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import datetime, timedelta
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime, timedelta
 
 from .records import Contact, ListState, ScanSpec
 
 FULL = (ScanSpec(),)
+# Listrak's dates are naive, in a zone not confirmed; no zone is more than 14 hours ahead
+# of UTC, and an hour more covers clock skew. A date later than that has not happened yet.
+ZONE_AHEAD = timedelta(hours=15)
+# No subscription predates this; older dates (year 1, say) would also overflow the overlap.
+EARLIEST = datetime(1970, 1, 1)
+
+
+def latest_usable(now: datetime) -> datetime:
+    """The latest naive Listrak date that can be real at `now` (aware, our clock)."""
+    return now.astimezone(UTC).replace(tzinfo=None) + ZONE_AHEAD
 
 
 def plan_scans(
@@ -19,31 +29,59 @@ def plan_scans(
     force_full: bool = False,
 ) -> tuple[ScanSpec, ...]:
     """Full when forced, never done, due, or incremental polling is off; else the pair."""
+    mark = next_mark(state.high_water_mark, None, latest=latest_usable(now))
+    last_full = state.last_full_scan_at
+    # A last full scan in our future means the clock went back: waiting for it would
+    # stop full scans for as long, so one is due now.
     due = (
         full_scan_every is None
-        or state.last_full_scan_at is None
-        or state.high_water_mark is None
-        or now - state.last_full_scan_at >= full_scan_every
+        or last_full is None
+        or mark is None
+        or not last_full <= now < last_full + full_scan_every
     )
     if force_full or due:
         return FULL
-    assert state.high_water_mark is not None  # narrowed by `due`
+    assert mark is not None  # narrowed by `due`
     # The mark is the newest date Listrak itself reported, so the window never depends on
     # our clock or on the zone Listrak's naive dates are in; the overlap covers contacts
     # written behind a running scan and the repeated hour when Eastern time leaves DST.
-    since = state.high_water_mark - overlap
+    since = mark - overlap
     return (
         ScanSpec(subscribed=True, start_date=since, use_original_subscribe_date=False),
         ScanSpec(subscribed=False, start_date=since),
     )
 
 
-def newest_date(contacts: Iterable[Contact], current: datetime | None) -> datetime | None:
-    """The newest subscribe, re-subscribe or unsubscribe date among these and `current`."""
+def next_mark(
+    old: datetime | None, newest: datetime | None, *, latest: datetime
+) -> datetime | None:
+    """The mark after a complete scan: never backwards, and never a date yet to come.
+
+    A mark already past `latest` (stored before such dates were refused) is dropped, so
+    the next scan is full and sets it again from dates that can be real.
+    """
+    usable = [d for d in (old, newest) if d is not None and EARLIEST <= d <= latest]
+    return max(usable, default=None)
+
+
+def _dates(contact: Contact) -> Iterator[datetime]:
+    for moment in (contact.subscribe_date, contact.resubscribe_date, contact.unsubscribe_date):
+        if moment is not None:
+            yield moment.replace(tzinfo=None)
+
+
+def newest_date(
+    contacts: Iterable[Contact], current: datetime | None, *, latest: datetime
+) -> datetime | None:
+    """The newest usable subscribe, re-subscribe or unsubscribe date among these and `current`."""
     newest = current
     for contact in contacts:
-        for moment in (contact.subscribe_date, contact.resubscribe_date, contact.unsubscribe_date):
-            naive = moment.replace(tzinfo=None) if moment is not None else None
-            if naive is not None and (newest is None or naive > newest):
+        for naive in _dates(contact):
+            if EARLIEST <= naive <= latest and (newest is None or naive > newest):
                 newest = naive
     return newest
+
+
+def future_dated(contacts: Iterable[Contact], latest: datetime) -> list[Contact]:
+    """Contacts carrying a date after `latest`: synced, but their dates steer nothing."""
+    return [c for c in contacts if any(d > latest for d in _dates(c))]

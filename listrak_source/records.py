@@ -105,6 +105,7 @@ class ListState:
 
     last_full_scan_at: datetime | None = None  # our clock, UTC
     high_water_mark: datetime | None = None  # Listrak's clock, naive
+    last_full_run: int | None = None  # the run of the last complete full scan
 
 
 class PageKeys(NamedTuple):
@@ -114,11 +115,15 @@ class PageKeys(NamedTuple):
     unsubscribed: list[str]
 
     @classmethod
-    def of(cls, contacts: Sequence[Contact]) -> PageKeys:
-        """Split a page's contacts' keys by their state."""
-        return cls(
-            [c.key for c in contacts if c.subscribed], [c.key for c in contacts if not c.subscribed]
-        )
+    def of(cls, contacts: Sequence[Contact], on_list: Sequence[Reject] = ()) -> PageKeys:
+        """Split a page's contacts' keys by their state.
+
+        `on_list` are rejects a Subscribed scan returned: unreadable, but on the list, so
+        they count as seen and no sweep removes them.
+        """
+        seen = [c.key for c in contacts if c.subscribed]
+        seen += [r.email.lower() for r in on_list if r.email is not None]
+        return cls(seen, [c.key for c in contacts if not c.subscribed])
 
 
 class Kind(enum.StrEnum):
@@ -139,17 +144,24 @@ class Stored(NamedTuple):
     desired_subscribed: bool
     desired_user_id: str | None
     last_seen_run: int | None = None
+    # What Segment last accepted: a change back to it has nothing to say.
+    sent_subscribed: bool | None = None
+    sent_user_id: str | None = None
 
 
 class Change(NamedTuple):
-    """A new desired state for one contact; it gets its own message id."""
+    """A new desired state for one contact, and the message id it goes out under.
+
+    `message_id` is None for a change back to exactly what Segment last accepted: the row's
+    pending message is dropped and nothing is sent.
+    """
 
     key: str
     email: str
     subscribed: bool
     user_id: str | None
     kind: Kind
-    message_id: str
+    message_id: str | None
     is_new: bool = False
 
 
@@ -259,6 +271,13 @@ class RunResult:
     # Set when delivery stopped because Segment could not be reached (or the run stopped).
     outage: str | None = None
     waiting: list[Waiting] = field(default_factory=list)
+    # What Listrak sent that the run worked around, for the operator to fix there.
+    note: str | None = None
+    future_dated: int = 0
+
+    def add_note(self, text: str) -> None:
+        """Record something the run worked around; several are joined on one line."""
+        self.note = f"{self.note}; {text}" if self.note else text
 
     def counts(self) -> dict[str, int]:
         """The counters stored with the run."""

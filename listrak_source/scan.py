@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from .context import ListRun
 from .diff import diff_page
 from .errors import StopRequested
 from .messages import oversize_reason
-from .plan import newest_date
+from .plan import future_dated, latest_usable, newest_date
+from .privacy import contact_ref
 from .readahead import Prefetch
-from .records import Kind, Page, PageDiff, PageKeys, Reject, RunResult, ScanSpec, Stored
+from .records import (
+    Contact,
+    Kind,
+    Page,
+    PageDiff,
+    PageKeys,
+    Reject,
+    RunResult,
+    ScanSpec,
+    Stored,
+)
 
 log = logging.getLogger(__name__)
 
@@ -23,15 +34,25 @@ _SIZE_CHECK_THRESHOLD = 16 * 1024
 def scan(run: ListRun, specs: tuple[ScanSpec, ...]) -> tuple[bool, datetime | None]:
     """Store every page of every planned pass; (all passes reached their end, newest date)."""
     newest: datetime | None = None
-    for spec in specs:
-        complete, newest = _scan_one(run, spec, newest)
-        if not complete:
-            return False, newest
-    return True, newest
+    latest = latest_usable(run.result.started_at)
+    try:
+        for spec in specs:
+            complete, newest = _scan_one(run, spec, newest, latest)
+            if not complete:
+                return False, newest
+        return True, newest
+    finally:
+        _note_future_dates(run, latest)
+
+
+def scan_pass(run: ListRun, spec: ScanSpec) -> bool:
+    """One more pass after the planned ones (its dates move no mark); True if it ended."""
+    complete, _ = _scan_one(run, spec, None, latest_usable(run.result.started_at))
+    return complete
 
 
 def _scan_one(
-    run: ListRun, spec: ScanSpec, newest: datetime | None
+    run: ListRun, spec: ScanSpec, newest: datetime | None, latest: datetime
 ) -> tuple[bool, datetime | None]:
     ctx, cfg = run.ctx, run.cfg
     field_ids = [cfg.user_id_field] if cfg.user_id_field is not None else []
@@ -46,8 +67,9 @@ def _scan_one(
     with Prefetch(pages, name=f"listrak-list-{cfg.id}", stop=ctx.stop) as ahead:
         try:
             for page in ahead:
-                _store_page(run, page)
-                newest = newest_date(page.contacts, newest)
+                store_page(run, page, on_list=spec.subscribed)
+                newest = newest_date(page.contacts, newest, latest=latest)
+                _count_future_dates(run, page.contacts, latest)
                 if ctx.stop.is_set():
                     log.info("list %s: stopping after this page; the scan is incomplete", cfg.id)
                     return False, newest
@@ -57,7 +79,30 @@ def _scan_one(
     return True, newest
 
 
-def _store_page(run: ListRun, page: Page) -> None:
+def _count_future_dates(run: ListRun, contacts: Sequence[Contact], latest: datetime) -> None:
+    future = future_dated(contacts, latest)
+    if future and run.first_future is None:
+        run.first_future = future[0]
+    run.result.future_dated += len(future)
+
+
+def _note_future_dates(run: ListRun, latest: datetime) -> None:
+    """Dates yet to come would blind incremental polling; say so, naming no address."""
+    example, count = run.first_future, run.result.future_dated
+    if example is None:
+        return
+    when = newest_date([example], None, latest=datetime.max)
+    note = (
+        f"{count} contact(s) carry dates after {latest:%Y-%m-%dT%H:%M:%S}, such as "
+        f"{when:%Y-%m-%dT%H:%M:%S} (contact {contact_ref(example.email)}): "
+        "synced, but those dates do not move the high-water mark; correct them in Listrak"
+    )
+    run.result.add_note(note)
+    log.warning("list %s: %s", run.cfg.id, note)
+
+
+def store_page(run: ListRun, page: Page, *, on_list: bool) -> None:
+    """Store one page; `on_list`: a Subscribed scan returned it, so all of it is on the list."""
     ctx, cfg, result = run.ctx, run.cfg, run.result
 
     def differ(stored: Mapping[str, Stored]) -> PageDiff:
@@ -75,9 +120,8 @@ def _store_page(run: ListRun, page: Page) -> None:
     # A run whose lock has gone writes nothing more: another worker may hold the list now.
     run.lock.verify()
     detected_at = ctx.clock()
-    diff = ctx.db.members.save_page(
-        cfg.id, result.run_id, PageKeys.of(page.contacts), differ, detected_at
-    )
+    keys = PageKeys.of(page.contacts, page.rejects if on_list else ())
+    diff = ctx.db.members.save_page(cfg.id, result.run_id, keys, differ, detected_at)
     if run.on_stored is not None:
         run.on_stored(diff.changes, detected_at)
     result.scanned += len(page.contacts) + len(page.rejects)
@@ -85,7 +129,8 @@ def _store_page(run: ListRun, page: Page) -> None:
     for change in diff.changes:
         _count_change(result, change.kind)
     for reject in diff.rejects:
-        log.warning("list %s: skipped contact %s: %s", cfg.id, reject.email or "?", reject.reason)
+        who = contact_ref(reject.email) if reject.email else "without a usable address"
+        log.warning("list %s: skipped contact %s: %s", cfg.id, who, reject.reason)
     run.progress("scanned", result.scanned)
 
 

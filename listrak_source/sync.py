@@ -6,13 +6,20 @@ import logging
 from datetime import datetime, timedelta
 
 from .config import ListSettings
+from .confirm import confirm_unseen
 from .context import ListRun, RunContext
 from .courier import Courier
 from .deliver import deliver, stop_for_outage
-from .diff import removal_ratio
-from .errors import ListrakError, RanRecentlyError
+from .errors import (
+    EXIT_FAILED,
+    ListrakError,
+    ListrakSourceError,
+    RanRecentlyError,
+    TraitRenamedError,
+    describe_error,
+)
 from .logs import log_context
-from .plan import FULL, plan_scans
+from .plan import FULL, latest_usable, next_mark, plan_scans
 from .records import ListState, RunKind, RunResult, RunStatus, ScanSpec
 from .scan import scan
 
@@ -27,12 +34,14 @@ def sync_list(
     allow_mass_removal: bool = False,
     full: bool = False,
     min_gap: timedelta | None = None,
+    rename_trait: bool = False,
 ) -> RunResult:
     """Run one list; the daemon, sync, backfill, baseline and demo all come through here.
 
     The daemon passes `min_gap`: a run of this list that started less than that long ago
     (most likely another daemon's) means this one is not due, which is how a fleet shares
-    the lists.
+    the lists. `rename_trait`: the config names a new trait for the list; send it to every
+    subscriber and remove the recorded one (see `listrak-source rename-trait`).
     """
     with ctx.db.locks.hold(cfg.id, ctx.holder) as lock:
         result = RunResult(list_id=cfg.id, kind=kind, started_at=ctx.clock())
@@ -40,7 +49,7 @@ def sync_list(
         _check_due(run, min_gap)
         # Whoever left a run open has died: we hold the list now.
         ctx.db.runs.fail_stale_runs(cfg.id, result.started_at)
-        _record(run, allow_mass_removal=allow_mass_removal, full=full)
+        _record(run, allow_mass_removal=allow_mass_removal, full=full, rename_trait=rename_trait)
     return result
 
 
@@ -54,7 +63,7 @@ def _check_due(run: ListRun, min_gap: timedelta | None) -> None:
         raise RanRecentlyError(f"list {run.cfg.id}: a run started {ago:.0f}s ago; not due yet")
 
 
-def _record(run: ListRun, *, allow_mass_removal: bool, full: bool) -> None:
+def _record(run: ListRun, *, allow_mass_removal: bool, full: bool, rename_trait: bool) -> None:
     """Plan the scans, record the run as running, run it, and record how it ended."""
     ctx, cfg, result = run.ctx, run.cfg, run.result
     state = ctx.db.runs.list_state(cfg.id)
@@ -71,14 +80,55 @@ def _record(run: ListRun, *, allow_mass_removal: bool, full: bool) -> None:
     result.run_id = ctx.db.runs.start_run(
         cfg.id, result.kind, result.started_at, full_scan=result.full_scan
     )
-    try:
-        with log_context(list_id=cfg.id, run_id=result.run_id or None):
+    with log_context(list_id=cfg.id, run_id=result.run_id or None):
+        try:
+            _check_trait(run, rename=rename_trait)
             _run(run, specs=specs, state=state, allow_mass_removal=allow_mass_removal)
-    except BaseException as exc:
-        result.status, result.error = RunStatus.FAILED, f"{type(exc).__name__}: {exc}"
-        raise
-    finally:
-        _finish(run)
+        except Exception as exc:
+            # One list's failure is recorded for it; the caller goes on with the others.
+            _failed(run, exc)
+        except BaseException as exc:
+            _failed(run, exc)
+            raise
+        finally:
+            _finish(run)
+
+
+def _failed(run: ListRun, exc: BaseException) -> None:
+    """The run failed: one line, without SQL or contacts' data, stored and logged."""
+    result = run.result
+    result.status, result.error = RunStatus.FAILED, describe_error(exc)
+    result.exit_code = exc.exit_code if isinstance(exc, ListrakSourceError) else EXIT_FAILED
+    log.error("list %s: run failed: %s", run.cfg.id, result.error)
+
+
+def trait_mismatch(cfg: ListSettings, recorded: str | None) -> str | None:
+    """Why the list must not run with this config's trait, with what to do; None if it may."""
+    if recorded is None or recorded == cfg.trait_name:
+        return None
+    return (
+        f"list {cfg.id}: its messages carry the trait {recorded} but the config names "
+        f"{cfg.trait_name}; to send {cfg.trait_name} to every subscriber and remove "
+        f"{recorded}, run: listrak-source rename-trait --list {cfg.id} --confirm "
+        f"(or set the list's trait back so that it gives {recorded})"
+    )
+
+
+def _check_trait(run: ListRun, *, rename: bool) -> None:
+    """Record a new list's trait; refuse a renamed one unless the rename was confirmed."""
+    traits, cfg = run.ctx.db.traits, run.cfg
+    recorded, _ = traits.recorded(cfg.id)
+    if recorded is None:
+        traits.adopt(cfg.id, cfg.trait_name)
+        return
+    problem = trait_mismatch(cfg, recorded)
+    if problem is None:
+        return
+    if not rename:
+        raise TraitRenamedError(problem)
+    count = traits.rename(cfg.id, cfg.trait_name, run.ctx.clock(), run.ctx.new_id)
+    run.result.add_note(f"trait {recorded} renamed {cfg.trait_name}: {count} subscriber(s) re-sent")
+    log.info("list %s: %s", cfg.id, run.result.note)
 
 
 def _run(
@@ -87,7 +137,7 @@ def _run(
     result = run.result
     courier = _courier(run)
     try:
-        complete, newest = _scan_and_sweep(run, specs, allow_mass_removal)
+        complete, newest = _scan_and_confirm(run, specs, state, allow_mass_removal)
     except BaseException:
         if courier is not None:
             courier.abandon()
@@ -109,6 +159,7 @@ def _run(
         stop_for_outage(run, courier.outage, run.ctx.clock())
     else:
         deliver(run)
+    run.ctx.db.traits.retire_done(run.cfg.id)
 
 
 def _courier(run: ListRun) -> Courier | None:
@@ -120,44 +171,56 @@ def _courier(run: ListRun) -> Courier | None:
     return courier
 
 
-def _scan_and_sweep(
-    run: ListRun, specs: tuple[ScanSpec, ...], allow_mass_removal: bool
+def _scan_and_confirm(
+    run: ListRun, specs: tuple[ScanSpec, ...], state: ListState, allow_mass_removal: bool
 ) -> tuple[bool, datetime | None]:
     try:
         complete, newest = scan(run, specs)
+        if complete and run.result.full_scan:
+            # The confirmation and delivery that follow read the whole list; a full scan
+            # is when the list's size may have changed enough to matter to the planner.
+            run.ctx.db.members.refresh_statistics()
+            confirm_unseen(run, state, allow_mass_removal=allow_mass_removal)
     except ListrakError as exc:
         log.error("list %s: scan failed, nothing swept: %s", run.cfg.id, exc)
         run.result.status, run.result.error = RunStatus.FAILED, str(exc)
         run.result.exit_code = exc.exit_code
         return False, None
-    if complete and run.result.full_scan:
-        # The sweep and delivery that follow read the whole list; a full scan is when
-        # the list's size may have changed enough to matter to the planner.
-        run.ctx.db.members.refresh_statistics()
-        _sweep(run, allow_mass_removal)
     return complete, newest
 
 
 def _advance(run: ListRun, state: ListState, newest: datetime | None) -> None:
     """After a complete scan: move the high-water mark, and note a full scan that swept."""
     result = run.result
-    mark = max((d for d in (state.high_water_mark, newest) if d is not None), default=None)
-    # A held sweep did not finish the full scan's job, so the next run scans fully again.
+    mark = next_mark(state.high_water_mark, newest, latest=latest_usable(result.started_at))
+    # A held sweep did not finish the full scan's job, so the next run scans fully again;
+    # it still counts as a full scan that missed whom it did not see.
     swept = result.full_scan and result.status != RunStatus.HELD
     last_full = result.started_at if swept else state.last_full_scan_at
-    run.ctx.db.runs.save_list_state(
-        run.cfg.id, ListState(last_full_scan_at=last_full, high_water_mark=mark)
-    )
+    last_run = result.run_id if result.full_scan else state.last_full_run
+    run.ctx.db.runs.save_list_state(run.cfg.id, ListState(last_full, mark, last_run))
 
 
 def _finish(run: ListRun) -> None:
+    result = run.result
+    finished = result.finished_at = run.ctx.clock()
+    try:
+        _close(run, finished)
+    except Exception:
+        if result.status != RunStatus.FAILED:
+            raise
+        # Closing a failed run can fail the same way (a full disk): the first error stands.
+        log.debug("list %s: the failed run could not be closed", run.cfg.id)
+
+
+def _close(run: ListRun, finished: datetime) -> None:
+    """Record the run's outcome, with what it left waiting."""
     ctx, result = run.ctx, run.result
-    result.finished_at = ctx.clock()
     result.pending, result.dead = ctx.db.runs.backlog(run.cfg.id)
     result.waiting = ctx.db.runs.waiting(run.cfg.id) if result.pending else []
     _conclude(result)
     ctx.db.runs.finish_run(
-        result.run_id, result.status, result.finished_at, result.counts(), result.error
+        result.run_id, result.status, finished, result.counts(), result.error, note=result.note
     )
 
 
@@ -184,23 +247,3 @@ def _shortfall(result: RunResult) -> str:
     if result.rejected:
         parts.append(f"{result.rejected} contact(s) skipped (see status)")
     return "; ".join(parts)
-
-
-def _sweep(run: ListRun, allow_mass_removal: bool) -> None:
-    ctx, cfg, result = run.ctx, run.cfg, run.result
-    unseen, total = ctx.db.members.count_unseen(cfg.id, result.run_id)
-    if not unseen:
-        return
-    ratio = removal_ratio(unseen, total)
-    limit = ctx.settings.delivery.max_removal_ratio
-    if ratio > limit and not allow_mass_removal:
-        result.status = RunStatus.HELD
-        result.error = (
-            f"list {cfg.id}: the scan would remove {unseen} of {total} subscribers "
-            f"({ratio:.0%}, over max_removal_ratio {limit:.0%}); nothing removed. If Listrak "
-            f"is right, run: listrak-source sync --list {cfg.id} --allow-mass-removal"
-        )
-        log.error("%s", result.error)
-        return
-    run.lock.verify()
-    result.unsubscribed += ctx.db.members.sweep(cfg.id, result.run_id, ctx.clock(), ctx.new_id)

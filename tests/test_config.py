@@ -164,3 +164,115 @@ def test_the_example_config_documents_every_key() -> None:
             if f"# {key} =" not in example and f"\n{key} =" not in example
         ]
     assert missing == []
+
+
+@pytest.mark.parametrize(
+    ("trait", "expected"),
+    [
+        ("", "lists[1].trait: is empty"),
+        ("x_{list_id", "lists[1].trait: is not a trait name"),
+        ("Listrak list {list_id}", "lists[1].trait: is not a trait name"),
+        ("email", "lists[1].trait: 'email' is a trait Segment reserves"),
+        ("userId", "'userId' is a trait Segment reserves"),
+        ("anonymous_id", "'anonymous_id' is a trait Segment reserves"),
+        ("Listrak_list_1001", "lists 1001 and 1002 set the same trait Listrak_list_1001"),
+    ],
+)
+def test_a_trait_must_be_a_name_of_its_own(tmp_path: Path, trait: str, expected: str) -> None:
+    text = GOOD.replace('trait = "listrak_list_{list_id}"', f"trait = {trait!r}")
+    assert expected in error_for(tmp_path, text)
+
+
+def test_a_trait_may_name_its_list_in_any_case(tmp_path: Path) -> None:
+    text = GOOD.replace('trait = "listrak_list_{list_id}"', 'trait = "Shop-List_{list_id}"')
+    assert load_settings(write(tmp_path, text)).lists[1].trait_name == "Shop-List_1002"
+
+
+def test_a_database_password_is_a_secret_even_in_a_url_that_does_not_parse() -> None:
+    from listrak_source.config import url_passwords
+
+    assert url_passwords("postgres//user:hunter2@localhost/db") == ["hunter2"]
+    assert url_passwords("postgresql+psycopg://u:p%40ss@h/db") == ["p%40ss", "p@ss"]
+    assert url_passwords("sqlite:///state.db") == url_passwords("postgresql://u@h/db") == []
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("LISTRAK_SOURCE_LISTS", "garbage", "LISTRAK_SOURCE_LISTS"),
+        ("LISTRAK_SOURCE_SCHEDULE", "x", "LISTRAK_SOURCE_SCHEDULE"),
+        ("LISTRAK_SOURCE_SCHEDULE__INTERVAL", "1000000000d", "schedule.interval"),
+        ("LISTRAK_SOURCE_SCHEDULE__INTERVAL", "99999999999999999999s", "schedule.interval"),
+        ("LISTRAK_SOURCE_LISTRAK__TIMEOUT", "inf", "listrak.timeout"),
+        ("LISTRAK_SOURCE_LISTRAK__TIMEOUT", "nan", "listrak.timeout"),
+        ("LISTRAK_SOURCE_DELIVERY__MAX_REMOVAL_RATIO", "nan", "delivery.max_removal_ratio"),
+    ],
+)
+def test_bad_environment_values_are_one_config_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, value: str, expected: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    message = error_for(tmp_path, GOOD)
+    assert expected in message and value not in message
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (("id = 1002", f"id = {2**63}"), "lists[1].id"),
+        (("user_id_field = 678", f"user_id_field = {2**63}"), "lists[0].user_id_field"),
+        (('interval = "5m"', "interval = inf"), "schedule.interval"),
+        (('interval = "5m"', 'interval = "4000d"'), "schedule.interval"),
+    ],
+)
+def test_values_beyond_what_can_be_stored_or_scheduled(
+    tmp_path: Path, edit: tuple[str, str], expected: str
+) -> None:
+    assert expected in error_for(tmp_path, GOOD.replace(*edit, 1))
+
+
+def test_an_environment_variable_that_names_no_setting_is_warned_about(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("LISTRAK_SOURCE_LISTRACK__CLIENT_SECRET", "typo-secret-value")
+    monkeypatch.setenv("LISTRAK_SOURCE_SEGMENT__HOST", "https://events.eu1.segmentapis.com")
+    with caplog.at_level("WARNING"):
+        load_settings(write(tmp_path, GOOD))
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 1
+    assert "LISTRAK_SOURCE_LISTRACK__CLIENT_SECRET" in warned[0]
+    assert "typo-secret-value" not in warned[0]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("LISTRAK_SOURCE_LISTRAK__TIMEOUT", "1e300"),
+        ("LISTRAK_SOURCE_LISTRAK__REQUESTS_PER_SECOND", "1e-300"),
+        ("LISTRAK_SOURCE_SEGMENT__MAX_BACKOFF_SECONDS", "1e300"),
+    ],
+)
+def test_numbers_a_socket_or_sleep_cannot_take_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    assert name.removeprefix("LISTRAK_SOURCE_").replace("__", ".").lower() in error_for(
+        tmp_path, GOOD
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "url"),
+    [
+        ("segment.host", "htp://api.segment.io"),
+        ("segment.host", "https://"),
+        ("segment.host", "api.segment.io"),
+        ("listrak.base_url", "ftp://api.listrak.com/email/v1"),
+        ("listrak.auth_url", "https://user:pw-in-url@:99999/x"),
+    ],
+)
+def test_urls_must_be_http_with_a_host(tmp_path: Path, key: str, url: str) -> None:
+    section, name = key.split(".")
+    text = GOOD.replace(f"[{section}]\n", f'[{section}]\n{name} = "{url}"\n', 1)
+    message = error_for(tmp_path, text)
+    assert f"{key}: is not an http(s) URL" in message and url not in message

@@ -58,6 +58,19 @@ def test_resubscribe_and_user_id_change() -> None:
     ]
 
 
+def test_a_change_back_to_what_segment_accepted_carries_no_message() -> None:
+    # Unsubscribed (its null still pending), then back: Segment already holds this `true`.
+    back = {"a@x.io": Stored(False, "u", sent_subscribed=True, sent_user_id="u")}
+    [change] = diff([Contact("a@x.io", True, {FIELD: "u"})], back).changes
+    assert change.kind is Kind.SUBSCRIBED and change.message_id is None
+    # A different userId than the accepted one is news, and so is every removal.
+    other = diff([Contact("a@x.io", True, {FIELD: "v"})], back).changes
+    assert other[0].message_id == "m1"
+    gone = {"a@x.io": Stored(True, "u", sent_subscribed=True, sent_user_id="u")}
+    [removal] = diff([Contact("a@x.io", False)], gone).changes
+    assert removal.kind is Kind.UNSUBSCRIBED and removal.message_id == "m1"
+
+
 def test_user_id_ignored_without_field() -> None:
     page = diff(
         [Contact("b@x.io", True, {FIELD: "new"})], {"b@x.io": Stored(True, None)}, field=None

@@ -43,6 +43,21 @@ def test_message_ids_are_distinct_version_4_uuids() -> None:
         assert parsed.variant == uuid.RFC_4122
 
 
+def test_a_renamed_list_also_removes_its_old_traits() -> None:
+    message = identify_message(row(True), "new_1001", ["Listrak_list_1001", "old_1001"])
+    assert message["traits"] == {
+        "email": "Ann@x.io",
+        "new_1001": True,
+        "Listrak_list_1001": None,
+        "old_1001": None,
+    }
+    assert identify_message(row(False), "new_1001", ["old_1001"])["traits"] == {
+        "email": "Ann@x.io",
+        "new_1001": None,
+        "old_1001": None,
+    }
+
+
 def test_oversize_reason() -> None:
     assert oversize_reason("a@x.io", "u" * 100, "t") is None
     reason = oversize_reason("a@x.io", "u" * 40000, "t")

@@ -8,11 +8,8 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 
-from sqlalchemy.exc import DBAPIError
-
-from ..errors import EXIT_CONFIG, EXIT_FAILED, ListrakSourceError
+from ..errors import EXIT_CONFIG, EXIT_FAILED, ListrakSourceError, describe_error
 from ..logs import configure_logging, redact
-from ..state import describe_db_error
 from . import commands
 from .parser import PROG, build_parser
 
@@ -22,7 +19,9 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "backfill": commands.backfill,
     "baseline": commands.baseline,
     "retry": commands.retry,
+    "rename-trait": commands.rename_trait,
     "status": commands.status,
+    "lookup": commands.lookup,
     "check": commands.check,
     "migrate": commands.migrate,
     "demo": commands.demo,
@@ -39,11 +38,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(args, str(exc), exc.exit_code)
     except KeyboardInterrupt:
         return _fail(args, "interrupted", 130)
-    except DBAPIError as exc:
-        # One line, without the SQL and its parameters (they hold contacts' emails).
-        return _fail(args, f"database error: {describe_db_error(exc)}", EXIT_FAILED)
     except Exception as exc:
-        return _fail(args, f"unexpected {type(exc).__name__}: {exc}", EXIT_FAILED)
+        # One line, without SQL, parameters or values: they may hold contacts' emails.
+        return _fail(args, describe_error(exc), EXIT_FAILED)
 
 
 def _fail(args: argparse.Namespace, message: str, code: int) -> int:

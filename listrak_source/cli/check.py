@@ -7,12 +7,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TextIO
 
+import httpx
+
 from ..config import ListSettings, Settings
-from ..errors import ListrakSourceError
+from ..errors import ListrakSourceError, describe_error
 from ..listrak import ListrakClient
 from ..logs import redact
 from ..service.schedules import describe, list_schedule
+from ..state import Database
 from ..state import engine as db
+from ..sync import trait_mismatch
 from .wiring import listrak_client
 
 # Segment write keys are 32 characters of letters and digits; a looser shape is
@@ -21,6 +25,7 @@ _WRITE_KEY = re.compile(r"^[A-Za-z0-9_\-]{8,128}$")
 # An operator waits at the prompt: two tries tell a blip from an outage soon enough.
 _CHECK_ATTEMPTS = 2
 _MARKS = {True: "ok  ", False: "FAIL", None: "skip"}
+_CONNECT_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +53,19 @@ def _database(settings: Settings) -> Outcome:
     )
 
 
+def _traits(settings: Settings) -> Outcome:
+    engine = db.make_engine(settings.database.url)
+    try:
+        traits = Database(engine).traits
+        problems = [trait_mismatch(cfg, traits.recorded(cfg.id)[0]) for cfg in settings.lists]
+    finally:
+        engine.dispose()
+    found = [p for p in problems if p is not None]
+    if found:
+        return Outcome("list traits", False, found[0])
+    return Outcome("list traits", True, "each list's trait is the one its messages carry")
+
+
 def _write_key(settings: Settings) -> Outcome:
     key = settings.segment.write_key.get_secret_value()
     if _WRITE_KEY.match(key):
@@ -59,6 +77,18 @@ def _write_key(settings: Settings) -> Outcome:
     return Outcome(
         "segment write key", False, "does not look like a write key (letters and digits)"
     )
+
+
+def _segment_host(settings: Settings) -> Outcome:
+    """A connection to Segment's host, without sending an event: any HTTP answer will do."""
+    host = settings.segment.host
+    where = httpx.URL(host).copy_with(username=None, password=None)
+    try:
+        with httpx.Client(timeout=min(settings.segment.timeout, _CONNECT_TIMEOUT)) as client:
+            answer = client.get(host)
+    except httpx.HTTPError as exc:
+        return Outcome("segment host", False, f"cannot connect to {where}: {type(exc).__name__}")
+    return Outcome("segment host", True, f"{where} answered HTTP {answer.status_code}")
 
 
 def _schedule(settings: Settings) -> Outcome:
@@ -114,7 +144,7 @@ def _guard(name: str, check: Callable[[], Outcome]) -> list[Outcome]:
     except ListrakSourceError as exc:
         return [Outcome(name, False, str(exc))]
     except Exception as exc:
-        return [Outcome(name, False, f"unexpected {type(exc).__name__}: {exc}")]
+        return [Outcome(name, False, describe_error(exc))]
 
 
 def run_checks(settings: Settings, out: TextIO) -> bool:
@@ -122,7 +152,10 @@ def run_checks(settings: Settings, out: TextIO) -> bool:
     outcomes = [Outcome("config", True, f"{len(settings.lists)} list(s)")]
     outcomes += _guard("schedule", lambda: _schedule(settings))
     outcomes += _guard("database", lambda: _database(settings))
+    if outcomes[-1].ok:
+        outcomes += _guard("list traits", lambda: _traits(settings))
     outcomes.append(_write_key(settings))
+    outcomes += _guard("segment host", lambda: _segment_host(settings))
     outcomes += _listrak(settings)
     width = max(len(o.name) for o in outcomes)
     secrets = settings.secrets()

@@ -13,16 +13,23 @@ from contextlib import contextmanager
 
 from ..config import ListSettings, Settings, load_settings
 from ..context import RunContext
-from ..errors import EXIT_CONFIG, EXIT_FAILED, ListSkippedError
+from ..errors import (
+    EXIT_CONFIG,
+    EXIT_FAILED,
+    ListrakSourceError,
+    ListSkippedError,
+    TraitRenamedError,
+    describe_error,
+)
 from ..logs import SecretFilter, log_context
 from ..records import RunKind, RunResult, RunStatus
 from ..service.signals import on_stop_signals, restore
 from ..state import Database, make_engine
 from ..state.engine import check_schema, current_revision, upgrade
-from ..sync import sync_list
+from ..sync import sync_list, trait_mismatch
 from .check import run_checks
 from .progress import Progress
-from .report import next_run, print_results, print_status
+from .report import next_run, print_lookup, print_results, print_status
 from .wiring import build_daemon, open_database, run_context
 
 log = logging.getLogger(__name__)
@@ -77,13 +84,29 @@ def _run_one(
     *,
     allow_mass_removal: bool = False,
     full: bool = False,
+    rename_trait: bool = False,
 ) -> RunResult:
     with log_context(list_id=cfg.id):
         try:
-            return sync_list(ctx, cfg, kind=kind, allow_mass_removal=allow_mass_removal, full=full)
+            return sync_list(
+                ctx,
+                cfg,
+                kind=kind,
+                allow_mass_removal=allow_mass_removal,
+                full=full,
+                rename_trait=rename_trait,
+            )
         except ListSkippedError as exc:
             log.warning("%s", exc)
             return _skipped(ctx, cfg, kind, str(exc))
+        except Exception as exc:
+            # Before the run was recorded (taking the list) or after (closing it): still
+            # this list's failure only.
+            result = _skipped(ctx, cfg, kind, describe_error(exc))
+            result.status = RunStatus.FAILED
+            result.exit_code = exc.exit_code if isinstance(exc, ListrakSourceError) else EXIT_FAILED
+            log.error("list %s: run failed: %s", cfg.id, result.error)
+            return result
 
 
 def _expected(ctx: RunContext, list_id: int, kind: RunKind) -> dict[str, int]:
@@ -145,6 +168,39 @@ def baseline(args: argparse.Namespace) -> int:
     return _exit_status(results)
 
 
+def rename_trait(args: argparse.Namespace) -> int:
+    """Move a list to the trait its config now names: the new one true, the old one null."""
+    settings = _settings(args)
+    cfg = settings.list_by_id(args.list)
+    engine = open_database(settings)
+    db = Database(engine)
+    recorded, _ = db.traits.recorded(cfg.id)
+    subscribers = db.runs.status(cfg.id)["subscribed"]
+    engine.dispose()
+    if trait_mismatch(cfg, recorded) is None:
+        print(f"list {cfg.id}: its trait is {cfg.trait_name} already; nothing to rename")
+        return 0
+    if not args.confirm:
+        print(
+            f"list {cfg.id}: would send {subscribers} subscriber(s) {cfg.trait_name} = true "
+            f"and {recorded} = null (later messages also remove {recorded} until every one "
+            f"is delivered). If that is right, run: listrak-source rename-trait --list "
+            f"{cfg.id} --confirm"
+        )
+        return EXIT_FAILED
+    results = _run_lists(settings, [cfg], RunKind.SYNC, rename_trait=True)
+    print_results(results, sys.stdout)
+    return _exit_status(results)
+
+
+def _refuse_renamed_traits(settings: Settings, db: Database) -> None:
+    """The daemon must not start while a list's trait differs from the one it carries."""
+    for cfg in settings.lists:
+        problem = trait_mismatch(cfg, db.traits.recorded(cfg.id)[0])
+        if problem is not None:
+            raise TraitRenamedError(problem)
+
+
 def retry(args: argparse.Namespace) -> int:
     """Dead rows become due again; the next sync delivers them."""
     settings = _settings(args)
@@ -157,6 +213,17 @@ def retry(args: argparse.Namespace) -> int:
         print(f"list {cfg.id}: {count} dead message(s) re-queued")
     engine.dispose()
     print(f"{total} re-queued; they go out on the next sync")
+    return 0
+
+
+def lookup(args: argparse.Namespace) -> int:
+    """Find contacts by the addresses the operator gives; print their references and state."""
+    settings = _settings(args)
+    engine = open_database(settings, migrate=False)
+    runs = Database(engine).runs
+    found = [runs.contact(cfg.id, email) for email in args.emails for cfg in settings.lists]
+    engine.dispose()
+    print_lookup(found, sys.stdout)
     return 0
 
 
@@ -184,6 +251,7 @@ def run(args: argparse.Namespace) -> int:
     settings = _settings(args)
     engine = open_database(settings)
     try:
+        _refuse_renamed_traits(settings, Database(engine))
         return build_daemon(settings, engine).serve_forever()
     finally:
         engine.dispose()

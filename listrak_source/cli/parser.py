@@ -80,8 +80,20 @@ def build_parser() -> argparse.ArgumentParser:
     _lists(p)
     p = sub.add_parser("retry", help="re-queue dead rows so the next sync delivers them")
     _lists(p)
+    p = sub.add_parser(
+        "rename-trait",
+        help="send a list's new trait to every subscriber and remove the old one",
+    )
+    p.add_argument("--list", type=int, required=True, metavar="ID", help="the renamed list")
+    p.add_argument(
+        "--confirm", action="store_true", help="do it; without it, say what would be sent"
+    )
     p = sub.add_parser("status", help="per list: last run, pending and dead messages")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p = sub.add_parser(
+        "lookup", help="a contact's reference and state per list, from an address you give"
+    )
+    p.add_argument("emails", nargs="+", metavar="EMAIL", help="the address to look up")
     sub.add_parser("check", help="check config, database, Listrak credentials and list ids")
     sub.add_parser("migrate", help="upgrade the database schema to the newest version")
     p = sub.add_parser("demo", help="the whole pipeline against a local simulator; no account")

@@ -31,6 +31,8 @@ def result_line(result: RunResult) -> str:
         line += ", " + ", ".join(extras)
     if result.error:
         line += f"\n  {result.error}"
+    if result.note:
+        line += f"\n  note: {result.note}"
     return line
 
 
@@ -59,6 +61,30 @@ def next_run(last: Mapping[str, Any] | None, settings: Settings, list_id: int) -
     return (datetime.fromisoformat(last["started_at"]) + schedule).isoformat(timespec="seconds")
 
 
+def print_lookup(found: Sequence[Mapping[str, Any]], out: TextIO) -> None:
+    """One line per (contact, list), naming the contact by its reference only."""
+    for item in found:
+        print(f"contact {item['contact']}: list {item['list_id']}: {_state(item)}", file=out)
+
+
+def _state(item: Mapping[str, Any]) -> str:
+    row, skipped = item["row"], item["skipped"]
+    parts = []
+    if row is None:
+        parts.append("not stored")
+    else:
+        parts.append("subscribed" if row["desired_subscribed"] else "not subscribed")
+        if row["dead"]:
+            parts.append(f"dead after {row['attempts']} attempt(s): {row['last_error']}")
+        elif row["message_id"] is not None:
+            parts.append("waiting to be delivered")
+        else:
+            parts.append("delivered")
+    if skipped is not None:
+        parts.append(f"skipped: {skipped['reason']} (run {skipped['run_id']})")
+    return "; ".join(parts)
+
+
 def print_status(rows: Sequence[Mapping[str, Any]], settings: Settings, out: TextIO) -> None:
     """A table of lists, then the dead rows and skipped contacts that need a person."""
     headers = ("LIST", "LAST RUN", "RESULT", "SUBSCRIBED", "PENDING", "DEAD", "NEXT RUN")
@@ -80,19 +106,19 @@ def print_status(rows: Sequence[Mapping[str, Any]], settings: Settings, out: Tex
     for row in rows:
         for dead in row["dead_rows"]:
             print(
-                f"list {row['list_id']}: dead {dead['email']} after {dead['attempts']} "
-                f"attempts: {dead['last_error']}",
+                f"list {row['list_id']}: dead contact {dead['contact']} after "
+                f"{dead['attempts']} attempts: {dead['last_error']}",
                 file=out,
             )
         for reject in row["rejects"]:
-            print(
-                f"list {row['list_id']}: skipped {reject['email'] or '?'}: {reject['reason']}",
-                file=out,
-            )
+            who = f"contact {reject['contact']}" if reject["contact"] else "a contact"
+            print(f"list {row['list_id']}: skipped {who}: {reject['reason']}", file=out)
         last = row["last_run"]
         if last and last.get("error"):
             print(f"list {row['list_id']}: last run: {last['error']}", file=out)
         print_holder(row, out)
+        if last and last.get("note"):
+            print(f"list {row['list_id']}: note: {last['note']}", file=out)
 
 
 def print_holder(row: Mapping[str, Any], out: TextIO) -> None:

@@ -40,6 +40,8 @@ def listrak_client(settings: Settings, stop: threading.Event | None = None) -> L
         max_attempts=s.max_attempts,
         requests_per_second=s.requests_per_second,
         sleep=time.sleep if stop is None else stoppable_sleep(stop),
+        max_pages=s.max_pages,
+        max_empty_pages=s.max_empty_pages,
     )
 
 

@@ -8,20 +8,22 @@ connection errors are retried with jittered backoff before anything is raised.
 from __future__ import annotations
 
 import contextlib
+import json
 import random as _random
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import orjson
 
 from ..errors import ConfigError, ListrakError, ListrakProtocolError, UnknownListError
-from ..records import Page
+from ..records import Contact, Page, Reject
 from .auth import ClientCredentialsAuth
-from .contacts import parse_page
+from .contacts import parse_contact, parse_page
 from .pacing import Pacer
 from .retry import Backoff, ClientStats, Retrier, describe, envelope
 
@@ -57,6 +59,8 @@ class ListrakClient:
         backoff_max: float = 30.0,
         max_retry_after: float = 300.0,
         requests_per_second: float = 2.0,
+        max_pages: int = 100_000,
+        max_empty_pages: int = 100,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
@@ -65,6 +69,10 @@ class ListrakClient:
         _check_client_args(timeout, max_attempts, max_retry_after, requests_per_second)
         for url in (base_url, auth_url):
             _check_url(url)
+        if min(max_pages, max_empty_pages) < 1:
+            raise InvalidSettingError("max_pages and max_empty_pages must be at least 1")
+        # A list that keeps answering with fresh cursors (empty pages, say) must end.
+        self._max_pages, self._max_empty_pages = max_pages, max_empty_pages
         self.stats = ClientStats()
         self._retrier = Retrier(
             max_attempts=max_attempts,
@@ -162,24 +170,70 @@ class ListrakClient:
             params["useOriginalSubscribeDate"] = str(use_original_subscribe_date).lower()
         return self._scan(list_id, params)
 
+    def get_contact(
+        self, list_id: int, email: str, *, field_ids: Sequence[int] = ()
+    ) -> Contact | Reject | None:
+        """One contact of the list whatever its state, or None when Listrak has no such contact."""
+        params = (
+            {"segmentationFieldIds": ",".join(map(str, ids))}
+            if (ids := _field_ids(field_ids))
+            else {}
+        )
+        # The address stays out of every message and log line: they name the route instead.
+        label = f"GET /List/{list_id}/Contact/{{email}}"
+        path = f"/List/{list_id}/Contact/{quote(email, safe='@')}"
+        try:
+            body = self._get(path, params, label=label)
+        except ListrakError as exc:
+            if exc.status == 404:
+                return None
+            # Listrak's own message may quote the address: keep the status and code only.
+            answer = " ".join(str(part) for part in (exc.status, exc.code) if part)
+            exc.args = (f"Listrak answered {answer or 'nothing usable'} to {label}",)
+            raise
+        return parse_contact(body.get("data"))
+
     def _scan(self, list_id: int, params: dict[str, str]) -> Iterator[Page]:
         path = f"/List/{list_id}/Contact"
         cursor: str | None = START_CURSOR
         seen = {START_CURSOR}
+        pages = empty = 0
         while cursor is not None:
             page = _page(self._get(path, {**params, "cursor": cursor}, list_id=list_id), path)
             cursor = page.next_cursor
-            if cursor is not None and cursor in seen:
-                # Listrak's cursors are opaque; one we have followed before would loop forever.
-                raise ListrakProtocolError(f"GET {path} returned a cursor it had already returned")
+            pages += 1
+            empty = 0 if page.contacts or page.rejects else empty + 1
             if cursor is not None:
+                self._check_progress(path, cursor, seen, pages, empty)
                 seen.add(cursor)
             yield page
 
+    def _check_progress(
+        self, path: str, cursor: str, seen: set[str], pages: int, empty: int
+    ) -> None:
+        """A scan that cannot end is an error, not a loop."""
+        if cursor in seen:
+            # Listrak's cursors are opaque; one we have followed before would loop forever.
+            raise ListrakProtocolError(f"GET {path} returned a cursor it had already returned")
+        if empty >= self._max_empty_pages:
+            raise ListrakProtocolError(
+                f"GET {path} returned {empty} empty pages in a row, each with a further "
+                "cursor (listrak.max_empty_pages)"
+            )
+        if pages >= self._max_pages:
+            raise ListrakProtocolError(
+                f"GET {path} has more than {pages} pages (listrak.max_pages)"
+            )
+
     def _get(
-        self, path: str, params: Mapping[str, str] | None = None, *, list_id: int | None = None
+        self,
+        path: str,
+        params: Mapping[str, str] | None = None,
+        *,
+        list_id: int | None = None,
+        label: str | None = None,
     ) -> dict[str, Any]:
-        endpoint = f"GET {path}"
+        endpoint = label or f"GET {path}"
         response = self._retrier.call(endpoint, lambda: self._http.get(path, params=params))
         if response.status_code >= 400:
             raise _api_error(response, endpoint, list_id)
@@ -187,7 +241,7 @@ class ListrakClient:
             # A 5,000-contact page is about 1.7 MB; orjson decodes it several times faster.
             body = orjson.loads(response.content)
         except ValueError:
-            raise ListrakProtocolError(f"{endpoint} returned a body that is not JSON") from None
+            body = _lenient_json(response.content, endpoint)
         if not isinstance(body, dict):
             raise ListrakProtocolError(f"{endpoint} returned JSON that is not an object")
         return body
@@ -230,7 +284,8 @@ def _check_url(url: str) -> None:
     except httpx.InvalidURL:
         parsed = None
     if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
-        raise InvalidSettingError(f"{url!r} is not an http(s) URL")
+        # Not echoed: a URL may carry a password.
+        raise InvalidSettingError("a Listrak URL is not an http(s) URL with a host name")
 
 
 def _page_size(page_size: int) -> int:
@@ -269,6 +324,15 @@ def _page(body: dict[str, Any], path: str) -> Page:
     if cursor is not None and not isinstance(cursor, str):
         raise ListrakProtocolError(f"GET {path} returned a nextPageCursor that is not a string")
     return parse_page(data, cursor)
+
+
+def _lenient_json(content: bytes, endpoint: str) -> Any:
+    """What orjson refuses but JSON allows: an escaped lone surrogate in one contact must
+    not cost the whole page; parsing refuses that contact instead."""
+    try:
+        return json.loads(content)
+    except (ValueError, RecursionError):
+        raise ListrakProtocolError(f"{endpoint} returned a body that is not JSON") from None
 
 
 def _objects(body: dict[str, Any], endpoint: str) -> list[dict[str, Any]]:

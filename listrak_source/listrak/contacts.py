@@ -15,9 +15,18 @@ from ..records import Contact, Page, Reject
 
 # Deliberately loose: Listrak is the authority on what an address is; this only
 # catches values that cannot be an address at all (empty, no @, spaces, no domain dot).
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_EMAIL = re.compile(r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+$")
 MAX_EMAIL_LENGTH = 254
-_STATES = frozenset(("Subscribed", "Unsubscribed"))
+_STATES = {"Subscribed": True, "Unsubscribed": False}
+# Neither store holds these as text alike: PostgreSQL refuses NUL, and UTF-8 cannot
+# encode a lone surrogate (JSON can carry one as an escape).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+_DIGITS = re.compile(r"^\s*[0-9]+\s*$")
+
+
+def storable(text: str) -> bool:
+    """Whether both stores can hold this text as it is."""
+    return _UNSTORABLE.search(text) is None
 
 
 def _text(raw: Mapping[str, Any], name: str) -> str | None:
@@ -26,6 +35,14 @@ def _text(raw: Mapping[str, Any], name: str) -> str | None:
         return None
     if not isinstance(value, str):
         raise ValueError(f"{name} is {type(value).__name__}, expected a string")
+    return value.strip() or None
+
+
+def _optional_text(raw: Mapping[str, Any], name: str) -> str | None:
+    """A value the worker can do without: anything but usable text counts as absent."""
+    value = raw.get(name)
+    if not isinstance(value, str) or not storable(value):
+        return None
     return value.strip() or None
 
 
@@ -40,6 +57,26 @@ def _date(raw: Mapping[str, Any], name: str) -> datetime | None:
         return None
 
 
+def _field_id(value: object) -> int:
+    if isinstance(value, str) and _DIGITS.match(value):
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"segmentationFieldId {repr(value)[:40]} is not an integer")
+    return value
+
+
+def _field_value(value: object) -> str | None:
+    """Values are strings; a number is taken as its digits, anything else is refused."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(f"a profile field value is {type(value).__name__}, not text")
+    text = str(value).strip()
+    if not storable(text):
+        raise ValueError("a profile field value holds NUL or an unpaired surrogate")
+    return text or None
+
+
 def _fields(raw: Mapping[str, Any]) -> dict[int, str]:
     values = raw.get("segmentationFieldValues")
     if not values:
@@ -50,15 +87,9 @@ def _fields(raw: Mapping[str, Any]) -> dict[int, str]:
     for item in values:
         if not isinstance(item, dict):
             raise ValueError("a segmentationFieldValues entry is not an object")
-        field_id, value = item.get("segmentationFieldId"), item.get("value")
-        if isinstance(field_id, str) and field_id.strip().isdigit():
-            field_id = int(field_id)
-        if isinstance(field_id, bool) or not isinstance(field_id, int):
-            raise ValueError(f"segmentationFieldId {field_id!r} is not an integer")
-        if value is None:
-            continue
-        text = str(value).strip()
-        if text:
+        field_id = _field_id(item.get("segmentationFieldId"))
+        text = _field_value(item.get("value"))
+        if text is not None:
             out[field_id] = text
     return out
 
@@ -67,9 +98,21 @@ def _email(raw: Mapping[str, Any]) -> str | Reject:
     email = _text(raw, "emailAddress")
     if email is None:
         return Reject(reason="missing emailAddress", raw=repr(dict(raw))[:200])
-    if len(email) > MAX_EMAIL_LENGTH or not _EMAIL.match(email):
-        return Reject(reason="invalid emailAddress", email=email[:MAX_EMAIL_LENGTH])
+    # A reject keeps its address only when the store can hold it; it is then also seen.
+    if not storable(email):
+        return Reject(reason="emailAddress holds NUL or an unpaired surrogate")
+    if len(email.lower()) > MAX_EMAIL_LENGTH:
+        return Reject(reason=f"emailAddress is over {MAX_EMAIL_LENGTH} characters lower-cased")
+    if not _EMAIL.match(email):
+        return Reject(reason="invalid emailAddress", email=email)
     return email
+
+
+def _subscribed(raw: Mapping[str, Any]) -> bool:
+    state = _text(raw, "subscriptionState") or "Subscribed"
+    if state not in _STATES:
+        raise ValueError(f"unknown subscriptionState {state[:40]!r}")
+    return _STATES[state]
 
 
 def parse_contact(raw: object) -> Contact | Reject:
@@ -81,20 +124,23 @@ def parse_contact(raw: object) -> Contact | Reject:
         email = _email(raw)
         if isinstance(email, Reject):
             return email
-        state = raw.get("subscriptionState") or "Subscribed"
-        if state not in _STATES:
-            return Reject(reason=f"unknown subscriptionState {state!r}", email=email)
-        return Contact(
-            email,
-            state == "Subscribed",
-            _fields(raw),
-            _date(raw, "subscribeDate"),
-            _date(raw, "resubscribeDate"),
-            _date(raw, "unsubscribeDate"),
-            _text(raw, "unsubscribeMethod"),
-        )
+        return _contact(raw, email, subscribed=_subscribed(raw))
     except ValueError as exc:
         return Reject(reason=str(exc), email=email if isinstance(email, str) else None)
+
+
+def _contact(raw: Mapping[str, Any], email: str, *, subscribed: bool) -> Contact:
+    # A removal keeps the last known userId, so an unsubscribe needs no readable fields:
+    # it is a fact from Listrak whatever else the contact carries.
+    return Contact(
+        email,
+        subscribed,
+        _fields(raw) if subscribed else {},
+        _date(raw, "subscribeDate"),
+        _date(raw, "resubscribeDate"),
+        _date(raw, "unsubscribeDate"),
+        _optional_text(raw, "unsubscribeMethod"),
+    )
 
 
 def parse_page(data: list[Any], cursor: str | None) -> Page:

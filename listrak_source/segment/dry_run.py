@@ -18,9 +18,10 @@ class PrintingEmitter:
         # Looked up at call time so a redirected stdout (tests, pipes) is honoured.
         self.out = out if out is not None else sys.stdout
 
-    def deliver(self, rows: Sequence[Pending], trait: str) -> Delivery:
+    def deliver(self, rows: Sequence[Pending], trait: str, retired: Sequence[str] = ()) -> Delivery:
         """Print, never send."""
         for row in rows:
-            self.out.write(json.dumps(identify_message(row, trait), sort_keys=True) + "\n")
+            message = identify_message(row, trait, retired)
+            self.out.write(json.dumps(message, sort_keys=True) + "\n")
         self.out.flush()
         return Delivery(accepted=[row.message_id for row in rows])

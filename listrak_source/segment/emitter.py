@@ -34,9 +34,9 @@ class SegmentEmitter:
             stop=stop,
         )
 
-    def deliver(self, rows: Sequence[Pending], trait: str) -> Delivery:
+    def deliver(self, rows: Sequence[Pending], trait: str, retired: Sequence[str] = ()) -> Delivery:
         """Send these rows' identifies; say which Segment kept, refused, or never answered."""
-        outcome = deliver_batches(_messages(rows, trait), self.poster)
+        outcome = deliver_batches(_messages(rows, trait, retired), self.poster)
         return Delivery(
             accepted=outcome.accepted,
             rejected=outcome.rejected,
@@ -45,6 +45,8 @@ class SegmentEmitter:
         )
 
 
-def _messages(rows: Sequence[Pending], trait: str) -> Iterator[tuple[str, Message]]:
+def _messages(
+    rows: Sequence[Pending], trait: str, retired: Sequence[str]
+) -> Iterator[tuple[str, Message]]:
     for row in rows:
-        yield row.message_id, identify_message(row, trait)
+        yield row.message_id, identify_message(row, trait, retired)

@@ -21,7 +21,7 @@ from sqlalchemy import Engine
 
 from ..config import ListSettings, Settings
 from ..context import RunContext
-from ..errors import ConfigError, ListBusyError, ListrakSourceError, RanRecentlyError
+from ..errors import ConfigError, ListBusyError, RanRecentlyError, describe_error
 from ..logs import log_context
 from ..records import RunKind, RunResult, RunStatus
 from ..state import Database
@@ -118,11 +118,9 @@ class Daemon:
             except ListBusyError as exc:
                 log.info("%s", exc)
                 return
-            except ListrakSourceError as exc:
-                log.error("list %s: run failed: %s", cfg.id, exc)
-                self._observe_failure(cfg, started, exc)
             except Exception as exc:
-                log.exception("list %s: run failed unexpectedly", cfg.id)
+                # One line: a traceback of a database error would carry its SQL and parameters.
+                log.error("list %s: run failed: %s", cfg.id, describe_error(exc))
                 self._observe_failure(cfg, started, exc)
             finally:
                 with self._lock:
@@ -135,7 +133,8 @@ class Daemon:
 
     def _observe_failure(self, cfg: ListSettings, started: datetime, exc: Exception) -> None:
         # sync_list recorded the run as failed; the metrics must count it too.
-        failed = RunResult(cfg.id, RunKind.SYNC, started, status=RunStatus.FAILED, error=str(exc))
+        error = describe_error(exc)
+        failed = RunResult(cfg.id, RunKind.SYNC, started, status=RunStatus.FAILED, error=error)
         self.metrics.observe_run(cfg.id, failed)
 
     def _observe(self, cfg: ListSettings, result: RunResult) -> None:

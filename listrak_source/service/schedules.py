@@ -62,7 +62,7 @@ def crontab_trigger(expr: str, *, jitter: float | None = _CRON_JITTER) -> CronTr
     minute, hour, day, month, weekday = fields
     from apscheduler.triggers.cron import CronTrigger  # noqa: PLC0415 - slow; only the daemon
 
-    return CronTrigger(
+    trigger = CronTrigger(
         minute=minute,
         hour=hour,
         day=day,
@@ -71,6 +71,10 @@ def crontab_trigger(expr: str, *, jitter: float | None = _CRON_JITTER) -> CronTr
         timezone=UTC,
         jitter=jitter,
     )
+    # "0 0 30 2 *" is valid field by field and names no day at all: the list would never run.
+    if trigger.get_next_fire_time(None, datetime.now(UTC)) is None:
+        raise ValueError("never fires: no date matches its day and month fields")
+    return trigger
 
 
 def crontab_weekdays(field: str) -> str:

@@ -1,4 +1,4 @@
-"""The state as one object: members, outbox and runs over one way of transacting, and locks."""
+"""The state as one object: members, outbox, runs and traits in one transaction style, and locks."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from .locks import Locks, list_locks
 from .members import Members
 from .outbox import Outbox
 from .runs import Runs
+from .traits import Traits
 from .transactions import Transactions
 
 
@@ -26,6 +27,7 @@ class Database:
         self.members = Members(tx)
         self.outbox = Outbox(tx)
         self.runs = Runs(tx)
+        self.traits = Traits(tx)
 
     @functools.cached_property
     def locks(self) -> Locks:

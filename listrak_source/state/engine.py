@@ -15,7 +15,7 @@ __all__ = ["SchemaError", "check_schema", "head_revision", "make_engine", "upgra
 
 # The newest migration in state/migrations/versions; a test keeps the two in step. Knowing it
 # without Alembic lets every command skip importing Alembic when the schema is current.
-SCHEMA_HEAD = "0004_locks"
+SCHEMA_HEAD = "0005_bad_input"
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
@@ -39,8 +39,13 @@ def make_engine(url: str) -> Engine:
     try:
         parsed = make_url(url)
     except ArgumentError:
-        raise ConfigError(f"database.url: {url!r} is not a database URL") from None
-    kwargs: dict[str, Any] = {}
+        # Never echo it: a URL that does not parse may still hold a password.
+        raise ConfigError(
+            "database.url is not a database URL (such as sqlite:///path/state.db or "
+            "postgresql+psycopg://user:password@host/dbname)"
+        ) from None
+    # Parameters are contacts' emails and userIds: keep them out of every error's text.
+    kwargs: dict[str, Any] = {"hide_parameters": True}
     if parsed.get_backend_name() == "sqlite":
         kwargs["connect_args"] = {"timeout": 30}
         _ensure_sqlite_dir(parsed.database)

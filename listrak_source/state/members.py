@@ -9,11 +9,26 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, bindparam, func, or_, select, update
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    Connection,
+    Select,
+    Text,
+    and_,
+    bindparam,
+    case,
+    func,
+    literal,
+    null,
+    or_,
+    select,
+    update,
+)
 
 from ..records import Change, PageDiff, PageKeys, Stored
 from . import page_sql
-from .rows import chunks, new_message
+from .rows import new_message, renew, subscribed_keys
 from .schema import members, rejects
 from .transactions import Transactions
 
@@ -47,7 +62,10 @@ class Members:
         # Keys not returned are new, or were seen earlier in this run (a duplicate).
         rest = [k for k in keys.subscribed if k not in found] + list(keys.unsubscribed)
         rows += page_sql.load_rows(conn, list_id, rest)
-        return {key: Stored(bool(sub), uid, seen) for key, sub, uid, seen in rows}
+        return {
+            key: Stored(bool(sub), uid, seen, None if sent is None else bool(sent), sent_uid)
+            for key, sub, uid, seen, sent, sent_uid in rows
+        }
 
     def _record(
         self, conn: Connection, list_id: int, run_id: int, page: PageDiff, at: datetime
@@ -79,14 +97,7 @@ class Members:
         stmt = (
             update(members)
             .where(members.c.list_id == list_id, members.c.email_key == bindparam("k"))
-            .values(
-                **new_message(
-                    detected_at,
-                    email=bindparam("e"),
-                    desired_subscribed=bindparam("s"),
-                    desired_user_id=bindparam("u"),
-                )
-            )
+            .values(**_changed(detected_at))
         )
         params = [
             {"k": c.key, "e": c.email, "s": c.subscribed, "u": c.user_id, "m": c.message_id}
@@ -94,12 +105,26 @@ class Members:
         ]
         conn.execute(stmt, params)
 
-    def _unseen_filter(self, list_id: int, run_id: int) -> list[object]:
-        return [
-            members.c.list_id == list_id,
-            members.c.desired_subscribed.is_(True),
-            or_(members.c.last_seen_run.is_(None), members.c.last_seen_run != run_id),
+    @staticmethod
+    def _unseen(
+        list_id: int,
+        run_id: int,
+        *,
+        keys: Sequence[str] | None = None,
+        missed_by: int | None = None,
+    ) -> list[ColumnElement[bool]]:
+        """Subscribed rows this run did not see; of these keys, or also missed by that run."""
+        c = members.c
+        where = [
+            c.list_id == list_id,
+            c.desired_subscribed.is_(True),
+            or_(c.last_seen_run.is_(None), c.last_seen_run != run_id),
         ]
+        if keys is not None:
+            where.append(c.email_key.in_(list(keys)))
+        if missed_by is not None:
+            where.append(c.missed_run == missed_by)
+        return where
 
     def refresh_statistics(self) -> None:
         """Let the query planner know how the table's rows are spread over lists.
@@ -117,12 +142,20 @@ class Members:
         with self.tx.begin() as conn:
             conn.exec_driver_sql("ANALYZE members")
 
-    def count_unseen(self, list_id: int, run_id: int) -> tuple[int, int]:
+    def count_unseen(
+        self,
+        list_id: int,
+        run_id: int,
+        *,
+        keys: Sequence[str] | None = None,
+        missed_by: int | None = None,
+    ) -> tuple[int, int]:
         """(subscribed rows a complete scan did not see, all desired-subscribed rows).
 
         The total is only needed to judge a removal, so a scan that saw everyone skips it.
         """
-        unseen = select(func.count()).where(*self._unseen_filter(list_id, run_id))  # type: ignore[arg-type]
+        where = self._unseen(list_id, run_id, keys=keys, missed_by=missed_by)
+        unseen = select(func.count()).where(*where)
         total = select(func.count()).where(
             members.c.list_id == list_id, members.c.desired_subscribed.is_(True)
         )
@@ -130,18 +163,42 @@ class Members:
             missing = int(conn.execute(unseen).scalar_one())
             return missing, int(conn.execute(total).scalar_one()) if missing else 0
 
-    def sweep(
-        self, list_id: int, run_id: int, detected_at: datetime, new_id: Callable[[], str]
+    def unseen(self, list_id: int, run_id: int, limit: int) -> list[tuple[str, str]]:
+        """(email key, email) of at most `limit` subscribers the scan did not see."""
+        c = members.c
+        query = (
+            select(c.email_key, c.email)
+            .where(*self._unseen(list_id, run_id))
+            .order_by(c.email_key)
+            .limit(limit)
+        )
+        with self.tx.read() as conn:
+            return [(key, email) for key, email in conn.execute(query)]
+
+    def mark_missed(self, list_id: int, run_id: int) -> int:
+        """Note that this full scan missed every subscriber it did not see."""
+        stmt = update(members).where(*self._unseen(list_id, run_id)).values(missed_run=run_id)
+        with self.tx.begin() as conn:
+            return int(conn.execute(stmt).rowcount)
+
+    def remove_unseen(
+        self,
+        list_id: int,
+        run_id: int,
+        detected_at: datetime,
+        new_id: Callable[[], str],
+        *,
+        keys: Sequence[str] | None = None,
+        missed_by: int | None = None,
     ) -> int:
-        """Mark every subscribed row the finished scan did not see as unsubscribed."""
-        query = select(members.c.email_key).where(*self._unseen_filter(list_id, run_id))  # type: ignore[arg-type]
+        """Unsubscribe the unseen rows Listrak confirmed gone: these keys, or missed twice."""
+        where = self._unseen(list_id, run_id, keys=keys, missed_by=missed_by)
+        query = select(members.c.email_key).where(*where)
         return self._renew(list_id, query, detected_at, new_id, desired_subscribed=False)
 
     def requeue_all(self, list_id: int, detected_at: datetime, new_id: Callable[[], str]) -> int:
         """Backfill: every subscribed row pending again, each under a fresh message id."""
-        c = members.c
-        query = select(c.email_key).where(c.list_id == list_id, c.desired_subscribed.is_(True))
-        return self._renew(list_id, query, detected_at, new_id)
+        return self._renew(list_id, subscribed_keys(list_id), detected_at, new_id)
 
     def _renew(
         self,
@@ -152,13 +209,30 @@ class Members:
         **values: object,
     ) -> int:
         """Give every row the query selects a new message (and these values), in one transaction."""
-        stmt = (
-            update(members)
-            .where(members.c.list_id == list_id, members.c.email_key == bindparam("k"))
-            .values(**new_message(detected_at, **values))
-        )
         with self.tx.begin() as conn:
-            keys = list(conn.execute(query).scalars())
-            for chunk in chunks(keys):
-                conn.execute(stmt, [{"k": k, "m": new_id()} for k in chunk])
-        return len(keys)
+            return renew(conn, list_id, query, detected_at, new_id, **values)
+
+
+def _changed(detected_at: datetime) -> dict[str, Any]:
+    """A row's new desired values (bound as :e, :s, :u) with its new message (:m).
+
+    Back to a subscription Segment last accepted, the pending message has nothing left to
+    say, so it is dropped rather than replaced. A removal always goes out: an answer lost
+    after Segment kept the pending true would otherwise leave the trait set.
+    """
+    c = members.c
+    values = new_message(
+        detected_at,
+        email=bindparam("e"),
+        desired_subscribed=bindparam("s"),
+        desired_user_id=bindparam("u"),
+    )
+    as_accepted = and_(
+        bindparam("s", type_=Boolean).is_(True),
+        c.sent_subscribed.is_(True),
+        c.sent_user_id.is_not_distinct_from(bindparam("u", type_=Text)),
+    )
+    values["message_id"] = case((as_accepted, null()), else_=bindparam("m"))
+    when = literal(detected_at, c.detected_at.type)
+    values["detected_at"] = case((as_accepted, null()), else_=when)
+    return values

@@ -30,8 +30,9 @@ _INSERT_COLUMNS = (
     "dead",
     "last_seen_run",
 )
-# (email_key, desired_subscribed, desired_user_id, last_seen_run) per stored row.
-Row = tuple[str, Any, str | None, int | None]
+# (email_key, desired_subscribed, desired_user_id, last_seen_run, sent_subscribed,
+# sent_user_id) per stored row.
+Row = tuple[str, Any, str | None, int | None, Any, str | None]
 
 
 def _is_postgres(conn: Connection) -> bool:
@@ -52,12 +53,13 @@ def _key_batches(conn: Connection, keys: Sequence[str]) -> Iterator[tuple[str, l
 
 
 def load_rows(conn: Connection, list_id: int, keys: Sequence[str]) -> list[Row]:
-    """(email_key, desired_subscribed, desired_user_id, last_seen_run) of these contacts."""
+    """The stored rows of these contacts (see Row)."""
     mark = _mark(conn)
     out: list[Row] = []
     for condition, params in _key_batches(conn, keys):
         sql = (
-            "SELECT email_key, desired_subscribed, desired_user_id, last_seen_run"
+            "SELECT email_key, desired_subscribed, desired_user_id, last_seen_run,"
+            " sent_subscribed, sent_user_id"
             f" FROM members WHERE list_id = {mark} AND {condition}"
         )
         out.extend(conn.exec_driver_sql(sql, (list_id, *params)).all())
@@ -78,10 +80,11 @@ def mark_seen(conn: Connection, list_id: int, run_id: int, keys: Sequence[str]) 
         sql = (
             f"UPDATE members SET last_seen_run = {mark}"
             f" WHERE list_id = {mark} AND {condition} AND last_seen_run {differs} {mark}"
-            " RETURNING email_key, desired_subscribed, desired_user_id"
+            " RETURNING email_key, desired_subscribed, desired_user_id,"
+            " sent_subscribed, sent_user_id"
         )
         rows = conn.exec_driver_sql(sql, (run_id, list_id, *params, run_id)).all()
-        out.extend((key, sub, uid, None) for key, sub, uid in rows)
+        out.extend((key, sub, uid, None, sent, sent_uid) for key, sub, uid, sent, sent_uid in rows)
     return out
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam
+from sqlalchemy import ColumnElement, Connection, Select, bindparam, select, update
 
 from .schema import members
 
@@ -37,3 +37,30 @@ def clean_slate(**values: Any) -> dict[str, Any]:
 def new_message(detected_at: datetime, **values: Any) -> dict[str, Any]:
     """A new desired state always gets its own message id (bound as :m) and a clean slate."""
     return clean_slate(message_id=bindparam("m"), detected_at=detected_at, **values)
+
+
+def subscribed_keys(list_id: int) -> Select[Any]:
+    """The email keys of a list's desired-subscribed rows."""
+    c = members.c
+    return select(c.email_key).where(c.list_id == list_id, c.desired_subscribed.is_(True))
+
+
+def renew(
+    conn: Connection,
+    list_id: int,
+    query: Select[Any],
+    detected_at: datetime,
+    new_id: Callable[[], str],
+    **values: object,
+) -> int:
+    """Give every row the query selects a new message (and these values), in the caller's
+    transaction."""
+    stmt = (
+        update(members)
+        .where(members.c.list_id == list_id, members.c.email_key == bindparam("k"))
+        .values(**new_message(detected_at, **values))
+    )
+    keys = list(conn.execute(query).scalars())
+    for chunk in chunks(keys):
+        conn.execute(stmt, [{"k": k, "m": new_id()} for k in chunk])
+    return len(keys)

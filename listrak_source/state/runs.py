@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
 
+from ..privacy import contact_ref
 from ..records import SUCCESS_STATUSES, ListState, RunKind, RunStatus, Waiting
 from .rows import carrying_message
 from .schema import list_state, members, rejects, runs
@@ -43,13 +44,15 @@ class Runs:
         finished_at: datetime,
         counts: Mapping[str, int],
         error: str | None = None,
+        *,
+        note: str | None = None,
     ) -> None:
-        """Close a run with its outcome and counts."""
+        """Close a run with its outcome, counts, and what it worked around."""
         with self.tx.begin() as conn:
             conn.execute(
                 update(runs)
                 .where(runs.c.id == run_id)
-                .values(status=status, finished_at=finished_at, error=error, **counts)
+                .values(status=status, finished_at=finished_at, error=error, note=note, **counts)
             )
 
     def fail_stale_runs(self, list_id: int, now: datetime) -> None:
@@ -73,24 +76,29 @@ class Runs:
             ).scalar()
 
     def list_state(self, list_id: int) -> ListState:
-        """When the list was last fully scanned, and its high-water mark."""
+        """When and by which run the list was last fully scanned, and its high-water mark."""
+        c = list_state.c
         with self.tx.read() as conn:
             row = conn.execute(
-                select(list_state.c.last_full_scan_at, list_state.c.high_water_mark).where(
-                    list_state.c.list_id == list_id
+                select(c.last_full_scan_at, c.high_water_mark, c.last_full_run).where(
+                    c.list_id == list_id
                 )
             ).first()
         if row is None:
             return ListState()
         mark = row.high_water_mark.replace(tzinfo=None) if row.high_water_mark else None
-        return ListState(last_full_scan_at=row.last_full_scan_at, high_water_mark=mark)
+        return ListState(row.last_full_scan_at, mark, row.last_full_run)
 
     def save_list_state(self, list_id: int, state: ListState) -> None:
         """Record a completed scan's progress."""
         # The mark is Listrak's naive wall clock; the column wants an aware value, so it
         # is stored labelled UTC and the label is dropped again on the way out.
         mark = state.high_water_mark.replace(tzinfo=UTC) if state.high_water_mark else None
-        values = {"last_full_scan_at": state.last_full_scan_at, "high_water_mark": mark}
+        values = {
+            "last_full_scan_at": state.last_full_scan_at,
+            "high_water_mark": mark,
+            "last_full_run": state.last_full_run,
+        }
         with self.tx.begin() as conn:
             updated = conn.execute(
                 update(list_state).where(list_state.c.list_id == list_id).values(**values)
@@ -118,7 +126,7 @@ class Runs:
             ).scalar_one()
             pending, dead_count = _backlog(conn, list_id)
             dead = conn.execute(
-                select(members.c.email, members.c.attempts, members.c.last_error)
+                select(members.c.email_key, members.c.attempts, members.c.last_error)
                 .where(*carrying_message(list_id), members.c.dead.is_(True))
                 .order_by(members.c.email_key)
                 .limit(20)
@@ -137,8 +145,47 @@ class Runs:
             "subscribed": int(subscribed),
             "pending": pending,
             "dead": dead_count,
-            "dead_rows": [{"email": e, "attempts": a, "last_error": err} for e, a, err in dead],
-            "rejects": [{"email": e, "reason": r} for e, r in skipped],
+            # Contacts by reference, never by address: status output travels.
+            "dead_rows": [
+                {"contact": contact_ref(key), "attempts": a, "last_error": err}
+                for key, a, err in dead
+            ],
+            "rejects": [
+                {"contact": contact_ref(e) if e else None, "reason": r} for e, r in skipped
+            ],
+        }
+
+    def contact(self, list_id: int, email: str) -> dict[str, Any]:
+        """What the state holds for one address the operator supplied: its row, and why
+        the list's scans last skipped it."""
+        key = email.strip().lower()
+        c = members.c
+        with self.tx.read() as conn:
+            row = (
+                conn.execute(
+                    select(
+                        c.desired_subscribed,
+                        c.sent_subscribed,
+                        c.message_id,
+                        c.dead,
+                        c.attempts,
+                        c.last_error,
+                    ).where(c.list_id == list_id, c.email_key == key)
+                )
+                .mappings()
+                .first()
+            )
+            skipped = conn.execute(
+                select(rejects.c.reason, rejects.c.run_id)
+                .where(rejects.c.list_id == list_id, func.lower(rejects.c.email) == key)
+                .order_by(rejects.c.id.desc())
+                .limit(1)
+            ).first()
+        return {
+            "list_id": list_id,
+            "contact": contact_ref(key),
+            "row": dict(row) if row else None,
+            "skipped": {"reason": skipped.reason, "run_id": skipped.run_id} if skipped else None,
         }
 
     def backlog(self, list_id: int) -> tuple[int, int]:

@@ -60,6 +60,7 @@ members = Table(
     Column("last_error", Text),
     Column("dead", Boolean, nullable=False, default=False),
     Column("last_seen_run", Integer),
+    Column("missed_run", Integer),
 )
 # Only rows that carry a message (pending or dead) are indexed: delivery pages through
 # them by message id, and a list's backlog is counted from them, however large the list.
@@ -90,6 +91,7 @@ runs = Table(
     Column("delivered", Integer, nullable=False, default=0),
     Column("failed", Integer, nullable=False, default=0),
     Column("error", Text),
+    Column("note", Text),
 )
 Index("ix_runs_list_started", runs.c.list_id, runs.c.started_at)
 
@@ -111,4 +113,7 @@ list_state = Table(
     Column("list_id", BigInteger, primary_key=True),
     Column("last_full_scan_at", UTCDateTime),
     Column("high_water_mark", UTCDateTime),
+    Column("last_full_run", Integer),
+    Column("trait", String(255)),
+    Column("retired_trait", Text),
 )

@@ -50,7 +50,9 @@ def test_all_checks_pass(tmp_path: Path, sim, sink, db_url: str, capsys) -> None
         "config",
         "schedule",
         "database",
+        "list traits",
         "segment write key",
+        "segment host",
         "listrak credentials",
         "list 1001",
         f"list 1001 field {FIELD}",
@@ -121,3 +123,32 @@ def test_bad_cron_and_unreachable_database(tmp_path: Path, sim, sink, capsys) ->
     table = rows(capsys.readouterr().out)
     assert table["schedule"][0] == "FAIL" and "expected 5 fields" in table["schedule"][1]
     assert table["database"][0] == "FAIL" and "does not exist" in table["database"][1]
+
+
+def test_a_cron_expression_that_never_fires_fails_check_and_run(
+    tmp_path: Path, sim, sink, sqlite_url: str, capsys
+) -> None:
+    lists = [{"id": 1001, "cron": "0 0 30 2 *"}, {"id": 1002}]
+    config = configure(tmp_path, sim, sink, sqlite_url, lists)
+    assert run_cli(config, "migrate") == 0
+    capsys.readouterr()
+    assert run_cli(config, "check") == 2
+    mark, detail = rows(capsys.readouterr().out)["schedule"]
+    assert mark == "FAIL" and "list 1001" in detail and "never fires" in detail
+    assert run_cli(config, "run") == 2
+    assert "never fires" in capsys.readouterr().err
+
+
+def test_check_connects_to_segment_without_sending_an_event(
+    tmp_path: Path, sim, sink, sqlite_url: str, capsys
+) -> None:
+    config = configure(tmp_path, sim, sink, sqlite_url, [{"id": 1002}])
+    assert run_cli(config, "migrate") == 0
+    capsys.readouterr()
+    assert run_cli(config, "check") == 0
+    assert rows(capsys.readouterr().out)["segment host"][0] == "ok"
+    assert sink.messages == [] and sink.stats.requests == 0
+    config.write_text(config.read_text().replace(sink.url, "http://127.0.0.1:1"))
+    assert run_cli(config, "check") == 2
+    mark, detail = rows(capsys.readouterr().out)["segment host"]
+    assert mark == "FAIL" and "cannot connect" in detail

@@ -127,3 +127,41 @@ def test_database_from_a_newer_schema(tmp_path: Path, seeded, sink, db_url, caps
         assert conn.execute(text("SELECT count(*) FROM runs")).scalar() == 0
     engine.dispose()
     assert sink.messages == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgres//user:hunter2@localhost/db",
+        "postgresql+nosuchdriver://user:hunter2@localhost/db",
+        "postgresql+psycopg://user:hunter2@127.0.0.1:1/db",
+    ],
+)
+def test_a_database_url_password_is_never_printed(
+    tmp_path: Path, seeded, sink, capsys, url: str
+) -> None:
+    config = write_config(tmp_path / "c.toml", seeded, sink, url, [MAIN])
+    for command in ("sync", "check", "status"):
+        assert run_cli(config, command) == 2
+        captured = capsys.readouterr()
+        assert "hunter2" not in captured.out + captured.err, command
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("LISTRAK_SOURCE_LISTS", "garbage"),
+        ("LISTRAK_SOURCE_SCHEDULE", "x"),
+        ("LISTRAK_SOURCE_SCHEDULE__INTERVAL", "1000000000d"),
+        ("LISTRAK_SOURCE_LISTRAK__TIMEOUT", "inf"),
+        ("LISTRAK_SOURCE_LISTS", '[{"id": 9223372036854775808}]'),
+    ],
+)
+def test_bad_environment_values_stop_with_one_line_and_exit_2(
+    tmp_path: Path, seeded, sink, sqlite_url, capsys, monkeypatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    config = write_config(tmp_path / "c.toml", seeded, sink, sqlite_url, [MAIN])
+    for command in ("sync", "run", "check"):
+        assert run_cli(config, command) == 2, command
+        assert "unexpected" not in one_error_line(capsys)

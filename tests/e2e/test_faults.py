@@ -13,6 +13,7 @@ from .harness import (
     FIELD,
     assert_no_change_under_two_ids,
     assert_profiles_match,
+    lock_holders,
     member_rows,
     run_cli,
     status_json,
@@ -83,6 +84,10 @@ def test_mass_removal_is_held_until_allowed(config: Path, sim, sink, capsys) -> 
     sent = len(sink.messages)
     for email in emails(sim, 300):
         sim.remove(1001, email)
+    # Too many unseen to read one by one: a second full scan must miss them too ...
+    assert run_cli(config, "sync") == 0
+    assert len(sink.messages) == sent
+    # ... and then the guard judges what is confirmed.
     assert run_cli(config, "sync") == 1
     assert len(sink.messages) == sent
     out = capsys.readouterr()
@@ -178,3 +183,17 @@ def test_dead_rows_are_shown_retried_and_revived_by_change(
     assert run_cli(config, "sync") == 0
     assert_profiles_match(sim, sink, [MAIN])
     assert all(r["message_id"] is None for r in member_rows(db_url, 1001).values())
+
+
+def test_endless_empty_pages_fail_the_scan_and_free_the_list(
+    config: Path, sim, sink, db_url: str, monkeypatch
+) -> None:
+    assert run_cli(config, "sync") == 0
+    sent = len(sink.messages)
+    monkeypatch.setenv("LISTRAK_SOURCE_LISTRAK__MAX_EMPTY_PAGES", "3")
+    sim.faults.empty_after_page = 1
+    assert run_cli(config, "sync") == 1
+    assert len(sink.messages) == sent  # an incomplete scan removes nobody
+    last = status_json(config)[1001]["last_run"]
+    assert last["status"] == "failed" and "3 empty pages in a row" in last["error"]
+    assert lock_holders(db_url) == {}

@@ -38,8 +38,9 @@ def test_plan_full_until_a_full_scan_is_on_record() -> None:
 def test_newest_date_ignores_missing_and_offsets() -> None:
     a = Contact("a@x.io", True, subscribe_date=datetime(2026, 1, 1))
     b = Contact("b@x.io", False, unsubscribe_date=datetime(2026, 3, 1, tzinfo=UTC))
-    assert newest_date([a, Contact("c@x.io", True)], None) == datetime(2026, 1, 1)
-    assert newest_date([a, b], datetime(2026, 2, 1)) == datetime(2026, 3, 1)
+    latest = datetime(2027, 1, 1)
+    assert newest_date([a, Contact("c@x.io", True)], None, latest=latest) == datetime(2026, 1, 1)
+    assert newest_date([a, b], datetime(2026, 2, 1), latest=latest) == datetime(2026, 3, 1)
 
 
 def churn(
@@ -176,3 +177,24 @@ def test_due_full_scan_and_sweep(twin, sim: ListrakSimulator) -> None:
     assert run_cli(inc, "sync") == 0
     assert status_json(inc)[1001]["last_run"]["full_scan"] is True
     assert "Listrak_list_1001" not in rebuild_profiles(inc_sink.messages)[email.lower()]["traits"]
+
+
+def test_a_future_date_neither_blinds_polling_nor_goes_unreported(
+    tmp_path: Path, sim: ListrakSimulator, sink: SegmentSink, db_url: str
+) -> None:
+    sim.set_now(T0)
+    sim.add_list(1001, "Main", field_ids=[FIELD])
+    sim.seed(1001, 30, field_id=FIELD, seed=4)
+    sim.set_now(datetime(2099, 1, 1, tzinfo=UTC))
+    sim.subscribe(1001, "future@example.com")
+    sim.set_now(T0 + timedelta(hours=1))
+    config = write_config(tmp_path / "c.toml", sim, sink, db_url, [INCREMENTAL])
+    assert run_cli(config, "sync") == 0  # the first run is full
+    note = status_json(config)[1001]["last_run"]["note"]
+    assert "2098-12-31T19:00:00" in note and "future@example.com" not in note
+    sim.advance(timedelta(hours=1))
+    sim.subscribe(1001, "later@example.com")
+    assert run_cli(config, "sync") == 0
+    assert status_json(config)[1001]["last_run"]["full_scan"] is False
+    assert "later@example.com" in {m["anonymousId"] for m in sink.messages}
+    assert_profiles_match(sim, sink, [INCREMENTAL])

@@ -29,6 +29,7 @@ from listrak_source.listrak import InvalidSettingError, ListrakClient, stoppable
 from listrak_source.listrak.auth import renewal_margin
 from listrak_source.listrak.pacing import Pacer
 from listrak_source.listrak.retry import Backoff, parse_retry_after, retry_after_delay
+from listrak_source.records import Contact
 from listrak_source.simulator import ListrakSimulator
 
 from .fixtures import (
@@ -717,3 +718,44 @@ def test_a_stop_abandons_a_retry_after_wait_and_the_request_behind_it(
     with client, pytest.raises(StopRequested):
         next(client.iter_pages(MAIN, page_size=10))
     assert _statuses(fresh) == [429], "nothing is asked of Listrak after the stop"
+
+
+def test_one_contact_whatever_its_state_and_none_when_there_is_no_such_contact(
+    fresh: ListrakSimulator,
+) -> None:
+    fresh.add_list(2003, "One by one", field_ids=[FIELD])
+    fresh.subscribe(2003, "Ann+news@Example.com", {FIELD: "crm-1"})
+    fresh.subscribe(2003, "left@example.com")
+    fresh.unsubscribe(2003, "left@example.com")
+    with _client(fresh) as client:
+        ann = client.get_contact(2003, "ann+news@example.com", field_ids=[FIELD])
+        left = client.get_contact(2003, "left@example.com")
+        assert client.get_contact(2003, "nobody@example.com") is None
+    assert ann == Contact("Ann+news@Example.com", True, {FIELD: "crm-1"}, ann.subscribe_date)
+    assert isinstance(left, Contact) and not left.subscribed
+
+
+def test_a_failed_single_read_names_the_route_not_the_address(fresh: ListrakSimulator) -> None:
+    fresh.faults.fail_next(2, status=500)
+    with _client(fresh, max_attempts=2) as client, pytest.raises(ListrakUnavailableError) as caught:
+        client.get_contact(MAIN, "user000001@example.com")
+    assert "user000001" not in str(caught.value)
+    assert "GET /List/1001/Contact/{email}" in str(caught.value)
+
+
+def test_endless_empty_pages_end_the_scan_as_an_error(fresh: ListrakSimulator) -> None:
+    fresh.faults.empty_after_page = 1
+    with _client(fresh, max_empty_pages=5) as client:
+        pages = client.iter_pages(MAIN, page_size=100)
+        assert len(next(pages).contacts) == 100
+        with pytest.raises(ListrakProtocolError, match="5 empty pages in a row"):
+            list(pages)
+    assert len(fresh.requests) == 6
+
+
+def test_a_scan_longer_than_max_pages_is_an_error(fresh: ListrakSimulator) -> None:
+    with _client(fresh, max_pages=3) as client:
+        pages = client.iter_pages(MAIN, page_size=1000)
+        with pytest.raises(ListrakProtocolError, match="more than 3 pages"):
+            list(pages)
+        assert len(list(client.iter_pages(MAIN, page_size=5000))) == 3  # 12,000 in 3 is fine

@@ -50,3 +50,28 @@ def test_upgrade_from_the_first_schema_keeps_rows(db_url: str) -> None:
     assert "ix_members_list_message" in indexes
     assert not {"ix_members_message_id", "ix_members_pending"} & indexes
     engine.dispose()
+
+
+def test_upgrade_keeps_only_the_first_line_of_stored_errors(db_url: str) -> None:
+    from sqlalchemy import text
+
+    engine = db.make_engine(db_url)
+    whole = "(sqlite3.IntegrityError) refused\n[SQL: INSERT ...]\n[parameters: ('a@x.io',)]"
+    with engine.begin() as conn:
+        _migrate.upgrade_to(db.migrations_dir(), conn, "0003")
+        conn.execute(
+            text(
+                "INSERT INTO runs (list_id, kind, full_scan, started_at, status, scanned,"
+                " subscribed, unsubscribed, user_id_changed, rejected, delivered, failed, error)"
+                " VALUES (1, 'sync', true, '2026-11-23 12:00:00', 'failed', 0, 0, 0, 0, 0, 0, 0,"
+                " :error)"
+            ),
+            {"error": whole},
+        )
+    db.upgrade(engine)
+    with engine.connect() as conn:
+        assert (
+            conn.execute(text("SELECT error FROM runs")).scalar()
+            == "(sqlite3.IntegrityError) refused"
+        )
+    engine.dispose()

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Engine
 
+from listrak_source.privacy import contact_ref
 from listrak_source.state import Database
 from listrak_source.state.schema import members
 
@@ -47,7 +48,7 @@ def test_backlog_counts_pending_and_dead_rows_only(engine: Engine) -> None:
     status = ledger.runs.status(LIST)
     assert (status["subscribed"], status["pending"], status["dead"]) == (4, 2, 1)
     assert status["dead_rows"] == [
-        {"email": "dead@example.com", "attempts": 5, "last_error": "HTTP 400"}
+        {"contact": contact_ref("dead@example.com"), "attempts": 5, "last_error": "HTTP 400"}
     ]
 
 

@@ -1,0 +1,116 @@
+"""After a complete full scan, only subscribers Listrak confirms are gone lose their trait.
+
+Listrak's cursor semantics are unknown: if a list changes while it is read, its pages may
+shift and a subscriber who never left may go unserved. So a subscriber a full scan did not
+see is confirmed before it is removed. Up to `delivery.confirm_unseen_max` of them are read
+one by one: no such contact, or an Unsubscribed one, confirms; a Subscribed one is kept.
+When more are unseen, an Unsubscribed scan since the last full scan first removes those it
+reports; if still too many remain, the rest are removed only once two consecutive full
+scans have missed them. The mass-removal guard judges what was confirmed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import UTC, timedelta
+
+from .context import ListRun
+from .diff import removal_ratio
+from .records import Contact, ListState, Page, Reject, RunStatus, ScanSpec
+from .scan import scan_pass, store_page
+
+log = logging.getLogger(__name__)
+
+# An Unsubscribed scan must start before the last full scan in Listrak's own clock, whose
+# zone is unconfirmed: no zone is more than 12 hours behind UTC, and an hour covers skew.
+_ZONE_BEHIND = timedelta(hours=13)
+
+
+def confirm_unseen(run: ListRun, state: ListState, *, allow_mass_removal: bool) -> None:
+    """Remove the subscribers this full scan missed that Listrak confirms are gone."""
+    members, list_id, run_id = run.ctx.db.members, run.cfg.id, run.result.run_id
+    limit = run.ctx.settings.delivery.confirm_unseen_max
+    unseen, _ = members.count_unseen(list_id, run_id)
+    if unseen > limit:
+        _scan_unsubscribes(run, state)
+        unseen, _ = members.count_unseen(list_id, run_id)
+    if not unseen:
+        return
+    if unseen <= limit:
+        gone = _read_one_by_one(run, limit)
+        if gone:
+            _remove(run, allow_mass_removal, keys=gone)
+        return
+    if state.last_full_run is not None:
+        _remove(run, allow_mass_removal, missed_by=state.last_full_run)
+    _defer(run)
+
+
+def _scan_unsubscribes(run: ListRun, state: ListState) -> None:
+    """Positive facts first: whoever Listrak reports unsubscribed since the last full scan."""
+    since = (state.last_full_scan_at or run.result.started_at).astimezone(UTC)
+    start = since.replace(tzinfo=None) - _ZONE_BEHIND
+    scan_pass(run, ScanSpec(subscribed=False, start_date=start))
+
+
+def _read_one_by_one(run: ListRun, limit: int) -> list[str]:
+    """Ask Listrak for each unseen subscriber; return the keys it has no contact for."""
+    ctx, cfg = run.ctx, run.cfg
+    field_ids = [cfg.user_id_field] if cfg.user_id_field is not None else []
+    contacts: list[Contact] = []
+    rejects: list[Reject] = []
+    gone: list[str] = []
+    for key, email in ctx.db.members.unseen(cfg.id, run.result.run_id, limit):
+        found = ctx.listrak.get_contact(cfg.id, email, field_ids=field_ids)
+        if found is None:
+            gone.append(key)
+        elif isinstance(found, Contact):
+            contacts.append(found)
+        else:
+            rejects.append(found)
+        run.lock.verify()
+    # Subscribed answers are seen now; Unsubscribed ones are removed by the diff, as any
+    # unsubscribe is; an unreadable answer is a contact on the list, and is kept.
+    store_page(run, Page(contacts, rejects, None), on_list=True)
+    return gone
+
+
+def _remove(
+    run: ListRun,
+    allow_mass_removal: bool,
+    *,
+    keys: Sequence[str] | None = None,
+    missed_by: int | None = None,
+) -> None:
+    """Remove the confirmed (these keys, or missed by that full scan too), unless too many."""
+    ctx, cfg, result = run.ctx, run.cfg, run.result
+    members, list_id, run_id = ctx.db.members, cfg.id, result.run_id
+    confirmed, total = members.count_unseen(list_id, run_id, keys=keys, missed_by=missed_by)
+    if not confirmed:
+        return
+    ratio = removal_ratio(confirmed, total)
+    limit = ctx.settings.delivery.max_removal_ratio
+    if ratio > limit and not allow_mass_removal:
+        result.status = RunStatus.HELD
+        result.error = (
+            f"list {cfg.id}: the scan would remove {confirmed} of {total} subscribers "
+            f"({ratio:.0%}, over max_removal_ratio {limit:.0%}); nothing removed. If Listrak "
+            f"is right, run: listrak-source sync --list {cfg.id} --allow-mass-removal"
+        )
+        log.error("%s", result.error)
+        return
+    result.unsubscribed += members.remove_unseen(
+        list_id, run_id, ctx.clock(), ctx.new_id, keys=keys, missed_by=missed_by
+    )
+
+
+def _defer(run: ListRun) -> None:
+    """Too many to read one by one: the next full scan decides about those still unseen."""
+    ctx, cfg, result = run.ctx, run.cfg, run.result
+    missed = ctx.db.members.mark_missed(cfg.id, result.run_id)
+    if missed and result.status != RunStatus.HELD:
+        result.add_note(
+            f"{missed} subscriber(s) not seen by this full scan and not reported "
+            "unsubscribed: removed if the next full scan misses them too"
+        )

@@ -1,0 +1,72 @@
+"""Each list's trait as its messages carry it, and the old ones a rename still removes.
+
+The configured trait is recorded by a list's first run; a later config naming another is
+a rename, which only `rename-trait` carries out: every subscriber is sent the new trait
+and, until all of them are delivered, every message also removes the old one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy import Connection, exists, insert, select, update
+
+from .rows import carrying_message, renew, subscribed_keys
+from .schema import list_state
+from .transactions import Transactions
+
+# Trait names are letters, digits, "_" and "-", so a comma can join several.
+_SEP = ","
+
+
+class Traits:
+    """The recorded trait of each list; every method is one transaction."""
+
+    def __init__(self, tx: Transactions) -> None:
+        self.tx = tx
+
+    def recorded(self, list_id: int) -> tuple[str | None, tuple[str, ...]]:
+        """(the trait the list's messages carry, the old traits they also remove)."""
+        with self.tx.read() as conn:
+            return _recorded(conn, list_id)
+
+    def adopt(self, list_id: int, trait: str) -> None:
+        """Record the configured trait of a list that has none yet (first run, or upgrade)."""
+        c = list_state.c
+        with self.tx.begin() as conn:
+            if conn.execute(select(c.list_id).where(c.list_id == list_id)).first() is None:
+                conn.execute(insert(list_state).values(list_id=list_id, trait=trait))
+            else:
+                stmt = update(list_state).where(c.list_id == list_id, c.trait.is_(None))
+                conn.execute(stmt.values(trait=trait))
+
+    def rename(
+        self, list_id: int, trait: str, detected_at: datetime, new_id: Callable[[], str]
+    ) -> int:
+        """Make `trait` the list's, queue it for every subscriber, and retire the old one."""
+        with self.tx.begin() as conn:
+            old, retired = _recorded(conn, list_id)
+            gone = [t for t in (*retired, old) if t is not None and t != trait]
+            values = {"trait": trait, "retired_trait": _SEP.join(gone) or None}
+            conn.execute(update(list_state).where(list_state.c.list_id == list_id).values(values))
+            return renew(conn, list_id, subscribed_keys(list_id), detected_at, new_id)
+
+    def retire_done(self, list_id: int) -> None:
+        """Forget the old traits once no row of the list has a message left to deliver."""
+        busy = exists().where(*carrying_message(list_id))
+        stmt = (
+            update(list_state)
+            .where(list_state.c.list_id == list_id, list_state.c.retired_trait.is_not(None), ~busy)
+            .values(retired_trait=None)
+        )
+        with self.tx.begin() as conn:
+            conn.execute(stmt)
+
+
+def _recorded(conn: Connection, list_id: int) -> tuple[str | None, tuple[str, ...]]:
+    c = list_state.c
+    row = conn.execute(select(c.trait, c.retired_trait).where(c.list_id == list_id)).first()
+    if row is None:
+        return None, ()
+    return row.trait, tuple(row.retired_trait.split(_SEP)) if row.retired_trait else ()

@@ -1,0 +1,139 @@
+"""Only a positive fact from Listrak removes a trait: absence alone is confirmed first."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from listrak_source.simulator import ListrakSimulator, SegmentSink, rebuild_profiles
+
+from .harness import (
+    FIELD,
+    assert_no_change_under_two_ids,
+    assert_profiles_match,
+    member_rows,
+    run_cli,
+    status_json,
+    write_config,
+)
+
+MAIN = {"id": 1001, "user_id_field": FIELD}
+TRAIT = "Listrak_list_1001"
+
+
+@pytest.fixture
+def seeded(sim: ListrakSimulator) -> ListrakSimulator:
+    sim.add_list(1001, "Main", field_ids=[FIELD])
+    sim.seed(1001, 40, field_id=FIELD, seed=11)
+    return sim
+
+
+def test_a_contact_the_scan_returned_but_could_not_parse_is_not_removed(
+    tmp_path: Path, seeded: ListrakSimulator, sink: SegmentSink, db_url: str
+) -> None:
+    config = write_config(tmp_path / "c.toml", seeded, sink, db_url, [MAIN])
+    assert run_cli(config, "sync") == 0
+    pending, bad_field = sorted(seeded.truth(1001, FIELD))[:2]
+    for email in (pending, bad_field):
+        seeded.remove(1001, email)
+    seeded.add_raw(1001, {"emailAddress": pending, "subscriptionState": "Pending"})
+    seeded.add_raw(
+        1001,
+        {
+            "emailAddress": bad_field,
+            "subscriptionState": "Subscribed",
+            "segmentationFieldValues": [{"segmentationFieldId": "seventy-seven", "value": "x"}],
+        },
+    )
+    start = len(sink.messages)
+    assert run_cli(config, "sync") == 1  # partial: two contacts skipped
+    assert sink.messages[start:] == []
+    profiles = rebuild_profiles(sink.messages)
+    assert profiles[pending]["traits"][TRAIT] is True
+    assert profiles[bad_field]["traits"][TRAIT] is True
+    rows = member_rows(db_url, 1001)
+    assert rows[pending]["desired_subscribed"] and rows[bad_field]["desired_subscribed"]
+    assert status_json(config)[1001]["last_run"]["rejected"] == 2
+
+
+def serve_then(sim: ListrakSimulator, monkeypatch: pytest.MonkeyPatch, action) -> None:
+    """Run `action(first page's emails)` right after the simulator serves the next scan page."""
+    original = sim.page
+    done = False
+
+    def page(list_id, query):
+        nonlocal done
+        data, after, served = original(list_id, query)
+        if not done:
+            done = True
+            action([c["emailAddress"] for c in json.loads(data)])
+        return data, after, served
+
+    monkeypatch.setattr(sim, "page", page)
+
+
+def single_reads(sim: ListrakSimulator, start: int) -> int:
+    return sum(1 for r in sim.requests[start:] if "/contact/" in r.path.lower())
+
+
+def test_a_page_shift_mid_scan_does_not_remove_a_contact_who_never_left(
+    tmp_path: Path,
+    seeded: ListrakSimulator,
+    sink: SegmentSink,
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("LISTRAK_SOURCE_LISTRAK__PAGE_SIZE", "10")
+    seeded.faults.offset_cursors = True
+    config = write_config(tmp_path / "c.toml", seeded, sink, db_url, [MAIN])
+    assert run_cli(config, "sync") == 0
+    left: list[str] = []
+
+    def unsubscribe_first(emails: list[str]) -> None:
+        seeded.unsubscribe(1001, emails[0])
+        left.append(emails[0].lower())
+
+    serve_then(seeded, monkeypatch, unsubscribe_first)
+    start, requests = len(sink.messages), len(seeded.requests)
+    assert run_cli(config, "sync") == 0
+    # One contact moved onto the page already read and was never served: a single read
+    # finds it subscribed, so nothing is sent.
+    assert sink.messages[start:] == []
+    assert single_reads(seeded, requests) == 1
+    requests = len(seeded.requests)
+    assert run_cli(config, "sync") == 0
+    assert [(m["anonymousId"].lower(), m["traits"][TRAIT]) for m in sink.messages[start:]] == [
+        (left[0], None)
+    ]
+    assert single_reads(seeded, requests) == 1  # the one who left, confirmed unsubscribed
+    assert_profiles_match(seeded, sink, [MAIN])
+    assert_no_change_under_two_ids(sink.messages)
+
+
+def test_more_unseen_than_confirm_unseen_max_wait_for_a_second_full_scan(
+    tmp_path: Path, seeded: ListrakSimulator, sink: SegmentSink, db_url: str
+) -> None:
+    extra = "[delivery]\nconfirm_unseen_max = 2\n"
+    config = write_config(tmp_path / "c.toml", seeded, sink, db_url, [MAIN], extra=extra)
+    assert run_cli(config, "sync") == 0
+    emails = sorted(seeded.truth(1001, FIELD))
+    for email in emails[:3]:
+        seeded.remove(1001, email)
+    for email in emails[3:5]:
+        seeded.unsubscribe(1001, email)
+    start, requests = len(sink.messages), len(seeded.requests)
+    assert run_cli(config, "sync") == 0
+    # The unsubscribes are facts from an Unsubscribed scan; the removals wait.
+    sent = {m["anonymousId"].lower(): m["traits"][TRAIT] for m in sink.messages[start:]}
+    assert sent == {emails[3]: None, emails[4]: None}
+    contact_scans = [r.query for r in seeded.requests[requests:] if r.path.endswith("/Contact")]
+    assert [q["subscriptionState"] for q in contact_scans] == ["Subscribed", "Unsubscribed"]
+    assert "startDate" in contact_scans[1] and single_reads(seeded, requests) == 0
+    assert "3 subscriber(s) not seen" in status_json(config)[1001]["last_run"]["note"]
+    start = len(sink.messages)
+    assert run_cli(config, "sync") == 0
+    sent = {m["anonymousId"].lower(): m["traits"][TRAIT] for m in sink.messages[start:]}
+    assert sent == {email: None for email in emails[:3]}
+    assert_profiles_match(seeded, sink, [MAIN])

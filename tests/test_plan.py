@@ -1,0 +1,54 @@
+"""Scan planning and the high-water mark: a wrong date from Listrak never blinds polling."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from listrak_source.plan import (
+    FULL,
+    future_dated,
+    latest_usable,
+    newest_date,
+    next_mark,
+    plan_scans,
+)
+from listrak_source.records import Contact, ListState
+
+NOW = datetime(2026, 10, 1, 12, tzinfo=UTC)
+LATEST = latest_usable(NOW)
+DAY = {"full_scan_every": timedelta(hours=24), "overlap": timedelta(hours=2)}
+MARK = datetime(2026, 10, 1, 7, 30)
+
+
+def test_a_date_far_in_the_future_does_not_move_the_mark_and_is_reported() -> None:
+    future = Contact("f@x.io", True, subscribe_date=datetime(2099, 1, 1))
+    normal = Contact("n@x.io", True, subscribe_date=MARK)
+    assert newest_date([future, normal], None, latest=LATEST) == MARK
+    assert future_dated([future, normal], LATEST) == [future]
+
+
+def test_a_date_a_few_hours_ahead_of_utc_is_still_usable() -> None:
+    # Listrak's zone is unconfirmed: a zone east of UTC writes dates ahead of our clock.
+    ahead = Contact("a@x.io", True, subscribe_date=datetime(2026, 10, 2, 1, 30))
+    assert newest_date([ahead], None, latest=LATEST) == datetime(2026, 10, 2, 1, 30)
+    assert future_dated([ahead], LATEST) == []
+
+
+def test_a_date_before_any_real_subscription_is_ignored() -> None:
+    ancient = Contact("o@x.io", True, subscribe_date=datetime(1, 1, 1))
+    assert newest_date([ancient], None, latest=LATEST) is None
+
+
+def test_a_mark_in_the_future_is_dropped_and_a_full_scan_planned() -> None:
+    wrong = datetime(2099, 1, 1)
+    assert next_mark(wrong, MARK, latest=LATEST) == MARK
+    assert next_mark(wrong, None, latest=LATEST) is None
+    assert next_mark(MARK, MARK - timedelta(hours=1), latest=LATEST) == MARK
+    state = ListState(last_full_scan_at=NOW - timedelta(hours=1), high_water_mark=wrong)
+    assert plan_scans(state, NOW, **DAY) == FULL
+
+
+def test_a_last_full_scan_in_our_future_makes_a_full_scan_due() -> None:
+    # The clock was set back: "24 h since the last full scan" would never come.
+    state = ListState(last_full_scan_at=NOW + timedelta(days=30), high_water_mark=MARK)
+    assert plan_scans(state, NOW, **DAY) == FULL
