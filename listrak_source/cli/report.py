@@ -104,6 +104,13 @@ def print_status(rows: Sequence[Mapping[str, Any]], settings: Settings, out: Tex
         )
     _table(headers, table, out)
     for row in rows:
+        for wait in row.get("waiting", []):
+            when = wait["next_attempt_at"]
+            due = f"next attempt {when[:19]}" if when else "due on the next run"
+            print(
+                f"list {row['list_id']}: {wait['rows']} pending, {wait['reason']} ({due})",
+                file=out,
+            )
         for dead in row["dead_rows"]:
             print(
                 f"list {row['list_id']}: dead contact {dead['contact']} after "

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from ..records import SUCCESS_STATUSES
+from ..records import SUCCESS_STATUSES, RunResult, Waiting
 
 PREFIX = "listrak_source"
 CHANGE_KINDS = ("subscribed", "unsubscribed", "user_id")
@@ -21,31 +20,22 @@ DURATION_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 360
 DEFAULT_SUCCESS_STATUSES: frozenset[str] = frozenset(SUCCESS_STATUSES)
 
 
-class RunOutcome(Protocol):
-    """What observe_run reads from a finished run (sync's RunResult satisfies it)."""
+# Why pending rows wait, as the metric's `reason` label: the first word of a Waiting reason.
+WAIT_REASONS = {
+    "not yet sent": "not_yet_sent",
+    "outage": "outage",
+    "rate limited": "rate_limited",
+    "stopped": "stopped",
+    "rejected": "rejected",
+}
 
-    @property
-    def status(self) -> str: ...
-    @property
-    def scanned(self) -> int: ...
-    @property
-    def subscribed(self) -> int: ...
-    @property
-    def unsubscribed(self) -> int: ...
-    @property
-    def user_id_changed(self) -> int: ...
-    @property
-    def delivered(self) -> int: ...
-    @property
-    def failed(self) -> int: ...
-    @property
-    def dead(self) -> int: ...
-    @property
-    def pending(self) -> int: ...
-    @property
-    def started_at(self) -> datetime: ...
-    @property
-    def finished_at(self) -> datetime | None: ...
+
+def wait_reason(reason: str) -> str:
+    """The label for a Waiting reason (`outage: Segment answered 503 …` is `outage`)."""
+    for prefix, label in WAIT_REASONS.items():
+        if reason.startswith(prefix):
+            return label
+    return "other"
 
 
 @dataclass
@@ -128,6 +118,19 @@ class Metrics:
         self.pending = Gauge(
             f"{PREFIX}_messages_pending", "Changes not yet accepted by Segment.", lbl, registry=reg
         )
+        self.waiting = Gauge(
+            f"{PREFIX}_messages_waiting",
+            "Pending messages by why they wait: not_yet_sent, outage, rate_limited, stopped, "
+            "rejected.",
+            [*lbl, "reason"],
+            registry=reg,
+        )
+        self.next_attempt = Gauge(
+            f"{PREFIX}_next_attempt_timestamp_seconds",
+            "Unix time the earliest refused message is tried again (0: none waits).",
+            lbl,
+            registry=reg,
+        )
         self.run_duration = Histogram(
             f"{PREFIX}_run_duration_seconds",
             "Wall time of one run of one list.",
@@ -150,7 +153,7 @@ class Metrics:
         for kind in CHANGE_KINDS:
             self.changes.labels(list_id=key, kind=kind)
 
-    def observe_run(self, list_id: int, result: RunOutcome) -> None:
+    def observe_run(self, list_id: int, result: RunResult) -> None:
         """Fold one finished run into the metrics."""
         key = str(list_id)
         self.contacts_scanned.labels(list_id=key).inc(result.scanned)
@@ -161,6 +164,7 @@ class Metrics:
         self.failed.labels(list_id=key).inc(result.failed)
         self.dead.labels(list_id=key).set(result.dead)
         self.pending.labels(list_id=key).set(result.pending)
+        self._observe_waiting(key, result.waiting)
         # A result observed before sync stamped it finished ends now.
         finished = _timestamp(result.finished_at or datetime.now(UTC))
         duration = finished - _timestamp(result.started_at)
@@ -168,6 +172,16 @@ class Metrics:
         self.runs.labels(list_id=key, status=result.status).inc()
         if result.status in self._success:
             self.last_success.labels(list_id=key).set(finished)
+
+    def _observe_waiting(self, key: str, waiting: Sequence[Waiting]) -> None:
+        """Pending rows by why they wait, and when the earliest that backs off is due."""
+        rows = dict.fromkeys(set(WAIT_REASONS.values()) | {"other"}, 0)
+        for wait in waiting:
+            rows[wait_reason(wait.reason)] += wait.rows
+        for reason, count in rows.items():
+            self.waiting.labels(list_id=key, reason=reason).set(count)
+        due = [w.next_attempt_at for w in waiting if w.next_attempt_at is not None]
+        self.next_attempt.labels(list_id=key).set(_timestamp(min(due)) if due else 0)
 
     def serve(self, port: int, host: str = "127.0.0.1") -> MetricsServer:
         """Serve these metrics over HTTP; see serve()."""

@@ -125,6 +125,7 @@ class Runs:
                 )
             ).scalar_one()
             pending, dead_count = _backlog(conn, list_id)
+            waiting = _waiting(conn, list_id, 10) if pending else []
             dead = conn.execute(
                 select(members.c.email_key, members.c.attempts, members.c.last_error)
                 .where(*carrying_message(list_id), members.c.dead.is_(True))
@@ -145,6 +146,11 @@ class Runs:
             "subscribed": int(subscribed),
             "pending": pending,
             "dead": dead_count,
+            # Why pending rows wait, and when the first of each reason is due again.
+            "waiting": [
+                {"reason": w.reason, "rows": w.rows, "next_attempt_at": _iso(w.next_attempt_at)}
+                for w in waiting
+            ],
             # Contacts by reference, never by address: status output travels.
             "dead_rows": [
                 {"contact": contact_ref(key), "attempts": a, "last_error": err}
@@ -252,6 +258,10 @@ def _aware(moment: datetime | None) -> datetime | None:
     if isinstance(moment, str):
         moment = datetime.fromisoformat(moment)
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
 
 
 def _run_dict(row: Mapping[str, Any]) -> dict[str, Any]:

@@ -112,6 +112,12 @@ def test_segment_down_then_back(config: Path, db_url: str, sim, sink, capsys) ->
     assert "partial" in capsys.readouterr().out
     status = status_json(config)[1001]
     assert status["last_run"]["status"] == "partial" and status["pending"] == 500
+    [waiting] = status["waiting"]  # why they wait, and that they are due on the next run
+    assert waiting["rows"] == 500 and waiting["next_attempt_at"] is None
+    assert waiting["reason"].startswith("outage: Segment answered 503")
+    capsys.readouterr()
+    assert run_cli(config, "status") == 0
+    assert "500 pending, outage: Segment answered 503" in capsys.readouterr().out
     sink.faults.reset()
     assert run_cli(config, "sync") == 0
     assert_profiles_match(sim, sink, [MAIN])

@@ -4,32 +4,37 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import Any
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from listrak_source.service.metrics import Metrics, MetricsServer, RunOutcome
+from listrak_source.records import RunKind, RunResult, RunStatus, Waiting
+from listrak_source.service.metrics import Metrics, MetricsServer
 
 STARTED = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
-@dataclass(frozen=True)
-class FakeRun:
-    status: str = "ok"
-    scanned: int = 5000
-    subscribed: int = 12
-    unsubscribed: int = 3
-    user_id_changed: int = 2
-    delivered: int = 17
-    failed: int = 1
-    dead: int = 1
-    pending: int = 0
-    started_at: datetime = STARTED
-    finished_at: datetime | None = STARTED + timedelta(seconds=42)
+def fake_run(**changes: Any) -> RunResult:
+    """A finished run's outcome, as sync records it."""
+    values: dict[str, Any] = {
+        "list_id": 1001,
+        "kind": RunKind.SYNC,
+        "started_at": STARTED,
+        "status": RunStatus.OK,
+        "scanned": 5000,
+        "subscribed": 12,
+        "unsubscribed": 3,
+        "user_id_changed": 2,
+        "delivered": 17,
+        "failed": 1,
+        "dead": 1,
+        "pending": 0,
+        "finished_at": STARTED + timedelta(seconds=42),
+    }
+    return RunResult(**(values | changes))
 
 
 def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -60,9 +65,8 @@ def _scrape(server: MetricsServer) -> dict[tuple[str, tuple[tuple[str, str], ...
 
 
 def test_observe_run_over_http(metrics: Metrics, server: MetricsServer) -> None:
-    run: RunOutcome = FakeRun()
-    metrics.observe_run(1001, run)
-    metrics.observe_run(1001, replace(FakeRun(), status="failed", scanned=10, dead=4, pending=9))
+    metrics.observe_run(1001, fake_run())
+    metrics.observe_run(1001, fake_run(status=RunStatus.FAILED, scanned=10, dead=4, pending=9))
     s = _scrape(server)
     lst = (("list_id", "1001"),)
     assert s[("listrak_source_contacts_scanned_total", lst)] == 5010
@@ -85,14 +89,14 @@ def test_observe_run_over_http(metrics: Metrics, server: MetricsServer) -> None:
 
 
 def test_failed_run_leaves_last_success_unset(metrics: Metrics, server: MetricsServer) -> None:
-    metrics.observe_run(7, FakeRun(status="failed"))
+    metrics.observe_run(7, fake_run(status="failed"))
     s = _scrape(server)
     assert ("listrak_source_last_success_timestamp_seconds", (("list_id", "7"),)) not in s
 
 
 def test_naive_datetimes_are_utc_and_durations_never_negative(metrics: Metrics) -> None:
     naive = datetime(2025, 1, 2, 3, 4, 5)
-    metrics.observe_run(5, FakeRun(started_at=naive + timedelta(seconds=1), finished_at=naive))
+    metrics.observe_run(5, fake_run(started_at=naive + timedelta(seconds=1), finished_at=naive))
     s = _samples(_exposition(metrics))
     assert s[("listrak_source_run_duration_seconds_sum", (("list_id", "5"),))] == 0
     assert s[("listrak_source_last_success_timestamp_seconds", (("list_id", "5"),))] == (
@@ -109,8 +113,8 @@ def test_init_list_exports_zeros_before_the_first_run(metrics: Metrics) -> None:
 
 def test_custom_success_statuses() -> None:
     metrics = Metrics(success_statuses={"completed"})
-    metrics.observe_run(1, FakeRun(status="ok"))
-    metrics.observe_run(2, FakeRun(status="completed"))
+    metrics.observe_run(1, fake_run(status="ok"))
+    metrics.observe_run(2, fake_run(status="completed"))
     s = _samples(_exposition(metrics))
     assert ("listrak_source_last_success_timestamp_seconds", (("list_id", "1"),)) not in s
     assert ("listrak_source_last_success_timestamp_seconds", (("list_id", "2"),)) in s
@@ -118,22 +122,38 @@ def test_custom_success_statuses() -> None:
 
 def test_partial_counts_as_success_and_missing_finish_means_now(metrics: Metrics) -> None:
     before = datetime.now(UTC).timestamp()
-    metrics.observe_run(8, FakeRun(status="partial", finished_at=None))
+    metrics.observe_run(8, fake_run(status=RunStatus.PARTIAL, finished_at=None))
     s = _samples(_exposition(metrics))
     assert s[("listrak_source_last_success_timestamp_seconds", (("list_id", "8"),))] >= before
 
 
-if TYPE_CHECKING:
-    from listrak_source.records import RunResult
-
-    def _sync_result_is_an_outcome(result: RunResult) -> RunOutcome:
-        """mypy checks here that sync's RunResult fits what observe_run reads."""
-        return result
+def test_pending_rows_by_why_they_wait_and_the_next_attempt(metrics: Metrics) -> None:
+    later = STARTED + timedelta(hours=1)
+    waiting = [
+        Waiting("outage: Segment answered 503 (internal_error): down", 90, None),
+        Waiting("rejected: Segment answered 400 (invalid_request): bad", 3, later),
+        Waiting("not yet sent", 7, None),
+    ]
+    metrics.observe_run(1001, fake_run(status=RunStatus.PARTIAL, pending=100, waiting=waiting))
+    s = _samples(_exposition(metrics))
+    lst = (("list_id", "1001"),)
+    by_reason = {
+        reason: s[("listrak_source_messages_waiting", (*lst, ("reason", reason)))]
+        for reason in ("outage", "rejected", "not_yet_sent", "rate_limited", "stopped")
+    }
+    assert by_reason == {
+        "outage": 90,
+        "rejected": 3,
+        "not_yet_sent": 7,
+        "rate_limited": 0,
+        "stopped": 0,
+    }
+    assert s[("listrak_source_next_attempt_timestamp_seconds", lst)] == later.timestamp()
 
 
 def test_registries_are_independent() -> None:
     first, second = Metrics(), Metrics()
-    first.observe_run(1, FakeRun())
+    first.observe_run(1, fake_run())
     assert 'list_id="1"' in _exposition(first)
     assert 'list_id="1"' not in _exposition(second)
 
