@@ -14,8 +14,24 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "listrak_source"
 
-PURE = ["records.py", "plan.py", "diff.py", "messages.py"]
-ORCHESTRATION = ["context.py", "sync.py", "scan.py", "deliver.py", "courier.py", "readahead.py"]
+PURE = [
+    "records.py",
+    "plan.py",
+    "diff.py",
+    "messages.py",
+    "audiences/membership.py",
+    "audiences/mapping.py",
+    "audiences/coalesce.py",
+]
+ORCHESTRATION = [
+    "context.py",
+    "sync.py",
+    "scan.py",
+    "confirm.py",
+    "deliver.py",
+    "courier.py",
+    "readahead.py",
+]
 IO_LIBRARIES = {
     "httpx",
     "requests",
