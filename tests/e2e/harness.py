@@ -108,22 +108,15 @@ def worker(
 ) -> subprocess.Popen[bytes]:
     """`listrak-source --config CONFIG ARGS` as a real subprocess."""
     full_env = {**os.environ, **(env or {})}
-    stderr = log.open("ab") if log is not None else subprocess.DEVNULL
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "listrak_source",
-            "--config",
-            str(config),
-            "--log-format",
-            "json",
-            *args,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=stderr,
-        env=full_env,
-    )
+    command = [sys.executable, "-m", "listrak_source", "--config", str(config)]
+    command += ["--log-format", "json", *args]
+    if log is None:
+        return subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=full_env
+        )
+    # The child keeps its own copy of the log's descriptor; ours closes at once.
+    with log.open("ab") as stderr:
+        return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr, env=full_env)
 
 
 def member_rows(db_url: str, list_id: int) -> dict[str, dict[str, Any]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -64,7 +65,8 @@ def test_abstract_socket_gets_exact_datagrams(abstract_socket: tuple[socket.sock
 
 def test_reloading_carries_monotonic_timestamp(path_socket: tuple[socket.socket, str]) -> None:
     sock, address = path_socket
-    Notifier({"NOTIFY_SOCKET": address}).reloading()
+    with contextlib.closing(Notifier({"NOTIFY_SOCKET": address})) as notifier:
+        notifier.reloading()
     state, stamp = sock.recv(4096).decode().split("\n")
     assert state == "RELOADING=1"
     assert stamp.startswith("MONOTONIC_USEC=")
@@ -73,7 +75,8 @@ def test_reloading_carries_monotonic_timestamp(path_socket: tuple[socket.socket,
 
 def test_status_newlines_cannot_inject_assignments(path_socket: tuple[socket.socket, str]) -> None:
     sock, address = path_socket
-    Notifier({"NOTIFY_SOCKET": address}).status("bad\nREADY=1")
+    with contextlib.closing(Notifier({"NOTIFY_SOCKET": address})) as notifier:
+        notifier.status("bad\nREADY=1")
     assert sock.recv(4096) == b"STATUS=bad READY=1"
 
 
@@ -110,7 +113,8 @@ def test_env_defaults_to_process_environment(
 ) -> None:
     sock, address = path_socket
     monkeypatch.setenv("NOTIFY_SOCKET", address)
-    Notifier().ready()
+    with contextlib.closing(Notifier()) as notifier:
+        notifier.ready()
     assert sock.recv(4096) == b"READY=1"
 
 

@@ -32,7 +32,10 @@ def test_cli_serves_check_box_imports() -> None:
         assert value["value"] == "true"
     finally:
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=10) == 0
+        code = proc.wait(timeout=10)
+        if proc.stdout is not None:
+            proc.stdout.close()
+        assert code == 0
 
 
 def test_cli_help_documents_the_new_switches() -> None:

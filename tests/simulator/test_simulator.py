@@ -524,7 +524,10 @@ def test_cli_serves_until_sigterm() -> None:
         assert post(f"{info['segment_host']}/v1/batch", json={}).status_code == 400
     finally:
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=10) == 0
+        code = proc.wait(timeout=10)
+        if proc.stdout is not None:
+            proc.stdout.close()
+        assert code == 0
 
 
 def test_cli_help() -> None:
