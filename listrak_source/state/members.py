@@ -38,6 +38,9 @@ class Members:
 
     def __init__(self, tx: Transactions) -> None:
         self.tx = tx
+        # Rows inserted since the planner last learnt the table's size, and that size.
+        self._grown = 0
+        self._known = 0
 
     def save_page(
         self,
@@ -52,7 +55,24 @@ class Members:
         with self.tx.begin() as conn:
             page = differ(self._load(conn, list_id, run_id, keys))
             self._record(conn, list_id, run_id, page, detected_at)
+        self._track_growth(sum(1 for c in page.changes if c.is_new))
         return page
+
+    def _track_growth(self, inserted: int) -> None:
+        """On PostgreSQL, re-analyze each time the table has doubled since the last time.
+
+        A first sync fills an empty table whose statistics say it is empty, and the
+        planner then reads a page's 5,000 keys and the delivered message ids by scanning
+        the whole table: quadratic, 365 s instead of about 60 at 1 M contacts. Analyzing at
+        5 k, 10 k, 20 k, ... rows costs a few dozen sampled reads; SQLite needs none (its
+        planner uses the key indexes without statistics).
+        """
+        self._grown += inserted
+        if self._grown < max(self._known, 5000) or self.tx.engine.dialect.name != "postgresql":
+            return
+        self._known += self._grown
+        self._grown = 0
+        self.refresh_statistics()
 
     @staticmethod
     def _load(conn: Connection, list_id: int, run_id: int, keys: PageKeys) -> dict[str, Stored]:
