@@ -10,9 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
 from pydantic import (
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     SecretStr,
     ValidationError,
@@ -25,9 +23,14 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from .audiences.mapping import mapping_problems
+from .audiences.settings import AudienceSettings, ReceiverSettings
 from .errors import ConfigError
+from .sections import Section as _Section
 
 DEFAULT_CONFIG = "config.toml"
+# Listrak returns at most this many profile fields per contact scan.
+MAX_SCAN_FIELDS = 30
 ENV_PREFIX = "LISTRAK_SOURCE_"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
@@ -46,10 +49,6 @@ def parse_duration(value: object) -> timedelta:
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class ListrakSettings(_Section):
@@ -106,6 +105,19 @@ class MetricsSettings(_Section):
     host: str = "127.0.0.1"
 
 
+class PushSettings(_Section):
+    """How audience values go to Listrak's bulk profile-field route, and are checked."""
+
+    interval: Duration = timedelta(seconds=30)
+    max_contacts_per_request: int = Field(default=1000, ge=1)
+    # A push that would uncheck more than this share of a field's checked contacts (and
+    # more than min_flip_count of them) waits for `push --allow-mass-flip`.
+    max_flip_ratio: float = Field(default=0.5, gt=0, le=1)
+    min_flip_count: int = Field(default=100, ge=0)
+    # Listrak applies an import later; a read-back sooner than this after a push proves nothing.
+    apply_grace: Duration = timedelta(minutes=10)
+
+
 class ListSettings(_Section):
     id: int = Field(gt=0)
     user_id_field: int | None = Field(default=None, gt=0)
@@ -145,6 +157,9 @@ class Settings(BaseSettings):
     delivery: DeliverySettings = DeliverySettings()
     metrics: MetricsSettings = MetricsSettings()
     lists: list[ListSettings] = Field(min_length=1)
+    receiver: ReceiverSettings | None = None
+    audiences: list[AudienceSettings] = Field(default_factory=list)
+    push: PushSettings = PushSettings()
 
     @model_validator(mode="after")
     def _unique_lists(self) -> Settings:
@@ -153,6 +168,25 @@ class Settings(BaseSettings):
         if dupes:
             raise ValueError(f"list {dupes[0]} is configured twice")
         return self
+
+    @model_validator(mode="after")
+    def _sound_audiences(self) -> Settings:
+        problems = mapping_problems([a.to_mapping() for a in self.audiences])
+        problems += [p for cfg in self.lists for p in _field_problems(cfg, self.audiences)]
+        known = {cfg.id for cfg in self.lists}
+        problems += [
+            f"audience {a.key!r} writes list {a.list_id}, which is not a configured [[lists]] "
+            "entry (its subscribers must be synced)"
+            for a in self.audiences
+            if a.list_id not in known
+        ]
+        if problems:
+            raise ValueError(problems[0])
+        return self
+
+    def audience_fields(self, list_id: int) -> list[int]:
+        """The profile fields audiences write on this list, in config order."""
+        return [a.field_id for a in self.audiences if a.list_id == list_id]
 
     @classmethod
     def settings_customise_sources(
@@ -191,10 +225,29 @@ class Settings(BaseSettings):
 
     def secrets(self) -> list[str]:
         """Values that must never be printed or logged."""
+        receiver = self.receiver.secret_values() if self.receiver is not None else []
         return [
             self.listrak.client_secret.get_secret_value(),
             self.segment.write_key.get_secret_value(),
+            *receiver,
         ]
+
+
+def _field_problems(cfg: ListSettings, audiences: list[AudienceSettings]) -> list[str]:
+    """An audience may not write the userId field, and one scan reads at most 30 fields."""
+    fields = {a.field_id for a in audiences if a.list_id == cfg.id}
+    problems = []
+    if cfg.user_id_field in fields:
+        problems.append(
+            f"list {cfg.id}: field {cfg.user_id_field} is both user_id_field and an audience's"
+        )
+    read = fields | ({cfg.user_id_field} if cfg.user_id_field is not None else set())
+    if len(read) > MAX_SCAN_FIELDS:
+        problems.append(
+            f"list {cfg.id}: {len(read)} profile fields (audiences and user_id_field), more "
+            f"than the {MAX_SCAN_FIELDS} one scan can read"
+        )
+    return problems
 
 
 def resolve_path(path: str | os.PathLike[str] | None) -> Path:
@@ -238,7 +291,7 @@ def describe_validation(exc: ValidationError) -> str:
     errors.sort(key=lambda err: err["type"] != "extra_forbidden")
     first = errors[0]
     key = _dotted(first["loc"])
-    message = first["msg"]
+    message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "missing":
         message = "missing (set it in the file or as " + _env_name(first["loc"]) + ")"
     elif first["type"] == "extra_forbidden":
