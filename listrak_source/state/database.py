@@ -1,9 +1,11 @@
-"""The state as one object: members, outbox, runs and leases over one way of transacting."""
+"""The state as one object: members, outbox, runs, leases and audiences over one transaction way."""
 
 from __future__ import annotations
 
 from sqlalchemy import Connection, Engine
 
+from .audience_reports import AudienceReports
+from .audiences import Audiences
 from .leases import Leases
 from .members import Members
 from .outbox import Outbox
@@ -25,3 +27,5 @@ class Database:
         self.outbox = Outbox(tx)
         self.runs = Runs(tx)
         self.leases = Leases(tx)
+        self.audiences = Audiences(tx)
+        self.audience_reports = AudienceReports(tx)
