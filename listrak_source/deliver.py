@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 def deliver(run: ListRun) -> None:
     """Send every due row, chunk by chunk, until none is left or Segment is unreachable."""
     ctx, cfg = run.ctx, run.cfg
-    policy = _policy(ctx.settings)
+    policy = retry_policy(ctx.settings)
     after = ""
     while True:
         now = ctx.clock()
@@ -83,6 +83,7 @@ def waiting_label(reason: str) -> str:
     return f"outage: {reason}"
 
 
-def _policy(settings: Settings) -> RetryPolicy:
+def retry_policy(settings: Settings) -> RetryPolicy:
+    """How long a refused row waits, and when it is dead: [delivery] decides for both ways."""
     d = settings.delivery
     return RetryPolicy(max_attempts=d.max_attempts, base=d.backoff_base, cap=d.backoff_max)

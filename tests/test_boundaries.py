@@ -15,7 +15,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "listrak_source"
 
 PURE = ["records.py", "plan.py", "diff.py", "messages.py"]
-ORCHESTRATION = ["context.py", "sync.py", "scan.py", "deliver.py", "readahead.py"]
+ORCHESTRATION = ["context.py", "sync.py", "scan.py", "deliver.py", "push.py", "readahead.py"]
 IO_LIBRARIES = {
     "httpx",
     "requests",

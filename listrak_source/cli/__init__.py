@@ -22,6 +22,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "backfill": commands.backfill,
     "baseline": commands.baseline,
     "retry": commands.retry,
+    "push": commands.push,
+    "explain": commands.explain,
     "status": commands.status,
     "check": commands.check,
     "migrate": commands.migrate,

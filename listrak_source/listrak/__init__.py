@@ -1,6 +1,14 @@
-"""Listrak's Email API: the client, its auth, retries and pace, and contact parsing."""
+"""Listrak's Email API: the client, its auth, retries and pace, contact parsing, dry runs."""
 
 from .client import MAX_FIELD_IDS, MAX_PAGE_SIZE, InvalidSettingError, ListrakClient
+from .dry_run import PrintingWriter
 from .retry import ClientStats
 
-__all__ = ["MAX_FIELD_IDS", "MAX_PAGE_SIZE", "ClientStats", "InvalidSettingError", "ListrakClient"]
+__all__ = [
+    "MAX_FIELD_IDS",
+    "MAX_PAGE_SIZE",
+    "ClientStats",
+    "InvalidSettingError",
+    "ListrakClient",
+    "PrintingWriter",
+]
