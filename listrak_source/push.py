@@ -30,7 +30,7 @@ from .config import Settings
 from .deliver import retry_policy, waiting_label
 from .errors import ListrakError, ListrakUnavailableError
 from .logs import hide_emails
-from .state import Database
+from .state import Database, describe_db_error
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def push_list(ctx: PushContext, list_id: int, *, allow_mass_flip: bool = False) 
         fields = _unheld_fields(ctx, result, allow_mass_flip)
         _push_fields(ctx, result, fields)
     except BaseException as exc:
-        result.status, result.error = PushStatus.FAILED, f"{type(exc).__name__}: {exc}"
+        result.status, result.error = PushStatus.FAILED, describe_db_error(exc)
         raise
     finally:
         _finish(ctx, result)
@@ -160,6 +160,8 @@ def _contacts(rows: Sequence[PendingValue], *, complete: bool) -> list[_Contact]
 
 def _send_request(ctx: PushContext, result: PushResult, contacts: list[_Contact]) -> None:
     """One request, split on a refusal until the contacts at fault stand alone."""
+    sending = [_answered(v) for c in contacts for v in c.values]
+    ctx.db.audiences.mark_sending(result.list_id, sending, ctx.clock())
     parts = [contacts]
     while parts:
         part = parts.pop()

@@ -25,13 +25,18 @@ class StoredValue(NamedTuple):
 
 
 class Verdict(NamedTuple):
-    """What to write: Listrak holds `observed`, which is now the sent value."""
+    """What to write: Listrak holds `observed`, which is now the sent value.
+
+    It was judged against the row's sent value as read; it applies only while the row still
+    holds that, since a push in between makes the judgement stale.
+    """
 
     email_key: str
     field_id: int
     observed: bool
-    pending: bool
     mismatch: bool
+    sent: bool | None
+    sent_at: datetime | None
 
 
 def judge(row: StoredValue, observed: bool, now: datetime, grace: timedelta) -> Verdict | None:
@@ -42,7 +47,7 @@ def judge(row: StoredValue, observed: bool, now: datetime, grace: timedelta) -> 
         return None
     # Listrak accepted a value it does not show: its import skipped or lost it.
     mismatch = row.sent is not None and row.sent != observed
-    return Verdict(row.email_key, row.field_id, observed, row.desired != observed, mismatch)
+    return Verdict(row.email_key, row.field_id, observed, mismatch, row.sent, row.sent_at)
 
 
 def _verified(row: StoredValue, observed: bool) -> bool:

@@ -113,6 +113,19 @@ class Audiences:
         with self.tx.read() as conn:
             return [PendingValue(*row) for row in conn.execute(query)]
 
+    def mark_sending(self, list_id: int, values: Sequence[Answered], now: datetime) -> None:
+        """Before a request: what Listrak holds is unknown until it answers. A crash in between
+        leaves the values pending, so they are sent again whatever arrives meanwhile."""
+        stmt = (
+            update(audience_values)
+            .where(*_row(list_id))
+            .values(sent=None, sent_at=now, pending=True)
+        )
+        params = [{"b_field": a.field_id, "b_key": a.email_key} for a in _in_key_order(values)]
+        if params:
+            with self.tx.begin() as conn:
+                conn.execute(stmt, params)
+
     def mark_sent(self, list_id: int, answered: Sequence[Answered], now: datetime) -> None:
         """Listrak took these values: they are sent, and pending only if desired moved on."""
         stmt = (
@@ -130,7 +143,8 @@ class Audiences:
             )
         )
         params = [
-            {"b_field": a.field_id, "b_key": a.email_key, "b_value": a.value} for a in answered
+            {"b_field": a.field_id, "b_key": a.email_key, "b_value": a.value}
+            for a in _in_key_order(answered)
         ]
         if params:
             with self.tx.begin() as conn:
@@ -142,7 +156,8 @@ class Audiences:
         """One more attempt for each value Listrak refused on its own; returns those now dead."""
         stmt = (
             update(audience_values)
-            .where(*_row(list_id))
+            # A value that changed since it was sent gets a clean slate, not this refusal.
+            .where(*_row(list_id), _V.desired == bindparam("b_value"))
             .values(
                 attempts=bindparam("b_attempts"),
                 next_attempt_at=bindparam("b_next"),
@@ -150,7 +165,7 @@ class Audiences:
                 dead=bindparam("b_dead"),
             )
         )
-        params = [_refusal(a, now, policy) for a in refused]
+        params = [_refusal(a, now, policy) for a in _in_key_order(refused)]
         if params:
             with self.tx.begin() as conn:
                 conn.execute(stmt, params)
@@ -206,8 +221,7 @@ class Audiences:
                 if row.field_id in seen[row.email_key]
                 and (verdict := judge(row, seen[row.email_key][row.field_id], now, grace))
             ]
-            _write_verdicts(conn, list_id, verdicts, now)
-            mismatched = sum(1 for v in verdicts if v.mismatch)
+            mismatched = _write_verdicts(conn, list_id, verdicts, now)
             if mismatched:
                 _add_counters(conn, {"mismatched": mismatched})
         return mismatched
@@ -252,6 +266,11 @@ class Audiences:
             conn.execute(stmt)
 
 
+def _in_key_order(values: Iterable[Answered]) -> list[Answered]:
+    """Rows are written in primary-key order everywhere, so concurrent writers never deadlock."""
+    return sorted(values, key=lambda a: (a.field_id, a.email_key))
+
+
 def _member_join() -> ColumnElement[bool]:
     return and_(_M.list_id == _V.list_id, _M.email_key == _V.email_key)
 
@@ -290,6 +309,7 @@ def _refusal(answer: Answered, now: datetime, policy: RetryPolicy) -> dict[str, 
     return {
         "b_field": answer.field_id,
         "b_key": answer.email_key,
+        "b_value": answer.value,
         "b_attempts": made,
         "b_next": now + policy.delay(made),
         "b_error": f"rejected: {answer.error}"[:1000],
@@ -324,14 +344,14 @@ def _record_events(conn: Connection, items: Sequence[Mapped], now: datetime) -> 
             "member": m.membership.member,
             "event_us": event_us(m.membership.timestamp),
         }
-        for m in items
+        for m in sorted(items, key=lambda m: m.membership.message_id)
     ]
     return set(conn.execute(stmt, rows).scalars())
 
 
 def _upsert_values(conn: Connection, winners: Iterable[Mapped], now: datetime) -> int:
     """Each target's newest event becomes its desired value where it outranks the stored one."""
-    rows = [_value_row(m, now) for m in winners]
+    rows = [_value_row(m, now) for m in sorted(winners, key=lambda m: m.target)]
     if not rows:
         return 0
     stmt = _insert(conn)(audience_values)
@@ -419,30 +439,39 @@ def _stored_values(conn: Connection, list_id: int, keys: Sequence[str]) -> list[
 
 def _write_verdicts(
     conn: Connection, list_id: int, verdicts: Sequence[Verdict], now: datetime
-) -> None:
-    if not verdicts:
-        return
+) -> int:
+    """Write each verdict whose row still holds the sent value it was judged by; returns the
+    mismatches written. Pending is worked out from the row's desired value as it is now."""
     stmt = (
         update(audience_values)
-        .where(*_row(list_id))
+        .where(
+            *_row(list_id),
+            _V.sent.is_not_distinct_from(bindparam("b_sent")),
+            _V.sent_at.is_not_distinct_from(bindparam("b_sent_at")),
+        )
         .values(
             readback=bindparam("b_seen"),
             readback_at=now,
             sent=bindparam("b_seen"),
-            pending=bindparam("b_pending"),
+            pending=_V.desired != bindparam("b_seen"),
             mismatch=bindparam("b_mismatch"),
         )
     )
-    conn.execute(
-        stmt,
-        [
-            {
-                "b_field": v.field_id,
-                "b_key": v.email_key,
-                "b_seen": v.observed,
-                "b_pending": v.pending,
-                "b_mismatch": v.mismatch,
-            }
-            for v in verdicts
-        ],
-    )
+    written = 0
+    ordered = sorted(verdicts, key=lambda v: (v.field_id, v.email_key))
+    for part in ([v for v in ordered if v.mismatch], [v for v in ordered if not v.mismatch]):
+        if part:
+            count = conn.execute(stmt, [_verdict_params(v) for v in part]).rowcount
+            written += count if part[0].mismatch else 0
+    return written
+
+
+def _verdict_params(verdict: Verdict) -> dict[str, object]:
+    return {
+        "b_field": verdict.field_id,
+        "b_key": verdict.email_key,
+        "b_seen": verdict.observed,
+        "b_mismatch": verdict.mismatch,
+        "b_sent": verdict.sent,
+        "b_sent_at": verdict.sent_at,
+    }

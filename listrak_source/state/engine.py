@@ -40,7 +40,8 @@ def make_engine(url: str) -> Engine:
         parsed = make_url(url)
     except ArgumentError:
         raise ConfigError(f"database.url: {url!r} is not a database URL") from None
-    kwargs: dict[str, Any] = {}
+    # Parameters hold emails; an error's text must never carry them into a log or a status.
+    kwargs: dict[str, Any] = {"hide_parameters": True}
     if parsed.get_backend_name() == "sqlite":
         kwargs["connect_args"] = {"timeout": 30}
         _ensure_sqlite_dir(parsed.database)

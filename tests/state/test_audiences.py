@@ -137,3 +137,18 @@ def test_pruning_forgets_only_old_message_ids(engine: Engine) -> None:
     assert db.audiences.prune_inbox(NOW) == 0
     assert db.audiences.prune_inbox(NOW + timedelta(seconds=1)) == 1
     assert commit(db, ev("a@x.com", True, 1, "m1")).superseded == 1, "a late copy still loses"
+
+
+def test_a_crash_between_request_and_answer_leaves_the_value_to_send_again(
+    engine: Engine,
+) -> None:
+    db = Database(engine)
+    commit(db, ev("a@x.com", True, 1, "m1"))
+    db.audiences.mark_sent(1, [Answered(10, "a@x.com", True, 0)], NOW)
+    commit(db, ev("a@x.com", False, 2, "m2"))
+    db.audiences.mark_sending(1, [Answered(10, "a@x.com", False, 0)], NOW)
+    # The worker dies here: Listrak may hold "off" or still "on". Then the person re-enters.
+    commit(db, ev("a@x.com", True, 3, "m3"))
+    with engine.connect() as conn:
+        row = conn.execute(select(audience_values)).mappings().one()
+    assert (row["desired"], row["sent"], row["pending"]) == (True, None, True)
