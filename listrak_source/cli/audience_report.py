@@ -100,14 +100,15 @@ def print_explanation(
             f"    {_instant(event['event_us'])}  {verb:<7}  {where}  {event['message_id']}",
             file=out,
         )
+    subscribed = {s["list_id"] for s in chain["subscriptions"] if s["desired_subscribed"]}
     print("  values:", file=out)
     for value in chain["values"]:
         print(f"    {_where(names, value['list_id'], value['field_id'])}", file=out)
-        for line in _value_lines(value):
+        for line in _value_lines(value, value["list_id"] in subscribed):
             print(f"      {line}", file=out)
 
 
-def _value_lines(value: Mapping[str, Any]) -> list[str]:
+def _value_lines(value: Mapping[str, Any], subscriber: bool) -> list[str]:
     desired = f"desired  {_box(value['desired'])} from {value['event_id']} at "
     lines = [desired + _instant(value["event_us"])]
     sent = _box(value["sent"]) if value["sent"] is not None else "nothing yet"
@@ -115,6 +116,8 @@ def _value_lines(value: Mapping[str, Any]) -> list[str]:
     seen = _box(value["readback"]) if value["readback"] is not None else "not yet read back"
     lines.append(f"read     {seen}" + _at(value["readback_at"]))
     state = "dead" if value["dead"] else "pending" if value["pending"] else "settled"
+    if value["pending"] and not subscriber:
+        state = f"held until the contact subscribes to list {value['list_id']}"
     error = f": {value['last_error']}" if value["last_error"] else ""
     lines.append(
         f"state    {state}" + (", Listrak did not apply it" if value["mismatch"] else "") + error

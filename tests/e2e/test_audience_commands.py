@@ -112,5 +112,7 @@ def test_status_and_explain_cover_audiences(
     assert text.splitlines()[0] == emails[0].upper()
     assert "entered" in text and "sent     checked" in text
     assert text.count("@") == 1, "only the email asked about"
+    assert run_cli(config, "explain", "held@example.com") == 0
+    assert f"held until the contact subscribes to list {LIST}" in capsys.readouterr().out
     assert run_cli(config, "explain", "nobody@example.com") == 1
     assert status_json(config)[LIST]["subscribed"] == 5
