@@ -41,6 +41,7 @@ from ..audiences.records import (
     PushStatus,
 )
 from ..records import RetryPolicy
+from . import audience_sql
 from .rows import chunks
 from .schema import (
     audience_counters,
@@ -327,81 +328,39 @@ def _first_copies(items: Sequence[Mapped]) -> tuple[list[Mapped], int]:
 
 def _record_events(conn: Connection, items: Sequence[Mapped], now: datetime) -> set[str]:
     """Insert the events; the messageIds that were new (a copy of a kept one is not)."""
-    if not items:
-        return set()
-    stmt = (
-        _insert(conn)(audience_inbox)
-        .on_conflict_do_nothing(index_elements=[audience_inbox.c.message_id])
-        .returning(audience_inbox.c.message_id)
-    )
+    when = audience_sql.bind_time(conn)(now)
     rows = [
-        {
-            "message_id": m.membership.message_id,
-            "received_at": now,
-            "list_id": m.mapping.list_id,
-            "field_id": m.mapping.field_id,
-            "email_key": m.membership.email_key,
-            "member": m.membership.member,
-            "event_us": event_us(m.membership.timestamp),
-        }
+        (
+            m.membership.message_id,
+            when,
+            m.mapping.list_id,
+            m.mapping.field_id,
+            m.membership.email_key,
+            m.membership.member,
+            event_us(m.membership.timestamp),
+        )
         for m in sorted(items, key=lambda m: m.membership.message_id)
     ]
-    return set(conn.execute(stmt, rows).scalars())
+    return audience_sql.insert_events(conn, rows)
 
 
 def _upsert_values(conn: Connection, winners: Iterable[Mapped], now: datetime) -> int:
     """Each target's newest event becomes its desired value where it outranks the stored one."""
-    rows = [_value_row(m, now) for m in sorted(winners, key=lambda m: m.target)]
-    if not rows:
-        return 0
-    stmt = _insert(conn)(audience_values)
-    new = stmt.excluded
-    event_id: ColumnElement[Any] = new.event_id
-    stored_id: ColumnElement[Any] = _V.event_id
-    if conn.dialect.name == "postgresql":
-        # Byte order, as Python and SQLite compare: a locale's order could rank ties apart.
-        event_id, stored_id = event_id.collate("C"), stored_id.collate("C")
-    newer = or_(new.event_us > _V.event_us, and_(new.event_us == _V.event_us, event_id > stored_id))
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[_V.list_id, _V.field_id, _V.email_key],
-        set_=_superseding(new),
-        where=newer,
-    ).returning(_V.list_id)
-    return len(conn.execute(stmt, rows).all())
-
-
-def _superseding(new: Any) -> dict[str, Any]:
-    """What a newer event changes: the value and its rank, and a clean retry slate."""
-    return {
-        "email": new.email,
-        "desired": new.desired,
-        "event_us": new.event_us,
-        "event_id": new.event_id,
-        "received_at": new.received_at,
-        "pending": new.desired.is_distinct_from(_V.sent),
-        "attempts": 0,
-        "next_attempt_at": None,
-        "last_error": None,
-        "dead": False,
-    }
-
-
-def _value_row(item: Mapped, now: datetime) -> dict[str, object]:
-    m = item.membership
-    return {
-        "list_id": item.mapping.list_id,
-        "field_id": item.mapping.field_id,
-        "email_key": m.email_key,
-        "email": m.email,
-        "desired": m.member,
-        "event_us": event_us(m.timestamp),
-        "event_id": m.message_id,
-        "received_at": now,
-        "pending": True,
-        "attempts": 0,
-        "dead": False,
-        "mismatch": False,
-    }
+    when = audience_sql.bind_time(conn)(now)
+    rows = [
+        (
+            m.mapping.list_id,
+            m.mapping.field_id,
+            m.membership.email_key,
+            m.membership.email,
+            m.membership.member,
+            event_us(m.membership.timestamp),
+            m.membership.message_id,
+            when,
+        )
+        for m in sorted(winners, key=lambda m: m.target)
+    ]
+    return audience_sql.upsert_values(conn, rows)
 
 
 def _counts(result: CommitResult) -> dict[str, int]:
