@@ -13,9 +13,7 @@ from urllib.parse import unquote, urlsplit
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     SecretStr,
     ValidationError,
@@ -30,10 +28,15 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from .audiences.mapping import mapping_problems
+from .audiences.settings import AudienceSettings, ReceiverSettings
 from .errors import ConfigError
+from .sections import Section as _Section
 
 log = logging.getLogger(__name__)
 DEFAULT_CONFIG = "config.toml"
+# Listrak returns at most this many profile fields per contact scan.
+MAX_SCAN_FIELDS = 30
 ENV_PREFIX = "LISTRAK_SOURCE_"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
@@ -64,11 +67,6 @@ def _seconds(value: object) -> float | None:
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
-
-
-class _Section(BaseModel):
-    # No inf or NaN: a timeout or pace of inf passes "> 0" and then breaks the client.
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def check_http_url(url: str) -> str:
@@ -189,6 +187,19 @@ def check_trait(template: str) -> str:
     return template
 
 
+class PushSettings(_Section):
+    """How audience values go to Listrak's bulk profile-field route, and are checked."""
+
+    interval: Duration = timedelta(seconds=30)
+    max_contacts_per_request: int = Field(default=1000, ge=1)
+    # A push that would uncheck more than this share of a field's checked contacts (and
+    # more than min_flip_count of them) waits for `push --allow-mass-flip`.
+    max_flip_ratio: float = Field(default=0.5, gt=0, le=1)
+    min_flip_count: int = Field(default=100, ge=0)
+    # Listrak applies an import later; a read-back sooner than this after a push proves nothing.
+    apply_grace: Duration = timedelta(minutes=10)
+
+
 class ListSettings(_Section):
     id: int = Field(gt=0, le=MAX_ID)
     user_id_field: int | None = Field(default=None, gt=0, le=MAX_ID)
@@ -228,6 +239,9 @@ class Settings(BaseSettings):
     delivery: DeliverySettings = DeliverySettings()
     metrics: MetricsSettings = MetricsSettings()
     lists: list[ListSettings] = Field(min_length=1)
+    receiver: ReceiverSettings | None = None
+    audiences: list[AudienceSettings] = Field(default_factory=list)
+    push: PushSettings = PushSettings()
 
     @model_validator(mode="after")
     def _unique_lists(self) -> Settings:
@@ -249,6 +263,25 @@ class Settings(BaseSettings):
                     "give each list a trait of its own"
                 )
         return self
+
+    @model_validator(mode="after")
+    def _sound_audiences(self) -> Settings:
+        problems = mapping_problems([a.to_mapping() for a in self.audiences])
+        problems += [p for cfg in self.lists for p in _field_problems(cfg, self.audiences)]
+        known = {cfg.id for cfg in self.lists}
+        problems += [
+            f"audience {a.key!r} writes list {a.list_id}, which is not a configured [[lists]] "
+            "entry (its subscribers must be synced)"
+            for a in self.audiences
+            if a.list_id not in known
+        ]
+        if problems:
+            raise ValueError(problems[0])
+        return self
+
+    def audience_fields(self, list_id: int) -> list[int]:
+        """The profile fields audiences write on this list, in config order."""
+        return [a.field_id for a in self.audiences if a.list_id == list_id]
 
     @classmethod
     def settings_customise_sources(
@@ -287,10 +320,12 @@ class Settings(BaseSettings):
 
     def secrets(self) -> list[str]:
         """Values that must never be printed or logged."""
+        receiver = self.receiver.secret_values() if self.receiver is not None else []
         return [
             self.listrak.client_secret.get_secret_value(),
             self.segment.write_key.get_secret_value(),
             *url_passwords(self.database.url),
+            *receiver,
         ]
 
 
@@ -298,6 +333,23 @@ def url_passwords(url: str) -> list[str]:
     """The password in a URL's user:password@ part, even in a URL that does not parse."""
     found = [text for text in _URL_PASSWORD.findall(url) if text]
     return found + [unquote(text) for text in found if unquote(text) != text]
+
+
+def _field_problems(cfg: ListSettings, audiences: list[AudienceSettings]) -> list[str]:
+    """An audience may not write the userId field, and one scan reads at most 30 fields."""
+    fields = {a.field_id for a in audiences if a.list_id == cfg.id}
+    problems = []
+    if cfg.user_id_field in fields:
+        problems.append(
+            f"list {cfg.id}: field {cfg.user_id_field} is both user_id_field and an audience's"
+        )
+    read = fields | ({cfg.user_id_field} if cfg.user_id_field is not None else set())
+    if len(read) > MAX_SCAN_FIELDS:
+        problems.append(
+            f"list {cfg.id}: {len(read)} profile fields (audiences and user_id_field), more "
+            f"than the {MAX_SCAN_FIELDS} one scan can read"
+        )
+    return problems
 
 
 def resolve_path(path: str | os.PathLike[str] | None) -> Path:
@@ -364,7 +416,7 @@ def describe_validation(exc: ValidationError) -> str:
     errors.sort(key=lambda err: err["type"] != "extra_forbidden")
     first = errors[0]
     key = _dotted(first["loc"])
-    message = first["msg"]
+    message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "missing":
         message = "missing (set it in the file or as " + _env_name(first["loc"]) + ")"
     elif first["type"] == "extra_forbidden":

@@ -46,7 +46,7 @@ def record(run: ListRun, delivery: Delivery, attempts: dict[str, int], now: date
     result.delivered += len(delivery.accepted)
     if delivery.rejected:
         refused = [(mid, attempts[mid], err) for mid, err in delivery.rejected.items()]
-        outbox.mark_rejected(cfg.id, refused, now, _policy(run.ctx.settings))
+        outbox.mark_rejected(cfg.id, refused, now, retry_policy(run.ctx.settings))
         result.failed += len(refused)
         log.error(
             "list %s: Segment refused %d message(s): %s",
@@ -77,6 +77,7 @@ def waiting_label(reason: str) -> str:
     return f"outage: {reason}"
 
 
-def _policy(settings: Settings) -> RetryPolicy:
+def retry_policy(settings: Settings) -> RetryPolicy:
+    """How long a refused row waits, and when it is dead: [delivery] decides for both ways."""
     d = settings.delivery
     return RetryPolicy(max_attempts=d.max_attempts, base=d.backoff_base, cap=d.backoff_max)

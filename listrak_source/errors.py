@@ -54,6 +54,12 @@ class UnknownListError(ListrakError):
     exit_code = EXIT_CONFIG
 
 
+class BetaRouteError(ListrakError):
+    """The integration may not use the Beta bulk profile-field route: Listrak must enable it."""
+
+    exit_code = EXIT_CONFIG
+
+
 class ListrakUnavailableError(ListrakError):
     """Retries ran out on 429s, 5xx answers or connection errors."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import re
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -13,6 +14,8 @@ from typing import IO, Any, Literal
 
 LogFormat = Literal["text", "json", "auto"]
 MASK = "***"
+# Anything shaped like an address: an answer from Listrak or Segment may quote one.
+_EMAIL = re.compile(r"[^\s@\"'<>(),;:]+@[^\s@\"'<>(),;:]+")
 
 # Context variables rather than thread-locals: each scheduler thread and each asyncio
 # task sees only the list and run it is working on.
@@ -62,6 +65,11 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
         text = text.replace(secret, MASK)
     return text
+
+
+def hide_emails(text: str) -> str:
+    """The text with every email-shaped word replaced, for errors kept, shown or logged."""
+    return _EMAIL.sub("<email>", text)
 
 
 class ContextFilter(logging.Filter):

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
+from .audiences.records import is_selected
 from .context import ListRun
 from .diff import diff_page
 from .errors import StopRequested
@@ -55,11 +56,12 @@ def _scan_one(
     run: ListRun, spec: ScanSpec, newest: datetime | None, latest: datetime
 ) -> tuple[bool, datetime | None]:
     ctx, cfg = run.ctx, run.cfg
+    audience_fields = ctx.settings.audience_fields(cfg.id)
     field_ids = [cfg.user_id_field] if cfg.user_id_field is not None else []
     pages = ctx.listrak.iter_pages(
         cfg.id,
         subscribed=spec.subscribed,
-        field_ids=field_ids,
+        field_ids=field_ids + audience_fields,
         page_size=ctx.settings.listrak.page_size,
         start_date=spec.start_date,
         use_original_subscribe_date=spec.use_original_subscribe_date,
@@ -68,6 +70,8 @@ def _scan_one(
         try:
             for page in ahead:
                 store_page(run, page, on_list=spec.subscribed)
+                if audience_fields:
+                    _read_back(run, page, audience_fields)
                 newest = newest_date(page.contacts, newest, latest=latest)
                 _count_future_dates(run, page.contacts, latest)
                 if ctx.stop.is_set():
@@ -132,6 +136,21 @@ def store_page(run: ListRun, page: Page, *, on_list: bool) -> None:
         who = contact_ref(reject.email) if reject.email else "without a usable address"
         log.warning("list %s: skipped contact %s: %s", cfg.id, who, reject.reason)
     run.progress("scanned", result.scanned)
+
+
+def _read_back(run: ListRun, page: Page, fields: list[int]) -> None:
+    """Judge the audience values kept for these subscribers by what Listrak shows for them."""
+    ctx, cfg = run.ctx, run.cfg
+    observed = [
+        (c.key, {f: is_selected(c.fields.get(f)) for f in fields})
+        for c in page.contacts
+        if c.subscribed
+    ]
+    found = ctx.db.audiences.read_back(cfg.id, observed, ctx.clock(), ctx.settings.push.apply_grace)
+    if found:
+        log.warning(
+            "list %s: %d audience value(s) not applied by Listrak; pending again", cfg.id, found
+        )
 
 
 def _count_change(result: RunResult, kind: Kind) -> None:

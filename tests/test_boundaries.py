@@ -30,6 +30,7 @@ ORCHESTRATION = [
     "confirm.py",
     "deliver.py",
     "courier.py",
+    "push.py",
     "readahead.py",
 ]
 IO_LIBRARIES = {

@@ -216,6 +216,44 @@ def test_bad_environment_values_are_one_config_line(
     assert expected in message and value not in message
 
 
+AUDIENCES = """
+[receiver]
+port = 8099
+secrets = ["receiver-secret-1", "receiver-secret-2"]
+shared_secret = "signing-secret"
+
+[[audiences]]
+key = "first_time_shopper"
+list_id = 1001
+field_id = 901
+
+[[audiences]]
+key = "lapsed"
+space_id = "spa_1"
+list_id = 1002
+field_id = 902
+"""
+
+
+def test_audiences_and_receiver_load(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, GOOD + AUDIENCES))
+    assert settings.receiver is not None and settings.receiver.port == 8099
+    assert [(a.key, a.space_id) for a in settings.audiences] == [
+        ("first_time_shopper", None),
+        ("lapsed", "spa_1"),
+    ]
+    assert settings.audience_fields(1001) == [901]
+    assert settings.push.interval == timedelta(seconds=30)
+    assert settings.push.max_contacts_per_request == 1000
+    for secret in ("receiver-secret-1", "receiver-secret-2", "signing-secret"):
+        assert secret in settings.secrets()
+
+
+def test_no_audiences_by_default(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, GOOD))
+    assert (settings.receiver, settings.audiences, settings.audience_fields(1001)) == (None, [], [])
+
+
 @pytest.mark.parametrize(
     ("edit", "expected"),
     [
@@ -276,3 +314,38 @@ def test_urls_must_be_http_with_a_host(tmp_path: Path, key: str, url: str) -> No
     text = GOOD.replace(f"[{section}]\n", f'[{section}]\n{name} = "{url}"\n', 1)
     message = error_for(tmp_path, text)
     assert f"{key}: is not an http(s) URL" in message and url not in message
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (("list_id = 1002", "list_id = 1003"), "writes list 1003, which is not a configured"),
+        (("field_id = 901", "field_id = 678"), "is both user_id_field and an audience's"),
+        (
+            (
+                'key = "lapsed"\nspace_id = "spa_1"\nlist_id = 1002\nfield_id = 902',
+                'key = "lapsed"\nlist_id = 1001\nfield_id = 901',
+            ),
+            "both write list 1001 field 901",
+        ),
+        (
+            ('key = "lapsed"\nspace_id = "spa_1"', 'key = "first_time_shopper"'),
+            "audience 'first_time_shopper' is mapped more than once",
+        ),
+        (("field_id = 901", "field_id = 0"), "audiences[0].field_id"),
+        (("shared_secret", "shared_secrett"), "receiver.shared_secrett: unknown key"),
+    ],
+)
+def test_a_bad_audience_table_is_one_line(
+    tmp_path: Path, edit: tuple[str, str], expected: str
+) -> None:
+    assert expected in error_for(tmp_path, (GOOD + AUDIENCES).replace(*edit, 1))
+
+
+def test_thirty_profile_fields_a_list_at_most(tmp_path: Path) -> None:
+    rows = "".join(
+        f'\n[[audiences]]\nkey = "a{n}"\nlist_id = 1001\nfield_id = {1000 + n}\n' for n in range(30)
+    )
+    message = error_for(tmp_path, GOOD + rows)  # 30 audiences + user_id_field = 31
+    assert "list 1001: 31 profile fields" in message
+    assert load_settings(write(tmp_path, GOOD.replace("user_id_field = 678", "") + rows))

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from pydantic import Field, SecretStr, field_validator
 
-from ..config import _Section
+from ..sections import Section
 from .mapping import AudienceMapping, Mappings
 
 MIB = 1024 * 1024
@@ -18,7 +18,7 @@ MIB = 1024 * 1024
 DEFAULT_MAX_BODY_BYTES = 8 * MIB
 
 
-class AudienceSettings(_Section):
+class AudienceSettings(Section):
     """One row of the audience table: this audience sets this profile field on this list."""
 
     key: str = Field(min_length=1)
@@ -47,7 +47,7 @@ def _header_safe(secret: SecretStr, what: str) -> SecretStr:
     return secret
 
 
-class ReceiverSettings(_Section):
+class ReceiverSettings(Section):
     """Where the receiver listens and what a request must carry to be believed."""
 
     host: str = "127.0.0.1"

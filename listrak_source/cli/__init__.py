@@ -20,6 +20,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "baseline": commands.baseline,
     "retry": commands.retry,
     "rename-trait": commands.rename_trait,
+    "push": commands.push,
+    "explain": commands.explain,
     "status": commands.status,
     "lookup": commands.lookup,
     "check": commands.check,

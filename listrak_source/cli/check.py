@@ -9,6 +9,7 @@ from typing import TextIO
 
 import httpx
 
+from ..audiences.settings import AudienceSettings
 from ..config import ListSettings, Settings
 from ..errors import ListrakSourceError, describe_error
 from ..listrak import ListrakClient
@@ -26,6 +27,8 @@ _WRITE_KEY = re.compile(r"^[A-Za-z0-9_\-]{8,128}$")
 _CHECK_ATTEMPTS = 2
 _MARKS = {True: "ok  ", False: "FAIL", None: "skip"}
 _CONNECT_TIMEOUT = 10.0
+# Listrak sets and clears these with on/off; any other type would store the text "on".
+_BOX_TYPES = ("CheckBox", "RadioButton")
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,11 +120,41 @@ def _field(cfg: ListSettings, field_id: int, client: ListrakClient) -> Outcome:
     return Outcome(f"list {cfg.id} field {field_id}", True, f"profile field {name!r}")
 
 
-def _list(cfg: ListSettings, client: ListrakClient) -> list[Outcome]:
+def _audience_field(audience: AudienceSettings, types: dict[int, str]) -> Outcome:
+    name = f"audience {audience.key}"
+    found = types.get(audience.field_id)
+    where = f"list {audience.list_id} field {audience.field_id}"
+    if found is None:
+        return Outcome(name, False, f"{where}: no such profile field")
+    if found not in _BOX_TYPES:
+        return Outcome(name, False, f"{where} is a {found} field, not a CheckBox or RadioButton")
+    return Outcome(name, True, f"{where}, a {found}")
+
+
+def _audience_fields(settings: Settings, cfg: ListSettings, client: ListrakClient) -> list[Outcome]:
+    """Each audience of the list writes a check box or radio button the list has."""
+    audiences = [a for a in settings.audiences if a.list_id == cfg.id]
+    if not audiences:
+        return []
+    types: dict[int, str] = {}
+    fetched = _guard(f"list {cfg.id} fields", lambda: _fetch_types(cfg, client, types))
+    if not fetched[0].ok:
+        return fetched
+    return [_audience_field(a, types) for a in audiences]
+
+
+def _fetch_types(cfg: ListSettings, client: ListrakClient, into: dict[int, str]) -> Outcome:
+    into.update(client.get_field_types(cfg.id))
+    return Outcome(f"list {cfg.id} fields", True, f"{len(into)} profile field(s)")
+
+
+def _list(settings: Settings, cfg: ListSettings, client: ListrakClient) -> list[Outcome]:
     outcomes = _guard(f"list {cfg.id}", lambda: _list_exists(cfg, client))
     field_id = cfg.user_id_field
     if field_id is not None and outcomes[0].ok:
         outcomes += _guard(f"list {cfg.id} field {field_id}", lambda: _field(cfg, field_id, client))
+    if outcomes[0].ok:
+        outcomes += _audience_fields(settings, cfg, client)
     return outcomes
 
 
@@ -131,7 +164,7 @@ def _listrak(settings: Settings) -> list[Outcome]:
         outcomes = _guard("listrak credentials", lambda: _credentials(settings, client))
         for cfg in settings.lists:
             if outcomes[0].ok:
-                outcomes += _list(cfg, client)
+                outcomes += _list(settings, cfg, client)
             else:
                 outcomes.append(Outcome(f"list {cfg.id}", None, "not checked without a token"))
     return outcomes

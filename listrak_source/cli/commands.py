@@ -11,26 +11,30 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from ..audiences.records import PushResult, PushStatus
 from ..config import ListSettings, Settings, load_settings
 from ..context import RunContext
 from ..errors import (
     EXIT_CONFIG,
     EXIT_FAILED,
+    ConfigError,
     ListrakSourceError,
     ListSkippedError,
     TraitRenamedError,
     describe_error,
 )
 from ..logs import SecretFilter, log_context
+from ..push import prune_inbox, push_list
 from ..records import RunKind, RunResult, RunStatus
 from ..service.signals import on_stop_signals, restore
 from ..state import Database, make_engine
 from ..state.engine import check_schema, current_revision, upgrade
 from ..sync import sync_list, trait_mismatch
+from .audience_report import audience_status, print_audience_status, print_explanation
 from .check import run_checks
 from .progress import Progress
-from .report import next_run, print_lookup, print_results, print_status
-from .wiring import build_daemon, open_database, run_context
+from .report import next_run, print_lookup, print_results, print_status, push_line
+from .wiring import build_daemon, open_database, push_context, run_context
 
 log = logging.getLogger(__name__)
 _SECRETS: list[str] = []
@@ -227,22 +231,83 @@ def lookup(args: argparse.Namespace) -> int:
     return 0
 
 
+def push(args: argparse.Namespace) -> int:
+    """Pending audience values to Listrak once; 0 only when Listrak accepted all of them."""
+    settings = _settings(args)
+    list_ids = _audience_lists(settings, getattr(args, "lists", None))
+    engine = open_database(settings)
+    try:
+        with (
+            _progress("push") as (_, stop),
+            push_context(settings, engine, dry_run=args.dry_run, stop=stop) as ctx,
+        ):
+            prune_inbox(ctx)
+            results = []
+            for list_id in list_ids:
+                with log_context(list_id=list_id):
+                    results.append(push_list(ctx, list_id, allow_mass_flip=args.allow_mass_flip))
+                if stop.is_set():
+                    break
+    finally:
+        engine.dispose()
+    for result in results:
+        print(push_line(result), file=sys.stderr if args.dry_run else sys.stdout)
+    return _push_exit_status(results)
+
+
+def _audience_lists(settings: Settings, ids: list[int] | None) -> list[int]:
+    """The lists asked for (default: every list an audience writes), each with an audience."""
+    with_audiences = list(dict.fromkeys(a.list_id for a in settings.audiences))
+    if not with_audiences:
+        raise ConfigError("no [[audiences]] are configured: there is nothing to push")
+    for list_id in ids or []:
+        if list_id not in with_audiences:
+            raise ConfigError(f"list {list_id} has no [[audiences]] entry: nothing to push")
+    return ids or with_audiences
+
+
+def _push_exit_status(results: list[PushResult]) -> int:
+    if any(r.exit_code == EXIT_CONFIG for r in results):
+        return EXIT_CONFIG
+    return 0 if results and all(r.status == PushStatus.OK for r in results) else EXIT_FAILED
+
+
 def status(args: argparse.Namespace) -> int:
-    """Per list: last run and its counts, pending and dead rows, next scheduled run."""
+    """Per list: last run and its counts, pending and dead rows, next scheduled run; then
+    each audience's values, the receiver's totals and each list's last push."""
     settings = _settings(args)
     engine = open_database(settings, migrate=False)
     db = Database(engine)
     rows = [db.runs.status(cfg.id) for cfg in settings.lists]
     # Asked of the lock itself, so a holder that died is never shown as holding a list.
     holders = db.locks.holders()
+    audiences = audience_status(settings, db) if settings.audiences else None
     engine.dispose()
     for row in rows:
         row["held_by"] = holders.get(row["list_id"])
         row["next_run"] = next_run(row["last_run"], settings, row["list_id"])
     if args.json:
-        print(json.dumps({"lists": rows}, indent=2, default=str))
-    else:
-        print_status(rows, settings, sys.stdout)
+        document: dict[str, object] = {"lists": rows}
+        if audiences is not None:
+            document["audiences"] = audiences
+        print(json.dumps(document, indent=2, default=str))
+        return 0
+    print_status(rows, settings, sys.stdout)
+    if audiences is not None:
+        print_audience_status(audiences, sys.stdout)
+    return 0
+
+
+def explain(args: argparse.Namespace) -> int:
+    """One email's audience chain: the events kept, then desired, sent and read back."""
+    settings = _settings(args)
+    engine = open_database(settings, migrate=False)
+    chain = Database(engine).audience_reports.explain(args.email.strip().lower())
+    engine.dispose()
+    if not any(chain.values()):
+        print(f"nothing is kept about {args.email.strip()}")
+        return EXIT_FAILED
+    print_explanation(args.email.strip(), chain, settings, sys.stdout)
     return 0
 
 

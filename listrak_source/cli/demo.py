@@ -1,4 +1,5 @@
-"""`listrak-source demo`: simulator, sink and worker on loopback, with changes between syncs."""
+"""`listrak-source demo`: simulator, sink and worker on loopback, with changes between syncs,
+then Engage audience events through the receiver into a Listrak check box."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from ..config import Settings
 from ..records import RunStatus
 from ..simulator import ListrakSimulator, SegmentSink, rebuild_profiles
 from ..sync import sync_list
+from .demo_audiences import AUDIENCE_FIELD, audience_settings, run_audience_demo
 from .report import result_line
 from .wiring import run_context
 
@@ -33,6 +35,7 @@ def demo_settings(sim: ListrakSimulator, sink: SegmentSink, folder: Path) -> Set
         segment={"write_key": sink.write_key, "host": sink.url},
         database={"url": f"sqlite:///{folder / 'demo.db'}"},
         lists=[{"id": MAIN_LIST, "user_id_field": FIELD}, {"id": VIP_LIST}],
+        **audience_settings(MAIN_LIST),
     )
 
 
@@ -123,6 +126,7 @@ def run_demo(*, contacts: int, cycles: int, out: TextIO, seed: int = 7) -> bool:
     with tempfile.TemporaryDirectory() as tmp, ListrakSimulator() as sim, SegmentSink() as sink:
         sim.add_list(MAIN_LIST, "Newsletter", field_ids=[FIELD])
         sim.seed(MAIN_LIST, contacts, field_id=FIELD, seed=seed)
+        sim.add_field(MAIN_LIST, AUDIENCE_FIELD, "CheckBox", "VIP shoppers")
         sim.add_list(VIP_LIST, "VIP")
         sim.seed(VIP_LIST, max(contacts // 4, 10), seed=seed + 1)
         settings = demo_settings(sim, sink, Path(tmp))
@@ -133,6 +137,7 @@ def run_demo(*, contacts: int, cycles: int, out: TextIO, seed: int = 7) -> bool:
         for cycle in range(1, cycles + 1):
             ok = _cycle(sim, sink, settings, rng=rng, cycle=cycle, out=out) and ok
         ok = _finish(sim, sink, settings, out) and ok
+        ok = run_audience_demo(sim, settings, MAIN_LIST, out, rng) and ok
         print("demo passed" if ok else "demo FAILED", file=out)
         return ok
 

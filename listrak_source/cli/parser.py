@@ -71,7 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="scan the whole list even where incremental polling is configured",
     )
-    sub.add_parser("run", help="the daemon: sync each list on its schedule until SIGTERM")
+    sub.add_parser(
+        "run",
+        help="the daemon: sync each list on its schedule, serve the audience receiver and "
+        "push audience values, until SIGTERM",
+    )
     p = sub.add_parser("backfill", help="re-send every subscribed contact with fresh messageIds")
     _lists(p)
     p = sub.add_parser(
@@ -88,6 +92,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--confirm", action="store_true", help="do it; without it, say what would be sent"
     )
+    p = sub.add_parser(
+        "push", help="send pending audience values to Listrak once (cron style), then exit"
+    )
+    _lists(p)
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print each request to Listrak and its exact JSON body; change and send nothing",
+    )
+    p.add_argument(
+        "--allow-mass-flip",
+        action="store_true",
+        help="let a push uncheck more than push.max_flip_ratio of a field's checked contacts",
+    )
+    p = sub.add_parser(
+        "explain", help="one email's audience chain: events, desired, sent, read back"
+    )
+    p.add_argument("email", help="the email address to explain")
     p = sub.add_parser("status", help="per list: last run, pending and dead messages")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p = sub.add_parser(

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TextIO
 
+from ..audiences.records import PushResult
 from ..config import Settings
 from ..records import RunResult
 from ..service.schedules import describe, list_schedule
@@ -33,6 +34,19 @@ def result_line(result: RunResult) -> str:
         line += f"\n  {result.error}"
     if result.note:
         line += f"\n  note: {result.note}"
+    return line
+
+
+def push_line(result: PushResult) -> str:
+    """One line per list pushed: what Listrak accepted, what waits, and why."""
+    line = (
+        f"list {result.list_id}: {result.status} - pushed {result.accepted} value(s) for "
+        f"{result.contacts} contact(s) in {result.requests} request(s)"
+    )
+    if result.backlog.held:
+        line += f", {result.backlog.held} held until the contact subscribes"
+    if result.error:
+        line += f"\n  {result.error}"
     return line
 
 

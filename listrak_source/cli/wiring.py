@@ -11,19 +11,34 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
 from sqlalchemy import Engine
 
+from ..audiences.ingest import Ingest
+from ..audiences.receiver import make_app
+from ..audiences.server import ReceiverServer
+from ..audiences.settings import build_mappings
 from ..config import Settings
 from ..context import Emitter, RunContext
-from ..listrak import ListrakClient, stoppable_sleep
+from ..listrak import ListrakClient, PrintingWriter, stoppable_sleep
+from ..push import PushContext
 from ..segment import PrintingEmitter, SegmentEmitter
-from ..state import Database, SchemaError, make_engine, new_holder, sqlite_copy, upgrade
+from ..state import (
+    Database,
+    SchemaError,
+    describe_db_error,
+    make_engine,
+    new_holder,
+    sqlite_copy,
+    upgrade,
+)
 from ..state.engine import check_schema, head_revision
 
 if TYPE_CHECKING:
     from ..service.daemon import Daemon
+    from ..service.metrics import Metrics
 
 ProgressHook = Callable[[str, int], None]
 
@@ -124,9 +139,45 @@ def _state(engine: Engine, *, dry_run: bool) -> Iterator[Database]:
                 transaction.rollback()
 
 
+@contextmanager
+def push_context(
+    settings: Settings,
+    engine: Engine,
+    *,
+    dry_run: bool = False,
+    out: TextIO | None = None,
+    stop: threading.Event | None = None,
+) -> Iterator[PushContext]:
+    """A push context with its own Listrak client; a dry run prints requests and keeps nothing."""
+    stop = stop or threading.Event()
+    with listrak_client(settings, stop) as client, _state(engine, dry_run=dry_run) as db:
+        writer = PrintingWriter(out) if dry_run else client
+        yield PushContext(settings, db, writer, stop=stop)
+
+
 def build_daemon(settings: Settings, engine: Engine, **options: Any) -> Daemon:
-    """The daemon, handed this module's context factory so each run is wired here too."""
+    """The daemon, handed this module's factories so each run and push is wired here too,
+    and the audience receiver when [receiver] is set."""
     from ..service.daemon import Daemon  # noqa: PLC0415 - APScheduler is only needed here
 
     contexts = functools.partial(context_over, settings, engine)
-    return Daemon(settings, engine, contexts=contexts, **options)
+    pushes = functools.partial(push_context, settings, engine)
+    daemon = Daemon(settings, engine, contexts=contexts, pushes=pushes, **options)
+    if settings.receiver is not None:
+        daemon.receiver = build_receiver(settings, Database(engine), daemon.metrics)
+    return daemon
+
+
+def build_receiver(settings: Settings, db: Database, metrics: Metrics) -> ReceiverServer:
+    """The audience receiver, committing each request to the state before it answers."""
+    if settings.receiver is None:
+        raise ValueError("the receiver needs a [receiver] section")
+
+    def commit(ingest: Ingest) -> None:
+        metrics.committed(db.audiences.commit(ingest, datetime.now(UTC)))
+
+    mappings = build_mappings(settings.audiences)
+    app = make_app(
+        settings.receiver, mappings, commit, counters=metrics, describe_error=describe_db_error
+    )
+    return ReceiverServer(app, settings.receiver)

@@ -1,6 +1,7 @@
-"""Listrak's Email API: the client, its auth, retries and pace, and contact parsing."""
+"""Listrak's Email API: the client, its auth, retries and pace, contact parsing, dry runs."""
 
 from .client import MAX_FIELD_IDS, MAX_PAGE_SIZE, InvalidSettingError, ListrakClient
+from .dry_run import PrintingWriter
 from .retry import ClientStats, stoppable_sleep
 
 __all__ = [
@@ -9,5 +10,6 @@ __all__ = [
     "ClientStats",
     "InvalidSettingError",
     "ListrakClient",
+    "PrintingWriter",
     "stoppable_sleep",
 ]

@@ -1,6 +1,7 @@
 """The Listrak Email API v1 client the poller reads subscribers through.
 
-GET only: a source worker must never write contacts, since that can change subscriptions.
+GETs, and one write: the bulk profile-field route, which sets field values and never a
+subscription. Contacts are never POSTed, since that can create or re-subscribe them.
 One request is in flight at a time, request starts are paced, and 429s, 5xx answers and
 connection errors are retried with jittered backoff before anything is raised.
 """
@@ -20,7 +21,14 @@ from urllib.parse import quote
 import httpx
 import orjson
 
-from ..errors import ConfigError, ListrakError, ListrakProtocolError, UnknownListError
+from ..errors import (
+    BetaRouteError,
+    ConfigError,
+    ListrakAuthError,
+    ListrakError,
+    ListrakProtocolError,
+    UnknownListError,
+)
 from ..records import Contact, Page, Reject
 from .auth import ClientCredentialsAuth
 from .contacts import parse_contact, parse_page
@@ -32,6 +40,8 @@ __all__ = ["MAX_FIELD_IDS", "MAX_PAGE_SIZE", "InvalidSettingError", "ListrakClie
 MAX_PAGE_SIZE = 5000
 MAX_FIELD_IDS = 30
 START_CURSOR = "Start"
+BETA_REFUSAL = "ERROR_INTEGRATION_CANNOT_ACCESS_BETA_ROUTE"
+_JSON_BODY = {"Content-Type": "application/json"}
 _DATE_FORMAT = "%Y-%m-%dT%H:%M:%S"
 
 
@@ -132,17 +142,50 @@ class ListrakClient:
 
     def get_profile_fields(self, list_id: int) -> dict[int, str]:
         """segmentationFieldId -> name; Listrak has no single route for all of a list's fields."""
-        groups_path = f"/List/{list_id}/SegmentationFieldGroup"
         fields: dict[int, str] = {}
+        for path, item in self._field_items(list_id):
+            name = item.get("segmentationFieldName")
+            if not isinstance(name, str):
+                raise ListrakProtocolError(f"GET {path} returned a field without a name")
+            fields[_int(item, "segmentationFieldId", path)] = name
+        return fields
+
+    def _field_items(self, list_id: int) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(route, field object) of every profile field of the list, group by group."""
+        groups_path = f"/List/{list_id}/SegmentationFieldGroup"
         for group in _objects(self._get(groups_path, list_id=list_id), f"GET {groups_path}"):
             group_id = _int(group, "segmentationFieldGroupId", groups_path)
             path = f"{groups_path}/{group_id}/SegmentationField"
             for item in _objects(self._get(path), f"GET {path}"):
-                name = item.get("segmentationFieldName")
-                if not isinstance(name, str):
-                    raise ListrakProtocolError(f"GET {path} returned a field without a name")
-                fields[_int(item, "segmentationFieldId", path)] = name
-        return fields
+                yield path, item
+
+    def get_field_types(self, list_id: int) -> dict[int, str]:
+        """segmentationFieldId -> dataType (CheckBox, RadioButton, Text, ...) of a list's fields."""
+        return {
+            _int(item, "segmentationFieldId", path): str(item.get("dataType") or "")
+            for path, item in self._field_items(list_id)
+        }
+
+    def post_profile_fields(self, list_id: int, contacts: Sequence[Mapping[str, Any]]) -> None:
+        """Set profile-field values of these contacts; Listrak applies them in an import later.
+
+        Raises ListrakError with status 400 for a body Listrak refused (a contact in it may be
+        at fault), BetaRouteError when the integration may not use the route, and
+        ListrakUnavailableError once retries on 429s, 5xx answers and timeouts ran out.
+        """
+        path = f"/List/{list_id}/Contact/SegmentationField"
+        endpoint = f"POST {path}"
+        body = orjson.dumps(list(contacts))
+        try:
+            response = self._retrier.call(
+                endpoint, lambda: self._http.post(path, content=body, headers=_JSON_BODY)
+            )
+        except ListrakAuthError as exc:
+            raise (_beta_refused(list_id) if exc.code == BETA_REFUSAL else exc) from None
+        if response.status_code >= 400:
+            if envelope(response)[0] == BETA_REFUSAL:
+                raise _beta_refused(list_id)
+            raise _api_error(response, endpoint, list_id)
 
     def iter_pages(
         self,
@@ -349,6 +392,15 @@ def _int(item: Mapping[str, Any], name: str, path: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ListrakProtocolError(f"GET {path} returned {name}={value!r}, not an integer")
     return value
+
+
+def _beta_refused(list_id: int) -> BetaRouteError:
+    return BetaRouteError(
+        f"list {list_id}: this Listrak integration may not use the Beta route POST "
+        "/List/{id}/Contact/SegmentationField that sets audience fields; ask Listrak to "
+        "enable it for the integration",
+        code=BETA_REFUSAL,
+    )
 
 
 def _api_error(response: httpx.Response, endpoint: str, list_id: int | None) -> ListrakError:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,10 +10,9 @@ import orjson
 from segment.analytics.request import APIError
 
 from .. import records
+from ..logs import hide_emails
 
 _MAX_REASON = 200
-# Anything shaped like an address: an answer may quote a message, and reasons reach logs.
-_EMAIL = re.compile(r"[^\s@\"'<>(),;:]+@[^\s@\"'<>(),;:]+")
 # Answers about the endpoint or the key, not about any message: splitting a batch cannot help.
 _ENDPOINT_STATUSES = frozenset({401, 403, 404, 405, 408, 429})
 
@@ -49,7 +47,7 @@ def one_line(text: str, write_key: str = "") -> str:
     """Text fit for a log line or a status: one line, short, no write key, no address."""
     if write_key:
         text = text.replace(write_key, "***")
-    return _EMAIL.sub("<email>", " ".join(text.split()))[:_MAX_REASON]
+    return hide_emails(" ".join(text.split()))[:_MAX_REASON]
 
 
 def classify_response(response: Any) -> Answer:

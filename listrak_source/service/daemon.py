@@ -12,6 +12,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from types import FrameType
+from typing import Protocol
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -23,6 +24,7 @@ from ..config import ListSettings, Settings
 from ..context import RunContext
 from ..errors import ConfigError, ListBusyError, RanRecentlyError, describe_error
 from ..logs import log_context
+from ..push import PushContext, prune_inbox, push_list
 from ..records import RunKind, RunResult, RunStatus
 from ..state import Database
 from ..sync import sync_list
@@ -33,6 +35,17 @@ from .signals import on_stop_signals
 
 # Builds one run's context (with its own Listrak client) and closes it afterwards.
 ContextFactory = Callable[..., AbstractContextManager[RunContext]]
+# The same for one push of a list's audience values.
+PushFactory = Callable[..., AbstractContextManager[PushContext]]
+
+
+class Receiver(Protocol):
+    """The audience receiver's server: start() listens, stop() drains requests in flight."""
+
+    def start(self) -> object: ...
+
+    def stop(self) -> None: ...
+
 
 log = logging.getLogger(__name__)
 _SIGNAL_CHECK_SECONDS = 0.5
@@ -44,6 +57,9 @@ _FIRST_RUN_SPREAD = 2.0
 # A list whose last run (this daemon's or another's) started within this share of its
 # schedule's period is not due; the rest of the period absorbs jitter and clock drift.
 _DUE_SHARE = 0.8
+# Pushes are short and frequent: they get threads of their own, so long scans never delay them.
+_PUSH_THREADS = 2
+_PRUNE_EVERY = timedelta(hours=1)
 
 
 def trigger_for(cfg: ListSettings, settings: Settings) -> IntervalTrigger | CronTrigger:
@@ -68,6 +84,8 @@ class Daemon:
         engine: Engine,
         *,
         contexts: ContextFactory,
+        pushes: PushFactory | None = None,
+        receiver: Receiver | None = None,
         notifier: Notifier | None = None,
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -75,6 +93,8 @@ class Daemon:
         self.settings = settings
         self.engine = engine
         self.contexts = contexts
+        self.pushes = pushes
+        self.receiver = receiver
         self.db = Database(engine)
         self.notifier = notifier or Notifier()
         self.metrics = metrics or Metrics()
@@ -86,7 +106,10 @@ class Daemon:
         # list id -> clock of its last progress, for runs in progress.
         self._active: dict[int, float] = {}
         self.scheduler = BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(_MAX_PARALLEL_LISTS)},
+            executors={
+                "default": ThreadPoolExecutor(_MAX_PARALLEL_LISTS),
+                "pushes": ThreadPoolExecutor(_PUSH_THREADS),
+            },
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
             timezone=UTC,
         )
@@ -139,6 +162,10 @@ class Daemon:
 
     def _observe(self, cfg: ListSettings, result: RunResult) -> None:
         self.metrics.observe_run(cfg.id, result)
+        if self.settings.audience_fields(cfg.id):
+            # The scan has just read the fields back: a good moment for the per-field counts.
+            summary = self.db.audience_reports.summary(cfg.id)
+            self.metrics.observe_audience_values(cfg.id, summary)
         with log_context(run_id=result.run_id or None):
             log.info(
                 "list %s: %s, scanned %d, delivered %d, pending %d",
@@ -148,6 +175,59 @@ class Daemon:
                 result.delivered,
                 result.pending,
             )
+
+    def push_list(self, list_id: int) -> None:
+        """One scheduled push of a list's audience values; errors are logged, never fatal."""
+        if self.stop.is_set() or self.pushes is None:
+            return
+        with log_context(list_id=list_id), self.pushes(stop=self.stop) as ctx:
+            try:
+                result = push_list(ctx, list_id)
+            except Exception as exc:
+                # One line: a traceback of a database error would carry its SQL and parameters.
+                log.error("list %s: push failed: %s", list_id, describe_error(exc))
+                return
+        self.metrics.observe_push(list_id, result)
+        if result.accepted or result.rejected or result.status != "ok":
+            log.info(
+                "list %s: push %s, %d accepted, %d refused, %d pending, %d held",
+                list_id,
+                result.status,
+                result.accepted,
+                result.rejected,
+                result.backlog.pending,
+                result.backlog.held,
+            )
+
+    def prune(self) -> None:
+        """Forget old messageIds; run hourly."""
+        if self.pushes is None:
+            return
+        try:
+            with self.pushes(stop=self.stop) as ctx:
+                prune_inbox(ctx)
+        except Exception as exc:
+            log.warning("audience inbox not pruned: %s", type(exc).__name__)
+
+    def schedule_pushes(self) -> None:
+        """One push job per list an audience writes, on push.interval, plus the inbox pruning."""
+        lists = list(dict.fromkeys(a.list_id for a in self.settings.audiences))
+        if self.pushes is None or not lists:
+            return
+        seconds = self.settings.push.interval.total_seconds()
+        for list_id in lists:
+            self.scheduler.add_job(
+                self.push_list,
+                IntervalTrigger(seconds=seconds, jitter=min(_MAX_JITTER, seconds / 10)),
+                args=[list_id],
+                id=f"push-{list_id}",
+                name=f"push audiences of list {list_id}",
+                executor="pushes",
+                next_run_time=datetime.now(UTC) + timedelta(seconds=random.uniform(0, 1)),
+            )
+        self.scheduler.add_job(
+            self.prune, IntervalTrigger(seconds=_PRUNE_EVERY.total_seconds()), id="prune-inbox"
+        )
 
     def schedule(self, triggers: dict[int, IntervalTrigger | CronTrigger]) -> None:
         """One job per list: on an interval the first run comes soon after start, on cron
@@ -208,6 +288,9 @@ class Daemon:
         if install_signals:
             on_stop_signals(self.handle_signal)
         self.schedule(triggers)
+        self.schedule_pushes()
+        if self.receiver is not None:
+            self.receiver.start()
         server = self._start_metrics()
         self.scheduler.start()
         self.notifier.ready(f"scheduling {len(self.settings.lists)} list(s)")
@@ -220,6 +303,9 @@ class Daemon:
                 pass
         finally:
             self.notifier.stopping("finishing runs in progress")
+            if self.receiver is not None:
+                # Stop accepting, and answer what is in flight only once it is committed.
+                self.receiver.stop()
             self.scheduler.shutdown(wait=True)
             self.stopped.set()
             if watchdog is not None:

@@ -10,6 +10,8 @@ from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from ..audiences.ingest import Ingest
+from ..audiences.records import CommitResult, PushResult, PushStatus
 from ..records import SUCCESS_STATUSES, RunResult, Waiting
 
 PREFIX = "listrak_source"
@@ -85,6 +87,7 @@ class Metrics:
         self._success = frozenset(success_statuses)
         self._build_counters()
         self._build_gauges()
+        self._build_audience_metrics()
 
     def _build_counters(self) -> None:
         reg, lbl = self.registry, ["list_id"]
@@ -144,6 +147,87 @@ class Metrics:
             lbl,
             registry=reg,
         )
+
+    def _build_audience_metrics(self) -> None:
+        reg = self.registry
+        self.audience_requests = Counter(
+            f"{PREFIX}_audience_requests_total",
+            "Requests to the audience receiver, by the status answered.",
+            ["status"],
+            registry=reg,
+        )
+        self.audience_events = Counter(
+            f"{PREFIX}_audience_events_total",
+            "Audience event items by outcome: accepted, duplicate, superseded, recorded, "
+            "unmapped, or the reason they were ignored.",
+            ["outcome"],
+            registry=reg,
+        )
+        self.audience_pushed = Counter(
+            f"{PREFIX}_audience_values_pushed_total",
+            "Profile-field values sent to Listrak, by outcome: accepted or refused.",
+            ["list_id", "outcome"],
+            registry=reg,
+        )
+        self.audience_pushes = Counter(
+            f"{PREFIX}_audience_pushes_total",
+            "Finished pushes of audience values, by status.",
+            ["list_id", "status"],
+            registry=reg,
+        )
+        self.audience_backlog = Gauge(
+            f"{PREFIX}_audience_backlog",
+            "Audience values not yet in Listrak: pending, held (not a subscriber) or dead.",
+            ["list_id", "state"],
+            registry=reg,
+        )
+        self.audience_values = Gauge(
+            f"{PREFIX}_audience_values",
+            "Audience values by state at the list's last sync: members, applied (read back), "
+            "unverified, mismatched.",
+            ["list_id", "field_id", "state"],
+            registry=reg,
+        )
+        self.audience_last_push = Gauge(
+            f"{PREFIX}_audience_last_push_timestamp_seconds",
+            "Unix time the list's last push finished.",
+            ["list_id"],
+            registry=reg,
+        )
+
+    def answered(self, status: int) -> None:
+        """The receiver answered one request."""
+        self.audience_requests.labels(status=str(status)).inc()
+
+    def ingested(self, ingest: Ingest) -> None:
+        """A committed request's items, by what parsing made of them."""
+        self.audience_events.labels(outcome="accepted").inc(ingest.accepted)
+        for reason, count in ingest.ignored.items():
+            self.audience_events.labels(outcome=reason).inc(count)
+
+    def committed(self, result: CommitResult) -> None:
+        """What the store did with a request's memberships."""
+        for outcome in ("duplicates", "superseded", "recorded"):
+            self.audience_events.labels(outcome=outcome).inc(getattr(result, outcome))
+
+    def observe_push(self, list_id: int, result: PushResult) -> None:
+        """Fold one finished push into the metrics."""
+        key = str(list_id)
+        self.audience_pushed.labels(list_id=key, outcome="accepted").inc(result.accepted)
+        self.audience_pushed.labels(list_id=key, outcome="refused").inc(result.rejected)
+        self.audience_pushes.labels(list_id=key, status=str(result.status)).inc()
+        for state in ("pending", "held", "dead"):
+            value = getattr(result.backlog, state)
+            self.audience_backlog.labels(list_id=key, state=state).set(value)
+        if result.finished_at is not None and result.status != PushStatus.FAILED:
+            self.audience_last_push.labels(list_id=key).set(_timestamp(result.finished_at))
+
+    def observe_audience_values(self, list_id: int, summary: dict[int, dict[str, int]]) -> None:
+        """Each field's values by state, as the list's last sync left them."""
+        for field_id, counts in summary.items():
+            for state in ("members", "applied", "unverified", "mismatched"):
+                labels = {"list_id": str(list_id), "field_id": str(field_id), "state": state}
+                self.audience_values.labels(**labels).set(counts.get(state, 0))
 
     def init_list(self, list_id: int) -> None:
         """Create a list's series at zero, so alerts see it before its first run ends."""

@@ -54,7 +54,9 @@ class ListrakFaults:
     pass before an import applies; `nonmembers` and `unsubscribed` say whether values for
     such emails are skipped or applied; `checked_value` / `unchecked_value` (None: no value)
     are what a box set by an import reads back as; `refuse_beta` answers the Beta refusal
-    with `beta_status`; `drop_imports` accepts imports that never apply.
+    with `beta_status`; `drop_imports` accepts imports that never apply; a body carrying an
+    email of `refuse_emails` (any case) is refused whole with a 400, as Listrak refuses a
+    value it cannot take.
     """
 
     def __init__(self) -> None:
@@ -122,6 +124,7 @@ class ListrakFaults:
         # "insufficient access level"), never 403.
         self.beta_status = 401
         self.drop_imports = False
+        self.refuse_emails: set[str] = set()
 
 
 @dataclass(frozen=True, slots=True)

@@ -362,7 +362,12 @@ class ListrakSimulator(Store, Lifecycle):
             raise HttpError(415, "The Content-Type must be application/json.", code)
         with self.lock:
             fields = list_fields(lst.field_ids, lst.field_types)
-        self._start_import(lst.list_id, parse_bulk(req.body, fields))
+        items = parse_bulk(req.body, fields)
+        refused = {e.strip().lower() for e in self.faults.refuse_emails}
+        for i, item in enumerate(items):
+            if item.email.lower() in refused:
+                raise HttpError(400, f"An invalid value was supplied for emailAddress of item {i}.")
+        self._start_import(lst.list_id, items)
         return json_response(201, {"status": 201, "resourceId": ""})
 
     def _start_import(self, list_id: int, items: list[BulkItem]) -> None:

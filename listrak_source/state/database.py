@@ -1,4 +1,4 @@
-"""The state as one object: members, outbox, runs and traits in one transaction style, and locks."""
+"""The state as one object: members, outbox, runs, traits and audiences, and the locks."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import functools
 
 from sqlalchemy import Connection, Engine
 
+from .audience_reports import AudienceReports
+from .audiences import Audiences
 from .locks import Locks, list_locks
 from .members import Members
 from .outbox import Outbox
@@ -28,6 +30,8 @@ class Database:
         self.outbox = Outbox(tx)
         self.runs = Runs(tx)
         self.traits = Traits(tx)
+        self.audiences = Audiences(tx)
+        self.audience_reports = AudienceReports(tx)
 
     @functools.cached_property
     def locks(self) -> Locks:

@@ -117,3 +117,83 @@ list_state = Table(
     Column("trait", String(255)),
     Column("retired_trait", Text),
 )
+
+# The audience direction: Segment's membership events, coalesced into one desired
+# profile-field value per (list, field, contact), pushed to Listrak and read back.
+
+# Every membership event kept, by messageId: a copy is counted and dropped, and `explain`
+# shows an email's recent events. Rows older than the retention are pruned.
+audience_inbox = Table(
+    "audience_inbox",
+    metadata,
+    Column("message_id", String(255), primary_key=True),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("list_id", BigInteger, nullable=False),
+    Column("field_id", BigInteger, nullable=False),
+    Column("email_key", String(320), nullable=False),
+    Column("member", Boolean, nullable=False),
+    Column("event_us", BigInteger, nullable=False),
+)
+Index("ix_audience_inbox_received", audience_inbox.c.received_at)
+Index("ix_audience_inbox_email", audience_inbox.c.email_key)
+
+# desired: the newest event's membership, ranked by (event_us, event_id): its timestamp in
+# microseconds since the epoch, then its messageId. sent: what Listrak last accepted (or
+# what the read-back found it holds). pending: desired differs from sent.
+audience_values = Table(
+    "audience_values",
+    metadata,
+    Column("list_id", BigInteger, primary_key=True),
+    Column("field_id", BigInteger, primary_key=True),
+    Column("email_key", String(320), primary_key=True),
+    Column("email", String(320), nullable=False),
+    Column("desired", Boolean, nullable=False),
+    Column("event_us", BigInteger, nullable=False),
+    Column("event_id", String(255), nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("sent", Boolean),
+    Column("sent_at", UTCDateTime),
+    Column("pending", Boolean, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime),
+    Column("last_error", Text),
+    Column("dead", Boolean, nullable=False, default=False),
+    Column("readback", Boolean),
+    Column("readback_at", UTCDateTime),
+    Column("mismatch", Boolean, nullable=False, default=False),
+)
+# Only pending rows are indexed: a push reads them by email, however large the list. SQLite
+# uses a partial index only for a query that repeats its condition, which SQLAlchemy
+# writes as `pending = 1` there; PostgreSQL reads `pending = true` as `pending`.
+Index(
+    "ix_audience_values_pending",
+    audience_values.c.list_id,
+    audience_values.c.email_key,
+    sqlite_where=text("pending = 1"),
+    postgresql_where=text("pending"),
+)
+
+# Durable totals of what the receiver took in: received, duplicates, superseded, and
+# ignored items by reason ("ignored:unmapped", ...).
+audience_counters = Table(
+    "audience_counters",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)
+
+audience_pushes = Table(
+    "audience_pushes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("list_id", BigInteger, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),
+    Column("status", String(16), nullable=False),
+    Column("accepted", Integer, nullable=False, default=0),
+    Column("rejected", Integer, nullable=False, default=0),
+    Column("held", Integer, nullable=False, default=0),
+    Column("requests", Integer, nullable=False, default=0),
+    Column("error", Text),
+)
+Index("ix_audience_pushes_list", audience_pushes.c.list_id, audience_pushes.c.id)

@@ -152,3 +152,29 @@ def test_check_connects_to_segment_without_sending_an_event(
     assert run_cli(config, "check") == 2
     mark, detail = rows(capsys.readouterr().out)["segment host"]
     assert mark == "FAIL" and "cannot connect" in detail
+
+
+def test_audience_fields_must_be_check_boxes_of_their_list(
+    tmp_path: Path, sim, sink, sqlite_url: str, capsys
+) -> None:
+    sim.add_field(1001, 901, "CheckBox")
+    sim.add_field(1001, 902, "RadioButton")
+    sim.add_field(1001, 903, "Text")
+    audiences = "".join(
+        f'\n[[audiences]]\nkey = "{key}"\nlist_id = 1001\nfield_id = {field}\n'
+        for key, field in (("vip", 901), ("lapsed", 902), ("notes", 903), ("gone", 904))
+    )
+    config = write_config(
+        tmp_path / "config.toml", sim, sink, sqlite_url, [{"id": 1001}], extra=audiences
+    )
+    assert run_cli(config, "migrate") == 0
+    capsys.readouterr()
+    assert run_cli(config, "check") == 2
+    table = rows(capsys.readouterr().out)
+    assert table["audience vip"] == ("ok", "list 1001 field 901, a CheckBox")
+    assert table["audience lapsed"] == ("ok", "list 1001 field 902, a RadioButton")
+    assert table["audience notes"] == (
+        "FAIL",
+        "list 1001 field 903 is a Text field, not a CheckBox or RadioButton",
+    )
+    assert table["audience gone"] == ("FAIL", "list 1001 field 904: no such profile field")

@@ -190,3 +190,39 @@ def _exposition(metrics: Metrics) -> str:
     from prometheus_client import generate_latest
 
     return generate_latest(metrics.registry).decode()
+
+
+def test_audience_metrics_over_http(metrics: Metrics, server: MetricsServer) -> None:
+    from listrak_source.audiences.ingest import Ingest
+    from listrak_source.audiences.records import Backlog, CommitResult, PushResult, PushStatus
+
+    metrics.answered(200)
+    metrics.answered(401)
+    metrics.ingested(Ingest((), {"unmapped": 2, "bad_timestamp": 1}))
+    metrics.committed(CommitResult(received=9, duplicates=3, superseded=1, recorded=4))
+    pushed = PushResult(
+        1001,
+        STARTED,
+        status=PushStatus.PARTIAL,
+        finished_at=STARTED + timedelta(seconds=2),
+        accepted=7,
+        rejected=1,
+        backlog=Backlog(pending=2, held=5, dead=1),
+    )
+    metrics.observe_push(1001, pushed)
+    metrics.observe_audience_values(1001, {901: {"members": 8, "applied": 6, "mismatched": 1}})
+    s = _scrape(server)
+    lst = ("list_id", "1001")
+    assert s[("listrak_source_audience_requests_total", (("status", "401"),))] == 1
+    assert s[("listrak_source_audience_events_total", (("outcome", "unmapped"),))] == 2
+    assert s[("listrak_source_audience_events_total", (("outcome", "duplicates"),))] == 3
+    assert s[("listrak_source_audience_events_total", (("outcome", "recorded"),))] == 4
+    assert s[("listrak_source_audience_values_pushed_total", (lst, ("outcome", "accepted")))] == 7
+    assert s[("listrak_source_audience_pushes_total", (lst, ("status", "partial")))] == 1
+    assert s[("listrak_source_audience_backlog", (lst, ("state", "held")))] == 5
+    assert (
+        s[("listrak_source_audience_last_push_timestamp_seconds", (lst,))]
+        == (STARTED + timedelta(seconds=2)).timestamp()
+    )
+    values = (("field_id", "901"), lst, ("state", "applied"))
+    assert s[("listrak_source_audience_values", values)] == 6

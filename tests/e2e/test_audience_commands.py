@@ -1,0 +1,118 @@
+"""`push`, `status` and `explain` through the real CLI, against the simulator."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from listrak_source.audiences.ingest import collect
+from listrak_source.audiences.settings import build_mappings
+from listrak_source.config import load_settings
+from listrak_source.simulator import ListrakSimulator, SegmentSink
+from listrak_source.state import Database, make_engine
+
+from ..audiences.world import LIST, VIP, event, prepare_list
+from .harness import run_cli, status_json, write_config
+
+AUDIENCES = f"""
+[[audiences]]
+key = "vip"
+list_id = {LIST}
+field_id = {VIP}
+"""
+
+
+@pytest.fixture
+def config(
+    tmp_path: Path, sim: ListrakSimulator, sink: SegmentSink, db_url: str, emails: list[str]
+) -> Path:
+    path = write_config(
+        tmp_path / "config.toml", sim, sink, db_url, [{"id": LIST}], extra=AUDIENCES
+    )
+    assert run_cli(path, "sync") == 0
+    return path
+
+
+def send(config: Path, *events: dict[str, object]) -> None:
+    settings = load_settings(config)
+    engine = make_engine(settings.database.url)
+    ingest = collect(list(events), build_mappings(settings.audiences))
+    Database(engine).audiences.commit(ingest, datetime.now(UTC))
+    engine.dispose()
+
+
+@pytest.fixture
+def emails(sim: ListrakSimulator) -> list[str]:
+    return prepare_list(sim, subscribers=5)
+
+
+def test_push_dry_run_prints_the_exact_bodies_and_changes_nothing(
+    config: Path, sim: ListrakSimulator, emails: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    send(config, event(emails[0], True), event(emails[1], False))
+    capsys.readouterr()
+    assert run_cli(config, "push", "--dry-run") == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"POST /List/{LIST}/Contact/SegmentationField"
+    assert json.loads(out[1]) == [
+        {
+            "emailAddress": emails[0],
+            "segmentationFieldValues": [{"segmentationFieldId": VIP, "value": "on"}],
+        },
+        {
+            "emailAddress": emails[1],
+            "segmentationFieldValues": [{"segmentationFieldId": VIP, "value": "off"}],
+        },
+    ]
+    assert sim.bulk_requests == []
+    assert run_cli(config, "push", "--dry-run") == 0
+    assert capsys.readouterr().out.splitlines()[1] == out[1], "nothing was kept"
+    assert run_cli(config, "push") == 0
+    assert [r.body for r in sim.bulk_requests] == [json.loads(out[1])]
+
+
+def test_push_exit_statuses(
+    config: Path, sim: ListrakSimulator, emails: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    send(config, event(emails[0], True))
+    sim.faults.refuse_beta = True
+    assert run_cli(config, "push") == 2
+    err = capsys.readouterr()
+    assert "Beta route" in err.out
+    sim.faults.reset()
+    sim.faults.fail_bulk_next(100, 503)
+    assert run_cli(config, "push") == 1
+    sim.faults.reset()
+    assert run_cli(config, "push") == 0
+    assert run_cli(config, "push", "--list", "999") == 2
+
+
+def test_status_and_explain_cover_audiences(
+    config: Path, sim: ListrakSimulator, emails: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    send(config, event(emails[0], True), event(emails[0], True), event("held@example.com", True))
+    assert run_cli(config, "push") == 0
+    capsys.readouterr()
+    assert run_cli(config, "status", "--json") == 0
+    document = json.loads(capsys.readouterr().out)
+    section = document["audiences"]
+    (vip,) = section["audiences"]
+    assert (vip["key"], vip["members"], vip["held"], vip["unverified"]) == ("vip", 2, 1, 1)
+    assert section["totals"]["received"] == 3 and section["totals"]["duplicates"] == 0
+    assert section["pushes"][0]["last_push"]["status"] == "ok"
+    assert run_cli(config, "status") == 0
+    text = capsys.readouterr().out
+    assert "AUDIENCE" in text and "audience events: received 3" in text
+    assert "@" not in text, "status never prints an email"
+    assert run_cli(config, "explain", emails[0].upper()) == 0
+    text = capsys.readouterr().out
+    assert text.splitlines()[0] == emails[0].upper()
+    assert "entered" in text and "sent     checked" in text
+    assert text.count("@") == 1, "only the email asked about"
+    assert run_cli(config, "explain", "held@example.com") == 0
+    assert f"held until the contact subscribes to list {LIST}" in capsys.readouterr().out
+    assert run_cli(config, "explain", "nobody@example.com") == 1
+    assert status_json(config)[LIST]["subscribed"] == 5
