@@ -32,6 +32,7 @@ _QUIET_UNLESS_DEBUG = (
     "apscheduler.scheduler",  # job bookkeeping lines carry no list or run id
     "alembic.runtime.migration",
     "alembic.runtime.plugins",  # newer Alembic lists every plugin it sets up, per command
+    "uvicorn.error",  # the receiver's start and stop; the worker logs its own line for each
 )
 
 # Marks the handlers this module installed, so a second configure_logging replaces them
