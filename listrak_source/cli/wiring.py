@@ -63,10 +63,16 @@ def listrak_client(settings: Settings, stop: threading.Event | None = None) -> L
 def open_database(settings: Settings, *, migrate: bool = True) -> Engine:
     """The engine, with the schema brought to head (or only checked)."""
     engine = make_engine(settings.database.url)
-    if migrate:
-        upgrade(engine)
-    elif check_schema(engine) != head_revision():
-        raise SchemaError("the database schema is not current: run `listrak-source migrate` first")
+    try:
+        if migrate:
+            upgrade(engine)
+        elif check_schema(engine) != head_revision():
+            raise SchemaError(
+                "the database schema is not current: run `listrak-source migrate` first"
+            )
+    except BaseException:
+        engine.dispose()  # its pooled connections would otherwise outlive the error
+        raise
     return engine
 
 

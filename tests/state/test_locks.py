@@ -67,6 +67,8 @@ def killed_holder(db_url: str, engine: Engine) -> Iterator[subprocess.Popen[str]
     finally:
         proc.kill()
         proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 def test_the_factory_picks_the_backends_own_primitive(engine: Engine) -> None:
