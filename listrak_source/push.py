@@ -131,31 +131,43 @@ def _unheld_fields(ctx: PushContext, result: PushResult, allow_mass_flip: bool) 
 
 
 def _send_all(ctx: PushContext, result: PushResult, fields: list[int]) -> None:
-    """Read due values in email order, a window at a time, and send them request by request."""
+    """Send the due values in requests of max_contacts_per_request contacts, in email order."""
     size = ctx.settings.push.max_contacts_per_request
+    waiting: list[_Contact] = []
+    for window in _windows(ctx, result.list_id, fields, size):
+        waiting += window
+        while len(waiting) >= size and not ctx.stop.is_set():
+            _send_request(ctx, result, waiting[:size])
+            del waiting[:size]
+    if waiting and not ctx.stop.is_set():
+        _send_request(ctx, result, waiting)
+
+
+def _windows(
+    ctx: PushContext, list_id: int, fields: list[int], size: int
+) -> Iterator[list[_Contact]]:
+    """Due values read a window at a time, grouped by email, each email whole."""
     after = ""
+    limit = size * len(fields)
     while not ctx.stop.is_set():
-        limit = size * len(fields)
-        rows = ctx.db.audiences.sendable(
-            result.list_id, fields, ctx.clock(), after=after, limit=limit
-        )
-        contacts = _contacts(rows, complete=len(rows) < limit)
+        rows = ctx.db.audiences.sendable(list_id, fields, ctx.clock(), after=after, limit=limit)
+        contacts = _contacts(rows, fields=len(fields), complete=len(rows) < limit)
         if not contacts:
             return
         after = contacts[-1].values[0].email_key
-        for start in range(0, len(contacts), size):
-            if ctx.stop.is_set():
-                return
-            _send_request(ctx, result, contacts[start : start + size])
+        yield contacts
 
 
-def _contacts(rows: Sequence[PendingValue], *, complete: bool) -> list[_Contact]:
-    """Rows grouped by email; a window cut short drops its last email, read whole next time."""
+def _contacts(rows: Sequence[PendingValue], *, fields: int, complete: bool) -> list[_Contact]:
+    """Rows grouped by email; the last email of a full window may have more rows beyond it,
+    so unless it has one for every field it is left to be read whole next time."""
     contacts = [
         _Contact(group[0].email, tuple(group))
         for group in (list(g) for _, g in groupby(rows, key=lambda r: r.email_key))
     ]
-    return contacts if complete or len(contacts) < 2 else contacts[:-1]
+    if complete or len(contacts) < 2 or len(contacts[-1].values) == fields:
+        return contacts
+    return contacts[:-1]
 
 
 def _send_request(ctx: PushContext, result: PushResult, contacts: list[_Contact]) -> None:

@@ -206,3 +206,18 @@ def test_a_few_unchecks_are_never_held(world: World, emails: list[str]) -> None:
     world.push()
     world.send(*[event(e, False, 60) for e in emails[:2]])
     assert world.push().status == PushStatus.OK  # 100 % of 2, under min_flip_count
+
+
+def test_full_requests_when_more_is_pending_than_one_request_holds(
+    sim: ListrakSimulator, sink: SegmentSink, db_url: str, engine: Engine
+) -> None:
+    emails = prepare_list(sim, subscribers=30)
+    settings = make_settings(sim, sink, db_url, push={"max_contacts_per_request": 10})
+    world = World(sim, settings, engine)
+    world.sync()
+    world.send(*[event(e, True) for e in emails])
+    world.send(*[event(e, True, key="lapsed") for e in emails[::2]])
+    result = world.push()
+    assert (result.accepted, result.contacts) == (45, 30)
+    assert sorted(len(body) for body in bodies(sim)) == [10, 10, 10]
+    assert sorted(emails_in(bodies(sim))) == sorted(e.lower() for e in emails)

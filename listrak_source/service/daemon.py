@@ -223,7 +223,8 @@ class Daemon:
                 id=f"push-{list_id}",
                 name=f"push audiences of list {list_id}",
                 executor="pushes",
-                next_run_time=datetime.now(UTC) + timedelta(seconds=random.uniform(0, 1)),
+                # The first push comes one interval after start, like every later one: a
+                # backfill arriving at start is then taken in before it is pushed.
             )
         self.scheduler.add_job(
             self.prune, IntervalTrigger(seconds=_PRUNE_EVERY.total_seconds()), id="prune-inbox"
