@@ -12,6 +12,7 @@ whether every box ended checked.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import signal
@@ -61,6 +62,8 @@ class Result:
     statuses: dict[str, int] = field(default_factory=dict)
     rss_mib: list[float] = field(default_factory=list)
     peak_rss_mib: float = 0.0
+    worker_cpu_s: float = 0.0
+    driver_cpu_s: float = 0.0
     push_s: float = 0.0
     push_requests: int = 0
     bulk_requests: int = 0
@@ -156,6 +159,13 @@ def _rss_mib(pid: int, name: str = "VmRSS") -> float:
     return 0.0
 
 
+def _cpu_s(pid: int) -> float:
+    """User and system CPU seconds a process has used so far."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _ingest(result: Result, config: Path, port: int) -> None:
     worker = _cli(config, "run")
     url = f"http://127.0.0.1:{port}/events"
@@ -168,13 +178,15 @@ def _ingest(result: Result, config: Path, port: int) -> None:
         )
         for n in range(SENDERS)
     ]
-    started = time.perf_counter()
+    started, worker_cpu, driver_cpu = time.perf_counter(), _cpu_s(worker.pid), _cpu_s(os.getpid())
     for thread in threads:
         thread.start()
     while any(t.is_alive() for t in threads):
         result.rss_mib.append(round(_rss_mib(worker.pid), 1))
         time.sleep(1.0)
     result.ingest_s = time.perf_counter() - started
+    result.worker_cpu_s = round(_cpu_s(worker.pid) - worker_cpu, 1)
+    result.driver_cpu_s = round(_cpu_s(os.getpid()) - driver_cpu, 1)
     result.peak_rss_mib = round(_rss_mib(worker.pid, "VmHWM"), 1)
     worker.send_signal(signal.SIGTERM)
     worker.wait(timeout=60)
@@ -206,6 +218,9 @@ def run(members: int) -> Result:
         sim.add_list(LIST_ID, "Bench")
         sim.add_field(LIST_ID, BOX, "CheckBox")
         sim.seed(LIST_ID, members, seed=1)
+        # The senders allocate as they go; without this every collection would walk the
+        # simulator's million contacts and the benchmark would time the driver's pauses.
+        gc.freeze()
         port = _free_port()
         config = _config(Path(tmp), sim, sink, port)
         result.sync_s = round(_timed(config, "sync"), 1)
@@ -233,6 +248,8 @@ def report(result: Result) -> str:
             f"  ingest: {result.events_per_s:,} events/s over {result.ingest_s:.1f} s "
             f"(target >= {TARGET_RATE:,}: {'met' if rate_ok else 'MISSED'}); answers "
             f"{result.statuses}",
+            f"  CPU while ingesting: worker {result.worker_cpu_s} s, "
+            f"driver {result.driver_cpu_s} s",
             f"  latency: p50 {result.p50_ms} ms, p99 {result.p99_ms} ms "
             f"(target < {TARGET_P99_S * 1000:.0f} ms: {'met' if p99_ok else 'MISSED'})",
             f"  worker RSS while ingesting: first {rss[0] if rss else 0} MiB, "

@@ -119,14 +119,15 @@ def _unheld_fields(ctx: PushContext, result: PushResult, allow_mass_flip: bool) 
         if flip.field_id in fields and share > limits.max_flip_ratio:
             result.held_fields.append(flip.field_id)
             result.status = PushStatus.HELD
-            result.error = (
+            held = (
                 f"list {result.list_id} field {flip.field_id}: the push would uncheck "
                 f"{flip.unchecking} of {flip.checked} checked contacts ({share:.0%}, over "
                 f"max_flip_ratio {limits.max_flip_ratio:.0%}); nothing sent for that field. If "
                 f"the audience really lost them, run: listrak-source push --list "
                 f"{result.list_id} --allow-mass-flip"
             )
-            log.error("%s", result.error)
+            log.error("%s", held)
+            result.error = "; ".join(filter(None, [result.error, held]))
     return [f for f in fields if f not in result.held_fields]
 
 
