@@ -159,6 +159,8 @@ def test_a_value_refused_max_attempts_times_is_dead(world: World, emails: list[s
         world.advance(7 * 3600)
     result = world.push()
     assert (result.status, result.backlog.dead, result.requests) == (PushStatus.PARTIAL, 1, 0)
+    assert world.db.audiences.revive_dead(LIST) == 1  # what `retry` does
+    assert world.push().rejected == 1, "due again, and refused again"
     world.send(event(emails[0], False, 60))  # a new value gets a clean slate
     world.sim.faults.refuse_emails = set()
     assert world.push().accepted == 1

@@ -206,15 +206,18 @@ def _refuse_renamed_traits(settings: Settings, db: Database) -> None:
 
 
 def retry(args: argparse.Namespace) -> int:
-    """Dead rows become due again; the next sync delivers them."""
+    """Dead rows and dead audience values become due again; the next sync or push sends them."""
     settings = _settings(args)
     engine = open_database(settings)
-    outbox = Database(engine).outbox
+    db = Database(engine)
     total = 0
     for cfg in _selected(settings, args):
-        count = outbox.revive_dead(cfg.id)
-        total += count
+        count = db.outbox.revive_dead(cfg.id)
+        values = db.audiences.revive_dead(cfg.id) if settings.audience_fields(cfg.id) else 0
+        total += count + values
         print(f"list {cfg.id}: {count} dead message(s) re-queued")
+        if values:
+            print(f"list {cfg.id}: {values} dead audience value(s) re-queued for the next push")
     engine.dispose()
     print(f"{total} re-queued; they go out on the next sync")
     return 0
