@@ -28,8 +28,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from .audiences.mapping import mapping_problems
-from .audiences.settings import AudienceSettings, ReceiverSettings
+from .engage.mapping import mapping_problems
+from .engage.settings import AudienceSettings, ReceiverSettings
 from .errors import ConfigError
 from .sections import Section as _Section
 

@@ -1,8 +1,10 @@
 """The folders' promises, checked from the imports themselves.
 
-The pure rules import no I/O library; the one-run orchestration names the outside
-systems only through its own protocols; adapters never reach into a front door; and
-`cli/wiring.py` is the only module of the front doors that builds adapters.
+The package stands in layers, and no import runs back up: the shared base (config, records,
+message building, the Engage rules), the adapters of the outside systems and the state, the
+delivery every pipeline shares, the pipelines, and the front doors on top. The pure rules
+import no I/O library; the pipelines name the outside systems only through their own
+protocols; and `cli/wiring.py` is the only module of the front doors that builds adapters.
 """
 
 from __future__ import annotations
@@ -16,22 +18,33 @@ PACKAGE = Path(__file__).resolve().parents[1] / "listrak_source"
 
 PURE = [
     "records.py",
-    "plan.py",
-    "diff.py",
     "messages.py",
-    "audiences/membership.py",
-    "audiences/mapping.py",
-    "audiences/coalesce.py",
+    "subscribers/plan.py",
+    "subscribers/diff.py",
+    "engage/membership.py",
+    "engage/mapping.py",
+    "engage/coalesce.py",
+    "engage/readback.py",
+    "engage/records.py",
 ]
+PIPELINES = ["subscribers", "audiences"]
 ORCHESTRATION = [
-    "context.py",
-    "sync.py",
-    "scan.py",
-    "confirm.py",
-    "deliver.py",
-    "courier.py",
-    "push.py",
-    "readahead.py",
+    *(path.relative_to(PACKAGE).as_posix() for path in sorted((PACKAGE / "delivery").glob("*.py"))),
+    *(
+        path.relative_to(PACKAGE).as_posix()
+        for folder in PIPELINES
+        for path in sorted((PACKAGE / folder).glob("*.py"))
+        # The receiver is the audience pipeline's HTTP door, served by uvicorn.
+        if path.name not in {"receiver.py", "server.py"}
+    ),
+]
+# Lowest first; a module may import its own layer and those below, never one above.
+LAYERS: list[set[str]] = [
+    {"<base>", "engage"},
+    {"listrak", "segment", "state"},
+    {"delivery"},
+    set(PIPELINES),
+    {"cli", "service"},
 ]
 IO_LIBRARIES = {
     "httpx",
@@ -76,8 +89,8 @@ def modules_in(folder: str) -> list[Path]:
 
 
 def test_the_resolver_sees_relative_imports() -> None:
-    assert "listrak_source.records.Contact" in imports_of(PACKAGE / "diff.py")
-    assert "listrak_source.state" in imports_of(PACKAGE / "context.py")
+    assert "listrak_source.records.Contact" in imports_of(PACKAGE / "subscribers/diff.py")
+    assert "listrak_source.state" in imports_of(PACKAGE / "delivery/context.py")
 
 
 @pytest.mark.parametrize("name", PURE)
@@ -96,9 +109,7 @@ def test_the_orchestration_imports_no_outside_system_or_front_door(name: str) ->
 
 @pytest.mark.parametrize("folder", ADAPTERS)
 def test_adapters_never_reach_into_a_front_door_or_the_orchestration(folder: str) -> None:
-    forbidden = [f"listrak_source.{name}" for name in FRONT_DOORS] + [
-        f"listrak_source.{Path(name).stem}" for name in ORCHESTRATION
-    ]
+    forbidden = [f"listrak_source.{name}." for name in [*FRONT_DOORS, "delivery", *PIPELINES]]
     for path in modules_in(folder):
         imported = imports_of(path)
         assert not [i for i in imported if any(i.startswith(f) for f in forbidden)], path
@@ -118,3 +129,51 @@ def test_only_wiring_builds_the_outside_systems_adapters() -> None:
 def test_the_service_does_not_import_the_command_line() -> None:
     for path in modules_in("service"):
         assert not [i for i in imports_of(path) if i.startswith("listrak_source.cli")], path
+
+
+def layer_of(module: str) -> int | None:
+    """The layer of a dotted module of the package (None for the simulator, a world apart)."""
+    parts = module.split(".")
+    if parts[0] != "listrak_source":
+        return None
+    if module == "listrak_source.__main__":
+        return len(LAYERS) - 1  # `python -m listrak_source` is the command line's door
+    folder = parts[1] if len(parts) > 2 and (PACKAGE / parts[1]).is_dir() else "<base>"
+    if folder == "simulator":
+        return None
+    return next(n for n, layer in enumerate(LAYERS) if folder in layer)
+
+
+def test_every_folder_has_a_layer() -> None:
+    folders = {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    placed = set().union(*LAYERS) | {"simulator"}
+    assert folders <= placed, folders - placed
+
+
+def test_no_import_runs_back_up() -> None:
+    upward = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        module = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+        here = layer_of(module)
+        if here is None or "migrations" in path.parts:
+            continue
+        for imported in imports_of(path):
+            there = layer_of(imported)
+            if there is not None and there > here:
+                upward.append(f"{module} -> {imported}")
+    assert not upward
+
+
+@pytest.mark.parametrize("pipeline", PIPELINES)
+def test_pipelines_do_not_import_each_other(pipeline: str) -> None:
+    others = [f"listrak_source.{p}." for p in PIPELINES if p != pipeline]
+    for path in modules_in(pipeline):
+        assert not [i for i in imports_of(path) if any(i.startswith(o) for o in others)], path
+
+
+def test_only_the_front_doors_start_the_simulator() -> None:
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(PACKAGE)
+        if rel.parts[0] in {"cli", "simulator"}:
+            continue
+        assert not [i for i in imports_of(path) if i.startswith("listrak_source.simulator")], rel

@@ -194,7 +194,7 @@ def test_noisy_libraries_are_quieted() -> None:
     )
     for name in quiet:
         assert not logging.getLogger(name).isEnabledFor(logging.INFO), name
-    assert logging.getLogger("listrak_source.sync").isEnabledFor(logging.INFO)
+    assert logging.getLogger("listrak_source.subscribers.sync").isEnabledFor(logging.INFO)
 
 
 def test_migrating_a_new_database_logs_nothing_from_alembic(tmp_path: Path) -> None:

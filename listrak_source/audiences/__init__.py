@@ -1,1 +1,1 @@
-"""Engage audiences into Listrak profile fields: the rules, and the receiver Segment posts to."""
+"""The audience pipeline: the receiver Segment posts to, and the push to Listrak profile fields."""

@@ -21,10 +21,10 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from .ingest import Ingest, NotJsonError, collect, decode_items
-from .mapping import Mappings
-from .settings import ReceiverSettings
-from .signing import bearer_matches, signature_matches
+from ..engage.ingest import Ingest, NotJsonError, collect, decode_items
+from ..engage.mapping import Mappings
+from ..engage.settings import ReceiverSettings
+from ..engage.signing import bearer_matches, signature_matches
 
 log = logging.getLogger(__name__)
 

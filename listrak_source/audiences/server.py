@@ -16,8 +16,8 @@ from types import TracebackType
 import uvicorn
 from starlette.types import ASGIApp
 
+from ..engage.settings import ReceiverSettings
 from ..errors import EXIT_CONFIG, ListrakSourceError
-from .settings import ReceiverSettings
 
 log = logging.getLogger(__name__)
 

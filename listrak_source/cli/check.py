@@ -9,15 +9,15 @@ from typing import TextIO
 
 import httpx
 
-from ..audiences.settings import AudienceSettings
 from ..config import ListSettings, Settings
+from ..engage.settings import AudienceSettings
 from ..errors import ListrakSourceError, describe_error
 from ..listrak import ListrakClient
 from ..logs import redact
 from ..service.schedules import describe, list_schedule
 from ..state import Database
 from ..state import engine as db
-from ..sync import trait_mismatch
+from ..subscribers.sync import trait_mismatch
 from .wiring import listrak_client
 
 # Segment write keys are 32 characters of letters and digits; a looser shape is

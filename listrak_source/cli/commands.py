@@ -11,9 +11,10 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from ..audiences.records import PushResult, PushStatus
+from ..audiences.push import prune_inbox, push_list
 from ..config import ListSettings, Settings, load_settings
-from ..context import RunContext
+from ..delivery.context import RunContext
+from ..engage.records import PushResult, PushStatus
 from ..errors import (
     EXIT_CONFIG,
     EXIT_FAILED,
@@ -24,12 +25,11 @@ from ..errors import (
     describe_error,
 )
 from ..logs import SecretFilter, log_context
-from ..push import prune_inbox, push_list
 from ..records import RunKind, RunResult, RunStatus
 from ..service.signals import on_stop_signals, restore
 from ..state import Database, make_engine
 from ..state.engine import check_schema, current_revision, upgrade
-from ..sync import sync_list, trait_mismatch
+from ..subscribers.sync import sync_list, trait_mismatch
 from .audience_report import audience_status, print_audience_status, print_explanation
 from .check import run_checks
 from .progress import Progress

@@ -12,7 +12,7 @@ from typing import Any, TextIO
 from ..config import Settings
 from ..records import RunStatus
 from ..simulator import ListrakSimulator, SegmentSink, rebuild_profiles
-from ..sync import sync_list
+from ..subscribers.sync import sync_list
 from .demo_audiences import AUDIENCE_FIELD, audience_settings, run_audience_demo
 from .report import result_line
 from .wiring import run_context

@@ -11,13 +11,13 @@ import random
 from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
+from ..audiences.push import push_list
 from ..config import Settings
-from ..push import push_list
 from ..service.metrics import Metrics
 from ..simulator import ListrakSimulator
 from ..simulator.webhooks import WebhookSender, audience_track
 from ..state import Database
-from ..sync import sync_list
+from ..subscribers.sync import sync_list
 from .report import push_line, result_line
 from .wiring import build_receiver, open_database, push_context, run_context
 

@@ -6,8 +6,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TextIO
 
-from ..audiences.records import PushResult
 from ..config import Settings
+from ..engage.records import PushResult
 from ..records import RunResult
 from ..service.schedules import describe, list_schedule
 

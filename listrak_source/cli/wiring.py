@@ -16,14 +16,14 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from sqlalchemy import Engine
 
-from ..audiences.ingest import Ingest
+from ..audiences.push import PushContext
 from ..audiences.receiver import make_app
 from ..audiences.server import ReceiverServer
-from ..audiences.settings import build_mappings
 from ..config import Settings
-from ..context import Emitter, RunContext
+from ..delivery.context import Emitter, RunContext
+from ..engage.ingest import Ingest
+from ..engage.settings import build_mappings
 from ..listrak import ListrakClient, PrintingWriter, stoppable_sleep
-from ..push import PushContext
 from ..segment import PrintingEmitter, SegmentEmitter
 from ..state import (
     Database,

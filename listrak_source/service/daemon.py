@@ -20,14 +20,14 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine
 
+from ..audiences.push import PushContext, prune_inbox, push_list
 from ..config import ListSettings, Settings
-from ..context import RunContext
+from ..delivery.context import RunContext
 from ..errors import ConfigError, ListBusyError, RanRecentlyError, describe_error
 from ..logs import log_context
-from ..push import PushContext, prune_inbox, push_list
 from ..records import RunKind, RunResult, RunStatus
 from ..state import Database
-from ..sync import sync_list
+from ..subscribers.sync import sync_list
 from .metrics import Metrics, MetricsServer
 from .schedules import crontab_trigger, list_schedule, period
 from .sdnotify import Notifier

@@ -10,8 +10,8 @@ from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from ..audiences.ingest import Ingest
-from ..audiences.records import CommitResult, PushResult, PushStatus
+from ..engage.ingest import Ingest
+from ..engage.records import CommitResult, PushResult, PushStatus
 from ..records import SUCCESS_STATUSES, RunResult, Waiting
 
 PREFIX = "listrak_source"

@@ -27,11 +27,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-from ..audiences.coalesce import fold
-from ..audiences.ingest import Ingest
-from ..audiences.mapping import Mapped
-from ..audiences.readback import StoredValue, Verdict, judge
-from ..audiences.records import (
+from ..engage.coalesce import fold
+from ..engage.ingest import Ingest
+from ..engage.mapping import Mapped
+from ..engage.readback import StoredValue, Verdict, judge
+from ..engage.records import (
     Answered,
     Backlog,
     CommitResult,

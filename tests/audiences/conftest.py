@@ -11,11 +11,11 @@ from typing import Any
 import httpx
 import pytest
 
-from listrak_source.audiences.ingest import Ingest
-from listrak_source.audiences.mapping import AudienceMapping, Mappings
 from listrak_source.audiences.receiver import Commit, Tally, make_app
 from listrak_source.audiences.server import ReceiverServer
-from listrak_source.audiences.settings import ReceiverSettings
+from listrak_source.engage.ingest import Ingest
+from listrak_source.engage.mapping import AudienceMapping, Mappings
+from listrak_source.engage.settings import ReceiverSettings
 
 SECRET = "receiver-secret-1"
 ROTATED = "receiver-secret-2"

@@ -12,7 +12,7 @@ import httpx
 import orjson
 import pytest
 
-from listrak_source.audiences.ingest import Ingest
+from listrak_source.engage.ingest import Ingest
 
 from ._events import identify, track
 from .conftest import AUDIENCE, ROTATED, SECRET, SHARED, StartReceiver, raw_exchange

@@ -9,11 +9,11 @@ import threading
 import httpx
 import pytest
 
-from listrak_source.audiences.ingest import Ingest
-from listrak_source.audiences.mapping import Mappings
 from listrak_source.audiences.receiver import make_app
 from listrak_source.audiences.server import ReceiverError, ReceiverServer, _bind, serve
-from listrak_source.audiences.settings import ReceiverSettings
+from listrak_source.engage.ingest import Ingest
+from listrak_source.engage.mapping import Mappings
+from listrak_source.engage.settings import ReceiverSettings
 
 from ._events import track
 from .conftest import SECRET, SHARED, StartReceiver

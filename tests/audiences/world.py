@@ -11,18 +11,18 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
-from listrak_source.audiences.ingest import collect
-from listrak_source.audiences.records import CommitResult, PushResult
-from listrak_source.audiences.settings import build_mappings
+from listrak_source.audiences.push import PushContext, push_list
 from listrak_source.cli.wiring import context_over
 from listrak_source.config import Settings
+from listrak_source.engage.ingest import collect
+from listrak_source.engage.records import CommitResult, PushResult
+from listrak_source.engage.settings import build_mappings
 from listrak_source.listrak import ListrakClient
-from listrak_source.push import PushContext, push_list
 from listrak_source.simulator import ListrakSimulator, SegmentSink
 from listrak_source.simulator.webhooks import audience_track
 from listrak_source.state import Database
 from listrak_source.state.schema import audience_values
-from listrak_source.sync import sync_list
+from listrak_source.subscribers.sync import sync_list
 
 from ..listrak.fixtures import FakeTime
 

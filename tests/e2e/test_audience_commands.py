@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from listrak_source.audiences.ingest import collect
-from listrak_source.audiences.settings import build_mappings
 from listrak_source.config import load_settings
+from listrak_source.engage.ingest import collect
+from listrak_source.engage.settings import build_mappings
 from listrak_source.simulator import ListrakSimulator, SegmentSink
 from listrak_source.state import Database, make_engine
 

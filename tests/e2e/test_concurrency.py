@@ -21,7 +21,7 @@ from listrak_source.simulator import ListrakSimulator, SegmentSink
 from listrak_source.state import make_engine
 from listrak_source.state.locks import lock_folder
 from listrak_source.state.schema import runs
-from listrak_source.sync import sync_list
+from listrak_source.subscribers.sync import sync_list
 
 from .harness import (
     FIELD,

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from listrak_source.plan import FULL, newest_date, plan_scans
 from listrak_source.records import Contact, ListState, ScanSpec
 from listrak_source.simulator import ListrakSimulator, SegmentSink, rebuild_profiles
+from listrak_source.subscribers.plan import FULL, newest_date, plan_scans
 
 from .harness import FIELD, assert_profiles_match, run_cli, status_json, write_config
 

@@ -15,7 +15,7 @@ from listrak_source.cli.wiring import run_context
 from listrak_source.config import load_settings
 from listrak_source.records import RunStatus
 from listrak_source.simulator import ListrakSimulator, SegmentSink
-from listrak_source.sync import sync_list
+from listrak_source.subscribers.sync import sync_list
 
 from .harness import (
     FIELD,

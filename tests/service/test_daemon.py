@@ -40,7 +40,7 @@ from listrak_source.service.schedules import (
 from listrak_source.simulator import ListrakSimulator, SegmentSink
 from listrak_source.state import make_engine, upgrade
 from listrak_source.state.schema import runs
-from listrak_source.sync import sync_list
+from listrak_source.subscribers.sync import sync_list
 
 from ..e2e.harness import (
     FIELD,

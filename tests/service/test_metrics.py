@@ -193,8 +193,8 @@ def _exposition(metrics: Metrics) -> str:
 
 
 def test_audience_metrics_over_http(metrics: Metrics, server: MetricsServer) -> None:
-    from listrak_source.audiences.ingest import Ingest
-    from listrak_source.audiences.records import Backlog, CommitResult, PushResult, PushStatus
+    from listrak_source.engage.ingest import Ingest
+    from listrak_source.engage.records import Backlog, CommitResult, PushResult, PushStatus
 
     metrics.answered(200)
     metrics.answered(401)

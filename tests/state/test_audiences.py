@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import DBAPIError
 
-from listrak_source.audiences.coalesce import fold
-from listrak_source.audiences.ingest import collect
-from listrak_source.audiences.mapping import AudienceMapping, Mappings
-from listrak_source.audiences.records import Answered
+from listrak_source.engage.coalesce import fold
+from listrak_source.engage.ingest import collect
+from listrak_source.engage.mapping import AudienceMapping, Mappings
+from listrak_source.engage.records import Answered
 from listrak_source.simulator.webhooks import audience_track
 from listrak_source.state import Database
 from listrak_source.state.audiences import event_us, from_event_us

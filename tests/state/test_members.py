@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import Engine, select
 
-from listrak_source.diff import diff_page
 from listrak_source.records import Contact, PageDiff, PageKeys, Stored
 from listrak_source.state import Database, make_engine, upgrade
 from listrak_source.state.schema import members
+from listrak_source.subscribers.diff import diff_page
 
 LIST = 1001
 NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)

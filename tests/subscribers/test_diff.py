@@ -7,8 +7,8 @@ import itertools
 from hypothesis import given
 from hypothesis import strategies as st
 
-from listrak_source.diff import diff_page, removal_ratio
 from listrak_source.records import Contact, Kind, Stored
+from listrak_source.subscribers.diff import diff_page, removal_ratio
 
 FIELD = 678
 

@@ -6,15 +6,12 @@ import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from .audiences.records import is_selected
-from .context import ListRun
-from .diff import diff_page
-from .errors import StopRequested
-from .messages import oversize_reason
-from .plan import future_dated, latest_usable, newest_date
-from .privacy import contact_ref
-from .readahead import Prefetch
-from .records import (
+from ..delivery.context import ListRun
+from ..engage.records import is_selected
+from ..errors import StopRequested
+from ..messages import oversize_reason
+from ..privacy import contact_ref
+from ..records import (
     Contact,
     Kind,
     Page,
@@ -25,6 +22,9 @@ from .records import (
     ScanSpec,
     Stored,
 )
+from .diff import diff_page
+from .plan import future_dated, latest_usable, newest_date
+from .readahead import Prefetch
 
 log = logging.getLogger(__name__)
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from listrak_source.audiences.mapping import (
+from listrak_source.engage.mapping import (
     AudienceMapping,
     MappingError,
     Mappings,
     mapping_problems,
 )
-from listrak_source.audiences.settings import AudienceSettings, build_mappings
+from listrak_source.engage.settings import AudienceSettings, build_mappings
 
 GENERAL = AudienceMapping("vip", list_id=1, field_id=10)
 IN_SPACE_A = AudienceMapping("vip", list_id=1, field_id=11, space_id="spa_a")

@@ -5,12 +5,11 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from .config import ListSettings
-from .confirm import confirm_unseen
-from .context import ListRun, RunContext
-from .courier import Courier
-from .deliver import deliver, stop_for_outage
-from .errors import (
+from ..config import ListSettings
+from ..delivery.context import ListRun, RunContext
+from ..delivery.courier import Courier
+from ..delivery.deliver import deliver, stop_for_outage
+from ..errors import (
     EXIT_FAILED,
     ListrakError,
     ListrakSourceError,
@@ -18,9 +17,10 @@ from .errors import (
     TraitRenamedError,
     describe_error,
 )
-from .logs import log_context
+from ..logs import log_context
+from ..records import ListState, RunKind, RunResult, RunStatus, ScanSpec
+from .confirm import confirm_unseen
 from .plan import FULL, latest_usable, next_mark, plan_scans
-from .records import ListState, RunKind, RunResult, RunStatus, ScanSpec
 from .scan import scan
 
 log = logging.getLogger(__name__)

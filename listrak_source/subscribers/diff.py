@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 
-from .records import Change, Contact, Kind, PageDiff, Reject, Stored
+from ..records import Change, Contact, Kind, PageDiff, Reject, Stored
 
 
 def diff_page(

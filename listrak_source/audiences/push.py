@@ -19,18 +19,18 @@ from datetime import UTC, datetime, timedelta
 from itertools import groupby
 from typing import Any, NamedTuple, Protocol
 
-from .audiences.records import (
+from ..config import Settings
+from ..delivery.deliver import retry_policy, waiting_label
+from ..engage.records import (
     Answered,
     PendingValue,
     PushResult,
     PushStatus,
     box_value,
 )
-from .config import Settings
-from .deliver import retry_policy, waiting_label
-from .errors import ListrakError, ListrakUnavailableError
-from .logs import hide_emails
-from .state import Database, describe_db_error
+from ..errors import ListrakError, ListrakUnavailableError
+from ..logs import hide_emails
+from ..state import Database, describe_db_error
 
 log = logging.getLogger(__name__)
 

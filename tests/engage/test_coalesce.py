@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from listrak_source.audiences.coalesce import fold, rank, supersedes
-from listrak_source.audiences.mapping import AudienceMapping, Mapped, Target
-from listrak_source.audiences.membership import Membership
+from listrak_source.engage.coalesce import fold, rank, supersedes
+from listrak_source.engage.mapping import AudienceMapping, Mapped, Target
+from listrak_source.engage.membership import Membership
 
 T0 = datetime(2024, 5, 6, 9, 0, tzinfo=UTC)
 VIP = AudienceMapping("vip", list_id=1, field_id=10)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 
-from .records import Contact, ListState, ScanSpec
+from ..records import Contact, ListState, ScanSpec
 
 FULL = (ScanSpec(),)
 # Listrak's dates are naive, in a zone not confirmed; no zone is more than 14 hours ahead

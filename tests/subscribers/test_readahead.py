@@ -10,7 +10,7 @@ import pytest
 
 from listrak_source.errors import StopRequested
 from listrak_source.logs import current_context, log_context
-from listrak_source.readahead import Prefetch
+from listrak_source.subscribers.readahead import Prefetch
 
 
 def test_items_arrive_in_order_and_end() -> None:

@@ -7,10 +7,10 @@ import json
 import orjson
 import pytest
 
-from listrak_source.audiences.ingest import UNMAPPED, Ingest, NotJsonError, collect, decode_items
-from listrak_source.audiences.mapping import AudienceMapping, Mappings
+from listrak_source.engage.ingest import UNMAPPED, Ingest, NotJsonError, collect, decode_items
+from listrak_source.engage.mapping import AudienceMapping, Mappings
 
-from ._events import identify, track
+from ..audiences._events import identify, track
 
 VIP = AudienceMapping("first_time_shopper", list_id=1, field_id=10)
 

@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from listrak_source.audiences.signing import bearer_matches, first_element, signature_matches
+from listrak_source.engage.signing import bearer_matches, first_element, signature_matches
 
 SECRETS = [b"old-token", b"new-token"]
 SHARED = b"shared secret \xc3\xa9"

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Iterator
 from typing import Generic, TypeVar
 
-from .errors import StopRequested
+from ..errors import StopRequested
 
 T = TypeVar("T")
 

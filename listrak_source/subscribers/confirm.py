@@ -15,9 +15,9 @@ import logging
 from collections.abc import Sequence
 from datetime import UTC, timedelta
 
-from .context import ListRun
+from ..delivery.context import ListRun
+from ..records import Contact, ListState, Page, Reject, RunStatus, ScanSpec
 from .diff import removal_ratio
-from .records import Contact, ListState, Page, Reject, RunStatus, ScanSpec
 from .scan import scan_pass, store_page
 
 log = logging.getLogger(__name__)

@@ -20,9 +20,9 @@ import queue
 import threading
 from datetime import datetime
 
+from ..records import Change, Delivery, Pending
 from .context import ListRun
 from .deliver import record, stop_for_outage
-from .records import Change, Delivery, Pending
 
 # Pages waiting for the courier; the scan blocks beyond this, so memory stays bounded.
 _DEPTH = 2

@@ -7,10 +7,10 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import Engine
 
-from listrak_source.audiences.records import PushStatus
+from listrak_source.engage.records import PushStatus
 from listrak_source.simulator import ListrakSimulator, SegmentSink
 
-from .audiences.world import LIST, VIP, World, event, make_settings, prepare_list
+from .world import LIST, VIP, World, event, make_settings, prepare_list
 
 
 @pytest.fixture

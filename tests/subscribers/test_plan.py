@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from listrak_source.plan import (
+from listrak_source.records import Contact, ListState
+from listrak_source.subscribers.plan import (
     FULL,
     future_dated,
     latest_usable,
@@ -12,7 +13,6 @@ from listrak_source.plan import (
     next_mark,
     plan_scans,
 )
-from listrak_source.records import Contact, ListState
 
 NOW = datetime(2026, 10, 1, 12, tzinfo=UTC)
 LATEST = latest_usable(NOW)

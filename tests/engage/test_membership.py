@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from listrak_source.audiences.membership import (
+from listrak_source.engage.membership import (
     Ignored,
     IgnoreReason,
     Membership,
@@ -18,7 +18,7 @@ from listrak_source.audiences.membership import (
     parse_timestamp,
 )
 
-from ._events import DELETE, altered, identify, track
+from ..audiences._events import DELETE, altered, identify, track
 
 R = IgnoreReason
 WRONG_TYPES: list[object] = [None, 0, 1, 1.5, True, "", "x", [], [1], {}, {"a": 1}]

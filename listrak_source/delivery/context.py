@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
-from .config import ListSettings, Settings
-from .messages import MessageIds
-from .records import Change, Contact, Delivery, Page, Pending, Reject, RunResult
-from .state import Database
+from ..config import ListSettings, Settings
+from ..messages import MessageIds
+from ..records import Change, Contact, Delivery, Page, Pending, Reject, RunResult
+from ..state import Database
 
 
 class PageSource(Protocol):

@@ -11,9 +11,9 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from .config import Settings
+from ..config import Settings
+from ..records import STOPPED, Delivery, RetryPolicy
 from .context import ListRun
-from .records import STOPPED, Delivery, RetryPolicy
 
 log = logging.getLogger(__name__)
 

@@ -7,11 +7,11 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import Engine
 
-from listrak_source.audiences.records import PushStatus
+from listrak_source.engage.records import PushStatus
 from listrak_source.errors import EXIT_CONFIG
 from listrak_source.simulator import ListrakSimulator, SegmentSink
 
-from .audiences.world import (
+from .world import (
     LAPSED,
     LIST,
     VIP,

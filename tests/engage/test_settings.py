@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from listrak_source.audiences.settings import DEFAULT_MAX_BODY_BYTES, ReceiverSettings
 from listrak_source.config import describe_validation
+from listrak_source.engage.settings import DEFAULT_MAX_BODY_BYTES, ReceiverSettings
 
 
 def test_defaults() -> None:

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from listrak_source.audiences.readback import StoredValue, Verdict, judge
-from listrak_source.audiences.records import is_selected
+from listrak_source.engage.readback import StoredValue, Verdict, judge
+from listrak_source.engage.records import is_selected
 
 NOW = datetime(2024, 6, 1, 12, tzinfo=UTC)
 GRACE = timedelta(minutes=10)
