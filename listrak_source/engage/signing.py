@@ -13,6 +13,8 @@ import hmac
 import json
 from collections.abc import Sequence
 
+from .elements import FramingError, array_elements
+
 _DECODER = json.JSONDecoder()
 _WHITESPACE = " \t\n\r"
 
@@ -51,11 +53,22 @@ def first_element(body: bytes) -> bytes | None:
     start = _skip_whitespace(text, start + 1)
     try:
         _, end = _DECODER.raw_decode(text, start)
-    except (ValueError, RecursionError):
+    except RecursionError:
+        return _first_span(body)
+    except ValueError:
         return None
     # Offsets into the text become offsets into the bytes, so the slice is what was sent.
     low = len(text[:start].encode("utf-8"))
     return body[low : low + len(text[start:end].encode("utf-8"))]
+
+
+def _first_span(body: bytes) -> bytes | None:
+    """Element 0 found by its framing alone, for one nested deeper than a parser goes."""
+    try:
+        start, end = next(array_elements(body))
+    except (FramingError, StopIteration):
+        return None
+    return body[start:end]
 
 
 def _skip_whitespace(text: str, index: int) -> int:

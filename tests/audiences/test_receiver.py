@@ -118,6 +118,17 @@ def test_a_missing_or_bad_signature_is_refused(
     assert receiver.commits == []
 
 
+def test_an_item_nested_too_deep_loses_only_itself_even_when_it_is_signed(
+    start_receiver: StartReceiver,
+) -> None:
+    receiver = start_receiver(shared_secret=SHARED)
+    deep = b'{"a":' * 1024 + b"{}" + b"}" * 1024
+    body = b"[" + deep + b"," + body_of(track(message_id="m1"), track(message_id="m2"))[1:]
+    response = receiver.post(body, headers={"X-Signature": sign(deep)})
+    assert response.status_code == 200
+    assert response.json() == {"accepted": 2, "ignored": {"undecodable": 1}}
+
+
 def test_without_a_shared_secret_no_signature_is_needed(start_receiver: StartReceiver) -> None:
     receiver = start_receiver()
     assert receiver.post([track()], headers={"X-Signature": "junk"}).status_code == 200
