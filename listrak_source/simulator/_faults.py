@@ -168,7 +168,9 @@ class SinkFaults:
     then the seeded shares. `poison` holds emails and anonymousIds (any case): a batch
     carrying one as traits.email or anonymousId is refused with a 400 and not kept.
     `oversize_status` is what a batch over 500 KB, a message over 32 KB or more than 2,500
-    events get: 400, as Segment documents, or 413 to try a client on it.
+    events get: 400, as Segment documents, or 413 to try a client on it. `redirect` (a status
+    and a Location) makes the host a redirector, as a proxy or a mistyped host can be: every
+    batch request is answered with it and nothing is kept.
     """
 
     def __init__(self) -> None:
@@ -227,6 +229,7 @@ class SinkFaults:
         self.outage = False
         self.poison: set[str] = set()
         self.oversize_status = 400
+        self.redirect: tuple[int, str] | None = None
 
     def _add(self, n: int, plan: SinkInjected) -> None:
         self._plans.add(n, plan)
