@@ -147,11 +147,17 @@ def test_check_connects_to_segment_without_sending_an_event(
     capsys.readouterr()
     assert run_cli(config, "check") == 0
     assert rows(capsys.readouterr().out)["segment host"][0] == "ok"
-    assert sink.messages == [] and sink.stats.requests == 0
+    # It proves the host takes a batch by posting an empty one, which creates nothing.
+    assert sink.messages == [] and sink.stats.requests == 1 and sink.batches == 0
+    sink.faults.redirect = (307, f"{sink.url}/_sink/stats")
+    assert run_cli(config, "check") == 2
+    mark, detail = rows(capsys.readouterr().out)["segment host"]
+    assert mark == "FAIL" and "redirect (307)" in detail
+    sink.faults.redirect = None
     config.write_text(config.read_text().replace(sink.url, "http://127.0.0.1:1"))
     assert run_cli(config, "check") == 2
     mark, detail = rows(capsys.readouterr().out)["segment host"]
-    assert mark == "FAIL" and "cannot connect" in detail
+    assert mark == "FAIL" and "no answer from Segment" in detail
 
 
 def test_audience_fields_must_be_check_boxes_of_their_list(
