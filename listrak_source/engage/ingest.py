@@ -6,14 +6,19 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 import orjson
 
 from .elements import FramingError, array_elements, is_one_value
 from .mapping import Mapped, Mappings
-from .membership import Ignored, parse_item
+from .membership import Ignored, IgnoreReason, parse_item
 
 UNMAPPED = "unmapped"
+# The newest event wins, so one dated ahead of its arrival would fix its value until that
+# time came (an event of 9999 forever). Segment's clocks and ours may differ a little: an
+# event up to this far ahead of its arrival is believed, any later one is refused.
+CLOCK_SKEW = timedelta(minutes=5)
 # An item no parser takes, in a body whose framing is sound: nested past the parsers' depth.
 UNDECODABLE = "undecodable"
 
@@ -83,21 +88,29 @@ def _decode_or_mark(raw: bytes) -> object:
         return UNDECODABLE_ITEM
 
 
-def collect(items: Iterable[object], mappings: Mappings) -> Ingest:
-    """Parse and map each item; what is not a mapped membership is only counted."""
+def collect(items: Iterable[object], mappings: Mappings, now: datetime | None = None) -> Ingest:
+    """Parse and map each item; what is not a mapped membership is only counted. `now` is
+    when the items arrived (by default, this moment): no event is believed to come later."""
+    latest = (now or datetime.now(UTC)) + CLOCK_SKEW
     mapped: list[Mapped] = []
     ignored: Counter[str] = Counter()
     for item in items:
-        if item is UNDECODABLE_ITEM:
-            ignored[UNDECODABLE] += 1
-            continue
-        parsed = parse_item(item)
-        if isinstance(parsed, Ignored):
-            ignored[parsed.reason.value] += 1
-            continue
-        mapping = mappings.resolve(parsed.audience_key, parsed.space_id)
-        if mapping is None:
-            ignored[UNMAPPED] += 1
+        outcome = _outcome(item, mappings, latest)
+        if isinstance(outcome, str):
+            ignored[outcome] += 1
         else:
-            mapped.append(Mapped(parsed, mapping))
+            mapped.append(outcome)
     return Ingest(tuple(mapped), dict(ignored))
+
+
+def _outcome(item: object, mappings: Mappings, latest: datetime) -> Mapped | str:
+    """The item's mapped membership, or the reason it is only counted."""
+    if item is UNDECODABLE_ITEM:
+        return UNDECODABLE
+    parsed = parse_item(item)
+    if isinstance(parsed, Ignored):
+        return parsed.reason.value
+    if parsed.timestamp > latest:
+        return IgnoreReason.FUTURE_TIMESTAMP.value
+    mapping = mappings.resolve(parsed.audience_key, parsed.space_id)
+    return UNMAPPED if mapping is None else Mapped(parsed, mapping)
