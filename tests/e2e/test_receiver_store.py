@@ -23,7 +23,7 @@ from listrak_source.state.schema import audience_counters, audience_inbox
 
 from ..audiences.world import event, make_settings
 
-SECRET, NEXT, SHARED = "bearer-one", "bearer-two", "signing-secret"
+SECRET, NEXT, SHARED = "bearer-secret-one", "bearer-secret-two", "signing-secret-shared"
 
 
 @pytest.fixture
