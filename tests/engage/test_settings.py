@@ -8,7 +8,6 @@ from pydantic import ValidationError
 from listrak_source.config import describe_validation
 from listrak_source.engage.settings import DEFAULT_MAX_BODY_BYTES, ReceiverSettings
 
-
 TOKEN = "receiver-token-0001"
 OLD, NEW = "old-receiver-token", "new-receiver-token"
 SIGN, SIGN_NEXT = "shared-signing-secret", "shared-signing-secret-2"
