@@ -30,6 +30,7 @@ from ..errors import (
     UnknownListError,
 )
 from ..records import Contact, Page, Reject
+from .activity import ActivityReads
 from .auth import ClientCredentialsAuth
 from .contacts import parse_contact, parse_page
 from .pacing import Pacer
@@ -49,7 +50,7 @@ class InvalidSettingError(ConfigError, ValueError):
     """A client or scan argument Listrak would reject; raised before any request is sent."""
 
 
-class ListrakClient:
+class ListrakClient(ActivityReads):
     """Reads lists, profile fields and subscriber pages from the Listrak Email API.
 
     Not thread-safe by design: the worker keeps one request in flight, so the token cache

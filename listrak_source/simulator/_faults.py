@@ -6,6 +6,7 @@ import random
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, Literal, TypeVar
 from urllib.parse import parse_qsl
@@ -125,6 +126,13 @@ class ListrakFaults:
         self.beta_status = 401
         self.drop_imports = False
         self.refuse_emails: set[str] = set()
+        # Activity: an integration without the Reporting area is refused on the activity,
+        # link and clicker routes (Listrak documents no status: 401 or 403); a changed row
+        # moves to the end of its message's order; a hook runs after each activity page
+        # with (message id, page number), to change rows while a pass reads them.
+        self.refuse_reporting: int | None = None
+        self.shift_activity = False
+        self.on_activity_page: Callable[[int, int], None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
