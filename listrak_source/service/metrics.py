@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from wsgiref.simple_server import WSGIServer
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer
 
 from ..engage.ingest import Ingest
 from ..engage.records import CommitResult, PushResult, PushStatus
@@ -56,14 +59,30 @@ class MetricsServer:
         self._thread.join(timeout=5)
 
 
-def serve(registry: CollectorRegistry, port: int, host: str = "127.0.0.1") -> MetricsServer:
+class _QuietHandler(WSGIRequestHandler):
+    """A scrape is not logged; a connection idle past `timeout` is closed."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Log nothing: scrapes come every few seconds."""
+
+
+def serve(
+    registry: CollectorRegistry, port: int, host: str = "127.0.0.1", idle_timeout: float = 10.0
+) -> MetricsServer:
     """Serve a registry over HTTP on a daemon thread; port 0 picks a free port.
 
-    prometheus_client's own server: threaded, IPv4 or IPv6 by the address, and silent per
-    scrape. Loopback by default: the numbers reveal list ids and volumes, so exposing them
+    prometheus_client's threaded WSGI server, IPv4 or IPv6 by the address, silent per
+    scrape, with one change: each connection waits at most `idle_timeout` for the next bytes
+    of a request, as a connection left open (one thread each) would otherwise stay for
+    ever. Loopback by default: the numbers reveal list ids and volumes, so exposing them
     beyond the host is a deliberate choice.
     """
-    server, thread = start_http_server(port, addr=host, registry=registry)
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    server_class = type("MetricsServer", (ThreadingWSGIServer,), {"address_family": family})
+    handler = type("MetricsHandler", (_QuietHandler,), {"timeout": idle_timeout})
+    server: WSGIServer = make_server(host, port, make_wsgi_app(registry), server_class, handler)
+    thread = threading.Thread(target=server.serve_forever, name="metrics", daemon=True)
+    thread.start()
     return MetricsServer(
         host=host, port=int(server.server_address[1]), _server=server, _thread=thread
     )
@@ -267,6 +286,8 @@ class Metrics:
         due = [w.next_attempt_at for w in waiting if w.next_attempt_at is not None]
         self.next_attempt.labels(list_id=key).set(_timestamp(min(due)) if due else 0)
 
-    def serve(self, port: int, host: str = "127.0.0.1") -> MetricsServer:
+    def serve(
+        self, port: int, host: str = "127.0.0.1", idle_timeout: float = 10.0
+    ) -> MetricsServer:
         """Serve these metrics over HTTP; see serve()."""
-        return serve(self.registry, port, host)
+        return serve(self.registry, port, host, idle_timeout)
