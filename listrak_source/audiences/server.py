@@ -183,6 +183,9 @@ def _config(
         http=GuardedH11Protocol.bound_by(guard),
         # While max_connections are open, a request is answered 503 (Segment retries it).
         limit_concurrency=settings.max_connections,
+        # asyncio accepts up to `backlog` connections in one go before any is counted: a
+        # burst of the default 2,048 would take that many descriptors at once.
+        backlog=settings.max_connections,
         lifespan="off",
         log_config=None,
         access_log=settings.access_log,

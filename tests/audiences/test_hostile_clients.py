@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -138,6 +140,61 @@ def test_connections_over_the_cap_are_closed_at_once_and_logged_once_a_minute(
     slow = [line for line in lines if "header_timeout" in line]
     assert len(over) == 1 and len(slow) == 1, lines
     assert len(lines) == 2, lines
+
+
+# A receiver alone in a process allowed few descriptors, as a systemd unit is (1,024 there).
+_CROWDED = """
+import logging, resource, sys
+resource.setrlimit(resource.RLIMIT_NOFILE, (160, 160))
+logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+from listrak_source.audiences.receiver import make_app
+from listrak_source.audiences.server import ReceiverServer
+from listrak_source.engage.mapping import Mappings
+from listrak_source.engage.settings import ReceiverSettings
+settings = ReceiverSettings(
+    port=0, secrets=[sys.argv[1]], max_connections=32, header_timeout=0.5, body_timeout=0.5
+)
+with ReceiverServer(make_app(settings, Mappings([]), lambda ingest: None), settings) as server:
+    print(server.port, flush=True)
+    sys.stdin.read()
+"""
+
+
+def test_a_crowd_past_the_descriptors_neither_stops_the_receiver_nor_floods_its_log() -> None:
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CROWDED, SECRET],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        port = int(child.stdout.readline())  # type: ignore[union-attr]
+        with ExitStack() as stack:
+            crowd = [stack.enter_context(sock) for sock in _connect_many(port, 300)]
+            for sock in crowd[::3]:
+                sock.sendall(HALF_A_HEAD)
+            assert all(answer_then_close(sock) is not None for sock in crowd)
+        response = httpx.post(f"http://127.0.0.1:{port}/events", json=[], headers=BEARER)
+        assert response.status_code == 200
+    finally:
+        _, log = child.communicate(timeout=30)
+    assert "Too many open files" not in log
+    assert len(log.splitlines()) <= 2, log
+
+
+BEARER = {"Authorization": f"Bearer {SECRET}"}
+
+
+def _connect_many(port: int, count: int) -> list[socket.socket]:
+    """As many connections as the server's queue takes; the kernel refuses the rest."""
+    made = []
+    for _ in range(count):
+        try:
+            made.append(socket.create_connection(("127.0.0.1", port), 0.2))
+        except OSError:
+            continue
+    return made
 
 
 def test_the_metrics_port_closes_an_idle_connection(
