@@ -11,6 +11,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from ..activity.run import follow_sync
 from ..audiences.push import prune_inbox, push_list
 from ..config import ListSettings, Settings, load_settings
 from ..delivery.context import RunContext
@@ -92,7 +93,7 @@ def _run_one(
 ) -> RunResult:
     with log_context(list_id=cfg.id):
         try:
-            return sync_list(
+            result = sync_list(
                 ctx,
                 cfg,
                 kind=kind,
@@ -100,6 +101,8 @@ def _run_one(
                 full=full,
                 rename_trait=rename_trait,
             )
+            follow_sync(ctx, cfg, result)
+            return result
         except ListSkippedError as exc:
             log.warning("%s", exc)
             return _skipped(ctx, cfg, kind, str(exc))
