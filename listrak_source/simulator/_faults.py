@@ -170,7 +170,9 @@ class SinkFaults:
     `oversize_status` is what a batch over 500 KB, a message over 32 KB or more than 2,500
     events get: 400, as Segment documents, or 413 to try a client on it. `redirect` (a status
     and a Location) makes the host a redirector, as a proxy or a mistyped host can be: every
-    batch request is answered with it and nothing is kept.
+    batch request is answered with it and nothing is kept. `refuse_all` (400 or 413) refuses
+    every batch, an empty one too, with Segment's error body, as a host or a key that is
+    wrong for every message would.
     """
 
     def __init__(self) -> None:
@@ -230,6 +232,7 @@ class SinkFaults:
         self.poison: set[str] = set()
         self.oversize_status = 400
         self.redirect: tuple[int, str] | None = None
+        self.refuse_all: int | None = None
 
     def _add(self, n: int, plan: SinkInjected) -> None:
         self._plans.add(n, plan)
