@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from listrak_source.simulator import ListrakSimulator, SegmentSink
@@ -56,3 +57,90 @@ def test_late_clicks_and_conversions_reach_segment_once(
     assert run_cli(config, "sync") == 0
     assert tracks(sink, start) == []
     assert_each_once(sink)
+
+
+def _old_and_new(sim: ListrakSimulator) -> list[str]:
+    """A message sent 60 days ago (outside the window) and one sent now, with activity."""
+    now = datetime.now(UTC)
+    sim.set_now(now - timedelta(days=60))
+    emails = broadcast(sim, message_id=400)
+    sim.open(LIST, 400, emails[0])
+    sim.set_now(now)
+    broadcast(sim)
+    sim.open(LIST, MSG, emails[1])
+    sim.set_now(None)
+    return emails
+
+
+def test_backfill_then_sync_sends_nothing_twice(
+    tmp_path: Path, sim: ListrakSimulator, sink: SegmentSink, db_url: str
+) -> None:
+    _old_and_new(sim)
+    config = activity_config(tmp_path, sim, sink, db_url)
+    since = (datetime.now(UTC) - timedelta(days=70)).date().isoformat()
+    assert run_cli(config, "activity-backfill", "--since", since) == 0
+    backfilled = tracks(sink)
+    assert names(backfilled) == {"Email Opened": 2}
+    assert not [m for m in sink.messages if m["type"] == "identify"]
+    old = next(m for m in backfilled if m["properties"]["email_id"] == "400")
+    assert datetime.fromisoformat(old["timestamp"]) < datetime.now(UTC) - timedelta(days=59)
+    start = len(sink.messages)
+    assert run_cli(config, "activity-backfill", "--since", since) == 0  # resumable
+    assert run_cli(config, "sync") == 0
+    assert tracks(sink, start) == []
+    assert_each_once(sink)
+
+
+def test_baseline_then_sync_sends_only_what_is_newer(
+    tmp_path: Path, sim: ListrakSimulator, sink: SegmentSink, db_url: str
+) -> None:
+    emails = _old_and_new(sim)
+    config = activity_config(tmp_path, sim, sink, db_url)
+    since = (datetime.now(UTC) - timedelta(days=70)).date().isoformat()
+    assert run_cli(config, "activity-baseline", "--since", since) == 0
+    assert tracks(sink) == []
+    sim.click(LIST, MSG, LINK, emails[1])
+    assert run_cli(config, "sync") == 0
+    assert names(tracks(sink)) == {"Email Link Clicked": 1}
+
+
+def test_the_window_edge(
+    tmp_path: Path, sim: ListrakSimulator, sink: SegmentSink, db_url: str
+) -> None:
+    _old_and_new(sim)
+    config = activity_config(tmp_path, sim, sink, db_url, extra='[activity]\nwindow = "59d"\n')
+    assert run_cli(config, "sync") == 0
+    assert {m["properties"]["email_id"] for m in tracks(sink)} == {str(MSG)}
+
+
+def test_a_list_without_activity_sends_no_track_event(
+    tmp_path: Path, sim: ListrakSimulator, sink: SegmentSink, db_url: str
+) -> None:
+    emails = broadcast(sim)
+    sim.open(LIST, MSG, emails[0])
+    sim.unsubscribe(LIST, emails[1])
+    config = activity_config(tmp_path, sim, sink, db_url, lists=[{"id": LIST}])
+    assert run_cli(config, "sync") == 0
+    assert tracks(sink) == [] and sink.messages
+
+
+def test_unsubscribes_within_the_window(
+    tmp_path: Path, sim: ListrakSimulator, sink: SegmentSink, db_url: str
+) -> None:
+    emails = broadcast(sim)
+    sim.set_now(datetime.now(UTC) - timedelta(days=50))
+    sim.unsubscribe(LIST, emails[0], method="Hygiene")
+    sim.set_now(None)
+    sim.unsubscribe(LIST, emails[1], method="Unsubscribe")
+    config = activity_config(tmp_path, sim, sink, db_url)
+    assert run_cli(config, "sync") == 0
+    (unsub,) = [m for m in tracks(sink) if m["event"] == "Unsubscribed"]
+    assert unsub["anonymousId"] == emails[1]
+    assert unsub["properties"] == {
+        "list_id": str(LIST),
+        "list_name": "Main",
+        "unsubscribe_type": "Unsubscribe",
+    }
+    start = len(sink.messages)
+    assert run_cli(config, "sync") == 0
+    assert tracks(sink, start) == []
