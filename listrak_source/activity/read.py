@@ -91,7 +91,8 @@ def read_message(p: Pass, message: StoredMessage) -> None:
     complete only when both ran to the end."""
     mark = read_clicks(p, message)
     common = {**message.properties, **p.common}
-    for page in paced(p, p.source.iter_activity(p.cfg.id, message.message_id)):
+    size = p.ctx.settings.listrak.page_size
+    for page in paced(p, p.source.iter_activity(p.cfg.id, message.message_id, page_size=size)):
         _record_rows(p, message.message_id, page, common)
     p.ctx.db.activity.message_read(
         p.cfg.id,

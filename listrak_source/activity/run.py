@@ -156,7 +156,8 @@ def follow_sync(ctx: RunContext, cfg: ListSettings, result: RunResult) -> Activi
 
 def join(result: RunResult, outcome: ActivityOutcome) -> None:
     """The activity pass's outcome, told in the run's note and counted in its status."""
-    result.add_note(outcome.describe())
+    if outcome.status != "failed":
+        result.add_note(outcome.describe())
     if outcome.status == "ok":
         return
     if result.status == RunStatus.OK:

@@ -31,6 +31,7 @@ from ..service.signals import on_stop_signals, restore
 from ..state import Database, make_engine
 from ..state.engine import check_schema, current_revision, upgrade
 from ..subscribers.sync import sync_list, trait_mismatch
+from .activity_report import activity_status, print_activity, print_activity_status
 from .audience_report import audience_status, print_audience_status, print_explanation
 from .check import run_checks
 from .progress import Progress
@@ -288,6 +289,7 @@ def status(args: argparse.Namespace) -> int:
     # Asked of the lock itself, so a holder that died is never shown as holding a list.
     holders = db.locks.holders()
     audiences = audience_status(settings, db) if settings.audiences else None
+    activity = activity_status(settings, db)
     engine.dispose()
     for row in rows:
         row["held_by"] = holders.get(row["list_id"])
@@ -296,11 +298,14 @@ def status(args: argparse.Namespace) -> int:
         document: dict[str, object] = {"lists": rows}
         if audiences is not None:
             document["audiences"] = audiences
+        if activity:
+            document["activity"] = activity
         print(json.dumps(document, indent=2, default=str))
         return 0
     print_status(rows, settings, sys.stdout)
     if audiences is not None:
         print_audience_status(audiences, sys.stdout)
+    print_activity_status(activity, sys.stdout)
     return 0
 
 
@@ -308,12 +313,16 @@ def explain(args: argparse.Namespace) -> int:
     """One email's audience chain: the events kept, then desired, sent and read back."""
     settings = _settings(args)
     engine = open_database(settings, migrate=False)
-    chain = Database(engine).audience_reports.explain(args.email.strip().lower())
+    db = Database(engine)
+    chain = db.audience_reports.explain(args.email.strip().lower())
+    facts = db.activity.recent(args.email.strip().lower())
     engine.dispose()
-    if not any(chain.values()):
+    if not any(chain.values()) and not facts:
         print(f"nothing is kept about {args.email.strip()}")
         return EXIT_FAILED
-    print_explanation(args.email.strip(), chain, settings, sys.stdout)
+    if any(chain.values()):
+        print_explanation(args.email.strip(), chain, settings, sys.stdout)
+    print_activity(facts, sys.stdout)
     return 0
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from listrak_source.simulator import ListrakSimulator, SegmentSink
 
@@ -144,3 +146,32 @@ def test_unsubscribes_within_the_window(
     start = len(sink.messages)
     assert run_cli(config, "sync") == 0
     assert tracks(sink, start) == []
+
+
+def test_status_explain_and_check_show_activity(
+    tmp_path: Path, sim: ListrakSimulator, sink: SegmentSink, db_url: str, capsys: Any
+) -> None:
+    emails = broadcast(sim)
+    sim.open(LIST, MSG, emails[0])
+    sim.click(LIST, MSG, LINK, emails[0])
+    config = activity_config(tmp_path, sim, sink, db_url)
+    assert run_cli(config, "sync") == 0
+    capsys.readouterr()
+    assert run_cli(config, "status", "--json") == 0
+    (row,) = json.loads(capsys.readouterr().out)["activity"]
+    assert row["open_messages"] == 1 and row["last_pass_status"] == "ok"
+    assert row["events"]["Email Opened"] == {"pending": 0, "sent": 1, "dead": 0}
+    assert run_cli(config, "status") == 0
+    text = capsys.readouterr().out
+    assert "Email Link Clicked: 0 pending, 1 sent, 0 dead" in text
+    assert emails[0] not in text
+    assert run_cli(config, "explain", emails[0].upper()) == 0
+    explained = capsys.readouterr().out
+    assert "Email Link Clicked" in explained and "https://shop.test/spring" in explained
+    assert run_cli(config, "check") == 0
+    checked = capsys.readouterr().out
+    assert "listrak time zone" in checked and "America/New_York" in checked
+    assert "the Reporting area answers" in checked
+    sim.faults.refuse_reporting = 401
+    assert run_cli(config, "check") == 2
+    assert "enable the Reporting area" in capsys.readouterr().out
