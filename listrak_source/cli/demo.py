@@ -1,5 +1,6 @@
 """`listrak-source demo`: simulator, sink and worker on loopback, with changes between syncs,
-then Engage audience events through the receiver into a Listrak check box."""
+then Engage audience events through the receiver into a Listrak check box, then email
+activity as track events."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from ..config import Settings
 from ..records import RunStatus
 from ..simulator import ListrakSimulator, SegmentSink, rebuild_profiles
 from ..subscribers.sync import sync_list
+from .demo_activity import run_activity_demo
 from .demo_audiences import AUDIENCE_FIELD, audience_settings, run_audience_demo
 from .report import result_line
 from .wiring import run_context
@@ -34,7 +36,7 @@ def demo_settings(sim: ListrakSimulator, sink: SegmentSink, folder: Path) -> Set
         },
         segment={"write_key": sink.write_key, "host": sink.url},
         database={"url": f"sqlite:///{folder / 'demo.db'}"},
-        lists=[{"id": MAIN_LIST, "user_id_field": FIELD}, {"id": VIP_LIST}],
+        lists=[{"id": MAIN_LIST, "user_id_field": FIELD}, {"id": VIP_LIST, "activity": True}],
         **audience_settings(MAIN_LIST),
     )
 
@@ -138,6 +140,7 @@ def run_demo(*, contacts: int, cycles: int, out: TextIO, seed: int = 7) -> bool:
             ok = _cycle(sim, sink, settings, rng=rng, cycle=cycle, out=out) and ok
         ok = _finish(sim, sink, settings, out) and ok
         ok = run_audience_demo(sim, settings, MAIN_LIST, out, rng) and ok
+        ok = run_activity_demo(sim, sink, settings, list_id=VIP_LIST, out=out, rng=rng) and ok
         print("demo passed" if ok else "demo FAILED", file=out)
         return ok
 
