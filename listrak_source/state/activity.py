@@ -358,7 +358,8 @@ def _insert_events(
     added = 0
     for chunk in chunks(values, _ROWS_PER_INSERT):
         stmt = _insert(conn)(activity_events).values(list(chunk)).on_conflict_do_nothing()
-        added += conn.execute(stmt).rowcount
+        # RETURNING counts what was new on both backends (psycopg has no rowcount here).
+        added += len(conn.execute(stmt.returning(E.message_id)).all())
     return added
 
 
