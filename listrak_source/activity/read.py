@@ -14,7 +14,7 @@ from typing import TypeVar
 from ..tracking.dates import to_listrak, to_utc
 from ..tracking.ids import event_id
 from ..tracking.messages import list_properties, message_properties, properties
-from ..tracking.records import ActivityRow, Fact, MessageInfo, NewEvent, Seen, StoredMessage
+from ..tracking.records import SENT, ActivityRow, Fact, MessageInfo, NewEvent, Seen, StoredMessage
 from ..tracking.table import click_fact, merge, row_facts, unsubscribe_fact, wanted
 from .source import Mode, Pass
 
@@ -133,7 +133,14 @@ def _less(mark: str | None, overlap: timedelta) -> datetime | None:
 def _record_rows(
     p: Pass, message_id: int, page: list[ActivityRow], common: dict[str, object]
 ) -> None:
-    """Diff one page against the ledger: changed rows and their events, one transaction."""
+    """Diff one page against the ledger: changed rows and their events, one transaction.
+
+    Unless Email Sent is asked for, a row with no activity owes nothing and is neither
+    looked up nor stored: most of a broadcast's rows, on every pass.
+    """
+    p.outcome.rows += len(page)
+    if SENT not in p.ctx.settings.activity.events:
+        page = [row for row in page if _active(row)]
     seen = p.ctx.db.activity.seen(p.cfg.id, message_id, [row.key for row in page])
     changed: dict[str, Seen] = {}
     facts: list[Fact] = []
@@ -145,8 +152,11 @@ def _record_rows(
             continue
         facts += row_facts(message_id, before, row, where=p.where, now=now)
         seen[row.key] = changed[row.key] = after
-    p.outcome.rows += len(page)
     _record(p, message_id, changed, facts, common)
+
+
+def _active(row: ActivityRow) -> bool:
+    return row.open or row.bounce or row.abuse or row.order_total > 0
 
 
 def _record(

@@ -29,8 +29,6 @@ from .rows import CHUNK, chunks
 from .schema import activity_events, activity_lists, activity_messages, activity_rows
 from .transactions import Transactions
 
-# Multi-row INSERTs stay under SQLite's 32,766 bound parameters (13 columns an event).
-_ROWS_PER_INSERT = 1000
 E, M, R, L = activity_events.c, activity_messages.c, activity_rows.c, activity_lists.c
 
 
@@ -323,15 +321,14 @@ def _upsert_rows(conn: Connection, list_id: int, message_id: int, rows: Mapping[
         }
         for key, s in rows.items()
     ]
-    for chunk in chunks(values, _ROWS_PER_INSERT):
-        stmt = _insert(conn)(activity_rows).values(list(chunk))
-        changed = ("send_date", "opened", "bounced", "abused", "order_total", "click_count")
-        conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["list_id", "message_id", "email_key"],
-                set_={k: stmt.excluded[k] for k in changed},
-            )
-        )
+    stmt = _insert(conn)(activity_rows)
+    changed = ("send_date", "opened", "bounced", "abused", "order_total", "click_count")
+    upsert = stmt.on_conflict_do_update(
+        index_elements=["list_id", "message_id", "email_key"],
+        set_={k: stmt.excluded[k] for k in changed},
+    )
+    # One statement, many parameter sets: compiled once and cached, batched by the driver.
+    conn.execute(upsert, values)
 
 
 def _insert_events(
@@ -355,12 +352,11 @@ def _insert_events(
         }
         for e in events
     ]
-    added = 0
-    for chunk in chunks(values, _ROWS_PER_INSERT):
-        stmt = _insert(conn)(activity_events).values(list(chunk)).on_conflict_do_nothing()
-        # RETURNING counts what was new on both backends (psycopg has no rowcount here).
-        added += len(conn.execute(stmt.returning(E.message_id)).all())
-    return added
+    if not values:
+        return 0
+    stmt = _insert(conn)(activity_events).on_conflict_do_nothing().returning(E.message_id)
+    # RETURNING counts what was new on both backends (psycopg has no rowcount here).
+    return len(conn.execute(stmt, values).all())
 
 
 def _due(list_id: int, now: datetime) -> list[ColumnElement[bool]]:
