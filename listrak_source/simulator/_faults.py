@@ -141,12 +141,14 @@ class ListrakFaults:
 @dataclass(frozen=True, slots=True)
 class SinkInjected:
     """One planned sink failure: an error status, a hang, or a lost acknowledgement (the batch
-    is kept, then the connection closes, or `status` answers when it is set)."""
+    is kept, then the connection closes, `status` answers when it is set, or the answer
+    trickles in a byte every `trickle` seconds)."""
 
     status: int = 0
     retry_after: int | None = None
     hang: float = 0.0
     lose_ack: bool = False
+    trickle: float = 0.0
 
 
 class _Share:
@@ -198,6 +200,10 @@ class SinkFaults:
     def lose_ack_next(self, n: int, status: int | None = None) -> None:
         """The next n batches are kept, then the connection closes (or `status` answers)."""
         self._add(n, SinkInjected(status=status or 0, lose_ack=True))
+
+    def trickle_next(self, n: int, seconds_per_byte: float) -> None:
+        """The next n batches are kept, and their answer comes a byte every so many seconds."""
+        self._add(n, SinkInjected(lose_ack=True, trickle=seconds_per_byte))
 
     def fail_share(self, share: float, status: int = 503, seed: int = 0) -> None:
         """A seeded share of all later batches answer `status` and are not kept."""
