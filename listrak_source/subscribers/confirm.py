@@ -44,7 +44,7 @@ def confirm_unseen(run: ListRun, state: ListState, *, allow_mass_removal: bool) 
         return
     if state.last_full_run is not None:
         _remove(run, allow_mass_removal, missed_by=state.last_full_run)
-    _defer(run)
+    _defer(run, allow_mass_removal)
 
 
 def _scan_unsubscribes(run: ListRun, state: ListState) -> None:
@@ -92,25 +92,43 @@ def _remove(
     ratio = removal_ratio(confirmed, total)
     limit = ctx.settings.delivery.max_removal_ratio
     if ratio > limit and not allow_mass_removal:
-        result.status = RunStatus.HELD
-        result.error = (
-            f"list {cfg.id}: the scan would remove {confirmed} of {total} subscribers "
-            f"({ratio:.0%}, over max_removal_ratio {limit:.0%}); nothing removed. If Listrak "
-            f"is right, run: listrak-source sync --list {cfg.id} --allow-mass-removal"
-        )
-        log.error("%s", result.error)
+        _hold(run, f"the scan would remove {confirmed} of {total} subscribers ({ratio:.0%}, "
+              f"over max_removal_ratio {limit:.0%}); nothing removed")  # fmt: skip
         return
     result.unsubscribed += members.remove_unseen(
         list_id, run_id, ctx.clock(), ctx.new_id, keys=keys, missed_by=missed_by
     )
 
 
-def _defer(run: ListRun) -> None:
-    """Too many to read one by one: the next full scan decides about those still unseen."""
+def _defer(run: ListRun, allow_mass_removal: bool) -> None:
+    """Too many to read one by one: the next full scan decides about those still unseen.
+
+    Nothing is removed yet, but a scan that no longer sees most of a list is news on first
+    sight: it is held, not `ok`, so that someone looks before the next one removes them.
+    """
     ctx, cfg, result = run.ctx, run.cfg, run.result
     missed = ctx.db.members.mark_missed(cfg.id, result.run_id)
-    if missed and result.status != RunStatus.HELD:
-        result.add_note(
-            f"{missed} subscriber(s) not seen by this full scan and not reported "
-            "unsubscribed: removed if the next full scan misses them too"
-        )
+    if not missed or result.status == RunStatus.HELD:
+        return
+    _, total = ctx.db.members.count_unseen(cfg.id, result.run_id)
+    ratio, limit = removal_ratio(missed, total), ctx.settings.delivery.max_removal_ratio
+    if ratio > limit and not allow_mass_removal:
+        _hold(run, f"this full scan did not see {missed} of {total} subscribers ({ratio:.0%}, "
+              f"over max_removal_ratio {limit:.0%}) and Listrak reported none of them "
+              "unsubscribed; nothing removed, and a next full scan that misses them too is "
+              "held as well")  # fmt: skip
+        return
+    result.add_note(
+        f"{missed} subscriber(s) not seen by this full scan and not reported "
+        "unsubscribed: removed if the next full scan misses them too"
+    )
+
+
+def _hold(run: ListRun, why: str) -> None:
+    """The run is held: nothing removed, and how to remove them if Listrak is right."""
+    run.result.status = RunStatus.HELD
+    run.result.error = (
+        f"list {run.cfg.id}: {why}. If Listrak is right, run: "
+        f"listrak-source sync --list {run.cfg.id} --allow-mass-removal"
+    )
+    log.error("%s", run.result.error)

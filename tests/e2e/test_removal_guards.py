@@ -137,3 +137,26 @@ def test_more_unseen_than_confirm_unseen_max_wait_for_a_second_full_scan(
     sent = {m["anonymousId"].lower(): m["traits"][TRAIT] for m in sink.messages[start:]}
     assert sent == {email: None for email in emails[:3]}
     assert_profiles_match(seeded, sink, [MAIN])
+
+
+def test_the_first_sight_of_a_mass_disappearance_is_held_not_ok(
+    tmp_path: Path, seeded: ListrakSimulator, sink: SegmentSink, db_url: str, capsys
+) -> None:
+    extra = "[delivery]\nconfirm_unseen_max = 2\n"
+    config = write_config(tmp_path / "c.toml", seeded, sink, db_url, [MAIN], extra=extra)
+    assert run_cli(config, "sync") == 0
+    emails = sorted(seeded.truth(1001, FIELD))
+    for email in emails[:33]:  # 82 % of the list gone from its scans, none unsubscribed
+        seeded.remove(1001, email)
+    start = len(sink.messages)
+    capsys.readouterr()
+    assert run_cli(config, "sync") == 1
+    assert "held" in capsys.readouterr().out
+    last = status_json(config)[1001]["last_run"]
+    assert last["status"] == "held" and "did not see 33 of 40 subscribers (82%" in last["error"]
+    assert len(sink.messages) == start  # nothing removed on first sight
+    assert run_cli(config, "sync") == 1  # missed again: still held, still nothing removed
+    assert len(sink.messages) == start
+    assert status_json(config)[1001]["last_run"]["status"] == "held"
+    assert run_cli(config, "sync", "--allow-mass-removal") == 0
+    assert_profiles_match(seeded, sink, [MAIN])
