@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from datetime import UTC, timedelta
 
 from ..delivery.context import ListRun
-from ..records import Contact, ListState, Page, Reject, RunStatus, ScanSpec
+from ..errors import StopRequested
+from ..records import Contact, ListState, Page, RunStatus, ScanSpec
 from .diff import removal_ratio
 from .scan import scan_pass, store_page
 
@@ -28,7 +29,23 @@ _ZONE_BEHIND = timedelta(hours=13)
 
 
 def confirm_unseen(run: ListRun, state: ListState, *, allow_mass_removal: bool) -> None:
-    """Remove the subscribers this full scan missed that Listrak confirms are gone."""
+    """Remove the subscribers this full scan missed that Listrak confirms are gone.
+
+    A stop signal ends the confirmation: what was read is stored, nobody is removed for
+    being unseen, and the run is `stopped`; what it stored is still delivered.
+    """
+    try:
+        _confirm(run, state, allow_mass_removal=allow_mass_removal)
+    except StopRequested:
+        log.info("list %s: stopped while confirming unseen subscribers", run.cfg.id)
+        run.result.status = RunStatus.STOPPED
+        run.result.error = (
+            "stopped by a signal while confirming unseen subscribers; nobody was removed "
+            "for being unseen"
+        )
+
+
+def _confirm(run: ListRun, state: ListState, *, allow_mass_removal: bool) -> None:
     members, list_id, run_id = run.ctx.db.members, run.cfg.id, run.result.run_id
     limit = run.ctx.settings.delivery.confirm_unseen_max
     unseen, _ = members.count_unseen(list_id, run_id)
@@ -51,29 +68,42 @@ def _scan_unsubscribes(run: ListRun, state: ListState) -> None:
     """Positive facts first: whoever Listrak reports unsubscribed since the last full scan."""
     since = (state.last_full_scan_at or run.result.started_at).astimezone(UTC)
     start = since.replace(tzinfo=None) - _ZONE_BEHIND
-    scan_pass(run, ScanSpec(subscribed=False, start_date=start))
+    if not scan_pass(run, ScanSpec(subscribed=False, start_date=start)) and run.ctx.stop.is_set():
+        raise StopRequested("stopped during the scan of unsubscribes")
 
 
 def _read_one_by_one(run: ListRun, limit: int) -> list[str]:
-    """Ask Listrak for each unseen subscriber; return the keys it has no contact for."""
+    """Ask Listrak for each unseen subscriber; return the keys it has no contact for.
+
+    Subscribed answers are seen now; Unsubscribed ones are removed by the diff, as any
+    unsubscribe is; an unreadable answer is a contact on the list, and is kept. What was
+    read before a stop signal is stored too.
+    """
+    read = Page([], [], None)
+    gone: list[str] = []
+    try:
+        _read_each(run, limit, read, gone)
+    except StopRequested:
+        store_page(run, read, on_list=True)
+        raise
+    store_page(run, read, on_list=True)
+    return gone
+
+
+def _read_each(run: ListRun, limit: int, read: Page, gone: list[str]) -> None:
     ctx, cfg = run.ctx, run.cfg
     field_ids = [cfg.user_id_field] if cfg.user_id_field is not None else []
-    contacts: list[Contact] = []
-    rejects: list[Reject] = []
-    gone: list[str] = []
     for key, email in ctx.db.members.unseen(cfg.id, run.result.run_id, limit):
+        if ctx.stop.is_set():
+            raise StopRequested("stopped while confirming unseen subscribers")
         found = ctx.listrak.get_contact(cfg.id, email, field_ids=field_ids)
         if found is None:
             gone.append(key)
         elif isinstance(found, Contact):
-            contacts.append(found)
+            read.contacts.append(found)
         else:
-            rejects.append(found)
+            read.rejects.append(found)
         run.lock.verify()
-    # Subscribed answers are seen now; Unsubscribed ones are removed by the diff, as any
-    # unsubscribe is; an unreadable answer is a contact on the list, and is kept.
-    store_page(run, Page(contacts, rejects, None), on_list=True)
-    return gone
 
 
 def _remove(
