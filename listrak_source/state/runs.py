@@ -195,7 +195,7 @@ class Runs:
         return {
             "list_id": list_id,
             "contact": contact_ref(key),
-            "row": _lookup_row(row) if row else None,
+            "row": _lookup_row(dict(row)) if row else None,
             "skipped": {"reason": skipped.reason, "run_id": skipped.run_id} if skipped else None,
         }
 
