@@ -52,7 +52,7 @@ class ListrakFaults:
     contacts instead of a stable position, so a change on an earlier page shifts later pages;
     from page `empty_after_page` on, every page is empty with a fresh cursor, forever; from
     page `repeat_after_page` on, every page serves that page's contacts again under a fresh
-    cursor, forever.
+    cursor, forever; `page_trickle` seconds pass between each byte of a page's answer.
     Profile-field imports (the bulk route): `import_delay` seconds of the simulator's clock
     pass before an import applies; `nonmembers` and `unsubscribed` say whether values for
     such emails are skipped or applied; `checked_value` / `unchecked_value` (None: no value)
@@ -117,6 +117,7 @@ class ListrakFaults:
         self.offset_cursors = False
         self.empty_after_page: int | None = None
         self.repeat_after_page: int | None = None
+        self.page_trickle = 0.0
         self.import_delay = 0.0
         self.nonmembers: Policy = "skip"
         self.unsubscribed: Policy = "skip"

@@ -176,6 +176,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _write(self, response: Response) -> None:
         reason = HTTPStatus(response.status).phrase if response.status in _STATUSES else ""
+        if response.trickle:
+            self.close_connection = True  # a client that gives up leaves it half read
         lines = [
             f"HTTP/1.1 {response.status} {reason}",
             f"Date: {formatdate(usegmt=True)}",
@@ -198,7 +200,6 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _trickle(self, data: bytes, seconds: float) -> None:
         """A byte, a pause, a byte: an answer that never times out a read, and never ends."""
-        self.close_connection = True
         for i in range(len(data)):
             self.wfile.write(data[i : i + 1])
             if self.server.stopping.wait(seconds):
