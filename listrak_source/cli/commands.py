@@ -28,13 +28,13 @@ from ..logs import SecretFilter, log_context
 from ..records import RunKind, RunResult, RunStatus
 from ..service.signals import on_stop_signals, restore
 from ..state import Database, make_engine
-from ..state.engine import check_schema, current_revision, upgrade
+from ..state.engine import check_schema, current_revision, database_shown, upgrade
 from ..subscribers.sync import sync_list, trait_mismatch
 from .audience_report import audience_status, print_audience_status, print_explanation
 from .check import run_checks
 from .progress import Progress
 from .report import next_run, print_lookup, print_results, print_status, push_line
-from .wiring import build_daemon, open_database, push_context, run_context
+from .wiring import build_daemon, new_database, open_database, push_context, run_context
 
 log = logging.getLogger(__name__)
 _SECRETS: list[str] = []
@@ -289,8 +289,9 @@ def status(args: argparse.Namespace) -> int:
     for row in rows:
         row["held_by"] = holders.get(row["list_id"])
         row["next_run"] = next_run(row["last_run"], settings, row["list_id"])
+    database = database_shown(settings.database.url)
     if args.json:
-        document: dict[str, object] = {"lists": rows}
+        document: dict[str, object] = {"database": database, "lists": rows}
         if audiences is not None:
             document["audiences"] = audiences
         print(json.dumps(document, indent=2, default=str))
@@ -298,6 +299,7 @@ def status(args: argparse.Namespace) -> int:
     print_status(rows, settings, sys.stdout)
     if audiences is not None:
         print_audience_status(audiences, sys.stdout)
+    print(f"database: {database}")
     return 0
 
 
@@ -334,11 +336,14 @@ def check(args: argparse.Namespace) -> int:
 def migrate(args: argparse.Namespace) -> int:
     """Alembic upgrade to head."""
     settings = _settings(args)
+    new = new_database(settings)
     engine = make_engine(settings.database.url)
     before = check_schema(engine)
     upgrade(engine)
     after = current_revision(engine)
     engine.dispose()
+    if new is not None:
+        print(f"created a new database at {new}")
     print(f"database schema: {before or 'empty'} -> {after}")
     return 0
 

@@ -7,11 +7,13 @@ daemon alike; the daemon is handed `context_over` and asks it for one per run.
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from sqlalchemy import Engine
@@ -23,6 +25,7 @@ from ..config import Settings
 from ..delivery.context import Emitter, RunContext
 from ..engage.ingest import Ingest
 from ..engage.settings import build_mappings
+from ..errors import ConfigError
 from ..listrak import ListrakClient, PrintingWriter, stoppable_sleep
 from ..segment import PrintingEmitter, SegmentEmitter
 from ..state import (
@@ -34,13 +37,14 @@ from ..state import (
     sqlite_copy,
     upgrade,
 )
-from ..state.engine import check_schema, head_revision
+from ..state.engine import check_schema, head_revision, sqlite_path
 
 if TYPE_CHECKING:
     from ..service.daemon import Daemon
     from ..service.metrics import Metrics
 
 ProgressHook = Callable[[str, int], None]
+log = logging.getLogger(__name__)
 
 
 def listrak_client(settings: Settings, stop: threading.Event | None = None) -> ListrakClient:
@@ -60,8 +64,27 @@ def listrak_client(settings: Settings, stop: threading.Event | None = None) -> L
     )
 
 
+def new_database(settings: Settings) -> Path | None:
+    """The SQLite file the config names, when it does not exist yet (in a folder that does:
+    a missing folder is an error of its own)."""
+    path = sqlite_path(settings.database.url)
+    missing = path is not None and not path.exists() and path.parent.is_dir()
+    return path if missing else None
+
+
 def open_database(settings: Settings, *, migrate: bool = True) -> Engine:
-    """The engine, with the schema brought to head (or only checked)."""
+    """The engine, with the schema brought to head (or only checked).
+
+    A command that only reads never creates an SQLite file; one that writes says when it
+    does, since a new database means every subscriber is new to it.
+    """
+    new = new_database(settings)
+    if new is not None and not migrate:
+        raise ConfigError(
+            f"there is no database at {new} yet: `listrak-source sync` (or `migrate`) makes it"
+        )
+    if new is not None:
+        log.warning("creating a new database at %s: there was none", new)
     engine = make_engine(settings.database.url)
     try:
         if migrate:
