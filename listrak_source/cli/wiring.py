@@ -72,6 +72,12 @@ def new_database(settings: Settings) -> Path | None:
     return path if missing else None
 
 
+def probe_segment(settings: Settings, *, timeout: float, retries: int) -> str | None:
+    """Post an empty batch to segment.host: None when Segment took it, else why not."""
+    patient_less = settings.segment.model_copy(update={"timeout": timeout, "max_retries": retries})
+    return SegmentEmitter(patient_less).probe()
+
+
 def open_database(settings: Settings, *, migrate: bool = True) -> Engine:
     """The engine, with the schema brought to head (or only checked).
 
