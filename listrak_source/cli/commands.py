@@ -30,10 +30,18 @@ from ..service.signals import on_stop_signals, restore
 from ..state import Database, make_engine
 from ..state.engine import check_schema, current_revision, database_shown, upgrade
 from ..subscribers.sync import sync_list, trait_mismatch
+from . import output
 from .audience_report import audience_status, print_audience_status, print_explanation
 from .check import run_checks
 from .progress import Progress
-from .report import next_run, print_lookup, print_results, print_status, push_line
+from .report import (
+    next_run,
+    print_lookup,
+    print_results,
+    print_status,
+    push_line,
+    result_line,
+)
 from .wiring import build_daemon, new_database, open_database, push_context, run_context
 
 log = logging.getLogger(__name__)
@@ -152,7 +160,12 @@ def sync(args: argparse.Namespace) -> int:
         allow_mass_removal=args.allow_mass_removal,
         full=args.full,
     )
-    print_results(results, sys.stderr if args.dry_run else sys.stdout)
+    if args.dry_run:
+        # stdout carries the identify calls; the summary is for the person on stderr.
+        for result in results:
+            output.tell(result_line(result))
+    else:
+        print_results(results, sys.stdout)
     return _exit_status(results)
 
 
@@ -254,7 +267,8 @@ def push(args: argparse.Namespace) -> int:
     finally:
         engine.dispose()
     for result in results:
-        print(push_line(result), file=sys.stderr if args.dry_run else sys.stdout)
+        line = push_line(result, dry_run=args.dry_run)
+        output.tell(line) if args.dry_run else print(line)
     return _push_exit_status(results)
 
 
@@ -364,7 +378,7 @@ def _progress(label: str) -> Iterator[tuple[Progress, threading.Event]]:
     The first abandons any wait for a page that has not arrived, stores nothing more, and
     lets what is stored be delivered.
     """
-    progress = Progress(label, sys.stderr)
+    progress = output.progress(label)
     stopping = threading.Event()
 
     def stop(signum: int, _frame: object) -> None:

@@ -58,6 +58,13 @@ def _global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
         "--debug", action="store_true", default=default(False), help="debug logs and tracebacks"
     )
     parser.add_argument(
+        "--quiet",
+        "-q",
+        action="store_true",
+        default=default(False),
+        help="no progress; log only warnings and errors (results are still shown)",
+    )
+    parser.add_argument(
         "--log-format",
         choices=("auto", "text", "json"),
         default=default("auto"),

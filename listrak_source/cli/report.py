@@ -8,16 +8,22 @@ from typing import Any, TextIO
 
 from ..config import Settings
 from ..engage.records import PushResult
-from ..records import RunResult
+from ..records import RunKind, RunResult
 from ..service.schedules import describe, list_schedule
 
 
 def result_line(result: RunResult) -> str:
     """One line per list run: what changed, what went out, what did not."""
+    # A dry run sends nothing: it says what a real run would have sent.
+    sent = (
+        f"would send {result.delivered}"
+        if result.kind == RunKind.DRY_RUN
+        else f"delivered {result.delivered}"
+    )
     line = (
         f"list {result.list_id}: {result.status} - scanned {result.scanned}, "
         f"+{result.subscribed} subscribed, -{result.unsubscribed} unsubscribed, "
-        f"{result.user_id_changed} userId changes, delivered {result.delivered}"
+        f"{result.user_id_changed} userId changes, {sent}"
     )
     extras = [
         f"{count} {label}"
@@ -37,10 +43,11 @@ def result_line(result: RunResult) -> str:
     return line
 
 
-def push_line(result: PushResult) -> str:
+def push_line(result: PushResult, *, dry_run: bool = False) -> str:
     """One line per list pushed: what Listrak accepted, what waits, and why."""
+    verb = "would push" if dry_run else "pushed"
     line = (
-        f"list {result.list_id}: {result.status} - pushed {result.accepted} value(s) for "
+        f"list {result.list_id}: {result.status} - {verb} {result.accepted} value(s) for "
         f"{result.contacts} contact(s) in {result.requests} request(s)"
     )
     if result.backlog.held:

@@ -38,6 +38,7 @@ from ..state import (
     upgrade,
 )
 from ..state.engine import check_schema, head_revision, sqlite_path
+from .output import stdout_closed
 
 if TYPE_CHECKING:
     from ..service.daemon import Daemon
@@ -143,12 +144,24 @@ def context_over(
     """
     stop = stop or threading.Event()
     emitter: Emitter = (
-        PrintingEmitter(out) if dry_run else SegmentEmitter(settings.segment, stop=stop)
+        PrintingEmitter(out, on_closed=_reader_gone(stop))
+        if dry_run
+        else SegmentEmitter(settings.segment, stop=stop)
     )
     with listrak_client(settings, stop) as client, _state(engine, dry_run=dry_run) as db:
         yield RunContext(
             settings, db, client, emitter, new_holder(), stop=stop, on_progress=on_progress
         )
+
+
+def _reader_gone(stop: threading.Event) -> Callable[[], None]:
+    """A dry run whose reader went away (`| head`) stops, as if by a signal, and quietly."""
+
+    def closed() -> None:
+        stdout_closed()
+        stop.set()
+
+    return closed
 
 
 @contextmanager
@@ -186,7 +199,7 @@ def push_context(
     """A push context with its own Listrak client; a dry run prints requests and keeps nothing."""
     stop = stop or threading.Event()
     with listrak_client(settings, stop) as client, _state(engine, dry_run=dry_run) as db:
-        writer = PrintingWriter(out) if dry_run else client
+        writer = PrintingWriter(out, on_closed=_reader_gone(stop)) if dry_run else client
         yield PushContext(settings, db, writer, stop=stop)
 
 

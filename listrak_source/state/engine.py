@@ -47,9 +47,18 @@ def shown(url: URL) -> str:
 
 def database_shown(url: str) -> str:
     """Where the state lives, for `check` and `status`: an SQLite file's absolute path, or
-    the server's URL with its password masked."""
+    the server, its port and database, without user, password or options."""
     path = sqlite_path(url)
-    return str(path) if path is not None else redact_url(url)
+    if path is not None:
+        return str(path)
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return "<unparseable database url>"
+    bare = URL.create(
+        parsed.drivername, host=parsed.host, port=parsed.port, database=parsed.database
+    )
+    return bare.render_as_string()
 
 
 def sqlite_path(url: str) -> Path | None:

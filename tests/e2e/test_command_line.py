@@ -3,6 +3,7 @@ console script in a subprocess. Each test spawns few processes: each costs about
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -98,11 +99,13 @@ def test_every_command_help_has_a_description_an_effect_and_exit_statuses() -> N
 
 
 def error_line(done: subprocess.CompletedProcess[str]) -> str:
-    """The one error line of a command that stopped, with no traceback."""
+    """The one error line of a command that stopped, with no traceback; stderr is no
+    terminal here, so it is a JSON record like every other line."""
     assert "Traceback" not in done.stderr
-    lines = [x for x in done.stderr.splitlines() if x.startswith("listrak-source: error:")]
+    said = [json.loads(line)["msg"] for line in done.stderr.splitlines()]
+    lines = [x for x in said if x.startswith("listrak-source: error:")]
     assert len(lines) == 1, done.stderr
-    return lines[0]
+    return str(lines[0])
 
 
 def test_no_config_file_says_so_and_how_to_make_one(tmp_path: Path) -> None:
