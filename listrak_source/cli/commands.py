@@ -10,6 +10,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 
 from ..audiences.push import prune_inbox, push_list
 from ..config import ListSettings, Settings, load_settings
@@ -30,10 +31,11 @@ from ..service.signals import on_stop_signals, restore
 from ..state import Database, make_engine
 from ..state.engine import check_schema, current_revision, upgrade
 from ..subscribers.sync import sync_list, trait_mismatch
-from .audience_report import audience_status, print_audience_status, print_explanation
+from .audience_report import print_audience_status, print_explanation
 from .check import run_checks
+from .health import daemon_answers, gather
 from .progress import Progress
-from .report import next_run, print_lookup, print_results, print_status, push_line
+from .report import print_lookup, print_results, print_status, print_verdict, push_line
 from .wiring import build_daemon, open_database, push_context, run_context
 
 log = logging.getLogger(__name__)
@@ -276,29 +278,25 @@ def _push_exit_status(results: list[PushResult]) -> int:
 
 
 def status(args: argparse.Namespace) -> int:
-    """Per list: last run and its counts, pending and dead rows, next scheduled run; then
-    each audience's values, the receiver's totals and each list's last push."""
+    """Per list: recent runs, last ok, pending and dead rows, next run and overdue marks;
+    each audience's values and pushes; then the verdict, which is also the exit status."""
     settings = _settings(args)
+    daemon = daemon_answers(settings)
     engine = open_database(settings, migrate=False)
-    db = Database(engine)
-    rows = [db.runs.status(cfg.id) for cfg in settings.lists]
-    # Asked of the lock itself, so a holder that died is never shown as holding a list.
-    holders = db.locks.holders()
-    audiences = audience_status(settings, db) if settings.audiences else None
-    engine.dispose()
-    for row in rows:
-        row["held_by"] = holders.get(row["list_id"])
-        row["next_run"] = next_run(row["last_run"], settings, row["list_id"])
+    try:
+        document = gather(
+            settings, Database(engine), now=datetime.now(UTC), runs=args.runs, daemon=daemon
+        )
+    finally:
+        engine.dispose()
     if args.json:
-        document: dict[str, object] = {"lists": rows}
-        if audiences is not None:
-            document["audiences"] = audiences
         print(json.dumps(document, indent=2, default=str))
-        return 0
-    print_status(rows, settings, sys.stdout)
-    if audiences is not None:
-        print_audience_status(audiences, sys.stdout)
-    return 0
+    else:
+        print_status(document, sys.stdout)
+        if "audiences" in document:
+            print_audience_status(document["audiences"], sys.stdout)
+        print_verdict(document["health"], sys.stdout)
+    return int(document["health"]["exit_status"])
 
 
 def explain(args: argparse.Namespace) -> int:

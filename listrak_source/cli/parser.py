@@ -32,6 +32,16 @@ def _lists(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 1000:
+        raise argparse.ArgumentTypeError(f"expected a number of runs from 0 to 1000, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; `--help` on each sub-command says what it does."""
     parser = argparse.ArgumentParser(
@@ -110,8 +120,22 @@ def build_parser() -> argparse.ArgumentParser:
         "explain", help="one email's audience chain: events, desired, sent, read back"
     )
     p.add_argument("email", help="the email address to explain")
-    p = sub.add_parser("status", help="per list: last run, pending and dead messages")
+    p = sub.add_parser(
+        "status",
+        help="per list: recent runs, pending and dead messages, next run; then a verdict",
+        description="Per list: last run and last ok (UTC, with offset), pending and dead "
+        "messages, next run and overdue marks; audiences; then a verdict.",
+        epilog="exit status: 0 healthy, 1 degraded (something waits or needs a look), "
+        "2 failing (overdue, failing runs in a row, removals held) or a configuration error",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument(
+        "--runs",
+        type=_count,
+        default=0,
+        metavar="N",
+        help="also show each list's last N runs (for cron and timer installs without metrics)",
+    )
     p = sub.add_parser(
         "lookup", help="a contact's reference and state per list, from an address you give"
     )
