@@ -45,6 +45,8 @@ def gather(
     configured = {cfg.id for cfg in settings.lists}
     gone = [_gone_doc(db, i) for i in db.runs.known_lists() if i not in configured]
     audiences = audience_status(settings, db) if settings.audiences else None
+    for push in audiences["pushes"] if audiences else []:
+        push["recent"] = db.audience_reports.recent_pushes(push["list_id"], RECENT)
     document: dict[str, Any] = {
         "generated_at": now.isoformat(timespec="seconds"),
         "health": judge(lists, audiences),
