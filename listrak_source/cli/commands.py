@@ -10,6 +10,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 
 from ..audiences.push import prune_inbox, push_list
 from ..config import ListSettings, Settings, load_settings
@@ -31,14 +32,15 @@ from ..state import Database, make_engine
 from ..state.engine import check_schema, current_revision, database_shown, upgrade
 from ..subscribers.sync import sync_list, trait_mismatch
 from . import output
-from .audience_report import audience_status, print_audience_status, print_explanation
+from .audience_report import print_audience_status, print_explanation
 from .check import run_checks
+from .health import daemon_answers, gather
 from .progress import Progress
 from .report import (
-    next_run,
     print_lookup,
     print_results,
     print_status,
+    print_verdict,
     push_line,
     result_line,
 )
@@ -290,31 +292,27 @@ def _push_exit_status(results: list[PushResult]) -> int:
 
 
 def status(args: argparse.Namespace) -> int:
-    """Per list: last run and its counts, pending and dead rows, next scheduled run; then
-    each audience's values, the receiver's totals and each list's last push."""
+    """Per list: recent runs, last ok, pending and dead rows, next run and overdue marks;
+    each audience's values and pushes; then the verdict, which is also the exit status."""
     settings = _settings(args)
+    daemon = daemon_answers(settings)
     engine = open_database(settings, migrate=False)
-    db = Database(engine)
-    rows = [db.runs.status(cfg.id) for cfg in settings.lists]
-    # Asked of the lock itself, so a holder that died is never shown as holding a list.
-    holders = db.locks.holders()
-    audiences = audience_status(settings, db) if settings.audiences else None
-    engine.dispose()
-    for row in rows:
-        row["held_by"] = holders.get(row["list_id"])
-        row["next_run"] = next_run(row["last_run"], settings, row["list_id"])
-    database = database_shown(settings.database.url)
+    try:
+        document = gather(
+            settings, Database(engine), now=datetime.now(UTC), runs=args.runs, daemon=daemon
+        )
+    finally:
+        engine.dispose()
+    document["database"] = database_shown(settings.database.url)
     if args.json:
-        document: dict[str, object] = {"database": database, "lists": rows}
-        if audiences is not None:
-            document["audiences"] = audiences
         print(json.dumps(document, indent=2, default=str))
-        return 0
-    print_status(rows, settings, sys.stdout)
-    if audiences is not None:
-        print_audience_status(audiences, sys.stdout)
-    print(f"database: {database}")
-    return 0
+    else:
+        print_status(document, sys.stdout)
+        if "audiences" in document:
+            print_audience_status(document["audiences"], sys.stdout)
+        print(f"database: {document['database']}")
+        print_verdict(document["health"], sys.stdout)
+    return int(document["health"]["exit_status"])
 
 
 def explain(args: argparse.Namespace) -> int:

@@ -28,6 +28,7 @@ from ..engage.settings import build_mappings
 from ..errors import ConfigError
 from ..listrak import ListrakClient, PrintingWriter, stoppable_sleep
 from ..segment import PrintingEmitter, SegmentEmitter
+from ..service.statuspage import render
 from ..state import (
     Database,
     SchemaError,
@@ -38,6 +39,7 @@ from ..state import (
     upgrade,
 )
 from ..state.engine import check_schema, head_revision, sqlite_path
+from .health import gather
 from .output import stdout_closed
 
 if TYPE_CHECKING:
@@ -210,10 +212,16 @@ def build_daemon(settings: Settings, engine: Engine, **options: Any) -> Daemon:
 
     contexts = functools.partial(context_over, settings, engine)
     pushes = functools.partial(push_context, settings, engine)
-    daemon = Daemon(settings, engine, contexts=contexts, pushes=pushes, **options)
+    page = functools.partial(status_page, settings, Database(engine))
+    daemon = Daemon(settings, engine, contexts=contexts, pushes=pushes, page=page, **options)
     if settings.receiver is not None:
         daemon.receiver = build_receiver(settings, Database(engine), daemon.metrics)
     return daemon
+
+
+def status_page(settings: Settings, db: Database) -> str:
+    """The page the daemon serves at / of its metrics port: what `status --json` says."""
+    return render(gather(settings, db, now=datetime.now(UTC), daemon=True))
 
 
 def build_receiver(settings: Settings, db: Database, metrics: Metrics) -> ReceiverServer:

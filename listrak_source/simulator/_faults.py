@@ -50,7 +50,9 @@ class ListrakFaults:
 
     Contact pages: `offset_cursors` makes new cursors encode an offset into the matching
     contacts instead of a stable position, so a change on an earlier page shifts later pages;
-    from page `empty_after_page` on, every page is empty with a fresh cursor, forever.
+    from page `empty_after_page` on, every page is empty with a fresh cursor, forever; from
+    page `repeat_after_page` on, every page serves that page's contacts again under a fresh
+    cursor, forever.
     Profile-field imports (the bulk route): `import_delay` seconds of the simulator's clock
     pass before an import applies; `nonmembers` and `unsubscribed` say whether values for
     such emails are skipped or applied; `checked_value` / `unchecked_value` (None: no value)
@@ -114,6 +116,7 @@ class ListrakFaults:
         self.die_after_page: int | None = None
         self.offset_cursors = False
         self.empty_after_page: int | None = None
+        self.repeat_after_page: int | None = None
         self.import_delay = 0.0
         self.nonmembers: Policy = "skip"
         self.unsubscribed: Policy = "skip"
