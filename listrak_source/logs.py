@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import functools
 import json
 import logging
 import re
@@ -14,6 +15,11 @@ from typing import IO, Any, Literal
 
 LogFormat = Literal["text", "json", "auto"]
 MASK = "***"
+# A secret this short can be part of an ordinary word (a one-character secret "s" is in
+# "Listrak"): it is masked only where it stands on its own, never inside a longer word.
+# The receiver's secrets are refused under this length; Listrak's client secret and
+# Segment's write key have no published minimum, so a short one must not mangle lines.
+WHOLE_WORD_BELOW = 16
 # Anything shaped like an address: an answer from Listrak or Segment may quote one.
 _EMAIL = re.compile(r"[^\s@\"'<>(),;:]+@[^\s@\"'<>(),;:]+")
 
@@ -64,8 +70,19 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     """Replace every occurrence of each secret with ***."""
     # Longest first, so a secret containing another is masked whole.
     for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
-        text = text.replace(secret, MASK)
+        if len(secret) < WHOLE_WORD_BELOW:
+            text = _standalone(secret).sub(MASK, text)
+        else:
+            text = text.replace(secret, MASK)
     return text
+
+
+@functools.lru_cache(maxsize=64)
+def _standalone(secret: str) -> re.Pattern[str]:
+    """The secret where it is not the middle of a longer word."""
+    before = r"(?<!\w)" if re.match(r"\w", secret[0]) else ""
+    after = r"(?!\w)" if re.match(r"\w", secret[-1]) else ""
+    return re.compile(before + re.escape(secret) + after)
 
 
 def hide_emails(text: str) -> str:
@@ -154,7 +171,8 @@ def _record_context(record: logging.LogRecord) -> list[tuple[str, object]]:
     return [(name, value) for name, value in found if value is not None]
 
 
-def _resolve_format(fmt: LogFormat, stream: IO[str]) -> Literal["text", "json"]:
+def resolve_format(fmt: LogFormat, stream: IO[str]) -> Literal["text", "json"]:
+    """The format `auto` means on this stream: text on a terminal, JSON elsewhere."""
     if fmt != "auto":
         return fmt
     try:
@@ -193,9 +211,7 @@ def configure_logging(
     secret_filter = SecretFilter(secrets)
     handler.addFilter(ContextFilter())
     handler.addFilter(secret_filter)
-    handler.setFormatter(
-        JsonFormatter() if _resolve_format(fmt, out) == "json" else TextFormatter()
-    )
+    handler.setFormatter(JsonFormatter() if resolve_format(fmt, out) == "json" else TextFormatter())
     root = logging.getLogger()
     for old in [h for h in root.handlers if getattr(h, _OURS, False)]:
         root.removeHandler(old)
