@@ -33,7 +33,7 @@ from ..state.engine import check_schema, current_revision, database_shown, upgra
 from ..subscribers.sync import sync_list, trait_mismatch
 from . import output
 from .audience_report import print_audience_status, print_explanation
-from .check import run_checks
+from .check import has_rows, run_checks
 from .health import daemon_answers, gather
 from .progress import Progress
 from .report import (
@@ -48,6 +48,8 @@ from .wiring import build_daemon, new_database, open_database, push_context, run
 
 log = logging.getLogger(__name__)
 _SECRETS: list[str] = []
+# A first sync that finds more subscribers than this says so, and points at `baseline`.
+FIRST_SYNC_NOTICE = 1000
 
 
 def known_secrets() -> list[str]:
@@ -78,17 +80,54 @@ def _run_lists(
     **options: bool,
 ) -> list[RunResult]:
     """Each list in turn, with progress on stderr; a stop signal ends the loop after a list."""
-    with (
-        _progress(str(kind)) as (progress, stop),
-        run_context(settings, dry_run=dry_run, stop=stop, on_progress=progress.update) as ctx,
-    ):
-        results = []
-        for cfg in lists:
-            progress.start(f"list {cfg.id}", _expected(ctx, cfg.id, kind))
-            results.append(_run_one(ctx, cfg, kind, **options))
-            if stop.is_set():
-                break
-        return results
+    with _progress(str(kind)) as (progress, stop):
+        watch = _Watch(progress)
+        with run_context(settings, dry_run=dry_run, stop=stop, on_progress=watch) as ctx:
+            return _each_list(ctx, lists, kind, watch, stop, **options)
+
+
+def _each_list(
+    ctx: RunContext,
+    lists: list[ListSettings],
+    kind: RunKind,
+    watch: _Watch,
+    stop: threading.Event,
+    **options: bool,
+) -> list[RunResult]:
+    results = []
+    for cfg in lists:
+        watch.progress.start(f"list {cfg.id}", _expected(ctx, cfg.id, kind))
+        first = kind == RunKind.SYNC and not has_rows(ctx.db, cfg.id)
+        watch.first_sync = cfg.id if first else None
+        results.append(_run_one(ctx, cfg, kind, **options))
+        if stop.is_set():
+            break
+    return results
+
+
+class _Watch:
+    """The progress hook of a run: shows progress, and warns once when a first sync has
+    found more than FIRST_SYNC_NOTICE subscribers, all of which go to Segment as new."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.first_sync: int | None = None
+
+    def __call__(self, stage: str, count: int) -> None:
+        self.progress.update(stage, count)
+        list_id = self.first_sync
+        if list_id is None or stage != "scanned" or count <= FIRST_SYNC_NOTICE:
+            return
+        self.first_sync = None
+        log.warning(
+            "list %s: first sync: %s subscribers found so far, each sent to Segment as new "
+            "(trait true); if these profiles already carry it (moving over from Listrak's "
+            "own source), stop now and run `listrak-source baseline --list %s`, which "
+            "sends nothing",
+            list_id,
+            count,
+            list_id,
+        )
 
 
 def _run_one(
@@ -172,11 +211,40 @@ def sync(args: argparse.Namespace) -> int:
 
 
 def backfill(args: argparse.Namespace) -> int:
-    """Re-send every subscribed contact's current state under fresh message ids."""
+    """Re-send every subscribed contact's current state under fresh message ids; without
+    --confirm, only say how many would go."""
     settings = _settings(args)
-    results = _run_lists(settings, _selected(settings, args), RunKind.BACKFILL)
+    lists = _selected(settings, args)
+    if not args.confirm:
+        return _backfill_preview(settings, lists, getattr(args, "lists", None))
+    results = _run_lists(settings, lists, RunKind.BACKFILL)
     print_results(results, sys.stdout)
     return _exit_status(results)
+
+
+def _backfill_preview(settings: Settings, lists: list[ListSettings], ids: list[int] | None) -> int:
+    """What a backfill would send, per list, from the state; nothing is sent or created."""
+    counts: dict[int, int] = {}
+    if new_database(settings) is None:
+        engine = open_database(settings)
+        try:
+            db = Database(engine)
+            counts = {cfg.id: db.runs.status(cfg.id)["subscribed"] for cfg in lists}
+        finally:
+            engine.dispose()
+    for cfg in lists:
+        count = counts.get(cfg.id, 0)
+        print(
+            f"list {cfg.id}: would re-send its {count} subscribed contact(s) to Segment "
+            "under fresh message ids (as of its last scan; what its scan finds changed "
+            "goes out too)"
+            if count
+            else f"list {cfg.id}: nothing stored yet: a backfill sends every subscriber "
+            "Listrak holds"
+        )
+    chosen = "".join(f" --list {i}" for i in ids or [])
+    print(f"If that is right, run: listrak-source backfill{chosen} --confirm")
+    return EXIT_FAILED
 
 
 def baseline(args: argparse.Namespace) -> int:

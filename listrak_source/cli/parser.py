@@ -192,10 +192,16 @@ SIGTERM or SIGINT finishes the page in hand and delivers what is stored.""",
         """
 Reads each list from Listrak and sends Segment an identify for every current
 subscriber (trait true, with its userId) under fresh message ids, as when Segment
-was emptied or a destination added. Changes its scan finds go out too.""",
-        RUN_EXITS,
+was emptied or a destination added. Changes its scan finds go out too. Without
+--confirm it only says how many contacts it would send, and sends nothing.""",
+        "  0  with --confirm: every list's run is ok\n"
+        "  1  without --confirm: after saying what it would send; with it: a run did\n"
+        "     not finish everything (see `status`)\n" + CONFIG_EXIT,
     )
     _lists(p)
+    p.add_argument(
+        "--confirm", action="store_true", help="do it; without it, say how many would be sent"
+    )
     p = commands.add(
         "baseline",
         "adopt what Listrak holds now as already sent; send nothing",

@@ -133,3 +133,27 @@ def test_a_first_sync_shows_a_bar_and_no_escape_codes_for_a_dumb_terminal(config
     shown = on_a_terminal(config, {"TERM": "dumb"}, "sync", "--dry-run")
     # A terminal writes each newline as \r\n; a bar redrawn in place would add a lone \r.
     assert "\x1b" not in shown and "\r" not in shown.replace("\r\n", "\n"), repr(shown)
+
+
+def test_backfill_previews_and_first_syncs_point_at_baseline(
+    config: Path, tmp_path: Path, sim: ListrakSimulator, sink: SegmentSink
+) -> None:
+    sim.add_list(1003, "Big")
+    sim.seed(1003, 1200, seed=7)
+    database = f"sqlite:///{tmp_path / 'state.db'}"
+    big = write_config(tmp_path / "big.toml", sim, sink, database, [{"id": 1003}])
+    before = len(sink.messages)
+    preview = start(config, "backfill", "--list", "1001")
+    check = start(config, "check")
+    out, err = preview.communicate(timeout=120)
+    assert preview.returncode == 1, err
+    assert "list 1001: would re-send its 30 subscribed contact(s)" in out, out
+    assert "listrak-source backfill --list 1001 --confirm" in out
+    assert len(sink.messages) == before  # a preview sends nothing
+    out, _ = check.communicate(timeout=120)
+    assert "baseline --list 1002" in out and "baseline --list 1001" not in out, out
+    first = start(big, "sync")
+    _, err = first.communicate(timeout=120)
+    assert first.returncode == 0, err
+    [notice] = [r["msg"] for r in stderr_records(err) if "baseline" in str(r["msg"])]
+    assert "first sync" in str(notice) and "baseline --list 1003" in str(notice), notice
