@@ -32,11 +32,12 @@ from ..state import Database, make_engine
 from ..state.engine import check_schema, current_revision, database_shown, upgrade
 from ..subscribers.sync import sync_list, trait_mismatch
 from . import output
-from .audience_report import print_audience_status, print_explanation
+from .audience_report import explained_contact, print_audience_status, print_explanation
 from .check import has_rows, run_checks
 from .health import daemon_answers, gather
 from .progress import Progress
 from .report import (
+    lookup_contact,
     print_lookup,
     print_results,
     print_status,
@@ -307,14 +308,19 @@ def retry(args: argparse.Namespace) -> int:
 
 
 def lookup(args: argparse.Namespace) -> int:
-    """Find contacts by the addresses the operator gives; print their references and state."""
+    """Find contacts by the addresses the operator gives; print their references and state.
+    0 when every address is stored for some list, else 1 (as `explain`)."""
     settings = _settings(args)
     engine = open_database(settings, migrate=False)
     runs = Database(engine).runs
-    found = [runs.contact(cfg.id, email) for email in args.emails for cfg in settings.lists]
+    found = [[runs.contact(cfg.id, email) for cfg in settings.lists] for email in args.emails]
     engine.dispose()
-    print_lookup(found, sys.stdout)
-    return 0
+    contacts = [lookup_contact(rows) for rows in found]
+    if args.json:
+        print(json.dumps({"contacts": contacts}, indent=2, default=str))
+    else:
+        print_lookup([row for rows in found for row in rows], sys.stdout)
+    return 0 if all(c["known"] for c in contacts) else EXIT_FAILED
 
 
 def push(args: argparse.Namespace) -> int:
@@ -384,16 +390,20 @@ def status(args: argparse.Namespace) -> int:
 
 
 def explain(args: argparse.Namespace) -> int:
-    """One email's audience chain: the events kept, then desired, sent and read back."""
+    """Each address's audience chain: the events kept, then desired, sent and read back.
+    0 when something is kept about every address, else 1 (as `lookup`)."""
     settings = _settings(args)
     engine = open_database(settings, migrate=False)
-    chain = Database(engine).audience_reports.explain(args.email.strip().lower())
+    reports = Database(engine).audience_reports
+    chains = [(email, reports.explain(email.strip().lower())) for email in args.emails]
     engine.dispose()
-    if not any(chain.values()):
-        print(f"nothing is kept about {args.email.strip()}")
-        return EXIT_FAILED
-    print_explanation(args.email.strip(), chain, settings, sys.stdout)
-    return 0
+    contacts = [explained_contact(email, chain) for email, chain in chains]
+    if args.json:
+        print(json.dumps({"contacts": contacts}, indent=2, default=str))
+    else:
+        for contact, (_, chain) in zip(contacts, chains, strict=True):
+            print_explanation(str(contact["contact"]), chain, settings, sys.stdout)
+    return 0 if all(c["known"] for c in contacts) else EXIT_FAILED
 
 
 def run(args: argparse.Namespace) -> int:

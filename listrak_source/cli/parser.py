@@ -255,9 +255,11 @@ is not called. --dry-run prints each request and its exact JSON body instead."""
 Reads the local database only (neither Listrak nor Segment is called): the
 address's subscriptions, the Engage events kept, and per audience the desired
 value, what was sent to Listrak and what the read-back saw.""",
-        "  0  something is kept about the address\n  1  nothing is kept about it\n" + CONFIG_EXIT,
+        "  0  something is kept about every address\n"
+        "  1  nothing is kept about an address\n" + CONFIG_EXIT,
     )
-    p.add_argument("email", help="the email address to explain")
+    p.add_argument("emails", nargs="+", metavar="EMAIL", help="the address to explain")
+    _json(p)
 
 
 def _state_commands(commands: Commands) -> None:
@@ -307,6 +309,7 @@ Segment has its last change (delivered, waiting or dead, with Segment's answer).
         "  1  an address is stored for no list\n" + CONFIG_EXIT,
     )
     p.add_argument("emails", nargs="+", metavar="EMAIL", help="the address to look up")
+    _json(p)
     commands.add(
         "check",
         "check config, database, Listrak credentials and list ids",

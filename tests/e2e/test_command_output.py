@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from listrak_source.privacy import contact_ref
 from listrak_source.simulator import ListrakSimulator, SegmentSink
 
 from .harness import run_cli, write_config
@@ -157,3 +158,34 @@ def test_backfill_previews_and_first_syncs_point_at_baseline(
     assert first.returncode == 0, err
     [notice] = [r["msg"] for r in stderr_records(err) if "baseline" in str(r["msg"])]
     assert "first sync" in str(notice) and "baseline --list 1003" in str(notice), notice
+
+
+def test_lookup_and_explain_agree_on_form_json_and_exit_status(config: Path, sim) -> None:
+    known, unknown = sorted(sim.truth(1001))[0], "nobody@example.org"
+    ref = contact_ref(known)
+    running = {
+        "lookup": start(config, "lookup", known, unknown),
+        "lookup json": start(config, "lookup", known, "--json"),
+        "explain": start(config, "explain", known),
+        "explain json": start(config, "explain", unknown, "--json"),
+    }
+    done = {name: proc.communicate(timeout=120) for name, proc in running.items()}
+    codes = {name: proc.returncode for name, proc in running.items()}
+    # 0 when every address is known, 1 when one is not, for both commands.
+    assert codes == {"lookup": 1, "lookup json": 0, "explain": 0, "explain json": 1}, done
+    for name in ("lookup", "explain"):
+        assert done[name][0].startswith(f"contact {ref}"), done[name]
+        assert "@" not in done[name][0], "a contact is named by its reference"
+    found = json.loads(done["lookup json"][0])["contacts"]
+    assert [c["contact"] for c in found] == [ref]
+    assert found[0]["lists"][0]["list_id"] == 1001 and found[0]["lists"][0]["subscribed"]
+    nothing = json.loads(done["explain json"][0])["contacts"]
+    assert nothing == [
+        {
+            "contact": contact_ref(unknown),
+            "known": False,
+            "subscriptions": [],
+            "events": [],
+            "values": [],
+        }
+    ]
