@@ -330,12 +330,15 @@ def push(args: argparse.Namespace) -> int:
     engine = open_database(settings)
     try:
         with (
-            _progress("push") as (_, stop),
-            push_context(settings, engine, dry_run=args.dry_run, stop=stop) as ctx,
+            _progress("push") as (progress, stop),
+            push_context(
+                settings, engine, dry_run=args.dry_run, stop=stop, on_progress=progress.update
+            ) as ctx,
         ):
             prune_inbox(ctx)
             results = []
             for list_id in list_ids:
+                progress.start(f"list {list_id}")
                 with log_context(list_id=list_id):
                     results.append(push_list(ctx, list_id, allow_mass_flip=args.allow_mass_flip))
                 if stop.is_set():

@@ -16,7 +16,7 @@ from listrak_source.simulator import ListrakSimulator, SegmentSink
 from listrak_source.state import Database, make_engine
 
 from ..audiences.world import LIST, VIP, event, prepare_list
-from .harness import run_cli, status_json, write_config
+from .harness import on_a_terminal, run_cli, status_json, write_config
 
 AUDIENCES = f"""
 [[audiences]]
@@ -117,3 +117,10 @@ def test_status_and_explain_cover_audiences(
     assert f"held until the contact subscribes to list {LIST}" in capsys.readouterr().out
     assert run_cli(config, "explain", "nobody@example.com") == 1
     assert status_json(config)[LIST]["subscribed"] == 5
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_push_shows_its_progress_on_a_terminal(config: Path, emails: list[str]) -> None:
+    send(config, *[event(e, True) for e in emails])
+    shown = on_a_terminal(config, {"TERM": "xterm"}, "push")
+    assert f"push list {LIST}: pushed 5" in shown, repr(shown)

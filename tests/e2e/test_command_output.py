@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import os
-import pty
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import pytest
 from listrak_source.privacy import contact_ref
 from listrak_source.simulator import ListrakSimulator, SegmentSink
 
-from .harness import run_cli, write_config
+from .harness import on_a_terminal, run_cli, write_config
 
 SCRIPT = Path(sys.executable).with_name("listrak-source")
 SYNCED, NEW = {"id": 1001}, {"id": 1002}
@@ -103,30 +104,6 @@ def test_a_dry_run_says_would_send_and_stderr_keeps_one_format(config: Path) -> 
     assert out.startswith("list 1001: ok")
 
 
-def on_a_terminal(config: Path, env: Mapping[str, str], *args: str) -> str:
-    """What a command writes to stderr when stderr is a terminal (a pseudo-terminal here)."""
-    leader, follower = pty.openpty()
-    proc = subprocess.Popen(
-        [str(SCRIPT), "--config", str(config), *args],
-        stdout=subprocess.DEVNULL,
-        stderr=follower,
-        env={**os.environ, **env},
-    )
-    os.close(follower)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:  # EIO: the last writer closed the terminal
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(leader)
-    assert proc.wait(timeout=120) == 0
-    return b"".join(chunks).decode()
-
-
 def test_a_first_sync_shows_a_bar_and_no_escape_codes_for_a_dumb_terminal(config: Path) -> None:
     shown = on_a_terminal(config, {"TERM": "xterm", "NO_COLOR": "1"}, "sync", "--list", "1002")
     assert "[" in shown and "sync list 1002: scanned 40" in shown, shown
@@ -189,3 +166,40 @@ def test_lookup_and_explain_agree_on_form_json_and_exit_status(config: Path, sim
             "values": [],
         }
     ]
+
+
+def test_ctrl_c_stops_a_sync_promptly_and_records_it_stopped_with_its_counts(
+    config: Path, tmp_path: Path, sim: ListrakSimulator, sink: SegmentSink
+) -> None:
+    sim.add_list(1004, "Slow")
+    sim.seed(1004, 2000, seed=8)
+    sim.faults.page_delay = 0.3  # 20 pages of 100: the scan takes seconds
+    database = f"sqlite:///{tmp_path / 'state.db'}"
+    slow = write_config(tmp_path / "slow.toml", sim, sink, database, [{"id": 1004}])
+    before = len(sink.messages)
+    proc = start(slow, "sync", env={"LISTRAK_SOURCE_LISTRAK__PAGE_SIZE": "100"})
+    deadline = time.monotonic() + 60
+    while len(sink.messages) == before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)  # a guard against a hang, not a measurement
+    assert proc.returncode == 1, err
+    assert "list 1004: stopped" in out, out
+    assert "run failed" not in err and "Traceback" not in err
+    [run] = [r for r in run_rows(database, 1004)]
+    assert run["status"] == "stopped" and 0 < run["scanned"] < 2000, run
+    assert run["delivered"] == len(sink.messages) - before > 0
+
+
+def run_rows(url: str, list_id: int) -> list[dict[str, object]]:
+    from sqlalchemy import create_engine, select
+
+    from listrak_source.state.schema import runs
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(select(runs).where(runs.c.list_id == list_id)).mappings()
+            return [dict(row) for row in rows]
+    finally:
+        engine.dispose()
