@@ -76,6 +76,32 @@ def print_lookup(found: Sequence[Mapping[str, Any]], out: TextIO) -> None:
         print(f"contact {item['contact']}: list {item['list_id']}: {_state(item)}", file=out)
 
 
+def lookup_contact(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """One address's state per list, as `lookup --json` shows it (by reference only)."""
+    lists = [
+        {
+            "list_id": item["list_id"],
+            "stored": item["row"] is not None,
+            "subscribed": bool(item["row"] and item["row"]["desired_subscribed"]),
+            "state": _delivery(item["row"]),
+            "attempts": item["row"]["attempts"] if item["row"] else 0,
+            "last_error": item["row"]["last_error"] if item["row"] else None,
+            "skipped": item["skipped"],
+        }
+        for item in rows
+    ]
+    known = any(entry["stored"] or entry["skipped"] for entry in lists)
+    return {"contact": rows[0]["contact"] if rows else None, "known": known, "lists": lists}
+
+
+def _delivery(row: Mapping[str, Any] | None) -> str | None:
+    if row is None:
+        return None
+    if row["dead"]:
+        return "dead"
+    return "waiting" if row["message_id"] is not None else "delivered"
+
+
 def _state(item: Mapping[str, Any]) -> str:
     row, skipped = item["row"], item["skipped"]
     parts = []

@@ -197,12 +197,13 @@ def push_context(
     dry_run: bool = False,
     out: TextIO | None = None,
     stop: threading.Event | None = None,
+    on_progress: ProgressHook | None = None,
 ) -> Iterator[PushContext]:
     """A push context with its own Listrak client; a dry run prints requests and keeps nothing."""
     stop = stop or threading.Event()
     with listrak_client(settings, stop) as client, _state(engine, dry_run=dry_run) as db:
         writer = PrintingWriter(out, on_closed=_reader_gone(stop)) if dry_run else client
-        yield PushContext(settings, db, writer, stop=stop)
+        yield PushContext(settings, db, writer, stop=stop, on_progress=on_progress)
 
 
 def build_daemon(settings: Settings, engine: Engine, **options: Any) -> Daemon:
