@@ -59,6 +59,13 @@ def _global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
         "--debug", action="store_true", default=default(False), help="debug logs and tracebacks"
     )
     parser.add_argument(
+        "--quiet",
+        "-q",
+        action="store_true",
+        default=default(False),
+        help="no progress; log only warnings and errors (results are still shown)",
+    )
+    parser.add_argument(
         "--log-format",
         choices=("auto", "text", "json"),
         default=default("auto"),
@@ -118,6 +125,13 @@ def _dry_run(parser: argparse.ArgumentParser, what: str) -> None:
 
 def _json(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="machine-readable output (JSON)")
+
+
+def _count(text: str) -> int:
+    value = int(text) if text.isdigit() else -1
+    if not 0 <= value <= 1000:
+        raise argparse.ArgumentTypeError(f"expected a number of runs from 0 to 1000, got {text!r}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -180,10 +194,16 @@ SIGTERM or SIGINT finishes the page in hand and delivers what is stored.""",
         """
 Reads each list from Listrak and sends Segment an identify for every current
 subscriber (trait true, with its userId) under fresh message ids, as when Segment
-was emptied or a destination added. Changes its scan finds go out too.""",
-        RUN_EXITS,
+was emptied or a destination added. Changes its scan finds go out too. Without
+--confirm it only says how many contacts it would send, and sends nothing.""",
+        "  0  with --confirm: every list's run is ok\n"
+        "  1  without --confirm: after saying what it would send; with it: a run did\n"
+        "     not finish everything (see `status`)\n" + CONFIG_EXIT,
     )
     _lists(p)
+    p.add_argument(
+        "--confirm", action="store_true", help="do it; without it, say how many would be sent"
+    )
     p = commands.add(
         "baseline",
         "adopt what Listrak holds now as already sent; send nothing",
@@ -237,9 +257,11 @@ is not called. --dry-run prints each request and its exact JSON body instead."""
 Reads the local database only (neither Listrak nor Segment is called): the
 address's subscriptions, the Engage events kept, and per audience the desired
 value, what was sent to Listrak and what the read-back saw.""",
-        "  0  something is kept about the address\n  1  nothing is kept about it\n" + CONFIG_EXIT,
+        "  0  something is kept about every address\n"
+        "  1  nothing is kept about an address\n" + CONFIG_EXIT,
     )
-    p.add_argument("email", help="the email address to explain")
+    p.add_argument("emails", nargs="+", metavar="EMAIL", help="the address to explain")
+    _json(p)
 
 
 def since_date(value: str) -> date:
@@ -290,15 +312,29 @@ sent now.""",
     _lists(p)
     p = commands.add(
         "status",
-        "per list: last run, pending and dead messages",
+        "per list: recent runs, pending and dead messages, next run; then a verdict",
         """
-Reads the local database only (neither Listrak nor Segment is called): per list
-the last run and its result, subscribers, messages waiting for Segment and why,
-dead rows, skipped contacts, the next run and who is syncing it now; then the
-audiences. Contacts are named by reference, never by address.""",
-        READ_EXITS,
+Reads the local database only (neither Listrak nor Segment is called; a daemon's
+metrics port is asked whether it runs): per list the last run and its result, the
+last ok, subscribers, messages waiting for Segment and why, dead rows, skipped
+contacts, the next run (OVERDUE when late) and who is syncing it now; lists the
+config no longer names; then the audiences, and last the verdict with its reasons.
+Times are UTC, ISO 8601 with the offset. Contacts are named by reference, never
+by address.""",
+        "  0  healthy\n"
+        "  1  degraded: something waits or needs a look (a failed or partial run, dead\n"
+        "     rows, a list never run)\n"
+        "  2  failing: a list overdue, its last 3 runs failed, removals or a push held;\n"
+        "     or a configuration or database error",
     )
     _json(p)
+    p.add_argument(
+        "--runs",
+        type=_count,
+        default=0,
+        metavar="N",
+        help="also show each list's last N runs (for cron and timer installs without metrics)",
+    )
     p = commands.add(
         "lookup",
         "a contact's reference and state per list, from an address you give",
@@ -310,6 +346,7 @@ Segment has its last change (delivered, waiting or dead, with Segment's answer).
         "  1  an address is stored for no list\n" + CONFIG_EXIT,
     )
     p.add_argument("emails", nargs="+", metavar="EMAIL", help="the address to look up")
+    _json(p)
     commands.add(
         "check",
         "check config, database, Listrak credentials and list ids",

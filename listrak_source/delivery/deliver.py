@@ -52,7 +52,10 @@ def deliver(run: ListRun) -> None:
     def send(rows: list[Pending]) -> Delivery:
         return ctx.emitter.deliver(rows, cfg.trait_name, retired)
 
-    drain(run, ctx.db.outbox, send, attrgetter("message_id"))
+    def posting(ids: list[str]) -> None:
+        ctx.db.outbox.mark_posted(cfg.id, ids)
+
+    drain(run, ctx.db.outbox, send, attrgetter("message_id"), posting)
 
 
 def drain(
@@ -60,8 +63,13 @@ def drain(
     queue: Queue[Row],
     send: Callable[[list[Row]], Delivery],
     message_id: Callable[[Row], str],
+    posting: Callable[[list[str]], object] | None = None,
 ) -> None:
-    """Send every due message of the queue, chunk by chunk; the shared loop of both kinds."""
+    """Send every due message of the queue, chunk by chunk; the shared loop of both kinds.
+
+    `posting` is told each chunk's ids just before they are posted (the identify outbox
+    remembers that Segment may now hold them; an event's id names its fact for good).
+    """
     ctx, cfg = run.ctx, run.cfg
     after = ""
     while True:
@@ -70,6 +78,8 @@ def drain(
         if not rows:
             return
         after = message_id(rows[-1][0])
+        if posting is not None:
+            posting([message_id(row) for row, _ in rows])
         delivery = send([row for row, _ in rows])
         record(run, delivery, {message_id(row): n for row, n in rows}, now, queue)
         run.progress("delivered", run.result.delivered)

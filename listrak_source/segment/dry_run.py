@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TextIO
 
 from ..messages import identify_message
@@ -14,9 +14,13 @@ from ..records import Delivery, Pending
 class PrintingEmitter:
     """A dry run's emitter: writes each identify as a JSON line and pretends it was accepted."""
 
-    def __init__(self, out: TextIO | None = None) -> None:
+    def __init__(
+        self, out: TextIO | None = None, on_closed: Callable[[], None] | None = None
+    ) -> None:
         # Looked up at call time so a redirected stdout (tests, pipes) is honoured.
         self.out = out if out is not None else sys.stdout
+        # Told when the reader went away (`| head`): the run has nobody left to show.
+        self.on_closed = on_closed
 
     def deliver(self, rows: Sequence[Pending], trait: str, retired: Sequence[str] = ()) -> Delivery:
         """Print, never send."""
@@ -25,8 +29,13 @@ class PrintingEmitter:
     def send(self, messages: Iterable[tuple[str, dict[str, Any]]]) -> Delivery:
         """Print each built message (identify or track) as a JSON line; send nothing."""
         accepted = []
-        for message_id, message in messages:
-            self.out.write(json.dumps(message, sort_keys=True) + "\n")
-            accepted.append(message_id)
-        self.out.flush()
+        try:
+            for message_id, message in messages:
+                self.out.write(json.dumps(message, sort_keys=True) + "\n")
+                accepted.append(message_id)
+            self.out.flush()
+        except BrokenPipeError:
+            if self.on_closed is None:
+                raise
+            self.on_closed()
         return Delivery(accepted=accepted)

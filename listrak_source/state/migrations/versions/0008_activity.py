@@ -1,7 +1,7 @@
 """Activity direction: messages, rows as last seen, the event ledger, each list's last pass.
 
-Revision ID: 0007_activity
-Revises: 0006_audiences
+Revision ID: 0008_activity
+Revises: 0007_in_doubt
 Create Date: 2026-12-06
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007_activity"
-down_revision = "0006_audiences"
+revision = "0008_activity"
+down_revision = "0007_in_doubt"
 branch_labels = None
 depends_on = None
 
