@@ -410,8 +410,9 @@ def explain(args: argparse.Namespace) -> int:
     engine.dispose()
     contacts = [explained_contact(email, chain) for email, chain in chains]
     for contact, found in zip(contacts, facts, strict=True):
-        contact["activity"] = found
-        contact["known"] = contact["known"] or bool(found)
+        if found:
+            contact["activity"] = found
+            contact["known"] = True
     if args.json:
         print(json.dumps({"contacts": contacts}, indent=2, default=str))
     else:
