@@ -7,15 +7,21 @@ from datetime import datetime
 from typing import Any, TextIO
 
 from ..engage.records import PushResult
-from ..records import RunResult
+from ..records import RunKind, RunResult
 
 
 def result_line(result: RunResult) -> str:
     """One line per list run: what changed, what went out, what did not."""
+    # A dry run sends nothing: it says what a real run would have sent.
+    sent = (
+        f"would send {result.delivered}"
+        if result.kind == RunKind.DRY_RUN
+        else f"delivered {result.delivered}"
+    )
     line = (
         f"list {result.list_id}: {result.status} - scanned {result.scanned}, "
         f"+{result.subscribed} subscribed, -{result.unsubscribed} unsubscribed, "
-        f"{result.user_id_changed} userId changes, delivered {result.delivered}"
+        f"{result.user_id_changed} userId changes, {sent}"
     )
     extras = [
         f"{count} {label}"
@@ -35,10 +41,11 @@ def result_line(result: RunResult) -> str:
     return line
 
 
-def push_line(result: PushResult) -> str:
+def push_line(result: PushResult, *, dry_run: bool = False) -> str:
     """One line per list pushed: what Listrak accepted, what waits, and why."""
+    verb = "would push" if dry_run else "pushed"
     line = (
-        f"list {result.list_id}: {result.status} - pushed {result.accepted} value(s) for "
+        f"list {result.list_id}: {result.status} - {verb} {result.accepted} value(s) for "
         f"{result.contacts} contact(s) in {result.requests} request(s)"
     )
     if result.backlog.held:
@@ -67,6 +74,32 @@ def print_lookup(found: Sequence[Mapping[str, Any]], out: TextIO) -> None:
     """One line per (contact, list), naming the contact by its reference only."""
     for item in found:
         print(f"contact {item['contact']}: list {item['list_id']}: {_state(item)}", file=out)
+
+
+def lookup_contact(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """One address's state per list, as `lookup --json` shows it (by reference only)."""
+    lists = [
+        {
+            "list_id": item["list_id"],
+            "stored": item["row"] is not None,
+            "subscribed": bool(item["row"] and item["row"]["desired_subscribed"]),
+            "state": _delivery(item["row"]),
+            "attempts": item["row"]["attempts"] if item["row"] else 0,
+            "last_error": item["row"]["last_error"] if item["row"] else None,
+            "skipped": item["skipped"],
+        }
+        for item in rows
+    ]
+    known = any(entry["stored"] or entry["skipped"] for entry in lists)
+    return {"contact": rows[0]["contact"] if rows else None, "known": known, "lists": lists}
+
+
+def _delivery(row: Mapping[str, Any] | None) -> str | None:
+    if row is None:
+        return None
+    if row["dead"]:
+        return "dead"
+    return "waiting" if row["message_id"] is not None else "delivered"
 
 
 def _state(item: Mapping[str, Any]) -> str:

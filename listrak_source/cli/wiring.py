@@ -7,11 +7,13 @@ daemon alike; the daemon is handed `context_over` and asks it for one per run.
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from sqlalchemy import Engine
@@ -23,6 +25,7 @@ from ..config import Settings
 from ..delivery.context import Emitter, RunContext
 from ..engage.ingest import Ingest
 from ..engage.settings import build_mappings
+from ..errors import ConfigError
 from ..listrak import ListrakClient, PrintingWriter, stoppable_sleep
 from ..segment import PrintingEmitter, SegmentEmitter
 from ..service.statuspage import render
@@ -35,14 +38,16 @@ from ..state import (
     sqlite_copy,
     upgrade,
 )
-from ..state.engine import check_schema, head_revision
+from ..state.engine import check_schema, head_revision, sqlite_path
 from .health import gather
+from .output import stdout_closed
 
 if TYPE_CHECKING:
     from ..service.daemon import Daemon
     from ..service.metrics import Metrics
 
 ProgressHook = Callable[[str, int], None]
+log = logging.getLogger(__name__)
 
 
 def listrak_client(settings: Settings, stop: threading.Event | None = None) -> ListrakClient:
@@ -62,6 +67,14 @@ def listrak_client(settings: Settings, stop: threading.Event | None = None) -> L
     )
 
 
+def new_database(settings: Settings) -> Path | None:
+    """The SQLite file the config names, when it does not exist yet (in a folder that does:
+    a missing folder is an error of its own)."""
+    path = sqlite_path(settings.database.url)
+    missing = path is not None and not path.exists() and path.parent.is_dir()
+    return path if missing else None
+
+
 def probe_segment(settings: Settings, *, timeout: float, retries: int) -> str | None:
     """Post an empty batch to segment.host: None when Segment took it, else why not."""
     patient_less = settings.segment.model_copy(update={"timeout": timeout, "max_retries": retries})
@@ -69,7 +82,18 @@ def probe_segment(settings: Settings, *, timeout: float, retries: int) -> str | 
 
 
 def open_database(settings: Settings, *, migrate: bool = True) -> Engine:
-    """The engine, with the schema brought to head (or only checked)."""
+    """The engine, with the schema brought to head (or only checked).
+
+    A command that only reads never creates an SQLite file; one that writes says when it
+    does, since a new database means every subscriber is new to it.
+    """
+    new = new_database(settings)
+    if new is not None and not migrate:
+        raise ConfigError(
+            f"there is no database at {new} yet: `listrak-source sync` (or `migrate`) makes it"
+        )
+    if new is not None:
+        log.warning("creating a new database at %s: there was none", new)
     engine = make_engine(settings.database.url)
     try:
         if migrate:
@@ -122,12 +146,24 @@ def context_over(
     """
     stop = stop or threading.Event()
     emitter: Emitter = (
-        PrintingEmitter(out) if dry_run else SegmentEmitter(settings.segment, stop=stop)
+        PrintingEmitter(out, on_closed=_reader_gone(stop))
+        if dry_run
+        else SegmentEmitter(settings.segment, stop=stop)
     )
     with listrak_client(settings, stop) as client, _state(engine, dry_run=dry_run) as db:
         yield RunContext(
             settings, db, client, emitter, new_holder(), stop=stop, on_progress=on_progress
         )
+
+
+def _reader_gone(stop: threading.Event) -> Callable[[], None]:
+    """A dry run whose reader went away (`| head`) stops, as if by a signal, and quietly."""
+
+    def closed() -> None:
+        stdout_closed()
+        stop.set()
+
+    return closed
 
 
 @contextmanager
@@ -161,12 +197,13 @@ def push_context(
     dry_run: bool = False,
     out: TextIO | None = None,
     stop: threading.Event | None = None,
+    on_progress: ProgressHook | None = None,
 ) -> Iterator[PushContext]:
     """A push context with its own Listrak client; a dry run prints requests and keeps nothing."""
     stop = stop or threading.Event()
     with listrak_client(settings, stop) as client, _state(engine, dry_run=dry_run) as db:
-        writer = PrintingWriter(out) if dry_run else client
-        yield PushContext(settings, db, writer, stop=stop)
+        writer = PrintingWriter(out, on_closed=_reader_gone(stop)) if dry_run else client
+        yield PushContext(settings, db, writer, stop=stop, on_progress=on_progress)
 
 
 def build_daemon(settings: Settings, engine: Engine, **options: Any) -> Daemon:
