@@ -120,6 +120,9 @@ def test_backfill_previews_and_first_syncs_point_at_baseline(
     sim.seed(1003, 1200, seed=7)
     database = f"sqlite:///{tmp_path / 'state.db'}"
     big = write_config(tmp_path / "big.toml", sim, sink, database, [{"id": 1003}])
+    nowhere = tmp_path / "not-yet.db"
+    fresh = write_config(tmp_path / "new.toml", sim, sink, f"sqlite:///{nowhere}", [NEW])
+    dry = start(fresh, "sync", "--dry-run")
     before = len(sink.messages)
     preview = start(config, "backfill", "--list", "1001")
     check = start(config, "check")
@@ -130,6 +133,9 @@ def test_backfill_previews_and_first_syncs_point_at_baseline(
     assert len(sink.messages) == before  # a preview sends nothing
     out, _ = check.communicate(timeout=120)
     assert "baseline --list 1002" in out and "baseline --list 1001" not in out, out
+    out, err = dry.communicate(timeout=120)
+    assert dry.returncode == 0 and len(out.splitlines()) == 40, err
+    assert not nowhere.exists(), "a dry run changes nothing, and creates no database"
     first = start(big, "sync")
     _, err = first.communicate(timeout=120)
     assert first.returncode == 0, err
