@@ -112,12 +112,23 @@ def _state(item: Mapping[str, Any]) -> str:
         if row["dead"]:
             parts.append(f"dead after {row['attempts']} attempt(s): {row['last_error']}")
         elif row["message_id"] is not None:
-            parts.append("waiting to be delivered")
+            parts.append(_waiting(row))
         else:
             parts.append("delivered")
     if skipped is not None:
         parts.append(f"skipped: {skipped['reason']} (run {skipped['run_id']})")
     return "; ".join(parts)
+
+
+def _waiting(row: Mapping[str, Any]) -> str:
+    """A pending row, with what Segment last answered for it and when it goes again."""
+    text = "waiting to be delivered"
+    if row["attempts"]:
+        text += f" after {row['attempts']} refusal(s)"
+    why = [row["last_error"]] if row["last_error"] else []
+    if row["next_attempt_at"]:
+        why.append(f"next attempt {row['next_attempt_at'][:19]}")
+    return text + (f" ({'; '.join(why)})" if why else "")
 
 
 def when(moment: str | None) -> str:
