@@ -24,7 +24,8 @@ LISTRAK_SOURCE_LISTRAK__CLIENT_SECRET. The options above go before or after the
 command. `listrak-source COMMAND --help` says what a command does.
 
 Exit status: 0 success, 1 the run did not fully succeed (see `status`),
-2 configuration or environment error.
+2 configuration or environment error. `status` exits with its verdict:
+0 healthy, 1 degraded, 2 failing.
 Start with `listrak-source demo` to see the whole pipeline without an account.
 """
 
