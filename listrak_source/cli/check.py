@@ -75,6 +75,32 @@ def _traits(settings: Settings) -> Outcome:
     return Outcome("list traits", True, "each list's trait is the one its messages carry")
 
 
+def has_rows(state: Database, list_id: int) -> bool:
+    """Whether the state holds anything of the list: a first sync sends everyone as new."""
+    return state.runs.last_size(list_id) > 0 or state.runs.status(list_id)["subscribed"] > 0
+
+
+def _first_syncs(settings: Settings) -> list[Outcome]:
+    """A list the state knows nothing of: its first sync sends every subscriber as new,
+    which a team moving over from Listrak's own source does not want."""
+    engine = db.make_engine(settings.database.url)
+    try:
+        state = Database(engine)
+        new = [cfg.id for cfg in settings.lists if not has_rows(state, cfg.id)]
+    finally:
+        engine.dispose()
+    return [
+        Outcome(
+            f"list {list_id} state",
+            True,
+            "nothing stored yet: its first sync sends every subscriber to Segment as new; "
+            "if the profiles already carry its trait (moving over from Listrak's own "
+            f"source), run `listrak-source baseline --list {list_id}` first",
+        )
+        for list_id in new
+    ]
+
+
 def _write_key(settings: Settings) -> Outcome:
     key = settings.segment.write_key.get_secret_value()
     if _WRITE_KEY.match(key):
@@ -195,6 +221,7 @@ def run_checks(settings: Settings, out: TextIO) -> bool:
     outcomes += _guard("database", lambda: _database(settings))
     if outcomes[-1].ok:
         outcomes += _guard("list traits", lambda: _traits(settings))
+        outcomes += _first_syncs(settings)
     outcomes.append(_write_key(settings))
     outcomes += _guard("segment host", lambda: _segment_host(settings))
     outcomes += _listrak(settings)

@@ -192,10 +192,16 @@ SIGTERM or SIGINT finishes the page in hand and delivers what is stored.""",
         """
 Reads each list from Listrak and sends Segment an identify for every current
 subscriber (trait true, with its userId) under fresh message ids, as when Segment
-was emptied or a destination added. Changes its scan finds go out too.""",
-        RUN_EXITS,
+was emptied or a destination added. Changes its scan finds go out too. Without
+--confirm it only says how many contacts it would send, and sends nothing.""",
+        "  0  with --confirm: every list's run is ok\n"
+        "  1  without --confirm: after saying what it would send; with it: a run did\n"
+        "     not finish everything (see `status`)\n" + CONFIG_EXIT,
     )
     _lists(p)
+    p.add_argument(
+        "--confirm", action="store_true", help="do it; without it, say how many would be sent"
+    )
     p = commands.add(
         "baseline",
         "adopt what Listrak holds now as already sent; send nothing",
@@ -249,9 +255,11 @@ is not called. --dry-run prints each request and its exact JSON body instead."""
 Reads the local database only (neither Listrak nor Segment is called): the
 address's subscriptions, the Engage events kept, and per audience the desired
 value, what was sent to Listrak and what the read-back saw.""",
-        "  0  something is kept about the address\n  1  nothing is kept about it\n" + CONFIG_EXIT,
+        "  0  something is kept about every address\n"
+        "  1  nothing is kept about an address\n" + CONFIG_EXIT,
     )
-    p.add_argument("email", help="the email address to explain")
+    p.add_argument("emails", nargs="+", metavar="EMAIL", help="the address to explain")
+    _json(p)
 
 
 def _state_commands(commands: Commands) -> None:
@@ -301,6 +309,7 @@ Segment has its last change (delivered, waiting or dead, with Segment's answer).
         "  1  an address is stored for no list\n" + CONFIG_EXIT,
     )
     p.add_argument("emails", nargs="+", metavar="EMAIL", help="the address to look up")
+    _json(p)
     commands.add(
         "check",
         "check config, database, Listrak credentials and list ids",

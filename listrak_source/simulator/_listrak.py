@@ -286,7 +286,7 @@ class ListrakSimulator(Store, ActivityRoutes, Lifecycle):
             self.stats.pages += 1
             self.stats.contacts += served
             self.stats.seconds += elapsed
-        return Response(200, body, list(_JSON))
+        return Response(200, body, list(_JSON), trickle=self.faults.page_trickle)
 
     def _empty_page(self, lst: ListData, q: PageQuery, page: int) -> Response:
         """No contacts, and a cursor never handed out before: the scan never ends."""
