@@ -123,6 +123,16 @@ def _dry_run(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("--dry-run", action="store_true", help=f"{what}; change and send nothing")
 
 
+def _addresses(parser: argparse.ArgumentParser, verb: str) -> None:
+    """`lookup` and `explain` take addresses alike and answer alike."""
+    parser.add_argument("emails", nargs="+", metavar="EMAIL", help=f"an address to {verb}")
+    _json(parser)
+
+
+def _address_exits(known: str) -> str:
+    return f"  0  {known} every address\n  1  an address is unknown here\n" + CONFIG_EXIT
+
+
 def _json(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="machine-readable output (JSON)")
 
@@ -256,11 +266,9 @@ is not called. --dry-run prints each request and its exact JSON body instead."""
 Reads the local database only (neither Listrak nor Segment is called): the
 address's subscriptions, the Engage events kept, and per audience the desired
 value, what was sent to Listrak and what the read-back saw.""",
-        "  0  something is kept about every address\n"
-        "  1  nothing is kept about an address\n" + CONFIG_EXIT,
+        _address_exits("something is kept about"),
     )
-    p.add_argument("emails", nargs="+", metavar="EMAIL", help="the address to explain")
-    _json(p)
+    _addresses(p, "explain")
 
 
 def _state_commands(commands: Commands) -> None:
@@ -306,11 +314,9 @@ by address.""",
 Reads the local database only (neither Listrak nor Segment is called): each
 address's contact reference and, per list, whether it is subscribed and whether
 Segment has its last change (delivered, waiting or dead, with Segment's answer).""",
-        "  0  every address is stored for some list\n"
-        "  1  an address is stored for no list\n" + CONFIG_EXIT,
+        _address_exits("a list stores"),
     )
-    p.add_argument("emails", nargs="+", metavar="EMAIL", help="the address to look up")
-    _json(p)
+    _addresses(p, "look up")
     commands.add(
         "check",
         "check config, database, Listrak credentials and list ids",
