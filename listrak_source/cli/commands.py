@@ -458,9 +458,10 @@ def demo(args: argparse.Namespace) -> int:
     """The whole pipeline on loopback with no account."""
     from .demo import run_demo  # noqa: PLC0415 - the simulator is only needed here
 
-    return (
-        0 if run_demo(contacts=args.contacts, cycles=args.cycles, out=sys.stdout) else EXIT_FAILED
-    )
+    # A first Ctrl-C stops the running sync at its next page, as it stops `sync`.
+    with _progress("demo") as (_, stop):
+        ok = run_demo(contacts=args.contacts, cycles=args.cycles, out=sys.stdout, stop=stop)
+    return 0 if ok else EXIT_FAILED
 
 
 @contextmanager
