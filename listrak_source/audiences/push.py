@@ -60,6 +60,8 @@ class PushContext:
     writer: ProfileFieldWriter
     clock: Callable[[], datetime] = _utcnow
     stop: threading.Event = field(default_factory=threading.Event)
+    # Told the values accepted so far after each request: a push can take minutes.
+    on_progress: Callable[[str, int], None] | None = None
 
 
 class _Contact(NamedTuple):
@@ -191,6 +193,8 @@ def _send_request(ctx: PushContext, result: PushResult, contacts: list[_Contact]
                 parts += [part[half:], part[:half]]
             continue
         _accept(ctx, result, part)
+    if ctx.on_progress is not None:
+        ctx.on_progress("pushed", result.accepted)
 
 
 def _refused(exc: ListrakError) -> bool:

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from socketserver import ThreadingMixIn
+from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
-from prometheus_client.exposition import ThreadingWSGIServer
 
 from ..engage.ingest import Ingest
 from ..engage.records import CommitResult, PushResult, PushStatus
 from ..records import SUCCESS_STATUSES, RunResult, Waiting
+from ..tracking.records import ActivityOutcome, EventTally
 
+if TYPE_CHECKING:
+    from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
+
+log = logging.getLogger(__name__)
 PREFIX = "listrak_source"
 CHANGE_KINDS = ("subscribed", "unsubscribed", "user_id")
 # A run of a small list takes seconds; a first scan of a million contacts can take an hour.
@@ -45,7 +51,7 @@ def wait_reason(reason: str) -> str:
 
 @dataclass
 class MetricsServer:
-    """A running /metrics endpoint; close() stops it and frees the port."""
+    """A running /metrics endpoint (and status page); close() stops it and frees the port."""
 
     host: str
     port: int
@@ -59,33 +65,110 @@ class MetricsServer:
         self._thread.join(timeout=5)
 
 
-class _QuietHandler(WSGIRequestHandler):
-    """A scrape is not logged; a connection idle past `timeout` is closed."""
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Log nothing: scrapes come every few seconds."""
-
-
 def serve(
-    registry: CollectorRegistry, port: int, host: str = "127.0.0.1", idle_timeout: float = 10.0
+    registry: CollectorRegistry,
+    port: int,
+    host: str = "127.0.0.1",
+    *,
+    page: Callable[[], str] | None = None,
+    idle_timeout: float = 10.0,
 ) -> MetricsServer:
-    """Serve a registry over HTTP on a daemon thread; port 0 picks a free port.
+    """Serve a registry at /metrics, `page` at / and a liveness answer at /healthz, on a
+    daemon thread; port 0 picks a free port.
 
-    prometheus_client's threaded WSGI server, IPv4 or IPv6 by the address, silent per
-    scrape, with one change: each connection waits at most `idle_timeout` for the next bytes
-    of a request, as a connection left open (one thread each) would otherwise stay for
-    ever. Loopback by default: the numbers reveal list ids and volumes, so exposing them
-    beyond the host is a deliberate choice.
+    Threaded, IPv4 or IPv6 by the address, and silent per request. Loopback by default: the
+    numbers reveal list ids and volumes, so exposing them beyond the host is a deliberate
+    choice. Nothing served here changes anything: every other method is refused. A
+    connection waits at most `idle_timeout` for the next bytes of a request: each holds a
+    thread and a descriptor, and one left open would otherwise hold them for ever.
     """
-    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-    server_class = type("MetricsServer", (ThreadingWSGIServer,), {"address_family": family})
-    handler = type("MetricsHandler", (_QuietHandler,), {"timeout": idle_timeout})
-    server: WSGIServer = make_server(host, port, make_wsgi_app(registry), server_class, handler)
-    thread = threading.Thread(target=server.serve_forever, name="metrics", daemon=True)
+    handler = type("Handler", (_QuietHandler,), {"timeout": idle_timeout})
+    server = make_server(
+        host,
+        port,
+        routes(registry, page),
+        server_class=_server_class(host),
+        handler_class=handler,
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True, name="metrics-http")
     thread.start()
     return MetricsServer(
         host=host, port=int(server.server_address[1]), _server=server, _thread=thread
     )
+
+
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """A scrape every 15 s must not write a log line each."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+
+def _server_class(host: str) -> type[WSGIServer]:
+    """The IPv6 family for an IPv6 address, else IPv4."""
+    family = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)[0][0]
+
+    class Server(_ThreadingServer):
+        address_family = family
+
+    return Server
+
+
+# What the status page's answers carry: it is read-only HTML with no script, form or link
+# out, so the browser is told to load nothing and to cache nothing.
+_PAGE_HEADERS = [
+    ("Content-Type", "text/html; charset=utf-8"),
+    ("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Cache-Control", "no-store"),
+]
+
+
+def routes(registry: CollectorRegistry, page: Callable[[], str] | None) -> WSGIApplication:
+    """/metrics, / (the status page, when there is one) and /healthz; GET and HEAD only."""
+    metrics_app = make_wsgi_app(registry)
+
+    def app(environ: WSGIEnvironment, start: StartResponse) -> Iterable[bytes]:
+        path, method = environ.get("PATH_INFO") or "/", environ["REQUEST_METHOD"]
+        if method not in ("GET", "HEAD"):
+            return _answer(start, "405 Method Not Allowed", "read only\n", [("Allow", "GET, HEAD")])
+        if path == "/metrics":
+            return metrics_app(environ, start)  # type: ignore[no-any-return]
+        if path == "/healthz":
+            return _answer(start, "200 OK", "ok\n")
+        if path == "/" and page is not None:
+            return _page(start, page)
+        return _answer(start, "404 Not Found", "not found: try /metrics\n")
+
+    return app
+
+
+def _page(start: StartResponse, page: Callable[[], str]) -> Iterable[bytes]:
+    try:
+        body = page()
+    except Exception as exc:
+        # The type only: a database error's text can carry SQL parameters (contacts' emails).
+        log.warning("status page not rendered: %s", type(exc).__name__)
+        return _answer(start, "503 Service Unavailable", "status unavailable; see the log\n")
+    data = body.encode()
+    start("200 OK", [*_PAGE_HEADERS, ("Content-Length", str(len(data)))])
+    return [data]
+
+
+def _answer(
+    start: StartResponse, status: str, text: str, headers: list[tuple[str, str]] | None = None
+) -> Iterable[bytes]:
+    data = text.encode()
+    start(
+        status,
+        [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(data)))]
+        + (headers or []),
+    )
+    return [data]
 
 
 def _timestamp(moment: datetime) -> float:
@@ -160,6 +243,12 @@ class Metrics:
             buckets=DURATION_BUCKETS,
             registry=reg,
         )
+        self.schedule_period = Gauge(
+            f"{PREFIX}_schedule_period_seconds",
+            "How often the list's schedule fires: its interval, or a cron's shortest gap.",
+            lbl,
+            registry=reg,
+        )
         self.last_success = Gauge(
             f"{PREFIX}_last_success_timestamp_seconds",
             "Unix time the last successful run finished.",
@@ -213,6 +302,30 @@ class Metrics:
             ["list_id"],
             registry=reg,
         )
+        self.activity_events = Gauge(
+            f"{PREFIX}_activity_events",
+            "Track events in the ledger by name and state: pending, sent, dead.",
+            ["list_id", "event", "state"],
+            registry=reg,
+        )
+        self.activity_open_messages = Gauge(
+            f"{PREFIX}_activity_open_messages",
+            "Messages within the activity window at the list's last pass, and those deferred.",
+            ["list_id", "state"],
+            registry=reg,
+        )
+        self.activity_passes = Counter(
+            f"{PREFIX}_activity_passes",
+            "Activity passes by how they ended.",
+            ["list_id", "status"],
+            registry=reg,
+        )
+        self.activity_last_pass = Gauge(
+            f"{PREFIX}_activity_last_pass_timestamp_seconds",
+            "Unix time the list's last activity pass ended.",
+            ["list_id"],
+            registry=reg,
+        )
 
     def answered(self, status: int) -> None:
         """The receiver answered one request."""
@@ -247,6 +360,20 @@ class Metrics:
             for state in ("members", "applied", "unverified", "mismatched"):
                 labels = {"list_id": str(list_id), "field_id": str(field_id), "state": state}
                 self.audience_values.labels(**labels).set(counts.get(state, 0))
+
+    def observe_activity(
+        self, list_id: int, outcome: ActivityOutcome, tally: Mapping[str, EventTally]
+    ) -> None:
+        """Fold one activity pass, and the ledger's counts by event name, into the metrics."""
+        key = str(list_id)
+        self.activity_passes.labels(list_id=key, status=outcome.status).inc()
+        self.activity_last_pass.labels(list_id=key).set(_timestamp(datetime.now(UTC)))
+        self.activity_open_messages.labels(list_id=key, state="open").set(outcome.open_messages)
+        self.activity_open_messages.labels(list_id=key, state="deferred").set(outcome.deferred)
+        for event, counts in tally.items():
+            for state in ("pending", "sent", "dead"):
+                labels = {"list_id": key, "event": event, "state": state}
+                self.activity_events.labels(**labels).set(getattr(counts, state))
 
     def init_list(self, list_id: int) -> None:
         """Create a list's series at zero, so alerts see it before its first run ends."""
@@ -287,7 +414,12 @@ class Metrics:
         self.next_attempt.labels(list_id=key).set(_timestamp(min(due)) if due else 0)
 
     def serve(
-        self, port: int, host: str = "127.0.0.1", idle_timeout: float = 10.0
+        self,
+        port: int,
+        host: str = "127.0.0.1",
+        *,
+        page: Callable[[], str] | None = None,
+        idle_timeout: float = 10.0,
     ) -> MetricsServer:
-        """Serve these metrics over HTTP; see serve()."""
-        return serve(self.registry, port, host, idle_timeout)
+        """Serve these metrics (and the status page) over HTTP; see serve()."""
+        return serve(self.registry, port, host, page=page, idle_timeout=idle_timeout)
