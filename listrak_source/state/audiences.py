@@ -28,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..engage.coalesce import fold
+from ..engage.guard import FieldCounts
 from ..engage.ingest import Ingest
 from ..engage.mapping import Mapped
 from ..engage.readback import StoredValue, Verdict, judge
@@ -35,7 +36,6 @@ from ..engage.records import (
     Answered,
     Backlog,
     CommitResult,
-    FieldFlip,
     PendingValue,
     PushResult,
     PushStatus,
@@ -47,12 +47,14 @@ from .schema import (
     audience_counters,
     audience_inbox,
     audience_pushes,
+    audience_unchecks,
     audience_values,
     members,
 )
 from .transactions import Transactions
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+STALE_PUSH = "the process pushing the list stopped before the push finished"
 _MICROSECOND = timedelta(microseconds=1)
 _V, _M = audience_values.c, members.c
 
@@ -100,7 +102,7 @@ class Audiences:
     ) -> list[PendingValue]:
         """Due values of current subscribers, in email order from `after`."""
         query = (
-            select(_V.email_key, _M.email, _V.field_id, _V.desired, _V.attempts)
+            select(_V.email_key, _M.email, _V.field_id, _V.desired, _V.attempts, _maybe_checked())
             .join_from(audience_values, members, _member_join())
             .where(
                 *_due(list_id, now),
@@ -127,8 +129,15 @@ class Audiences:
             with self.tx.begin() as conn:
                 conn.execute(stmt, params)
 
-    def mark_sent(self, list_id: int, answered: Sequence[Answered], now: datetime) -> None:
-        """Listrak took these values: they are sent, and pending only if desired moved on."""
+    def mark_sent(
+        self,
+        list_id: int,
+        answered: Sequence[Answered],
+        now: datetime,
+        unchecks: Mapping[int, int] | None = None,
+    ) -> None:
+        """Listrak took these values: they are sent, and pending only if desired moved on.
+        `unchecks` (field id -> boxes this request unchecked) join the mass-flip window."""
         stmt = (
             update(audience_values)
             .where(*_row(list_id))
@@ -147,9 +156,16 @@ class Audiences:
             {"b_field": a.field_id, "b_key": a.email_key, "b_value": a.value}
             for a in _in_key_order(answered)
         ]
+        spent = [
+            {"list_id": list_id, "field_id": f, "sent_at": now, "count": n}
+            for f, n in sorted((unchecks or {}).items())
+            if n
+        ]
         if params:
             with self.tx.begin() as conn:
                 conn.execute(stmt, params)
+                if spent:
+                    conn.execute(insert(audience_unchecks), spent)
 
     def mark_rejected(
         self, list_id: int, refused: Sequence[Answered], now: datetime, policy: RetryPolicy
@@ -178,16 +194,53 @@ class Audiences:
         with self.tx.begin() as conn:
             return int(conn.execute(stmt).rowcount)
 
-    def flips(self, list_id: int, above: int) -> list[FieldFlip]:
-        """Fields a push would uncheck more than `above` contacts of, with their checked count."""
-        unchecking = (
-            select(_V.field_id, func.count())
-            .where(*_pending(list_id), _V.desired == false(), _V.sent == true())
+    def flip_counts(
+        self, list_id: int, fields: Sequence[int], now: datetime, since: datetime
+    ) -> list[FieldCounts]:
+        """Each field's unchecks due now and checked boxes among current subscribers, and
+        the unchecks sent since `since`: what the mass-flip guard weighs."""
+        checked = _maybe_checked()
+        due_uncheck = and_(*_due(list_id, now), _V.desired == false(), checked)
+        standing = (
+            select(_V.field_id, func.count().filter(due_uncheck), func.count().filter(checked))
+            .join_from(audience_values, members, _member_join())
+            .where(_V.list_id == list_id, _M.desired_subscribed == true())
             .group_by(_V.field_id)
         )
+        u = audience_unchecks.c
+        recent = (
+            select(u.field_id, func.sum(u.count))
+            .where(u.list_id == list_id, u.sent_at >= since)
+            .group_by(u.field_id)
+        )
         with self.tx.read() as conn:
-            counts = [(int(f), int(n)) for f, n in conn.execute(unchecking) if n > above]
-            return [FieldFlip(f, n, _checked(conn, list_id, f)) for f, n in counts]
+            counts = {int(f): (int(p), int(c)) for f, p, c in conn.execute(standing)}
+            sent = {int(f): int(n) for f, n in conn.execute(recent)}
+        return [FieldCounts(f, *counts.get(f, (0, 0)), sent.get(f, 0)) for f in fields]
+
+    def forgive_unchecks(self, list_id: int) -> None:
+        """An operator allowed a mass flip: the window starts again from what is checked now."""
+        with self.tx.begin() as conn:
+            conn.execute(delete(audience_unchecks).where(audience_unchecks.c.list_id == list_id))
+
+    def prune_unchecks(self, before: datetime) -> int:
+        """Forget unchecks older than the guard's window."""
+        with self.tx.begin() as conn:
+            stmt = delete(audience_unchecks).where(audience_unchecks.c.sent_at < before)
+            return int(conn.execute(stmt).rowcount)
+
+    def fail_stale_pushes(self, list_id: int, now: datetime) -> None:
+        """Pushes left `running` by a killed process are closed once we hold the push lock."""
+        stmt = (
+            update(audience_pushes)
+            .where(
+                audience_pushes.c.list_id == list_id,
+                audience_pushes.c.status == PushStatus.RUNNING,
+            )
+            .values(status=PushStatus.FAILED, finished_at=now, error=STALE_PUSH)
+        )
+        with self.tx.begin() as conn:
+            conn.execute(stmt)
 
     def backlog(self, list_id: int) -> Backlog:
         """Pending values of a list: to send, held for non-subscribers, dead."""
@@ -300,11 +353,10 @@ def _due(list_id: int, now: datetime) -> list[ColumnElement[bool]]:
     ]
 
 
-def _checked(conn: Connection, list_id: int, field_id: int) -> int:
-    query = select(func.count()).where(
-        _V.list_id == list_id, _V.field_id == field_id, _V.sent == true()
-    )
-    return int(conn.execute(query).scalar_one())
+def _maybe_checked() -> ColumnElement[bool]:
+    """Listrak holds the box checked, as far as is known: last sent (or read back) checked,
+    or sent something whose answer never came, which may have been `on`."""
+    return or_(_V.sent == true(), and_(_V.sent.is_(None), _V.sent_at.is_not(None)))
 
 
 def _refusal(answer: Answered, now: datetime, policy: RetryPolicy) -> dict[str, object]:

@@ -116,3 +116,25 @@ def test_status_and_explain_cover_audiences(
     assert f"held until the contact subscribes to list {LIST}" in capsys.readouterr().out
     assert run_cli(config, "explain", "nobody@example.com") == 1
     assert status_json(config)[LIST]["subscribed"] == 5
+
+
+def test_a_push_whose_process_died_is_not_shown_running(
+    config: Path, emails: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = load_settings(config)
+    engine = make_engine(settings.database.url)
+    # What a push killed with kill -9 leaves: its record running, its lock gone with it.
+    Database(engine).audiences.start_push(LIST, datetime.now(UTC))
+    capsys.readouterr()
+    assert run_cli(config, "status", "--json") == 0
+    (push,) = json.loads(capsys.readouterr().out)["audiences"]["pushes"]
+    assert push["last_push"]["status"] == "failed"
+    assert "stopped before the push finished" in push["last_push"]["error"]
+    assert run_cli(config, "status") == 0
+    assert "running" not in capsys.readouterr().out
+    send(config, event(emails[0], True))
+    assert run_cli(config, "push") == 0
+    with engine.connect() as conn:
+        statuses = conn.exec_driver_sql("SELECT status FROM audience_pushes ORDER BY id").all()
+    engine.dispose()
+    assert [s for (s,) in statuses] == ["failed", "ok"], "the next push closed it"
