@@ -30,9 +30,11 @@ from ..errors import (
     UnknownListError,
 )
 from ..records import Contact, Page, Reject
+from .activity import ActivityReads
 from .auth import ClientCredentialsAuth
 from .contacts import parse_contact, parse_page
 from .pacing import Pacer
+from .repeats import REPEATED_PAGES, RepeatWatch
 from .retry import Backoff, ClientStats, Retrier, describe, envelope
 
 __all__ = ["MAX_FIELD_IDS", "MAX_PAGE_SIZE", "InvalidSettingError", "ListrakClient"]
@@ -49,7 +51,7 @@ class InvalidSettingError(ConfigError, ValueError):
     """A client or scan argument Listrak would reject; raised before any request is sent."""
 
 
-class ListrakClient:
+class ListrakClient(ActivityReads):
     """Reads lists, profile fields and subscriber pages from the Listrak Email API.
 
     Not thread-safe by design: the worker keeps one request in flight, so the token cache
@@ -241,6 +243,7 @@ class ListrakClient:
         cursor: str | None = START_CURSOR
         seen = {START_CURSOR}
         pages = empty = 0
+        repeats = RepeatWatch()
         while cursor is not None:
             page = _page(self._get(path, {**params, "cursor": cursor}, list_id=list_id), path)
             cursor = page.next_cursor
@@ -248,6 +251,7 @@ class ListrakClient:
             empty = 0 if page.contacts or page.rejects else empty + 1
             if cursor is not None:
                 self._check_progress(path, cursor, seen, pages, empty)
+                _check_repeats(path, repeats.page(page))
                 seen.add(cursor)
             yield page
 
@@ -401,6 +405,15 @@ def _beta_refused(list_id: int) -> BetaRouteError:
         "enable it for the integration",
         code=BETA_REFUSAL,
     )
+
+
+def _check_repeats(path: str, streak: int) -> None:
+    """Fresh cursors to contacts already returned never reach the end of the list."""
+    if streak >= REPEATED_PAGES:
+        raise ListrakProtocolError(
+            f"GET {path}: {streak} pages in a row held only contacts this scan had already "
+            "returned, each with a further cursor"
+        )
 
 
 def _api_error(response: httpx.Response, endpoint: str, list_id: int | None) -> ListrakError:
