@@ -400,4 +400,7 @@ def _shortfall(result: PushResult) -> Iterator[str]:
     if result.rejected:
         yield f"{result.rejected} value(s) refused by Listrak (see status)"
     if backlog.dead:
-        yield f"{backlog.dead} dead after max_attempts (`retry` re-queues)"
+        yield (
+            f"{backlog.dead} dead: refused max_attempts times, or never applied by Listrak "
+            "(see status; `retry` re-queues)"
+        )

@@ -16,10 +16,12 @@ from sqlalchemy import (
     Connection,
     and_,
     bindparam,
+    case,
     delete,
     false,
     func,
     insert,
+    literal,
     or_,
     select,
     true,
@@ -55,6 +57,7 @@ from .transactions import Transactions
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 STALE_PUSH = "the process pushing the list stopped before the push finished"
+_UNAPPLIED = "never applied: Listrak accepted it and did not show it {} times in a row"
 _MICROSECOND = timedelta(microseconds=1)
 _V, _M = audience_values.c, members.c
 
@@ -264,8 +267,10 @@ class Audiences:
         observed: Iterable[tuple[str, Mapping[int, bool]]],
         now: datetime,
         grace: timedelta,
+        max_mismatches: int = 3,
     ) -> int:
-        """Judge stored values against what a scan page shows; returns the mismatches found."""
+        """Judge stored values against what a scan page shows; returns the mismatches found.
+        A value found not applied `max_mismatches` times in a row is dead."""
         seen = dict(observed)
         with self.tx.begin() as conn:
             stored = _stored_values(conn, list_id, list(seen))
@@ -275,7 +280,7 @@ class Audiences:
                 if row.field_id in seen[row.email_key]
                 and (verdict := judge(row, seen[row.email_key][row.field_id], now, grace))
             ]
-            mismatched = _write_verdicts(conn, list_id, verdicts, now)
+            mismatched = _write_verdicts(conn, list_id, verdicts, now, max_mismatches)
             if mismatched:
                 _add_counters(conn, {"mismatched": mismatched})
         return mismatched
@@ -291,7 +296,7 @@ class Audiences:
         operator has fixed what Listrak refused, and should not wait hours to see it)."""
         where = [or_(_V.dead == true(), _V.attempts > 0, _V.next_attempt_at.is_not(None))]
         where += [_V.list_id == list_id] if list_id is not None else []
-        stmt = update(audience_values).where(*where).values(dead=False, attempts=0)
+        stmt = update(audience_values).where(*where).values(dead=False, attempts=0, mismatches=0)
         with self.tx.begin() as conn:
             return int(conn.execute(stmt.values(next_attempt_at=None)).rowcount)
 
@@ -451,11 +456,33 @@ def _stored_values(conn: Connection, list_id: int, keys: Sequence[str]) -> list[
 
 
 def _write_verdicts(
-    conn: Connection, list_id: int, verdicts: Sequence[Verdict], now: datetime
+    conn: Connection, list_id: int, verdicts: Sequence[Verdict], now: datetime, most: int
 ) -> int:
     """Write each verdict whose row still holds the sent value it was judged by; returns the
     mismatches written. Pending is worked out from the row's desired value as it is now."""
-    stmt = (
+    written = 0
+    ordered = sorted(verdicts, key=lambda v: (v.field_id, v.email_key))
+    for mismatch in (True, False):
+        part = [_verdict_params(v) for v in ordered if v.mismatch == mismatch]
+        if part:
+            stmt = _verdict_update(list_id, mismatch, most).values(readback_at=now)
+            count = conn.execute(stmt, part).rowcount
+            written += count if mismatch else 0
+    return written
+
+
+def _verdict_update(list_id: int, mismatch: bool, most: int) -> Any:
+    """A mismatch counts one more in a row, and the `most`th kills a value still pending:
+    Listrak accepts it and never applies it. A value Listrak shows starts the count again."""
+    seen: Any = bindparam("b_seen")
+    again = _V.mismatches + 1
+    dies = and_(again >= most, _V.desired != seen)
+    counted: dict[str, Any] = {
+        "mismatches": again,
+        "dead": or_(_V.dead == true(), dies),
+        "last_error": case((dies, literal(_UNAPPLIED.format(most))), else_=_V.last_error),
+    }
+    return (
         update(audience_values)
         .where(
             *_row(list_id),
@@ -463,20 +490,13 @@ def _write_verdicts(
             _V.sent_at.is_not_distinct_from(bindparam("b_sent_at")),
         )
         .values(
-            readback=bindparam("b_seen"),
-            readback_at=now,
-            sent=bindparam("b_seen"),
-            pending=_V.desired != bindparam("b_seen"),
-            mismatch=bindparam("b_mismatch"),
+            readback=seen,
+            sent=seen,
+            pending=_V.desired != seen,
+            mismatch=mismatch,
+            **(counted if mismatch else {"mismatches": 0}),
         )
     )
-    written = 0
-    ordered = sorted(verdicts, key=lambda v: (v.field_id, v.email_key))
-    for part in ([v for v in ordered if v.mismatch], [v for v in ordered if not v.mismatch]):
-        if part:
-            count = conn.execute(stmt, [_verdict_params(v) for v in part]).rowcount
-            written += count if part[0].mismatch else 0
-    return written
 
 
 def _verdict_params(verdict: Verdict) -> dict[str, object]:
