@@ -14,6 +14,7 @@ that would lose too many is held. One process pushes a list at a time.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections import Counter
@@ -101,6 +102,10 @@ class _Contact(NamedTuple):
         """Per field, the boxes this contact's values uncheck."""
         return Counter(v.field_id for v in self.values if not v.desired and v.checked)
 
+    def checks(self) -> Counter[int]:
+        """Per field, the boxes this contact's values check that were not checked."""
+        return Counter(v.field_id for v in self.values if v.desired and not v.checked)
+
 
 @dataclass
 class _Push:
@@ -178,7 +183,8 @@ def _guard(push: _Push, allow_mass_flip: bool) -> None:
         return
     limits, now = ctx.settings.push, push.result.started_at
     counts = ctx.db.audiences.flip_counts(list_id, push.fields, now, now - limits.flip_window)
-    push.guard = FlipGuard.over(counts, limits.max_flip_ratio, limits.min_flip_count)
+    checked = functools.partial(ctx.db.audiences.checked, list_id)
+    push.guard = FlipGuard.over(counts, limits.max_flip_ratio, limits.min_flip_count, checked)
     for c in counts:
         if not push.guard.allows(c.field_id, c.pending):
             _hold(push, c.field_id, c.pending)
@@ -337,8 +343,9 @@ def _accept(push: _Push, contacts: list[_Contact]) -> None:
     if guard is None:
         unchecks.clear()  # an operator allowed them: not weighed against the window again
     else:
-        for field_id, sent in unchecks.items():
-            guard.spend(field_id, sent)
+        checks = sum((c.checks() for c in contacts), Counter[int]())
+        for field_id in unchecks.keys() | checks.keys():
+            guard.spend(field_id, unchecks[field_id], checks[field_id])
     ctx.db.audiences.mark_sent(result.list_id, answered, ctx.clock(), unchecks)
     push.applied.update(a.field_id for a in answered)
     result.contacts += len(contacts)

@@ -200,14 +200,17 @@ class Audiences:
     def flip_counts(
         self, list_id: int, fields: Sequence[int], now: datetime, since: datetime
     ) -> list[FieldCounts]:
-        """Each field's unchecks due now and checked boxes among current subscribers, and
-        the unchecks sent since `since`: what the mass-flip guard weighs."""
-        checked = _maybe_checked()
-        due_uncheck = and_(*_due(list_id, now), _V.desired == false(), checked)
-        standing = (
-            select(_V.field_id, func.count().filter(due_uncheck), func.count().filter(checked))
+        """Each field's unchecks due now to current subscribers, and those sent since `since`:
+        what the mass-flip guard weighs. Reads pending values only."""
+        unchecks = (
+            select(_V.field_id, func.count())
             .join_from(audience_values, members, _member_join())
-            .where(_V.list_id == list_id, _M.desired_subscribed == true())
+            .where(
+                *_due(list_id, now),
+                _V.desired == false(),
+                _maybe_checked(),
+                _M.desired_subscribed == true(),
+            )
             .group_by(_V.field_id)
         )
         u = audience_unchecks.c
@@ -217,9 +220,24 @@ class Audiences:
             .group_by(u.field_id)
         )
         with self.tx.read() as conn:
-            counts = {int(f): (int(p), int(c)) for f, p, c in conn.execute(standing)}
+            pending = {int(f): int(n) for f, n in conn.execute(unchecks)}
             sent = {int(f): int(n) for f, n in conn.execute(recent)}
-        return [FieldCounts(f, *counts.get(f, (0, 0)), sent.get(f, 0)) for f in fields]
+        return [FieldCounts(f, pending.get(f, 0), sent.get(f, 0)) for f in fields]
+
+    def checked(self, list_id: int, field_id: int) -> int:
+        """The field's boxes checked among current subscribers, as far as is known."""
+        query = (
+            select(func.count())
+            .join_from(audience_values, members, _member_join())
+            .where(
+                _V.list_id == list_id,
+                _V.field_id == field_id,
+                _maybe_checked(),
+                _M.desired_subscribed == true(),
+            )
+        )
+        with self.tx.read() as conn:
+            return int(conn.execute(query).scalar_one())
 
     def forgive_unchecks(self, list_id: int) -> None:
         """An operator allowed a mass flip: the window starts again from what is checked now."""
