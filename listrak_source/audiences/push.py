@@ -78,6 +78,8 @@ class PushContext:
     clock: Callable[[], datetime] = _utcnow
     stop: threading.Event = field(default_factory=threading.Event)
     holder: str = field(default_factory=new_holder)
+    # Told the values accepted so far after each request: a push can take minutes.
+    on_progress: Callable[[str, int], None] | None = None
 
 
 class _Contact(NamedTuple):
@@ -286,6 +288,8 @@ def _send_request(push: _Push, contacts: list[_Contact]) -> None:
             parts += _split(push, part, hide_emails(str(exc)))
             continue
         _accept(push, part)
+    if ctx.on_progress is not None:
+        ctx.on_progress("pushed", result.accepted)
 
 
 def _split(push: _Push, part: list[_Contact], reason: str) -> list[list[_Contact]]:

@@ -8,6 +8,7 @@ from typing import Any, TextIO
 
 from ..config import Settings
 from ..engage.records import PushStatus
+from ..privacy import contact_ref
 from ..state import Database
 from ..state.audiences import STALE_PUSH, from_event_us
 from ..state.locks import PUSH_LOCK
@@ -103,12 +104,24 @@ def _push_line(list_id: int, push: Mapping[str, Any] | None) -> str:
     return line + (f"\n  {push['error']}" if push.get("error") else "")
 
 
+def explained_contact(email: str, chain: Mapping[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """One address's chain as `explain --json` shows it: by reference, no address in it."""
+    hidden = {"email", "email_key"}
+    found: dict[str, Any] = {"contact": contact_ref(email), "known": any(chain.values())}
+    for part in ("subscriptions", "events", "values"):
+        found[part] = [{k: v for k, v in row.items() if k not in hidden} for row in chain[part]]
+    return found
+
+
 def print_explanation(
-    email: str, chain: Mapping[str, list[dict[str, Any]]], settings: Settings, out: TextIO
+    contact: str, chain: Mapping[str, list[dict[str, Any]]], settings: Settings, out: TextIO
 ) -> None:
-    """One email's chain: subscriptions, events, then each value desired, sent, read back."""
+    """One contact's chain: subscriptions, events, then each value desired, sent, read back."""
     names = {(a.list_id, a.field_id): a.key for a in settings.audiences}
-    print(email, file=out)
+    print(f"contact {contact}", file=out)
+    if not any(chain.values()):
+        print("  nothing is kept about it", file=out)
+        return
     for sub in chain["subscriptions"]:
         state = "a current subscriber" if sub["desired_subscribed"] else "not subscribed"
         print(f"  list {sub['list_id']}: {state}", file=out)

@@ -18,7 +18,7 @@ from ..service.schedules import describe, list_schedule
 from ..state import Database
 from ..state import engine as db
 from ..subscribers.sync import trait_mismatch
-from .wiring import listrak_client, probe_segment
+from .wiring import listrak_client, new_database, probe_segment
 
 # Segment write keys are 32 characters of letters and digits; a looser shape is
 # accepted because Segment answers 200 even for a wrong key and we cannot verify it.
@@ -41,6 +41,12 @@ class Outcome:
 
 
 def _database(settings: Settings) -> Outcome:
+    where = db.database_shown(settings.database.url)
+    if new_database(settings) is not None:
+        # Asking an absent SQLite file its schema would create it.
+        return Outcome(
+            "database", False, f"no database at {where} yet: run `listrak-source migrate`"
+        )
     engine = db.make_engine(settings.database.url)
     try:
         revision = db.check_schema(engine)
@@ -48,11 +54,11 @@ def _database(settings: Settings) -> Outcome:
         engine.dispose()
     head = db.head_revision()
     if revision == head:
-        return Outcome("database", True, f"{db.redact_url(settings.database.url)} at {head}")
+        return Outcome("database", True, f"{where} at {head}")
     return Outcome(
         "database",
         False,
-        f"schema {revision or 'empty'}, head is {head}: run `listrak-source migrate`",
+        f"{where}: schema {revision or 'empty'}, head is {head}: run `listrak-source migrate`",
     )
 
 
@@ -67,6 +73,32 @@ def _traits(settings: Settings) -> Outcome:
     if found:
         return Outcome("list traits", False, found[0])
     return Outcome("list traits", True, "each list's trait is the one its messages carry")
+
+
+def has_rows(state: Database, list_id: int) -> bool:
+    """Whether the state holds anything of the list: a first sync sends everyone as new."""
+    return state.runs.last_size(list_id) > 0 or state.runs.status(list_id)["subscribed"] > 0
+
+
+def _first_syncs(settings: Settings) -> list[Outcome]:
+    """A list the state knows nothing of: its first sync sends every subscriber as new,
+    which a team moving over from Listrak's own source does not want."""
+    engine = db.make_engine(settings.database.url)
+    try:
+        state = Database(engine)
+        new = [cfg.id for cfg in settings.lists if not has_rows(state, cfg.id)]
+    finally:
+        engine.dispose()
+    return [
+        Outcome(
+            f"list {list_id} state",
+            True,
+            "nothing stored yet: its first sync sends every subscriber to Segment as new; "
+            "if the profiles already carry its trait (moving over from Listrak's own "
+            f"source), run `listrak-source baseline --list {list_id}` first",
+        )
+        for list_id in new
+    ]
 
 
 def _write_key(settings: Settings) -> Outcome:
@@ -189,6 +221,7 @@ def run_checks(settings: Settings, out: TextIO) -> bool:
     outcomes += _guard("database", lambda: _database(settings))
     if outcomes[-1].ok:
         outcomes += _guard("list traits", lambda: _traits(settings))
+        outcomes += _first_syncs(settings)
     outcomes.append(_write_key(settings))
     outcomes += _guard("segment host", lambda: _segment_host(settings))
     outcomes += _listrak(settings)

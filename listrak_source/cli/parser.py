@@ -24,7 +24,8 @@ LISTRAK_SOURCE_LISTRAK__CLIENT_SECRET. The options above go before or after the
 command. `listrak-source COMMAND --help` says what a command does.
 
 Exit status: 0 success, 1 the run did not fully succeed (see `status`),
-2 configuration or environment error.
+2 configuration or environment error. `status` exits with its verdict:
+0 healthy, 1 degraded, 2 failing.
 Start with `listrak-source demo` to see the whole pipeline without an account.
 """
 
@@ -56,6 +57,13 @@ def _global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
     )
     parser.add_argument(
         "--debug", action="store_true", default=default(False), help="debug logs and tracebacks"
+    )
+    parser.add_argument(
+        "--quiet",
+        "-q",
+        action="store_true",
+        default=default(False),
+        help="no progress; log only warnings and errors (results are still shown)",
     )
     parser.add_argument(
         "--log-format",
@@ -115,8 +123,25 @@ def _dry_run(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("--dry-run", action="store_true", help=f"{what}; change and send nothing")
 
 
+def _addresses(parser: argparse.ArgumentParser, verb: str) -> None:
+    """`lookup` and `explain` take addresses alike and answer alike."""
+    parser.add_argument("emails", nargs="+", metavar="EMAIL", help=f"an address to {verb}")
+    _json(parser)
+
+
+def _address_exits(known: str) -> str:
+    return f"  0  {known} every address\n  1  an address is unknown here\n" + CONFIG_EXIT
+
+
 def _json(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="machine-readable output (JSON)")
+
+
+def _count(text: str) -> int:
+    value = int(text) if text.isdigit() else -1
+    if not 0 <= value <= 1000:
+        raise argparse.ArgumentTypeError(f"expected a number of runs from 0 to 1000, got {text!r}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -178,10 +203,16 @@ SIGTERM or SIGINT finishes the page in hand and delivers what is stored.""",
         """
 Reads each list from Listrak and sends Segment an identify for every current
 subscriber (trait true, with its userId) under fresh message ids, as when Segment
-was emptied or a destination added. Changes its scan finds go out too.""",
-        RUN_EXITS,
+was emptied or a destination added. Changes its scan finds go out too. Without
+--confirm it only says how many contacts it would send, and sends nothing.""",
+        "  0  with --confirm: every list's run is ok\n"
+        "  1  without --confirm: after saying what it would send; with it: a run did\n"
+        "     not finish everything (see `status`)\n" + CONFIG_EXIT,
     )
     _lists(p)
+    p.add_argument(
+        "--confirm", action="store_true", help="do it; without it, say how many would be sent"
+    )
     p = commands.add(
         "baseline",
         "adopt what Listrak holds now as already sent; send nothing",
@@ -235,9 +266,9 @@ is not called. --dry-run prints each request and its exact JSON body instead."""
 Reads the local database only (neither Listrak nor Segment is called): the
 address's subscriptions, the Engage events kept, and per audience the desired
 value, what was sent to Listrak and what the read-back saw.""",
-        "  0  something is kept about the address\n  1  nothing is kept about it\n" + CONFIG_EXIT,
+        _address_exits("something is kept about"),
     )
-    p.add_argument("email", help="the email address to explain")
+    _addresses(p, "explain")
 
 
 def _state_commands(commands: Commands) -> None:
@@ -253,15 +284,29 @@ sent now.""",
     _lists(p)
     p = commands.add(
         "status",
-        "per list: last run, pending and dead messages",
+        "per list: recent runs, pending and dead messages, next run; then a verdict",
         """
-Reads the local database only (neither Listrak nor Segment is called): per list
-the last run and its result, subscribers, messages waiting for Segment and why,
-dead rows, skipped contacts, the next run and who is syncing it now; then the
-audiences. Contacts are named by reference, never by address.""",
-        READ_EXITS,
+Reads the local database only (neither Listrak nor Segment is called; a daemon's
+metrics port is asked whether it runs): per list the last run and its result, the
+last ok, subscribers, messages waiting for Segment and why, dead rows, skipped
+contacts, the next run (OVERDUE when late) and who is syncing it now; lists the
+config no longer names; then the audiences, and last the verdict with its reasons.
+Times are UTC, ISO 8601 with the offset. Contacts are named by reference, never
+by address.""",
+        "  0  healthy\n"
+        "  1  degraded: something waits or needs a look (a failed or partial run, dead\n"
+        "     rows, a list never run)\n"
+        "  2  failing: a list overdue, its last 3 runs failed, removals or a push held;\n"
+        "     or a configuration or database error",
     )
     _json(p)
+    p.add_argument(
+        "--runs",
+        type=_count,
+        default=0,
+        metavar="N",
+        help="also show each list's last N runs (for cron and timer installs without metrics)",
+    )
     p = commands.add(
         "lookup",
         "a contact's reference and state per list, from an address you give",
@@ -269,10 +314,9 @@ audiences. Contacts are named by reference, never by address.""",
 Reads the local database only (neither Listrak nor Segment is called): each
 address's contact reference and, per list, whether it is subscribed and whether
 Segment has its last change (delivered, waiting or dead, with Segment's answer).""",
-        "  0  every address is stored for some list\n"
-        "  1  an address is stored for no list\n" + CONFIG_EXIT,
+        _address_exits("a list stores"),
     )
-    p.add_argument("emails", nargs="+", metavar="EMAIL", help="the address to look up")
+    _addresses(p, "look up")
     commands.add(
         "check",
         "check config, database, Listrak credentials and list ids",

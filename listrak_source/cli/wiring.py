@@ -7,11 +7,14 @@ daemon alike; the daemon is handed `context_over` and asks it for one per run.
 from __future__ import annotations
 
 import functools
+import logging
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from sqlalchemy import Engine
@@ -23,8 +26,10 @@ from ..config import Settings
 from ..delivery.context import Emitter, RunContext
 from ..engage.ingest import Ingest
 from ..engage.settings import build_mappings
+from ..errors import ConfigError
 from ..listrak import ListrakClient, PrintingWriter, stoppable_sleep
 from ..segment import PrintingEmitter, SegmentEmitter
+from ..service.statuspage import render
 from ..state import (
     Database,
     SchemaError,
@@ -34,13 +39,16 @@ from ..state import (
     sqlite_copy,
     upgrade,
 )
-from ..state.engine import check_schema, head_revision
+from ..state.engine import check_schema, head_revision, sqlite_path
+from .health import gather
+from .output import stdout_closed
 
 if TYPE_CHECKING:
     from ..service.daemon import Daemon
     from ..service.metrics import Metrics
 
 ProgressHook = Callable[[str, int], None]
+log = logging.getLogger(__name__)
 
 
 def listrak_client(settings: Settings, stop: threading.Event | None = None) -> ListrakClient:
@@ -60,6 +68,14 @@ def listrak_client(settings: Settings, stop: threading.Event | None = None) -> L
     )
 
 
+def new_database(settings: Settings) -> Path | None:
+    """The SQLite file the config names, when it does not exist yet (in a folder that does:
+    a missing folder is an error of its own)."""
+    path = sqlite_path(settings.database.url)
+    missing = path is not None and not path.exists() and path.parent.is_dir()
+    return path if missing else None
+
+
 def probe_segment(settings: Settings, *, timeout: float, retries: int) -> str | None:
     """Post an empty batch to segment.host: None when Segment took it, else why not."""
     patient_less = settings.segment.model_copy(update={"timeout": timeout, "max_retries": retries})
@@ -67,7 +83,18 @@ def probe_segment(settings: Settings, *, timeout: float, retries: int) -> str | 
 
 
 def open_database(settings: Settings, *, migrate: bool = True) -> Engine:
-    """The engine, with the schema brought to head (or only checked)."""
+    """The engine, with the schema brought to head (or only checked).
+
+    A command that only reads never creates an SQLite file; one that writes says when it
+    does, since a new database means every subscriber is new to it.
+    """
+    new = new_database(settings)
+    if new is not None and not migrate:
+        raise ConfigError(
+            f"there is no database at {new} yet: `listrak-source sync` (or `migrate`) makes it"
+        )
+    if new is not None:
+        log.info("creating a new database at %s: there was none", new)
     engine = make_engine(settings.database.url)
     try:
         if migrate:
@@ -92,14 +119,36 @@ def run_context(
     on_progress: ProgressHook | None = None,
 ) -> Iterator[RunContext]:
     """A run context with real adapters on a freshly opened (and migrated) database."""
+    fresh = dry_run and new_database(settings) is not None
+    with (
+        _scratch_database() if fresh else _opened(settings) as engine,
+        context_over(
+            settings, engine, dry_run=dry_run, out=out, stop=stop, on_progress=on_progress
+        ) as ctx,
+    ):
+        yield ctx
+
+
+@contextmanager
+def _opened(settings: Settings) -> Iterator[Engine]:
     engine = open_database(settings)
     try:
-        with context_over(
-            settings, engine, dry_run=dry_run, out=out, stop=stop, on_progress=on_progress
-        ) as ctx:
-            yield ctx
+        yield engine
     finally:
         engine.dispose()
+
+
+@contextmanager
+def _scratch_database() -> Iterator[Engine]:
+    """An empty database in a temporary folder: a dry run before the first sync changes
+    nothing, so it does not create the configured one either."""
+    with tempfile.TemporaryDirectory(prefix="listrak-source-dry-run-") as folder:
+        engine = make_engine(f"sqlite:///{Path(folder) / 'empty.db'}")
+        try:
+            upgrade(engine)
+            yield engine
+        finally:
+            engine.dispose()
 
 
 @contextmanager
@@ -120,12 +169,24 @@ def context_over(
     """
     stop = stop or threading.Event()
     emitter: Emitter = (
-        PrintingEmitter(out) if dry_run else SegmentEmitter(settings.segment, stop=stop)
+        PrintingEmitter(out, on_closed=_reader_gone(stop))
+        if dry_run
+        else SegmentEmitter(settings.segment, stop=stop)
     )
     with listrak_client(settings, stop) as client, _state(engine, dry_run=dry_run) as db:
         yield RunContext(
             settings, db, client, emitter, new_holder(), stop=stop, on_progress=on_progress
         )
+
+
+def _reader_gone(stop: threading.Event) -> Callable[[], None]:
+    """A dry run whose reader went away (`| head`) stops, as if by a signal, and quietly."""
+
+    def closed() -> None:
+        stdout_closed()
+        stop.set()
+
+    return closed
 
 
 @contextmanager
@@ -159,12 +220,13 @@ def push_context(
     dry_run: bool = False,
     out: TextIO | None = None,
     stop: threading.Event | None = None,
+    on_progress: ProgressHook | None = None,
 ) -> Iterator[PushContext]:
     """A push context with its own Listrak client; a dry run prints requests and keeps nothing."""
     stop = stop or threading.Event()
     with listrak_client(settings, stop) as client, _state(engine, dry_run=dry_run) as db:
-        writer = PrintingWriter(out) if dry_run else client
-        yield PushContext(settings, db, writer, stop=stop)
+        writer = PrintingWriter(out, on_closed=_reader_gone(stop)) if dry_run else client
+        yield PushContext(settings, db, writer, stop=stop, on_progress=on_progress)
 
 
 def build_daemon(settings: Settings, engine: Engine, **options: Any) -> Daemon:
@@ -174,10 +236,16 @@ def build_daemon(settings: Settings, engine: Engine, **options: Any) -> Daemon:
 
     contexts = functools.partial(context_over, settings, engine)
     pushes = functools.partial(push_context, settings, engine)
-    daemon = Daemon(settings, engine, contexts=contexts, pushes=pushes, **options)
+    page = functools.partial(status_page, settings, Database(engine))
+    daemon = Daemon(settings, engine, contexts=contexts, pushes=pushes, page=page, **options)
     if settings.receiver is not None:
         daemon.receiver = build_receiver(settings, Database(engine), daemon.metrics)
     return daemon
+
+
+def status_page(settings: Settings, db: Database) -> str:
+    """The page the daemon serves at / of its metrics port: what `status --json` says."""
+    return render(gather(settings, db, now=datetime.now(UTC), daemon=True))
 
 
 def build_receiver(settings: Settings, db: Database, metrics: Metrics) -> ReceiverServer:

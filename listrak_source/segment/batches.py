@@ -53,7 +53,8 @@ def envelope_bytes(write_key: str) -> int:
 def wire_size(message: Message) -> int:
     """Bytes the library's json.dumps makes of a message, never fewer, for JSON's own types."""
     encoded = orjson.dumps(message)
-    if encoded.isascii():
+    # DEL is ASCII, but json.dumps spells it \u007f, six bytes where orjson writes one.
+    if encoded.isascii() and b"\x7f" not in encoded:
         # json.dumps puts a space after each ',' and ':'; those inside strings only over-count.
         return len(encoded) + encoded.count(b",") + encoded.count(b":")
     # ensure_ascii spells each other character as one or two \uXXXX: measure those exactly.

@@ -29,10 +29,12 @@ _INSERT_COLUMNS = (
     "attempts",
     "dead",
     "last_seen_run",
+    "in_doubt",
 )
 # (email_key, desired_subscribed, desired_user_id, last_seen_run, sent_subscribed,
-# sent_user_id) per stored row.
-Row = tuple[str, Any, str | None, int | None, Any, str | None]
+# sent_user_id, in_doubt, email) per stored row.
+Row = tuple[str, Any, str | None, int | None, Any, str | None, Any, str]
+_STORED = "desired_subscribed, desired_user_id, sent_subscribed, sent_user_id, in_doubt, email"
 
 
 def _is_postgres(conn: Connection) -> bool:
@@ -58,11 +60,11 @@ def load_rows(conn: Connection, list_id: int, keys: Sequence[str]) -> list[Row]:
     out: list[Row] = []
     for condition, params in _key_batches(conn, keys):
         sql = (
-            "SELECT email_key, desired_subscribed, desired_user_id, last_seen_run,"
-            " sent_subscribed, sent_user_id"
+            f"SELECT email_key, last_seen_run, {_STORED}"
             f" FROM members WHERE list_id = {mark} AND {condition}"
         )
-        out.extend(conn.exec_driver_sql(sql, (list_id, *params)).all())
+        rows = conn.exec_driver_sql(sql, (list_id, *params)).all()
+        out.extend((key, sub, uid, seen, *rest) for key, seen, sub, uid, *rest in rows)
     return out
 
 
@@ -80,18 +82,24 @@ def mark_seen(conn: Connection, list_id: int, run_id: int, keys: Sequence[str]) 
         sql = (
             f"UPDATE members SET last_seen_run = {mark}"
             f" WHERE list_id = {mark} AND {condition} AND last_seen_run {differs} {mark}"
-            " RETURNING email_key, desired_subscribed, desired_user_id,"
-            " sent_subscribed, sent_user_id"
+            f" RETURNING email_key, {_STORED}"
         )
         rows = conn.exec_driver_sql(sql, (run_id, list_id, *params, run_id)).all()
-        out.extend((key, sub, uid, None, sent, sent_uid) for key, sub, uid, sent, sent_uid in rows)
+        out.extend((key, sub, uid, None, *rest) for key, sub, uid, *rest in rows)
     return out
 
 
 def insert_new(
-    conn: Connection, list_id: int, run_id: int, changes: Sequence[Change], detected_at: datetime
+    conn: Connection,
+    list_id: int,
+    run_id: int,
+    changes: Sequence[Change],
+    detected_at: datetime,
+    *,
+    posting: bool,
 ) -> None:
-    """Contacts never stored before, each pending under its message id and seen by this run."""
+    """Contacts never stored before, each pending under its message id and seen by this run;
+    `posting`: their messages are about to be posted, so Segment may hold them from now."""
     if not changes:
         return
     sql = (
@@ -103,7 +111,10 @@ def insert_new(
     conn.exec_driver_sql(
         sql,
         [
-            (list_id, c.key, c.email, c.subscribed, c.user_id, c.message_id, when, 0, False, run_id)
+            (
+                *(list_id, c.key, c.email, c.subscribed, c.user_id, c.message_id),
+                *(when, 0, False, run_id, posting),
+            )
             for c in changes
         ],
     )

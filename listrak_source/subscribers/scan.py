@@ -97,7 +97,8 @@ def _note_future_dates(run: ListRun, latest: datetime) -> None:
         return
     when = newest_date([example], None, latest=datetime.max)
     note = (
-        f"{count} contact(s) carry dates after {latest:%Y-%m-%dT%H:%M:%S}, such as "
+        f"{count} contact(s) carry dates after Listrak's now ({latest:%Y-%m-%dT%H:%M:%S} "
+        "US Eastern), such as "
         f"{when:%Y-%m-%dT%H:%M:%S} (contact {contact_ref(example.email)}): "
         "synced, but those dates do not move the high-water mark; correct them in Listrak"
     )
@@ -125,7 +126,9 @@ def store_page(run: ListRun, page: Page, *, on_list: bool) -> None:
     run.lock.verify()
     detected_at = ctx.clock()
     keys = PageKeys.of(page.contacts, page.rejects if on_list else ())
-    diff = ctx.db.members.save_page(cfg.id, result.run_id, keys, differ, detected_at)
+    diff = ctx.db.members.save_page(
+        cfg.id, result.run_id, keys, differ, detected_at, posting=run.posting()
+    )
     if run.on_stored is not None:
         run.on_stored(diff.changes, detected_at)
     result.scanned += len(page.contacts) + len(page.rejects)

@@ -170,8 +170,9 @@ def _run(
     if result.kind == RunKind.BACKFILL:
         run.ctx.db.members.requeue_all(run.cfg.id, run.ctx.clock(), run.ctx.new_id)
     if result.kind == RunKind.BASELINE:
+        # Adopts only what Segment never heard of from us; every other change goes out.
         run.ctx.db.outbox.adopt_all(run.cfg.id)
-    elif courier is not None and courier.outage is not None:
+    if courier is not None and courier.outage is not None:
         # Segment failed during the scan: label what the sweep added, try again next run.
         stop_for_outage(run, courier.outage, run.ctx.clock())
     else:
@@ -184,7 +185,7 @@ def _courier(run: ListRun) -> Courier | None:
     if run.result.kind != RunKind.SYNC:
         return None
     courier = Courier(run)
-    run.on_stored = courier.page
+    run.on_stored, run.posting = courier.page, courier.taking
     return courier
 
 
@@ -210,9 +211,9 @@ def _advance(run: ListRun, state: ListState, newest: datetime | None) -> None:
     """After a complete scan: move the high-water mark, and note a full scan that swept."""
     result = run.result
     mark = next_mark(state.high_water_mark, newest, latest=latest_usable(result.started_at))
-    # A held sweep did not finish the full scan's job, so the next run scans fully again;
-    # it still counts as a full scan that missed whom it did not see.
-    swept = result.full_scan and result.status != RunStatus.HELD
+    # A held or stopped sweep did not finish the full scan's job, so the next run scans
+    # fully again; it still counts as a full scan that missed whom it did not see.
+    swept = result.full_scan and result.status not in (RunStatus.HELD, RunStatus.STOPPED)
     last_full = result.started_at if swept else state.last_full_scan_at
     last_run = result.run_id if result.full_scan else state.last_full_run
     run.ctx.db.runs.save_list_state(run.cfg.id, ListState(last_full, mark, last_run))

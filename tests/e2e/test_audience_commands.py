@@ -11,11 +11,12 @@ import pytest
 from listrak_source.config import load_settings
 from listrak_source.engage.ingest import collect
 from listrak_source.engage.settings import build_mappings
+from listrak_source.privacy import contact_ref
 from listrak_source.simulator import ListrakSimulator, SegmentSink
 from listrak_source.state import Database, make_engine
 
 from ..audiences.world import LIST, VIP, event, prepare_list
-from .harness import run_cli, status_json, write_config
+from .harness import on_a_terminal, run_cli, status_json, write_config
 
 AUDIENCES = f"""
 [[audiences]]
@@ -55,7 +56,9 @@ def test_push_dry_run_prints_the_exact_bodies_and_changes_nothing(
     send(config, event(emails[0], True), event(emails[1], False))
     capsys.readouterr()
     assert run_cli(config, "push", "--dry-run") == 0
-    out = capsys.readouterr().out.splitlines()
+    captured = capsys.readouterr()
+    assert f"list {LIST}: ok - would push 2 value(s)" in captured.err, "nothing was pushed"
+    out = captured.out.splitlines()
     assert out[0] == f"POST /List/{LIST}/Contact/SegmentationField"
     assert json.loads(out[1]) == [
         {
@@ -109,9 +112,9 @@ def test_status_and_explain_cover_audiences(
     assert "@" not in text, "status never prints an email"
     assert run_cli(config, "explain", emails[0].upper()) == 0
     text = capsys.readouterr().out
-    assert text.splitlines()[0] == emails[0].upper()
+    assert text.splitlines()[0] == f"contact {contact_ref(emails[0])}"
     assert "entered" in text and "sent     checked" in text
-    assert text.count("@") == 1, "only the email asked about"
+    assert "@" not in text, "the contact is named by its reference, as lookup names it"
     assert run_cli(config, "explain", "held@example.com") == 0
     assert f"held until the contact subscribes to list {LIST}" in capsys.readouterr().out
     assert run_cli(config, "explain", "nobody@example.com") == 1
@@ -138,3 +141,10 @@ def test_a_push_whose_process_died_is_not_shown_running(
         statuses = conn.exec_driver_sql("SELECT status FROM audience_pushes ORDER BY id").all()
     engine.dispose()
     assert [s for (s,) in statuses] == ["failed", "ok"], "the next push closed it"
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_push_shows_its_progress_on_a_terminal(config: Path, emails: list[str]) -> None:
+    send(config, *[event(e, True) for e in emails])
+    shown = on_a_terminal(config, {"TERM": "xterm"}, "push")
+    assert f"push list {LIST}: pushed 5" in shown, repr(shown)
