@@ -129,12 +129,13 @@ def test_a_push_whose_process_died_is_not_shown_running(
     # What a push killed with kill -9 leaves: its record running, its lock gone with it.
     Database(engine).audiences.start_push(LIST, datetime.now(UTC))
     capsys.readouterr()
-    assert run_cli(config, "status", "--json") == 0
+    assert run_cli(config, "status", "--json") == 1, "a push that failed wants attention"
     (push,) = json.loads(capsys.readouterr().out)["audiences"]["pushes"]
     assert push["last_push"]["status"] == "failed"
     assert "stopped before the push finished" in push["last_push"]["error"]
-    assert run_cli(config, "status") == 0
-    assert "running" not in capsys.readouterr().out
+    assert run_cli(config, "status") == 1
+    shown = capsys.readouterr().out
+    assert "failed" in shown and "running" not in shown
     send(config, event(emails[0], True))
     assert run_cli(config, "push") == 0
     with engine.connect() as conn:
