@@ -94,7 +94,7 @@ def open_database(settings: Settings, *, migrate: bool = True) -> Engine:
             f"there is no database at {new} yet: `listrak-source sync` (or `migrate`) makes it"
         )
     if new is not None:
-        log.warning("creating a new database at %s: there was none", new)
+        log.info("creating a new database at %s: there was none", new)
     engine = make_engine(settings.database.url)
     try:
         if migrate:

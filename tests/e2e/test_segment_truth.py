@@ -191,13 +191,15 @@ def test_baseline_never_adopts_a_pending_unsubscribe(
     assert TRAIT not in profiles[key]["traits"] and "newcomer@example.com" not in profiles
 
 
-def test_a_date_hours_ahead_of_utc_does_not_blind_incremental_polling(
-    tmp_path: Path, sim: ListrakSimulator, sink: SegmentSink, db_url: str
+@pytest.mark.parametrize("hours", [15, 3])
+def test_a_date_hours_ahead_does_not_blind_incremental_polling(
+    tmp_path: Path, sim: ListrakSimulator, sink: SegmentSink, db_url: str, hours: int
 ) -> None:
     sim.add_list(1001, "Main", field_ids=[FIELD])
     sim.seed(1001, 12, field_id=FIELD, seed=3)
-    # Listrak's dates are Eastern: this one reads ten hours after our clock's UTC.
-    sim.set_now(datetime.now(UTC) + timedelta(hours=15))
+    # Listrak's dates are Eastern: 15 hours ahead reads ten hours after our clock's UTC;
+    # 3 hours ahead is still before our clock's UTC, yet after Listrak's own now.
+    sim.set_now(datetime.now(UTC) + timedelta(hours=hours))
     sim.subscribe(1001, "ahead@example.com")
     sim.set_now(None)
     config = write_config(tmp_path / "c.toml", sim, sink, db_url, [INCREMENTAL])

@@ -226,3 +226,24 @@ def test_audience_metrics_over_http(metrics: Metrics, server: MetricsServer) -> 
     )
     values = (("field_id", "901"), lst, ("state", "applied"))
     assert s[("listrak_source_audience_values", values)] == 6
+
+
+def test_the_page_beside_the_metrics_is_read_only_and_fails_quietly(metrics: Metrics) -> None:
+    def broken() -> str:
+        raise RuntimeError("database said: no row for jane@example.com")
+
+    handle = metrics.serve(0, page=broken)
+    base = f"http://127.0.0.1:{handle.port}"
+    try:
+        page = httpx.get(f"{base}/", timeout=5)
+        # The database's words can carry addresses and SQL: only a plain line goes out.
+        assert page.status_code == 503 and "example.com" not in page.text
+        assert httpx.get(f"{base}/metrics", timeout=5).status_code == 200
+        assert httpx.get(f"{base}/healthz", timeout=5).text == "ok\n"
+        assert httpx.get(f"{base}/other", timeout=5).status_code == 404
+        for method in ("POST", "PUT", "DELETE", "PATCH"):
+            for path in ("/", "/metrics"):
+                answer = httpx.request(method, f"{base}{path}", timeout=5)
+                assert answer.status_code == 405 and answer.headers["allow"] == "GET, HEAD"
+    finally:
+        handle.close()
