@@ -406,12 +406,17 @@ def test_a_fleet_shares_the_lists_and_takes_over_from_a_dead_daemon(
     assert stop(second) == 0
     for list_id in ids:
         starts = run_starts(postgres_url, list_id)
-        gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(starts)]
-        # Two daemons firing every 2 s would start a list about once a second; shared, the
-        # list runs about once per interval, never sooner than 80 % of it after the last run.
-        assert min(gaps) >= 1.6 - 0.01, (list_id, gaps)
         statuses = finished_runs(postgres_url, list_id)
         assert len(statuses) == len(starts), "a run was left running"
+        # Two daemons firing every 2 s would start a list about once a second; shared, the
+        # list runs about once per interval, never sooner than 80 % of it after the last run
+        # that did its job (the killed daemon's run did not: the survivor need not wait).
+        gaps = [
+            (b - a).total_seconds()
+            for (a, b), status in zip(itertools.pairwise(starts), statuses, strict=False)
+            if status != "failed"
+        ]
+        assert min(gaps) >= 1.6 - 0.01, (list_id, gaps)
         assert statuses.count("failed") <= 1, "only a run the killed daemon had under way"
     assert len(sink.messages) == 80, "every contact sent once across the fleet"
     assert_profiles_match(sim, sink, FLEET)
