@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from datetime import date
 from typing import Any
 
 PROG = "listrak-source"
@@ -158,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = Commands(parser)
     _subscriber_commands(commands)
     _audience_commands(commands)
+    _activity_commands(commands)
     _state_commands(commands)
     return parser
 
@@ -269,6 +271,41 @@ value, what was sent to Listrak and what the read-back saw.""",
         _address_exits("something is kept about"),
     )
     _addresses(p, "explain")
+
+
+def since_date(value: str) -> date:
+    """--since: YYYY-MM-DD."""
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _activity_commands(commands: Commands) -> None:
+    does = """
+Reads every message each activity list sent since the date (Listrak only read)
+and {what}.
+Identify calls are not touched; `[activity] events` decides which events.
+Resumable: a message read to its end is not read again."""
+    for name, summary, what in (
+        (
+            "activity-backfill",
+            "send the email activity since a date as track events, with their own times",
+            "sends Segment each fact once,\nas a track event with its own time",
+        ),
+        (
+            "activity-baseline",
+            "record the email activity since a date as already sent; send nothing",
+            "records each fact as already sent,\nsending nothing: for a team moving over "
+            "from Listrak's own Segment source;\nlater syncs send only what is newer",
+        ),
+    ):
+        p = commands.add(name, summary, does.format(what=what), RUN_EXITS)
+        p.add_argument(
+            "--since", type=since_date, required=True, metavar="YYYY-MM-DD", help="first day"
+        )
+        _lists(p)
+        _dry_run(p, "print the track calls as JSON lines")
 
 
 def _state_commands(commands: Commands) -> None:

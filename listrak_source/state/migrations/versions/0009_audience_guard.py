@@ -1,8 +1,8 @@
 """The audience push's memory: the unchecks sent, by time, for the mass-flip guard's window,
 and how many read-backs in a row found a value Listrak accepted but did not apply.
 
-Revision ID: 0008_audience_guard
-Revises: 0007_in_doubt
+Revision ID: 0009_audience_guard
+Revises: 0008_activity
 Create Date: 2026-12-06
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008_audience_guard"
-down_revision = "0007_in_doubt"
+revision = "0009_audience_guard"
+down_revision = "0008_activity"
 branch_labels = None
 depends_on = None
 
