@@ -2,9 +2,10 @@
 
 The simulator runs in a process of its own with one list of N subscribers and one message
 sent to all of them (a tenth opened, 2 % clicked, 0.5 % bought). Measured in this process,
-each from a cold client: a bare loop that pages the message's activity rows through the
-Listrak client and does nothing with them; the worker's first pass (diff, ledger, events
-delivered to a sink); and a second pass with nothing changed, which must send nothing.
+each from a cold client, once the simulator has served every row (it caches their JSON):
+a bare loop that pages the message's activity rows through the Listrak client and does
+nothing with them; the worker's first pass (diff, ledger, events delivered to a sink); and
+a second pass with nothing changed, which must send nothing.
 Targets: the first pass within 1.5 x the bare loop, the quiet pass within 1.3 x.
 """
 
@@ -120,6 +121,7 @@ def run(rows: int) -> Result:
             settings = _settings(urls, sink, Path(tmp))
             with run_context(settings):
                 pass  # the schema is made before anything is timed
+            _bare(settings)  # once untimed: the simulator caches each row's JSON as it serves it
             result.bare_s, result.pages = _bare(settings)
             result.first_s = _pass(settings)
             result.events_sent = sink.message_count

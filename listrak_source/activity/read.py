@@ -28,9 +28,11 @@ def paced(p: Pass, pages: Iterable[T]) -> Iterator[T]:
     while True:
         p.spend()
         try:
-            yield next(iterator)
+            page = next(iterator)
         except StopIteration:
+            p.requests -= 1  # the route had ended: no request was made
             return
+        yield page
 
 
 def list_common(p: Pass) -> dict[str, object]:

@@ -90,4 +90,7 @@ class Pass:
         limit = self.ctx.settings.activity.max_requests
         if self.mode == Mode.SYNC and self.requests >= limit:
             raise BudgetSpent
+        if self.ctx.stop.is_set():
+            # A stop signal: what was read is recorded; the rest waits like a spent budget.
+            raise BudgetSpent
         self.requests += 1

@@ -25,7 +25,7 @@ from ..tracking.records import (
     StoredMessage,
     TrackEvent,
 )
-from .rows import CHUNK, chunks
+from .rows import CHUNK, chunks, mark_refused, update_by_ids
 from .schema import activity_events, activity_lists, activity_messages, activity_rows
 from .transactions import Transactions
 
@@ -157,11 +157,7 @@ class ActivityLedger:
                 last_error=None,
             )
         )
-        done = 0
-        with self.tx.begin() as conn:
-            for chunk in chunks(message_ids):
-                done += conn.execute(stmt, {"ids": list(chunk)}).rowcount
-        return done
+        return update_by_ids(self.tx, stmt, message_ids)
 
     def mark_rejected(
         self,
@@ -171,30 +167,7 @@ class ActivityLedger:
         policy: RetryPolicy,
     ) -> int:
         """One more attempt per event Segment refused on its own; dead after max_attempts."""
-        stmt = (
-            update(activity_events)
-            .where(E.list_id == list_id, E.message_id == bindparam("m"))
-            .values(
-                attempts=bindparam("a"),
-                next_attempt_at=bindparam("n"),
-                last_error=bindparam("err"),
-                dead=bindparam("d"),
-            )
-        )
-        params = [
-            {
-                "m": mid,
-                "a": made + 1,
-                "n": now + policy.delay(made + 1),
-                "err": f"rejected: {error}"[:1000],
-                "d": made + 1 >= policy.max_attempts,
-            }
-            for mid, made, error in refusals
-        ]
-        if params:
-            with self.tx.begin() as conn:
-                conn.execute(stmt, params)
-        return sum(1 for p in params if p["d"])
+        return mark_refused(self.tx, activity_events, list_id, refusals, now=now, policy=policy)
 
     def note_waiting(self, list_id: int, now: datetime, label: str) -> int:
         """Say why every event still due waits; no attempt is spent."""

@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from listrak_source.simulator import ListrakSimulator, SegmentSink
 
@@ -175,3 +176,57 @@ def test_status_explain_and_check_show_activity(
     sim.faults.refuse_reporting = 401
     assert run_cli(config, "check") == 2
     assert "enable the Reporting area" in capsys.readouterr().out
+
+
+def test_a_short_budget_reads_the_newest_first_and_the_rest_next(
+    tmp_path: Path, sim: ListrakSimulator, sink: SegmentSink, db_url: str, capsys: Any
+) -> None:
+    emails = broadcast(sim, 10)
+    sim.set_now(datetime.now(UTC) + timedelta(minutes=1))
+    sim.send_message(LIST, 502, emails, subject="Newer")
+    sim.set_now(None)
+    sim.open(LIST, MSG, emails[0])
+    sim.open(LIST, 502, emails[1])
+    # The list, unsubscribes, messages, a campaign, two details, then the newer message's
+    # links and rows: 8; the older one's links make 9, and its clickers wait.
+    config = activity_config(tmp_path, sim, sink, db_url, extra="[activity]\nmax_requests = 9\n")
+    assert run_cli(config, "sync") == 1
+    assert [m["properties"]["email_id"] for m in tracks(sink)] == ["502"]
+    capsys.readouterr()
+    run_cli(config, "status", "--json")
+    (row,) = json.loads(capsys.readouterr().out)["activity"]
+    assert (row["last_pass_status"], row["deferred_messages"]) == ("partial", 1)
+    for _ in range(3):
+        run_cli(config, "sync")
+    assert sorted(m["properties"]["email_id"] for m in tracks(sink)) == ["501", "502"]
+    assert_each_once(sink)
+
+
+def test_email_sent_on_request_and_a_dry_run_prints_tracks(
+    tmp_path: Path, sim: ListrakSimulator, sink: SegmentSink, db_url: str, capsys: Any
+) -> None:
+    emails = broadcast(sim, 5)
+    sim.open(LIST, MSG, emails[0])
+    extra = '[activity]\nevents = ["Email Sent", "Email Opened"]\n'
+    config = activity_config(tmp_path, sim, sink, db_url, extra=extra)
+    capsys.readouterr()
+    assert run_cli(config, "sync", "--dry-run") == 0
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert names([m for m in printed if m["type"] == "track"]) == {
+        "Email Sent": 5,
+        "Email Opened": 1,
+    }
+    assert sink.messages == []
+    assert run_cli(config, "sync") == 0
+    sent = [m for m in tracks(sink) if m["event"] == "Email Sent"]
+    assert len(sent) == 5 and sent[0]["timestamp"] == opened_or_sent_at(sim)
+    start = len(sink.messages)
+    assert run_cli(config, "sync") == 0
+    assert tracks(sink, start) == []
+
+
+def opened_or_sent_at(sim: ListrakSimulator) -> str:
+    """The message's sendDate, read in New York time, as Segment receives it."""
+    naive = datetime.fromisoformat(sim.message(LIST, MSG).send_date)
+    aware = naive.replace(tzinfo=ZoneInfo("America/New_York")).astimezone(UTC)
+    return aware.isoformat(timespec="milliseconds")

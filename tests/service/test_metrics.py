@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from listrak_source.records import RunKind, RunResult, RunStatus, Waiting
 from listrak_source.service.metrics import Metrics, MetricsServer
+from listrak_source.tracking.records import ActivityOutcome, EventTally
 
 STARTED = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -247,3 +248,16 @@ def test_the_page_beside_the_metrics_is_read_only_and_fails_quietly(metrics: Met
                 assert answer.status_code == 405 and answer.headers["allow"] == "GET, HEAD"
     finally:
         handle.close()
+
+
+def test_activity_per_list_and_event_name(metrics: Metrics) -> None:
+    outcome = ActivityOutcome(1001, status="partial", open_messages=4, deferred=1)
+    tally = {"Email Opened": EventTally(pending=2, sent=40, dead=1)}
+    metrics.observe_activity(1001, outcome, tally)
+    s = _samples(_exposition(metrics))
+    labels = (("event", "Email Opened"), ("list_id", "1001"), ("state", "sent"))
+    assert s[("listrak_source_activity_events", labels)] == 40
+    open_ = (("list_id", "1001"), ("state", "deferred"))
+    assert s[("listrak_source_activity_open_messages", open_)] == 1
+    passes = (("list_id", "1001"), ("status", "partial"))
+    assert s[("listrak_source_activity_passes_total", passes)] == 1
