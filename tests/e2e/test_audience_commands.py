@@ -56,7 +56,9 @@ def test_push_dry_run_prints_the_exact_bodies_and_changes_nothing(
     send(config, event(emails[0], True), event(emails[1], False))
     capsys.readouterr()
     assert run_cli(config, "push", "--dry-run") == 0
-    out = capsys.readouterr().out.splitlines()
+    captured = capsys.readouterr()
+    assert f"list {LIST}: ok - would push 2 value(s)" in captured.err, "nothing was pushed"
+    out = captured.out.splitlines()
     assert out[0] == f"POST /List/{LIST}/Contact/SegmentationField"
     assert json.loads(out[1]) == [
         {
