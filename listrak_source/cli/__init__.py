@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 
 from ..errors import EXIT_CONFIG, EXIT_FAILED, ListrakSourceError, describe_error
 from ..logs import configure_logging, redact
-from . import commands, output
+from . import activity_commands, commands, output
 from .parser import PROG, build_parser
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
@@ -27,6 +27,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "check": commands.check,
     "migrate": commands.migrate,
     "demo": commands.demo,
+    "activity-backfill": activity_commands.activity_backfill,
+    "activity-baseline": activity_commands.activity_baseline,
 }
 
 

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
+from ..activity.run import follow_sync
 from ..audiences.push import prune_inbox, push_list
 from ..config import ListSettings, Settings, load_settings
 from ..delivery.context import RunContext
@@ -32,6 +33,7 @@ from ..state import Database, make_engine
 from ..state.engine import check_schema, current_revision, database_shown, upgrade
 from ..subscribers.sync import sync_list, trait_mismatch
 from . import output
+from .activity_report import activity_status, print_activity, print_activity_status
 from .audience_report import explained_contact, print_audience_status, print_explanation
 from .check import has_rows, run_checks
 from .health import daemon_answers, gather
@@ -142,7 +144,7 @@ def _run_one(
 ) -> RunResult:
     with log_context(list_id=cfg.id):
         try:
-            return sync_list(
+            result = sync_list(
                 ctx,
                 cfg,
                 kind=kind,
@@ -150,6 +152,8 @@ def _run_one(
                 full=full,
                 rename_trait=rename_trait,
             )
+            follow_sync(ctx, cfg, result)
+            return result
         except ListSkippedError as exc:
             log.warning("%s", exc)
             return _skipped(ctx, cfg, kind, str(exc))
@@ -375,18 +379,21 @@ def status(args: argparse.Namespace) -> int:
     daemon = daemon_answers(settings)
     engine = open_database(settings, migrate=False)
     try:
-        document = gather(
-            settings, Database(engine), now=datetime.now(UTC), runs=args.runs, daemon=daemon
-        )
+        db = Database(engine)
+        document = gather(settings, db, now=datetime.now(UTC), runs=args.runs, daemon=daemon)
+        activity = activity_status(settings, db)
     finally:
         engine.dispose()
     document["database"] = database_shown(settings.database.url)
+    if activity:
+        document["activity"] = activity
     if args.json:
         print(json.dumps(document, indent=2, default=str))
     else:
         print_status(document, sys.stdout)
         if "audiences" in document:
             print_audience_status(document["audiences"], sys.stdout)
+        print_activity_status(activity, sys.stdout)
         print(f"database: {document['database']}")
         print_verdict(document["health"], sys.stdout)
     return int(document["health"]["exit_status"])
@@ -397,15 +404,21 @@ def explain(args: argparse.Namespace) -> int:
     0 when something is kept about every address, else 1 (as `lookup`)."""
     settings = _settings(args)
     engine = open_database(settings, migrate=False)
-    reports = Database(engine).audience_reports
-    chains = [(email, reports.explain(email.strip().lower())) for email in args.emails]
+    db = Database(engine)
+    chains = [(email, db.audience_reports.explain(email.strip().lower())) for email in args.emails]
+    facts = [db.activity.recent(email.strip().lower()) for email in args.emails]
     engine.dispose()
     contacts = [explained_contact(email, chain) for email, chain in chains]
+    for contact, found in zip(contacts, facts, strict=True):
+        if found:
+            contact["activity"] = found
+            contact["known"] = True
     if args.json:
         print(json.dumps({"contacts": contacts}, indent=2, default=str))
     else:
-        for contact, (_, chain) in zip(contacts, chains, strict=True):
+        for contact, (_, chain), found in zip(contacts, chains, facts, strict=True):
             print_explanation(str(contact["contact"]), chain, settings, sys.stdout)
+            print_activity(found, sys.stdout)
     return 0 if all(c["known"] for c in contacts) else EXIT_FAILED
 
 

@@ -1,5 +1,6 @@
 """`listrak-source demo`: simulator, sink and worker on loopback, with changes between syncs,
-then Engage audience events through the receiver into a Listrak check box."""
+then Engage audience events through the receiver into a Listrak check box, then email
+activity as track events."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from ..config import Settings
 from ..records import RunStatus
 from ..simulator import ListrakSimulator, SegmentSink, rebuild_profiles
 from ..subscribers.sync import sync_list
+from .demo_activity import run_activity_demo
 from .demo_audiences import AUDIENCE_FIELD, audience_settings, run_audience_demo
 from .report import result_line
 from .wiring import run_context
@@ -37,7 +39,7 @@ def demo_settings(sim: ListrakSimulator, sink: SegmentSink, folder: Path) -> Set
         },
         segment={"write_key": sink.write_key, "host": sink.url},
         database={"url": f"sqlite:///{folder / 'demo.db'}"},
-        lists=[{"id": MAIN_LIST, "user_id_field": FIELD}, {"id": VIP_LIST}],
+        lists=[{"id": MAIN_LIST, "user_id_field": FIELD}, {"id": VIP_LIST, "activity": True}],
         **audience_settings(MAIN_LIST),
     )
 
@@ -211,6 +213,17 @@ def _steps(demo: Demo, cycles: int) -> bool | None:
     steps.append(functools.partial(_finish, demo))
     steps.append(
         functools.partial(run_audience_demo, demo.sim, demo.settings, MAIN_LIST, demo.out, demo.rng)
+    )
+    steps.append(
+        functools.partial(
+            run_activity_demo,
+            demo.sim,
+            demo.sink,
+            demo.settings,
+            list_id=VIP_LIST,
+            out=demo.out,
+            rng=demo.rng,
+        )
     )
     for step in steps:
         if demo.stop.is_set():

@@ -20,6 +20,8 @@ def test_the_demo_passes_in_both_directions(capsys: pytest.CaptureFixture[str]) 
     assert "all answered 200" in out
     assert "MISMATCH" not in out
     assert "its box now matches its last membership: yes" in out
+    assert "later pass: OK" in out and "re-run with no change: OK" in out
+    assert "each fact once: yes" in out
     assert "\ndemo passed\nnext: " in out
 
 

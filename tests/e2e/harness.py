@@ -29,9 +29,7 @@ def write_config(
     """A config.toml pointing every URL at loopback."""
     blocks = []
     for item in lists:
-        lines = "\n".join(
-            f"{k} = {v!r}" if isinstance(v, str) else f"{k} = {v}" for k, v in item.items()
-        )
+        lines = "\n".join(f"{k} = {_toml(v)}" for k, v in item.items())
         blocks.append(f"[[lists]]\n{lines}\n")
     path.write_text(
         f"""
@@ -56,6 +54,12 @@ url = "{db_url}"
         + "\n".join(blocks)
     )
     return path
+
+
+def _toml(value: object) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    return repr(value) if isinstance(value, str) else str(value)
 
 
 def run_cli(config: Path, *args: str) -> int:

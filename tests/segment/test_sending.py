@@ -187,3 +187,16 @@ def test_a_stop_cuts_short_a_request_whose_answer_trickles_in(sink: SegmentSink)
     threading.Timer(0.2, stop.set).start()
     outcome = deliver_batches(identifies(10), poster)
     assert outcome.outage == "stopped" and outcome.unsent == 10
+
+
+def test_a_lone_message_refused_with_everything_else_is_not_blamed(
+    sink: SegmentSink, fake_time: FakeTime
+) -> None:
+    sink.faults.refuse_all = 400
+    outcome = deliver_batches(identifies(1), sink_poster(sink, fake_time))
+    assert (outcome.rejected, outcome.unsent) == ({}, 1) and outcome.requests == 2
+    assert outcome.outage is not None and "refuses every batch" in outcome.outage
+    sink.faults.refuse_all = None
+    sink.faults.poison.add(email(0))  # refused alone while Segment takes an empty batch
+    outcome = deliver_batches(identifies(1), sink_poster(sink, fake_time))
+    assert list(outcome.rejected) == ["m-0"] and outcome.outage is None
