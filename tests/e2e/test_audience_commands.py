@@ -149,3 +149,19 @@ def test_push_shows_its_progress_on_a_terminal(config: Path, emails: list[str]) 
     send(config, *[event(e, True) for e in emails])
     shown = on_a_terminal(config, {"TERM": "xterm"}, "push")
     assert f"push list {LIST}: pushed 5" in shown, repr(shown)
+
+
+def test_push_while_another_process_pushes_the_list_is_skipped(
+    config: Path, emails: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from listrak_source.state.locks import PUSH_LOCK
+
+    send(config, event(emails[0], True))
+    engine = make_engine(load_settings(config).database.url)
+    capsys.readouterr()
+    with Database(engine).locks.hold(LIST, "host:1:daemon", PUSH_LOCK):
+        assert run_cli(config, "push") == 1
+    engine.dispose()
+    out = capsys.readouterr().out
+    assert f"list {LIST} is being pushed by host:1:daemon; skipped" in out
+    assert run_cli(config, "push") == 0
