@@ -165,3 +165,17 @@ def test_push_while_another_process_pushes_the_list_is_skipped(
     out = capsys.readouterr().out
     assert f"list {LIST} is being pushed by host:1:daemon; skipped" in out
     assert run_cli(config, "push") == 0
+
+
+def test_a_refused_listrak_secret_is_one_line_and_exit_2(
+    config: Path, sim: ListrakSimulator, emails: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    send(config, *[event(e, True) for e in emails])
+    sim.client_secret = "rotated-in-listrak"
+    capsys.readouterr()
+    assert run_cli(config, "push") == 2
+    captured = capsys.readouterr()
+    refusals = [line for line in captured.out.splitlines() if "refused the client id" in line]
+    assert len(refusals) == 1, captured.out
+    assert captured.err.count("refused the client id") <= 1, "logged once, not per contact"
+    assert len([r for r in sim.bulk_requests if r.status != 201]) <= 1
