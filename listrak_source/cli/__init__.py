@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 import traceback
@@ -10,24 +11,32 @@ from collections.abc import Callable, Sequence
 
 from ..errors import EXIT_CONFIG, EXIT_FAILED, ListrakSourceError, describe_error
 from ..logs import configure_logging, redact
-from . import commands
 from .parser import PROG, build_parser
 
-COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "sync": commands.sync,
-    "run": commands.run,
-    "backfill": commands.backfill,
-    "baseline": commands.baseline,
-    "retry": commands.retry,
-    "rename-trait": commands.rename_trait,
-    "push": commands.push,
-    "explain": commands.explain,
-    "status": commands.status,
-    "lookup": commands.lookup,
-    "check": commands.check,
-    "migrate": commands.migrate,
-    "demo": commands.demo,
+# Each command's function in cli/commands.py, imported when the command runs: `--help`
+# and a mistyped option then cost the parser alone, not SQLAlchemy, httpx and pydantic.
+COMMANDS: dict[str, str] = {
+    "sync": "sync",
+    "run": "run",
+    "backfill": "backfill",
+    "baseline": "baseline",
+    "retry": "retry",
+    "rename-trait": "rename_trait",
+    "push": "push",
+    "explain": "explain",
+    "status": "status",
+    "lookup": "lookup",
+    "check": "check",
+    "migrate": "migrate",
+    "demo": "demo",
 }
+
+
+def command(name: str) -> Callable[[argparse.Namespace], int]:
+    """The function that runs this sub-command."""
+    module = importlib.import_module(".commands", __name__)
+    function: Callable[[argparse.Namespace], int] = getattr(module, COMMANDS[name])
+    return function
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -35,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(args.log_format, "DEBUG" if args.debug else "INFO")
     try:
-        return COMMANDS[args.command](args)
+        return command(args.command)(args)
     except ListrakSourceError as exc:
         return _fail(args, str(exc), exc.exit_code)
     except KeyboardInterrupt:
@@ -46,7 +55,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _fail(args: argparse.Namespace, message: str, code: int) -> int:
-    secrets = commands.known_secrets()
+    from .commands import known_secrets  # noqa: PLC0415 - a command has run: it is loaded
+
+    secrets = known_secrets()
     text = redact(message, secrets)
     if args.debug:
         print(redact(traceback.format_exc(), secrets), file=sys.stderr, end="")

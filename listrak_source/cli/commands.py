@@ -11,7 +11,6 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from ..audiences.push import prune_inbox, push_list
 from ..config import ListSettings, Settings, load_settings
 from ..delivery.context import RunContext
 from ..engage.records import PushResult, PushStatus
@@ -30,11 +29,9 @@ from ..service.signals import on_stop_signals, restore
 from ..state import Database, make_engine
 from ..state.engine import check_schema, current_revision, upgrade
 from ..subscribers.sync import sync_list, trait_mismatch
-from .audience_report import audience_status, print_audience_status, print_explanation
-from .check import run_checks
 from .progress import Progress
 from .report import next_run, print_lookup, print_results, print_status, push_line
-from .wiring import build_daemon, open_database, push_context, run_context
+from .wiring import open_database, push_context, run_context
 
 log = logging.getLogger(__name__)
 _SECRETS: list[str] = []
@@ -236,6 +233,8 @@ def lookup(args: argparse.Namespace) -> int:
 
 def push(args: argparse.Namespace) -> int:
     """Pending audience values to Listrak once; 0 only when Listrak accepted all of them."""
+    from ..audiences.push import prune_inbox, push_list  # noqa: PLC0415 - only `push` pushes
+
     settings = _settings(args)
     list_ids = _audience_lists(settings, getattr(args, "lists", None))
     engine = open_database(settings)
@@ -278,6 +277,8 @@ def _push_exit_status(results: list[PushResult]) -> int:
 def status(args: argparse.Namespace) -> int:
     """Per list: last run and its counts, pending and dead rows, next scheduled run; then
     each audience's values, the receiver's totals and each list's last push."""
+    from .audience_report import audience_status, print_audience_status  # noqa: PLC0415
+
     settings = _settings(args)
     engine = open_database(settings, migrate=False)
     db = Database(engine)
@@ -303,6 +304,8 @@ def status(args: argparse.Namespace) -> int:
 
 def explain(args: argparse.Namespace) -> int:
     """One email's audience chain: the events kept, then desired, sent and read back."""
+    from .audience_report import print_explanation  # noqa: PLC0415 - only `explain` explains
+
     settings = _settings(args)
     engine = open_database(settings, migrate=False)
     chain = Database(engine).audience_reports.explain(args.email.strip().lower())
@@ -316,6 +319,8 @@ def explain(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """The daemon: every list on its schedule until SIGTERM or SIGINT."""
+    from .wiring import build_daemon  # noqa: PLC0415 - the scheduler and receiver only here
+
     settings = _settings(args)
     engine = open_database(settings)
     try:
@@ -327,6 +332,8 @@ def run(args: argparse.Namespace) -> int:
 
 def check(args: argparse.Namespace) -> int:
     """Is it safe to start the daemon? A table of checks and an exit status."""
+    from .check import run_checks  # noqa: PLC0415 - only `check` probes the network
+
     settings = _settings(args)
     return 0 if run_checks(settings, sys.stdout) else EXIT_CONFIG
 

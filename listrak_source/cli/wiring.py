@@ -16,15 +16,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from sqlalchemy import Engine
 
-from ..audiences.push import PushContext
-from ..audiences.receiver import make_app
-from ..audiences.server import ReceiverServer
 from ..config import Settings
 from ..delivery.context import Emitter, RunContext
-from ..engage.ingest import Ingest
-from ..engage.settings import build_mappings
-from ..listrak import ListrakClient, PrintingWriter, stoppable_sleep
-from ..segment import PrintingEmitter, SegmentEmitter
 from ..state import (
     Database,
     SchemaError,
@@ -36,7 +29,12 @@ from ..state import (
 )
 from ..state.engine import check_schema, head_revision
 
+# The adapters each command needs are imported when it builds them: `status` never loads
+# httpx, the Segment library, Starlette or uvicorn, and every cron start is shorter for it.
 if TYPE_CHECKING:
+    from ..audiences.push import PushContext
+    from ..audiences.server import ReceiverServer
+    from ..listrak import ListrakClient
     from ..service.daemon import Daemon
     from ..service.metrics import Metrics
 
@@ -45,6 +43,8 @@ ProgressHook = Callable[[str, int], None]
 
 def listrak_client(settings: Settings, stop: threading.Event | None = None) -> ListrakClient:
     """A Listrak client configured from [listrak]; `stop` ends its retry and pacing waits."""
+    from ..listrak import ListrakClient, stoppable_sleep  # noqa: PLC0415 - httpx when used
+
     s = settings.listrak
     return ListrakClient(
         client_id=s.client_id,
@@ -112,6 +112,8 @@ def context_over(
     `stop` cuts short its waits to retry. A dry run prints instead of sending, and its
     database keeps nothing (see `_state`).
     """
+    from ..segment import PrintingEmitter, SegmentEmitter  # noqa: PLC0415 - when a run starts
+
     stop = stop or threading.Event()
     emitter: Emitter = (
         PrintingEmitter(out) if dry_run else SegmentEmitter(settings.segment, stop=stop)
@@ -155,6 +157,9 @@ def push_context(
     stop: threading.Event | None = None,
 ) -> Iterator[PushContext]:
     """A push context with its own Listrak client; a dry run prints requests and keeps nothing."""
+    from ..audiences.push import PushContext  # noqa: PLC0415 - only pushes need it
+    from ..listrak import PrintingWriter  # noqa: PLC0415
+
     stop = stop or threading.Event()
     with listrak_client(settings, stop) as client, _state(engine, dry_run=dry_run) as db:
         writer = PrintingWriter(out) if dry_run else client
@@ -176,6 +181,12 @@ def build_daemon(settings: Settings, engine: Engine, **options: Any) -> Daemon:
 
 def build_receiver(settings: Settings, db: Database, metrics: Metrics) -> ReceiverServer:
     """The audience receiver, committing each request to the state before it answers."""
+    # Starlette and uvicorn load only for the daemon's receiver.
+    from ..audiences.receiver import make_app  # noqa: PLC0415
+    from ..audiences.server import ReceiverServer  # noqa: PLC0415
+    from ..engage.ingest import Ingest  # noqa: PLC0415
+    from ..engage.settings import build_mappings  # noqa: PLC0415
+
     if settings.receiver is None:
         raise ValueError("the receiver needs a [receiver] section")
 
