@@ -275,6 +275,12 @@ class Settings(BaseSettings):
             for a in self.audiences
             if a.list_id not in known
         ]
+        if self.receiver is not None and not self.audiences:
+            # Every event would be acknowledged as unmapped, and Segment would drop it.
+            problems.append(
+                "[receiver] is set but no [[audiences]] are configured: every event would be "
+                "acknowledged and dropped; add an [[audiences]] row per audience"
+            )
         if problems:
             raise ValueError(problems[0])
         return self

@@ -60,6 +60,12 @@ class BetaRouteError(ListrakError):
     exit_code = EXIT_CONFIG
 
 
+class ReportingAreaError(ListrakError):
+    """The integration may not read email activity: its Reporting area is not enabled."""
+
+    exit_code = EXIT_CONFIG
+
+
 class ListrakUnavailableError(ListrakError):
     """Retries ran out on 429s, 5xx answers or connection errors."""
 

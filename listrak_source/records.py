@@ -44,6 +44,9 @@ class RunStatus(enum.StrEnum):
 
 # A run that finished its job, though maybe with rows still to deliver.
 SUCCESS_STATUSES = frozenset({RunStatus.OK, RunStatus.PARTIAL})
+# A run whose scan completed: what makes a list not yet due for a fleet of daemons (a held
+# run completed its scan too; running it again sooner would only hold it again).
+DID_ITS_JOB = SUCCESS_STATUSES | {RunStatus.HELD}
 
 
 class Contact(NamedTuple):

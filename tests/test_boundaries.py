@@ -26,8 +26,13 @@ PURE = [
     "engage/coalesce.py",
     "engage/readback.py",
     "engage/records.py",
+    "tracking/records.py",
+    "tracking/table.py",
+    "tracking/ids.py",
+    "tracking/dates.py",
+    "tracking/messages.py",
 ]
-PIPELINES = ["subscribers", "audiences"]
+PIPELINES = ["subscribers", "audiences", "activity"]
 ORCHESTRATION = [
     *(path.relative_to(PACKAGE).as_posix() for path in sorted((PACKAGE / "delivery").glob("*.py"))),
     *(
@@ -40,7 +45,7 @@ ORCHESTRATION = [
 ]
 # Lowest first; a module may import its own layer and those below, never one above.
 LAYERS: list[set[str]] = [
-    {"<base>", "engage"},
+    {"<base>", "engage", "tracking"},
     {"listrak", "segment", "state"},
     {"delivery"},
     set(PIPELINES),

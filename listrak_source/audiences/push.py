@@ -28,7 +28,7 @@ from ..engage.records import (
     PushStatus,
     box_value,
 )
-from ..errors import ListrakError, ListrakUnavailableError
+from ..errors import BetaRouteError, ListrakAuthError, ListrakError, ListrakUnavailableError
 from ..logs import hide_emails
 from ..state import Database, describe_db_error
 
@@ -182,7 +182,7 @@ def _send_request(ctx: PushContext, result: PushResult, contacts: list[_Contact]
         try:
             ctx.writer.post_profile_fields(result.list_id, [c.body() for c in part])
         except ListrakError as exc:
-            if exc.status not in _REFUSED or isinstance(exc, ListrakUnavailableError):
+            if not _refused(exc):
                 raise
             if len(part) == 1:
                 _reject(ctx, result, part[0], hide_emails(str(exc)))
@@ -191,6 +191,15 @@ def _send_request(ctx: PushContext, result: PushResult, contacts: list[_Contact]
                 parts += [part[half:], part[:half]]
             continue
         _accept(ctx, result, part)
+
+
+def _refused(exc: ListrakError) -> bool:
+    """Whether Listrak refused what the body carries. An outage, a refused token or a route
+    the integration may not use is about every request alike: splitting cannot help, and no
+    value is at fault."""
+    if isinstance(exc, ListrakUnavailableError | ListrakAuthError | BetaRouteError):
+        return False
+    return exc.status in _REFUSED
 
 
 def _accept(ctx: PushContext, result: PushResult, contacts: list[_Contact]) -> None:

@@ -18,7 +18,7 @@ from ..service.schedules import describe, list_schedule
 from ..state import Database
 from ..state import engine as db
 from ..subscribers.sync import trait_mismatch
-from .wiring import listrak_client
+from .wiring import listrak_client, probe_segment
 
 # Segment write keys are 32 characters of letters and digits; a looser shape is
 # accepted because Segment answers 200 even for a wrong key and we cannot verify it.
@@ -83,15 +83,17 @@ def _write_key(settings: Settings) -> Outcome:
 
 
 def _segment_host(settings: Settings) -> Outcome:
-    """A connection to Segment's host, without sending an event: any HTTP answer will do."""
-    host = settings.segment.host
-    where = httpx.URL(host).copy_with(username=None, password=None)
-    try:
-        with httpx.Client(timeout=min(settings.segment.timeout, _CONNECT_TIMEOUT)) as client:
-            answer = client.get(host)
-    except httpx.HTTPError as exc:
-        return Outcome("segment host", False, f"cannot connect to {where}: {type(exc).__name__}")
-    return Outcome("segment host", True, f"{where} answered HTTP {answer.status_code}")
+    """The host takes a batch: an empty one, which Segment answers and keeps nothing of.
+
+    A bare connection proves too little: a proxy or a redirector answers too, and would
+    swallow every batch while each run counted it delivered.
+    """
+    where = httpx.URL(settings.segment.host).copy_with(username=None, password=None)
+    timeout = min(settings.segment.timeout, _CONNECT_TIMEOUT)
+    refusal = probe_segment(settings, timeout=timeout, retries=_CHECK_ATTEMPTS - 1)
+    if refusal is None:
+        return Outcome("segment host", True, f"{where} took an empty batch as Segment does")
+    return Outcome("segment host", False, f"{where}: {refusal}")
 
 
 def _schedule(settings: Settings) -> Outcome:

@@ -214,7 +214,7 @@ def retry(args: argparse.Namespace) -> int:
         total += count + values
         print(f"list {cfg.id}: {count} dead message(s) re-queued")
         if values:
-            print(f"list {cfg.id}: {values} dead audience value(s) re-queued for the next push")
+            print(f"list {cfg.id}: {values} dead or waiting audience value(s) re-queued")
     engine.dispose()
     print(f"{total} re-queued; they go out on the next sync")
     return 0

@@ -60,6 +60,12 @@ def listrak_client(settings: Settings, stop: threading.Event | None = None) -> L
     )
 
 
+def probe_segment(settings: Settings, *, timeout: float, retries: int) -> str | None:
+    """Post an empty batch to segment.host: None when Segment took it, else why not."""
+    patient_less = settings.segment.model_copy(update={"timeout": timeout, "max_retries": retries})
+    return SegmentEmitter(patient_less).probe()
+
+
 def open_database(settings: Settings, *, migrate: bool = True) -> Engine:
     """The engine, with the schema brought to head (or only checked)."""
     engine = make_engine(settings.database.url)

@@ -6,13 +6,18 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 import orjson
 
 from .mapping import Mapped, Mappings
-from .membership import Ignored, parse_item
+from .membership import Ignored, IgnoreReason, parse_item
 
 UNMAPPED = "unmapped"
+# The newest event wins, so one dated ahead of its arrival would fix its value until that
+# time came (an event of 9999 forever). Segment's clocks and ours may differ a little: an
+# event up to this far ahead of its arrival is believed, any later one is refused.
+CLOCK_SKEW = timedelta(minutes=5)
 
 
 class NotJsonError(ValueError):
@@ -50,12 +55,16 @@ def _decode_leniently(body: bytes) -> object:
         raise NotJsonError("the body is not JSON") from None
 
 
-def collect(items: Iterable[object], mappings: Mappings) -> Ingest:
-    """Parse and map each item; what is not a mapped membership is only counted."""
+def collect(items: Iterable[object], mappings: Mappings, now: datetime | None = None) -> Ingest:
+    """Parse and map each item; what is not a mapped membership is only counted. `now` is
+    when the items arrived (by default, this moment): no event is believed to come later."""
+    latest = (now or datetime.now(UTC)) + CLOCK_SKEW
     mapped: list[Mapped] = []
     ignored: Counter[str] = Counter()
     for item in items:
         parsed = parse_item(item)
+        if not isinstance(parsed, Ignored) and parsed.timestamp > latest:
+            parsed = Ignored(IgnoreReason.FUTURE_TIMESTAMP)
         if isinstance(parsed, Ignored):
             ignored[parsed.reason.value] += 1
             continue

@@ -40,6 +40,7 @@ class IgnoreReason(StrEnum):
     MISSING_MESSAGE_ID = "missing_message_id"
     BAD_MESSAGE_ID = "bad_message_id"
     BAD_TIMESTAMP = "bad_timestamp"
+    FUTURE_TIMESTAMP = "future_timestamp"
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ from ..errors import (
     UnknownListError,
 )
 from ..records import Contact, Page, Reject
+from .activity import ActivityReads
 from .auth import ClientCredentialsAuth
 from .contacts import parse_contact, parse_page
 from .pacing import Pacer
@@ -49,7 +50,7 @@ class InvalidSettingError(ConfigError, ValueError):
     """A client or scan argument Listrak would reject; raised before any request is sent."""
 
 
-class ListrakClient:
+class ListrakClient(ActivityReads):
     """Reads lists, profile fields and subscriber pages from the Listrak Email API.
 
     Not thread-safe by design: the worker keeps one request in flight, so the token cache
@@ -182,7 +183,7 @@ class ListrakClient:
             )
         except ListrakAuthError as exc:
             raise (_beta_refused(list_id) if exc.code == BETA_REFUSAL else exc) from None
-        if response.status_code >= 400:
+        if not response.is_success:  # a 3xx (httpx follows none) is no answer either
             if envelope(response)[0] == BETA_REFUSAL:
                 raise _beta_refused(list_id)
             raise _api_error(response, endpoint, list_id)
@@ -278,7 +279,7 @@ class ListrakClient:
     ) -> dict[str, Any]:
         endpoint = label or f"GET {path}"
         response = self._retrier.call(endpoint, lambda: self._http.get(path, params=params))
-        if response.status_code >= 400:
+        if not response.is_success:  # a 3xx (httpx follows none) is no answer either
             raise _api_error(response, endpoint, list_id)
         try:
             # A 5,000-contact page is about 1.7 MB; orjson decodes it several times faster.

@@ -51,12 +51,13 @@ def one_line(text: str, write_key: str = "") -> str:
 
 
 def classify_response(response: Any) -> Answer:
-    """A 2xx counts only when its body is Segment's JSON answer: anything else may be a proxy."""
+    """Only Segment's own answer to the POST, 200 `{"success": true}`, says the batch was kept:
+    any other 2xx may come from a proxy or a page that never saw the batch."""
     try:
         answer = orjson.loads(response.content)
     except orjson.JSONDecodeError:
         answer = None
-    if isinstance(answer, dict):
+    if response.status_code == 200 and isinstance(answer, dict) and answer.get("success") is True:
         return Accepted()
     return Transient(f"Segment's answer could not be read (HTTP {response.status_code})")
 
@@ -72,6 +73,8 @@ def classify_error(error: Exception, write_key: str) -> Answer:
 
 def _classify_status(error: APIError, write_key: str) -> Answer:
     status = int(error.status)
+    if 300 <= status < 400:
+        return Transient(f"segment.host answered a redirect ({status}); nothing was uploaded")
     reason = one_line(f"Segment answered {status} ({error.code}): {error.message}", write_key)
     if status < 400 or status >= 500 or status in _ENDPOINT_STATUSES:
         return Transient(reason, _retry_after(error))

@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from ..config import SegmentSettings
 from ..messages import identify_message
 from ..records import Delivery, Pending
+from .answers import Accepted
 from .batches import Message
 from .poster import BatchPoster
 from .sending import deliver_batches
@@ -33,6 +34,11 @@ class SegmentEmitter:
             requests_per_second=settings.requests_per_second,
             stop=stop,
         )
+
+    def probe(self) -> str | None:
+        """None when the host answered an empty batch as Segment does, else why not."""
+        answer = self.poster.probe()
+        return None if isinstance(answer, Accepted) else answer.reason
 
     def deliver(self, rows: Sequence[Pending], trait: str, retired: Sequence[str] = ()) -> Delivery:
         """Send these rows' identifies; say which Segment kept, refused, or never answered."""

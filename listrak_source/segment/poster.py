@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import requests
 from segment.analytics import request
 
 from .answers import STOPPED, Answer, Transient, classify_error, classify_response
@@ -28,6 +29,21 @@ def quiet_library_debug() -> None:
     logger = logging.getLogger("segment")
     if not any(isinstance(f, _NoRequestBodies) for f in logger.filters):
         logger.addFilter(_NoRequestBodies())
+
+
+def _no_redirect_target(response: requests.Response) -> None:
+    """Never follow: a redirected POST becomes a GET (or goes elsewhere) and uploads nothing."""
+    return None
+
+
+def refuse_redirects() -> None:
+    """Make the library's session hand back a redirect instead of following it.
+
+    Its `post` then raises an APIError for the 3xx, which counts as an outage; only
+    Segment's own answer to the POST may mark a message as kept.
+    """
+    session: requests.Session = request._session  # the library posts through this one
+    session.get_redirect_target = _no_redirect_target  # type: ignore[method-assign,assignment]
 
 
 class BatchPoster:
@@ -51,6 +67,7 @@ class BatchPoster:
         stop: threading.Event | None = None,
     ) -> None:
         quiet_library_debug()
+        refuse_redirects()
         self._write_key = write_key
         self._host = host
         self._timeout = timeout
@@ -80,6 +97,10 @@ class BatchPoster:
                 return STOPPED
             answer = self._attempt(messages)
         return answer
+
+    def probe(self) -> Answer:
+        """Segment's answer to an empty batch: proof the host takes batches, creating nothing."""
+        return self.send([])
 
     def _attempt(self, messages: list[Message]) -> Answer:
         self._pace()

@@ -6,6 +6,7 @@ import random
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, Literal, TypeVar
 from urllib.parse import parse_qsl
@@ -125,6 +126,13 @@ class ListrakFaults:
         self.beta_status = 401
         self.drop_imports = False
         self.refuse_emails: set[str] = set()
+        # Activity: an integration without the Reporting area is refused on the activity,
+        # link and clicker routes (Listrak documents no status: 401 or 403); a changed row
+        # moves to the end of its message's order; a hook runs after each activity page
+        # with (message id, page number), to change rows while a pass reads them.
+        self.refuse_reporting: int | None = None
+        self.shift_activity = False
+        self.on_activity_page: Callable[[int, int], None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +168,9 @@ class SinkFaults:
     then the seeded shares. `poison` holds emails and anonymousIds (any case): a batch
     carrying one as traits.email or anonymousId is refused with a 400 and not kept.
     `oversize_status` is what a batch over 500 KB, a message over 32 KB or more than 2,500
-    events get: 400, as Segment documents, or 413 to try a client on it.
+    events get: 400, as Segment documents, or 413 to try a client on it. `redirect` (a status
+    and a Location) makes the host a redirector, as a proxy or a mistyped host can be: every
+    batch request is answered with it and nothing is kept.
     """
 
     def __init__(self) -> None:
@@ -219,6 +229,7 @@ class SinkFaults:
         self.outage = False
         self.poison: set[str] = set()
         self.oversize_status = 400
+        self.redirect: tuple[int, str] | None = None
 
     def _add(self, n: int, plan: SinkInjected) -> None:
         self._plans.add(n, plan)

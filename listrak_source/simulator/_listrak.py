@@ -1,20 +1,17 @@
-"""Listrak's Email API v1 on loopback: OAuth2 tokens, lists, profile fields and contact scans."""
+"""Listrak's Email API v1 on loopback: tokens, lists, profile fields, contact scans, activity."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import re
-import struct
 import threading
 import time
-import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from datetime import timedelta
+from typing import Any
 
+from ._activity_http import ActivityRoutes
 from ._faults import Injected, ListrakFaults, TokenBook, valid_token_request
 from ._http import (
     HttpError,
@@ -26,14 +23,9 @@ from ._http import (
     json_response,
 )
 from ._imports import BulkItem, BulkRequest, ListImport, field_changes, list_fields, parse_bulk
+from ._paging import Cursor, count_param, date_param, decode_cursor, encode_cursor
 from ._store import ListData, PageQuery, Store
 
-# Three fixed bytes that base64 turns into "+/+/", and 28 bytes in all so it always ends in
-# "==": every cursor breaks a client that forgets to URL-encode it.
-_CURSOR_MAGIC = b"\xfb\xff\xbf"
-_CURSOR = struct.Struct(">BQIQ")
-_KEYED, _OFFSET = 1, 2  # the cursor's first byte: resume after an order key, or skip an offset
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}:\d{2}(\.\d{1,6})?)?")
 _JSON = [("Content-Type", "application/json; charset=utf-8")]
 _CODES = {
     400: "ERROR_INVALID_PARAMETER",
@@ -69,56 +61,6 @@ def envelope(err: HttpError) -> Response:
     return json_response(err.status, body, err.headers)
 
 
-class Cursor(NamedTuple):
-    """What a cursor holds: the page it leads to, and where that page starts."""
-
-    page: int
-    position: int  # the order key to resume after, or the offset to skip
-    offset: bool = False
-
-
-def encode_cursor(list_id: int, subscribed: bool, cursor: Cursor) -> str:
-    """An opaque cursor for this list's scan of one state."""
-    kind = _OFFSET if cursor.offset else _KEYED
-    payload = _CURSOR.pack(kind, cursor.position, cursor.page, list_id)
-    check = zlib.crc32(payload + bytes([subscribed])).to_bytes(4, "big")
-    return base64.b64encode(_CURSOR_MAGIC + payload + check).decode()
-
-
-def decode_cursor(cursor: str, list_id: int, subscribed: bool) -> Cursor:
-    """A cursor this list's scan of this state handed out, else 400."""
-    try:
-        raw = base64.b64decode(cursor, validate=True)
-    except (binascii.Error, ValueError):
-        raw = b""
-    payload, check = raw[3:-4], raw[-4:]
-    ok = len(raw) == 7 + _CURSOR.size and raw.startswith(_CURSOR_MAGIC)
-    ok = ok and zlib.crc32(payload + bytes([subscribed])).to_bytes(4, "big") == check
-    if not ok or _CURSOR.unpack(payload)[3] != list_id:
-        raise HttpError(400, "The cursor is not valid.")
-    kind, position, page, _ = _CURSOR.unpack(payload)
-    return Cursor(page, position, kind == _OFFSET)
-
-
-def _date(params: Mapping[str, str], name: str) -> str | None:
-    value = params.get(name.lower())
-    if not value:
-        return None
-    try:
-        if not _DATE.fullmatch(value):
-            raise ValueError(value)
-        return datetime.fromisoformat(value).strftime("%Y-%m-%dT%H:%M:%S")
-    except ValueError:
-        raise HttpError(400, f"{name} is not a valid date (YYYY-MM-DDTHH:MM:SS).") from None
-
-
-def _count(params: Mapping[str, str]) -> int:
-    value = params.get("count", "1000")
-    if not (value.isdigit() and 1 <= int(value) <= 5000):
-        raise HttpError(400, "count must be between 1 and 5000.")
-    return int(value)
-
-
 def field_ids(params: Mapping[str, str]) -> frozenset[int]:
     """segmentationFieldIds: at most 30 comma-separated integers."""
     parts = [p.strip() for p in params.get("segmentationfieldids", "").split(",") if p.strip()]
@@ -147,10 +89,10 @@ def parse_page_query(
     q = PageQuery(
         subscribed=subscribed,
         after=None if cursor.offset or raw == "Start" else cursor.position,
-        count=_count(params),
+        count=count_param(params),
         field_ids=field_ids(params),
-        start=_date(params, "startDate"),
-        end=_date(params, "endDate"),
+        start=date_param(params, "startDate"),
+        end=date_param(params, "endDate"),
         use_original=original == "true",
         offset=cursor.position if cursor.offset else None,
     )
@@ -186,6 +128,7 @@ def _route(tail: str) -> re.Pattern[str]:
 
 _L = "/(?P<list_id>[^/]+)"
 _G = f"{_L}/segmentationfieldgroup"
+_M = f"{_L}/message"
 _BULK = _route(f"{_L}/contact/segmentationfield")
 # (path, method, handler); a path served for another method only is a 405.
 _ROUTES = [
@@ -198,6 +141,12 @@ _ROUTES = [
     (_route(_G), "GET", "_get_groups"),
     (_route(f"{_G}/(?P<group>[^/]+)"), "GET", "_get_group"),
     (_route(f"{_G}/(?P<group>[^/]+)/segmentationfield"), "GET", "_get_fields"),
+    (_route(f"{_L}/campaign"), "GET", "_get_campaigns"),
+    (_route(_M), "GET", "_get_messages"),
+    (_route(f"{_M}/(?P<message>[^/]+)"), "GET", "_get_message"),
+    (_route(f"{_M}/(?P<message>[^/]+)/activity"), "GET", "_get_activity"),
+    (_route(f"{_M}/(?P<message>[^/]+)/link"), "GET", "_get_links"),
+    (_route(f"{_M}/(?P<message>[^/]+)/link/(?P<link>[^/]+)/clicker"), "GET", "_get_clickers"),
 ]
 
 
@@ -226,7 +175,7 @@ def _lenient_json(body: bytes) -> Any:
         return None
 
 
-class ListrakSimulator(Store, Lifecycle):
+class ListrakSimulator(Store, ActivityRoutes, Lifecycle):
     """The contact data of Store, served as Listrak's Email API v1 on loopback."""
 
     def __init__(
@@ -238,6 +187,7 @@ class ListrakSimulator(Store, Lifecycle):
         port: int = 0,
     ) -> None:
         super().__init__()
+        ActivityRoutes.__init__(self)
         self.client_id = client_id
         self.client_secret = client_secret
         self.token_ttl = token_ttl

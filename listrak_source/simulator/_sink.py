@@ -245,6 +245,9 @@ class SegmentSink(Lifecycle):
                 return json_response(200, {**counts, **extra, "seconds": self.stats.seconds})
         if path not in ("/v1/batch", "/v1/import"):
             return _error(HttpError(404, f"No route for {req.path}", "not_found"))
+        if self.faults.redirect is not None:
+            status, location = self.faults.redirect
+            return Response(status, headers=[("Location", location)])
         if req.method != "POST":
             return _error(HttpError(405, "Use POST", "method_not_allowed"))
         return self._batch(req)
@@ -291,6 +294,8 @@ class SegmentSink(Lifecycle):
             raise HttpError(401, "Missing write key", "unauthorized")
         if self.faults.poison and self.faults.poisoned(_ids(batch)):
             raise _bad("A message of the batch was refused")
+        if not batch:  # Segment takes an empty batch and creates nothing: `check` probes with it
+            return json_response(200, {"success": True})
         gzipped = _encoding(req) == "gzip"
         with self._lock:
             # Segment answers 200 to a wrong key and drops the data.

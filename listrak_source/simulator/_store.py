@@ -12,7 +12,7 @@ from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from operator import attrgetter
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
@@ -30,9 +30,9 @@ Fields = tuple[tuple[int, str, bytes], ...]
 _FIELD = b'[{"segmentationFieldGroupId":%d,"segmentationFieldId":%d,"value":%s}]'
 
 
-def listrak_date(moment: datetime) -> str:
-    """Listrak's own date shape: naive US Eastern wall time to the second."""
-    return moment.astimezone(EASTERN).strftime("%Y-%m-%dT%H:%M:%S")
+def listrak_date(moment: datetime, zone: tzinfo = EASTERN) -> str:
+    """Listrak's own date shape: naive wall time (US Eastern unless told) to the second."""
+    return moment.astimezone(zone).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def _opt(value: str | None) -> str:
@@ -292,6 +292,8 @@ class Store:
         self.lists: dict[int, ListData] = {}
         self._raw_seq = 0
         self._frozen: datetime | None = None
+        # The zone of Listrak's naive dates; a test may set another.
+        self.zone: tzinfo = EASTERN
 
     def now(self) -> datetime:
         """The simulator's current time (aware UTC): real time unless set_now() froze it."""
@@ -319,7 +321,7 @@ class Store:
         with self.lock:
             lst = self.lists.get(list_id)
             if lst is None:
-                created = listrak_date(self.now())
+                created = listrak_date(self.now(), self.zone)
                 group = 1000 + len(self.lists)
                 lst = ListData(list_id, name or f"List {list_id}", group, created)
                 self.lists[list_id] = lst
@@ -349,7 +351,7 @@ class Store:
         seed: int = 0,
     ) -> list[str]:
         """Add `count` generated subscribed contacts (about a tenth in mixed case)."""
-        now = listrak_date(self.now())
+        now = listrak_date(self.now(), self.zone)
         paused = gc.isenabled()
         gc.disable()  # a million new objects would trigger hundreds of pointless collections
         try:
@@ -367,7 +369,7 @@ class Store:
 
     def subscribe(self, list_id: int, email: str, fields: Mapping[int, str] | None = None) -> None:
         """A new contact, or a re-subscribe of an unsubscribed one; fields merge in."""
-        now = listrak_date(self.now())
+        now = listrak_date(self.now(), self.zone)
         with self.lock:
             lst = self.get(list_id)
             key = email.strip().lower()
@@ -384,7 +386,7 @@ class Store:
 
     def unsubscribe(self, list_id: int, email: str, method: str = "Unsubscribe") -> None:
         """Keep the contact in the list, as Unsubscribed."""
-        now = listrak_date(self.now())
+        now = listrak_date(self.now(), self.zone)
         with self.lock:
             c = self._contact(list_id, email)
             change = {"unsubscribe_date": now, "unsubscribe_method": method}

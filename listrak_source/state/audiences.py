@@ -234,8 +234,10 @@ class Audiences:
             return int(conn.execute(stmt).rowcount)
 
     def revive_dead(self, list_id: int | None) -> int:
-        """`retry`: dead values become due now."""
-        where = [_V.dead == true()] + ([_V.list_id == list_id] if list_id is not None else [])
+        """`retry`: dead values, and values backing off after a refusal, become due now (the
+        operator has fixed what Listrak refused, and should not wait hours to see it)."""
+        where = [or_(_V.dead == true(), _V.attempts > 0, _V.next_attempt_at.is_not(None))]
+        where += [_V.list_id == list_id] if list_id is not None else []
         stmt = update(audience_values).where(*where).values(dead=False, attempts=0)
         with self.tx.begin() as conn:
             return int(conn.execute(stmt.values(next_attempt_at=None)).rowcount)

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, func, insert, select, update
 
 from ..privacy import contact_ref
-from ..records import SUCCESS_STATUSES, ListState, RunKind, RunStatus, Waiting
+from ..records import DID_ITS_JOB, SUCCESS_STATUSES, ListState, RunKind, RunStatus, Waiting
 from .rows import carrying_message
 from .schema import list_state, members, rejects, runs
 from .transactions import Transactions
@@ -69,10 +69,18 @@ class Runs:
             )
 
     def last_started(self, list_id: int) -> datetime | None:
-        """When the list's newest recorded run started, whoever ran it."""
+        """When the list's newest run that did its job started, whoever ran it.
+
+        A stopped, failed or killed run did not scan the list, so it must not make the
+        list wait. Newest by id, not by start: a start recorded before the clock went back
+        would otherwise stay the newest until the clock caught up.
+        """
         with self.tx.read() as conn:
             return conn.execute(
-                select(func.max(runs.c.started_at)).where(runs.c.list_id == list_id)
+                select(runs.c.started_at)
+                .where(runs.c.list_id == list_id, runs.c.status.in_(DID_ITS_JOB))
+                .order_by(runs.c.id.desc())
+                .limit(1)
             ).scalar()
 
     def list_state(self, list_id: int) -> ListState:

@@ -24,6 +24,8 @@ from .plan import FULL, latest_usable, next_mark, plan_scans
 from .scan import scan
 
 log = logging.getLogger(__name__)
+# Hosts in NTP sync differ by far less; a run recorded further ahead is our clock going back.
+_CLOCK_SKEW = timedelta(minutes=1)
 
 
 def sync_list(
@@ -54,13 +56,28 @@ def sync_list(
 
 
 def _check_due(run: ListRun, min_gap: timedelta | None) -> None:
-    """Skip the run when the list's last run started less than `min_gap` ago."""
+    """Skip the run when the list's last completed run started less than `min_gap` ago.
+
+    A start further in our future than hosts' clocks drift apart means our clock went
+    back: that run says nothing about when the list is due, so it runs, and says so.
+    """
     if min_gap is None:
         return
     last = run.ctx.db.runs.last_started(run.cfg.id)
-    if last is not None and run.result.started_at - last < min_gap:
-        ago = (run.result.started_at - last).total_seconds()
-        raise RanRecentlyError(f"list {run.cfg.id}: a run started {ago:.0f}s ago; not due yet")
+    if last is None:
+        return
+    ago = run.result.started_at - last
+    if ago < -_CLOCK_SKEW:
+        log.warning(
+            "list %s: its last run is recorded as starting %.0fs in the future "
+            "(the clock went back?); running it now",
+            run.cfg.id,
+            -ago.total_seconds(),
+        )
+    elif ago < min_gap:
+        raise RanRecentlyError(
+            f"list {run.cfg.id}: a run started {ago.total_seconds():.0f}s ago; not due yet"
+        )
 
 
 def _record(run: ListRun, *, allow_mass_removal: bool, full: bool, rename_trait: bool) -> None:

@@ -14,6 +14,7 @@ from listrak_source.simulator import ListrakSimulator, SegmentSink
 from .world import (
     LAPSED,
     LIST,
+    T0,
     VIP,
     World,
     bodies,
@@ -223,3 +224,43 @@ def test_full_requests_when_more_is_pending_than_one_request_holds(
     assert (result.accepted, result.contacts) == (45, 30)
     assert sorted(len(body) for body in bodies(sim)) == [10, 10, 10]
     assert sorted(emails_in(bodies(sim))) == sorted(e.lower() for e in emails)
+
+
+def test_a_refused_token_stops_the_push_once_and_spends_nothing(
+    world: World, emails: list[str]
+) -> None:
+    world.send(*[event(e, True) for e in emails[:6]])
+    world.sim.client_secret = "rotated-in-listrak"
+    result = world.push()
+    assert (result.status, result.exit_code) == (PushStatus.FAILED, EXIT_CONFIG)
+    assert result.error is not None and "refused the client id/secret" in result.error
+    assert (result.requests, result.rejected) == (1, 0), "no bisection into single contacts"
+    assert {r["attempts"] for r in world.rows().values()} == {0}
+    assert world.push().requests == 1, "nothing waits in backoff"
+
+
+def test_retry_brings_forward_values_waiting_in_backoff(world: World, emails: list[str]) -> None:
+    world.send(event(emails[0], True), event(emails[1], True))
+    world.sim.faults.refuse_emails = {emails[0].lower()}
+    assert world.push().rejected == 1
+    world.sim.faults.refuse_emails = set()
+    assert world.push().requests == 0, "the refused value backs off"
+    assert world.db.audiences.revive_dead(LIST) == 1  # what `retry` does
+    assert (world.push().accepted, world.rows()[(VIP, emails[0].lower())]["attempts"]) == (1, 0)
+
+
+def test_an_event_from_the_future_is_refused_as_content_and_never_ranked(
+    world: World, emails: list[str]
+) -> None:
+    a, b = emails[0], emails[1]
+    far = event(a, True)
+    far["timestamp"] = "9999-12-31T23:59:59.999Z"
+    ahead = (world.now - T0).total_seconds()
+    result = world.send(far, event(b, True, ahead + 6 * 60), event(b, False, ahead + 4 * 60))
+    assert (result.received, result.recorded) == (3, 1)
+    assert result.ignored == {"future_timestamp": 2}
+    world.send(event(a, False, 10))  # a real, later event is not "superseded"
+    world.push()
+    assert world.boxes() == set()
+    assert world.rows()[(VIP, a.lower())]["desired"] is False
+    assert world.db.audience_reports.counters()["ignored:future_timestamp"] == 2

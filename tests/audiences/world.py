@@ -87,7 +87,7 @@ class World:
 
     def send(self, *events: dict[str, Any]) -> CommitResult:
         """Commit events as the receiver does."""
-        ingest = collect(list(events), build_mappings(self.settings.audiences))
+        ingest = collect(list(events), build_mappings(self.settings.audiences), self.now)
         return self.db.audiences.commit(ingest, self.now)
 
     def sync(self) -> None:

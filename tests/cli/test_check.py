@@ -147,11 +147,17 @@ def test_check_connects_to_segment_without_sending_an_event(
     capsys.readouterr()
     assert run_cli(config, "check") == 0
     assert rows(capsys.readouterr().out)["segment host"][0] == "ok"
-    assert sink.messages == [] and sink.stats.requests == 0
+    # It proves the host takes a batch by posting an empty one, which creates nothing.
+    assert sink.messages == [] and sink.stats.requests == 1 and sink.batches == 0
+    sink.faults.redirect = (307, f"{sink.url}/_sink/stats")
+    assert run_cli(config, "check") == 2
+    mark, detail = rows(capsys.readouterr().out)["segment host"]
+    assert mark == "FAIL" and "redirect (307)" in detail
+    sink.faults.redirect = None
     config.write_text(config.read_text().replace(sink.url, "http://127.0.0.1:1"))
     assert run_cli(config, "check") == 2
     mark, detail = rows(capsys.readouterr().out)["segment host"]
-    assert mark == "FAIL" and "cannot connect" in detail
+    assert mark == "FAIL" and "no answer from Segment" in detail
 
 
 def test_audience_fields_must_be_check_boxes_of_their_list(
@@ -178,3 +184,18 @@ def test_audience_fields_must_be_check_boxes_of_their_list(
         "list 1001 field 903 is a Text field, not a CheckBox or RadioButton",
     )
     assert table["audience gone"] == ("FAIL", "list 1001 field 904: no such profile field")
+
+
+def test_a_receiver_without_audiences_is_a_configuration_error(
+    tmp_path: Path, sim, sink, sqlite_url: str, capsys
+) -> None:
+    config = configure(tmp_path, sim, sink, sqlite_url, [{"id": 1001}])
+    assert run_cli(config, "migrate") == 0
+    receiver = '[receiver]\nsecrets = ["a-receiver-secret-of-some-length"]\n'
+    write_config(config, sim, sink, sqlite_url, [{"id": 1001}], extra=receiver)
+    capsys.readouterr()
+    assert run_cli(config, "check") == 2
+    captured = capsys.readouterr()
+    lines = (captured.out + captured.err).strip().splitlines()
+    assert len(lines) == 1 and "no [[audiences]]" in lines[0]
+    assert "Traceback" not in captured.err

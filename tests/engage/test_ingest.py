@@ -77,3 +77,17 @@ def test_collect_maps_memberships_and_counts_the_rest() -> None:
 
 def test_an_empty_batch_is_an_empty_ingest() -> None:
     assert collect([], Mappings([VIP])) == Ingest((), {})
+
+
+def test_an_event_dated_after_its_arrival_plus_the_skew_is_refused() -> None:
+    from datetime import UTC, datetime
+
+    arrived = datetime(2024, 5, 6, 9, 30, tzinfo=UTC)
+    items = [
+        track(message_id="in-time", timestamp="2024-05-06T09:35:00.000Z"),
+        track(message_id="ahead", timestamp="2024-05-06T09:35:00.001Z"),
+        track(message_id="forever", timestamp="9999-12-31T23:59:59.999Z"),
+    ]
+    ingest = collect(items, Mappings([VIP]), arrived)
+    assert [m.membership.message_id for m in ingest.memberships] == ["in-time"]
+    assert ingest.ignored == {"future_timestamp": 2}

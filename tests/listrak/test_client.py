@@ -759,3 +759,16 @@ def test_a_scan_longer_than_max_pages_is_an_error(fresh: ListrakSimulator) -> No
         with pytest.raises(ListrakProtocolError, match="more than 3 pages"):
             list(pages)
         assert len(list(client.iter_pages(MAIN, page_size=5000))) == 3  # 12,000 in 3 is fine
+
+
+@pytest.mark.parametrize("status", [301, 302, 307])
+def test_a_redirect_is_never_taken_for_listraks_answer(status: int) -> None:
+    # httpx does not follow it; the 3xx itself must not pass for a page or an import.
+    moved = httpx.Response(status, json={}, headers={"Location": "https://elsewhere.test/"})
+    client = make_client(transport=httpx.MockTransport(Script(lambda _: moved)))
+    with pytest.raises(ListrakError) as caught:
+        client.post_profile_fields(5, [{"emailAddress": "a@b.c", "segmentationFieldValues": []}])
+    assert caught.value.status == status
+    with pytest.raises(ListrakError) as caught:
+        client.get_list(5)
+    assert caught.value.status == status

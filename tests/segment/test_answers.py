@@ -67,6 +67,16 @@ def test_a_2xx_counts_only_with_segments_answer() -> None:
     assert proxy == Transient("Segment's answer could not be read (HTTP 200)")
 
 
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [(200, b"{}"), (200, b'{"ok":true}'), (200, b'{"success":false}'), (200, b'{"success":1}'),
+     (201, b'{"success":true}'), (204, b"")],
+)  # fmt: skip
+def test_only_segments_own_answer_counts_as_kept(status: int, body: bytes) -> None:
+    answer = classify_response(SimpleNamespace(status_code=status, content=body))
+    assert answer == Transient(f"Segment's answer could not be read (HTTP {status})")
+
+
 def test_reasons_are_one_short_line_without_key_or_address() -> None:
     error = api_error(400, f"bad message for Jo.Doe+x@Example.com\nkey {KEY} " + "x" * 500)
     answer = classify_error(error, KEY)

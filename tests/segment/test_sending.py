@@ -134,3 +134,15 @@ def test_a_stop_during_a_wait_leaves_the_rest_unsent(
     outcome = deliver_batches(identifies(3000), poster)
     assert outcome.outage == "stopped" and outcome.unsent == 3000
     assert outcome.requests == 1 and sink.messages == []
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_host_that_redirects_is_never_taken_for_segment(
+    sink: SegmentSink, fake_time: FakeTime, status: int
+) -> None:
+    # Where it leads answers any method with a JSON object, as a proxy's page may.
+    sink.faults.redirect = (status, f"{sink.url}/_sink/stats")
+    outcome = deliver_batches(identifies(10), sink_poster(sink, fake_time, max_retries=0))
+    assert outcome.accepted == [] and outcome.unsent == 10
+    assert outcome.outage is not None and f"redirect ({status})" in outcome.outage
+    assert outcome.requests == 1 and sink.messages == []

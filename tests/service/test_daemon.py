@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import logging
 import os
 import signal
 import socket
@@ -29,6 +30,7 @@ from listrak_source.cli.report import next_run
 from listrak_source.cli.wiring import build_daemon, run_context
 from listrak_source.config import Settings, load_settings
 from listrak_source.errors import ConfigError, RanRecentlyError
+from listrak_source.records import RunKind, RunStatus
 from listrak_source.service.daemon import trigger_for
 from listrak_source.service.schedules import (
     crontab_trigger,
@@ -585,6 +587,51 @@ def test_a_list_run_within_its_period_is_not_due(tmp_path: Path, sim, sink) -> N
             sync_list(ctx, settings.lists[0], min_gap=gap)
         assert sync_list(ctx, settings.lists[0]).status == "ok", "a one-shot sync always runs"
         now[0] += gap
+        assert sync_list(ctx, settings.lists[0], min_gap=gap).status == "ok"
+
+
+def _fleet_clock(tmp_path: Path, sim, sink, url: str) -> tuple[Settings, list[datetime]]:
+    sim.add_list(1001, "Main", field_ids=[FIELD])
+    sim.seed(1001, 10, field_id=FIELD, seed=8)
+    url_settings = load_settings(write_config(tmp_path / "fleet.toml", sim, sink, url, [MAIN]))
+    return url_settings, [datetime.now(UTC).replace(microsecond=0)]
+
+
+def test_a_run_recorded_in_the_future_does_not_hold_the_list_back(
+    tmp_path: Path, sim, sink, db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings, now = _fleet_clock(tmp_path, sim, sink, db_url)
+    gap = timedelta(minutes=12)
+    with run_context(settings) as real:
+        ctx = dataclasses.replace(real, clock=lambda: now[0])
+        assert sync_list(ctx, settings.lists[0], min_gap=gap).status == "ok"
+        now[0] -= timedelta(hours=3)  # the clock went back
+        with caplog.at_level(logging.WARNING, logger="listrak_source"):
+            assert sync_list(ctx, settings.lists[0], min_gap=gap).status == "ok"
+        warned = [r for r in caplog.records if r.levelno == logging.WARNING]
+        assert [r.getMessage() for r in warned] == [
+            "list 1001: its last run is recorded as starting 10800s in the future "
+            "(the clock went back?); running it now"
+        ]
+        now[0] += gap / 2  # the run just made counts again: the fleet rule holds
+        with pytest.raises(RanRecentlyError, match="a run started 360s ago"):
+            sync_list(ctx, settings.lists[0], min_gap=gap)
+
+
+@pytest.mark.parametrize("ended", [RunStatus.STOPPED, RunStatus.FAILED, None])
+def test_only_a_run_that_finished_its_job_makes_the_list_not_due(
+    tmp_path: Path, sim, sink, db_url: str, ended: RunStatus | None
+) -> None:
+    settings, now = _fleet_clock(tmp_path, sim, sink, db_url)
+    gap = timedelta(minutes=12)
+    with run_context(settings) as real:
+        ctx = dataclasses.replace(real, clock=lambda: now[0])
+        assert sync_list(ctx, settings.lists[0], min_gap=gap).status == "ok"
+        now[0] += gap + timedelta(minutes=1)
+        cut_short = ctx.db.runs.start_run(1001, RunKind.SYNC, now[0], full_scan=True)
+        if ended is not None:  # None: killed, left running
+            ctx.db.runs.finish_run(cut_short, ended, now[0], {})
+        now[0] += timedelta(minutes=1)  # the daemon restarts
         assert sync_list(ctx, settings.lists[0], min_gap=gap).status == "ok"
 
 

@@ -1,0 +1,1 @@
+"""Email activity's pure rules: Listrak's cumulative rows become once-only `track` facts."""
