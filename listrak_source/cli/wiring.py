@@ -62,6 +62,8 @@ def listrak_client(settings: Settings, stop: threading.Event | None = None) -> L
 
 def probe_segment(settings: Settings, *, timeout: float, retries: int) -> str | None:
     """Post an empty batch to segment.host: None when Segment took it, else why not."""
+    from ..segment import SegmentEmitter  # noqa: PLC0415 - only `check` probes
+
     patient_less = settings.segment.model_copy(update={"timeout": timeout, "max_retries": retries})
     return SegmentEmitter(patient_less).probe()
 
