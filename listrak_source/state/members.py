@@ -1,19 +1,20 @@
 """The scan side of the members table: a page's rows, the sweep, backfill's re-queue.
 
-Each public method is one transaction.
+Each public method is one transaction. A page is read, and only what changed is written:
+the keys a scan has seen are kept in memory (state/seen.py), and the sweep takes the
+list's subscribed rows less those.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import heapq
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
     Boolean,
-    ColumnElement,
     Connection,
-    Select,
     Text,
     and_,
     bindparam,
@@ -21,26 +22,30 @@ from sqlalchemy import (
     func,
     literal,
     null,
-    or_,
     select,
     update,
 )
 
 from ..records import Change, PageDiff, PageKeys, Stored
 from . import page_sql
-from .rows import new_message, renew, subscribed_keys
+from .rows import CHUNK, chunks, new_message, renew_keys, subscribed_keys
 from .schema import members, rejects
+from .seen import SeenKeys
 from .transactions import Transactions
 
 
 class Members:
-    """What the scan writes: seen-marks, new desired values and their message ids, rejects."""
+    """What the scan writes: new desired values and their message ids, rejects; and the
+    keys each list's running scan has seen."""
 
-    def __init__(self, tx: Transactions) -> None:
+    def __init__(self, tx: Transactions, size_hint: Callable[[int], int] | None = None) -> None:
         self.tx = tx
         # Rows inserted since the planner last learnt the table's size, and that size.
         self._grown = 0
         self._known = 0
+        # list id -> (run id, the keys that run's scan has stored so far).
+        self._scans: dict[int, tuple[int, SeenKeys]] = {}
+        self._size_hint = size_hint or (lambda _list_id: 0)
 
     def save_page(
         self,
@@ -50,13 +55,30 @@ class Members:
         differ: Callable[[Mapping[str, Stored]], PageDiff],
         detected_at: datetime,
     ) -> PageDiff:
-        """Read the page's rows, diff them, and write changes, message ids and seen-marks,
-        all in one transaction: together or not at all."""
+        """Read the page's rows, diff them, and write the changes with their message ids,
+        in one transaction: together or not at all. Its subscribed contacts count as seen
+        by the run once that transaction is committed; a page with no change writes nothing."""
+        seen = self.seen_by(list_id, run_id)
+        codes = seen.codes(keys.subscribed)
+        earlier = self._earlier(seen, keys, codes)
         with self.tx.begin() as conn:
-            page = differ(self._load(conn, list_id, run_id, keys))
+            page = differ(self._load(conn, list_id, run_id, keys, earlier))
             self._record(conn, list_id, run_id, page, detected_at)
+        seen.insert(codes)
         self._track_growth(sum(1 for c in page.changes if c.is_new))
         return page
+
+    def seen_by(self, list_id: int, run_id: int) -> SeenKeys:
+        """The keys this run's scan has stored; empty until its first page (a new run of the
+        list drops the last one's)."""
+        held = self._scans.get(list_id)
+        if held is None or held[0] != run_id:
+            held = self._scans[list_id] = (run_id, SeenKeys(self._size_hint(list_id)))
+        return held[1]
+
+    def end_scan(self, list_id: int) -> None:
+        """The run is over: free the keys its scan saw."""
+        self._scans.pop(list_id, None)
 
     def _track_growth(self, inserted: int) -> None:
         """On PostgreSQL, re-analyze each time the table has doubled since the last time.
@@ -75,22 +97,36 @@ class Members:
         self.refresh_statistics()
 
     @staticmethod
-    def _load(conn: Connection, list_id: int, run_id: int, keys: PageKeys) -> dict[str, Stored]:
-        """Subscribed contacts are marked seen as they are read; the sweep spares them."""
-        rows = page_sql.mark_seen(conn, list_id, run_id, keys.subscribed)
-        found = {row[0] for row in rows}
-        # Keys not returned are new, or were seen earlier in this run (a duplicate).
-        rest = [k for k in keys.subscribed if k not in found] + list(keys.unsubscribed)
-        rows += page_sql.load_rows(conn, list_id, rest)
+    def _earlier(seen: SeenKeys, keys: PageKeys, codes: Sequence[int]) -> set[str]:
+        """The page's keys this run has stored before: the same contact twice in one scan."""
+        earlier = {k for k, hit in zip(keys.subscribed, seen.present(codes), strict=True) if hit}
+        if keys.unsubscribed:
+            hits = seen.present(seen.codes(keys.unsubscribed))
+            earlier.update(k for k, hit in zip(keys.unsubscribed, hits, strict=True) if hit)
+        return earlier
+
+    @staticmethod
+    def _load(
+        conn: Connection, list_id: int, run_id: int, keys: PageKeys, earlier: set[str]
+    ) -> dict[str, Stored]:
+        """The page's stored rows; one this run has seen already carries its run id, which
+        makes the contact a duplicate to the diff."""
+        rows = page_sql.load_rows(conn, list_id, [*keys.subscribed, *keys.unsubscribed])
         return {
-            key: Stored(bool(sub), uid, seen, None if sent is None else bool(sent), sent_uid)
-            for key, sub, uid, seen, sent, sent_uid in rows
+            key: Stored(
+                bool(sub),
+                uid,
+                run_id if key in earlier else None,
+                None if sent is None else bool(sent),
+                sent_uid,
+            )
+            for key, sub, uid, sent, sent_uid in rows
         }
 
     def _record(
         self, conn: Connection, list_id: int, run_id: int, page: PageDiff, at: datetime
     ) -> None:
-        page_sql.insert_new(conn, list_id, run_id, [c for c in page.changes if c.is_new], at)
+        page_sql.insert_new(conn, list_id, [c for c in page.changes if c.is_new], at)
         self._apply_changes(conn, list_id, [c for c in page.changes if not c.is_new], at)
         if page.rejects:
             conn.execute(
@@ -125,26 +161,34 @@ class Members:
         ]
         conn.execute(stmt, params)
 
-    @staticmethod
     def _unseen(
+        self,
+        conn: Connection,
         list_id: int,
         run_id: int,
         *,
         keys: Sequence[str] | None = None,
         missed_by: int | None = None,
-    ) -> list[ColumnElement[bool]]:
-        """Subscribed rows this run did not see; of these keys, or also missed by that run."""
+    ) -> Iterator[tuple[str, str]]:
+        """(key, email) of the subscribed rows this run's scan has not seen; of these keys,
+        or also missed by that run. The rows are read a chunk at a time, so a large list
+        streams through without being held."""
+        seen = self.seen_by(list_id, run_id)
         c = members.c
-        where = [
-            c.list_id == list_id,
-            c.desired_subscribed.is_(True),
-            or_(c.last_seen_run.is_(None), c.last_seen_run != run_id),
-        ]
+        query = select(c.email_key, c.email).where(
+            c.list_id == list_id, c.desired_subscribed.is_(True)
+        )
         if keys is not None:
-            where.append(c.email_key.in_(list(keys)))
+            query = query.where(c.email_key.in_(list(keys)))
         if missed_by is not None:
-            where.append(c.missed_run == missed_by)
-        return where
+            query = query.where(c.missed_run == missed_by)
+        # On the statement, not the connection: the writes that follow use plain cursors.
+        result = conn.execute(query.execution_options(yield_per=CHUNK))
+        for rows in result.partitions():
+            hits = seen.present(seen.codes(key for key, _ in rows))
+            yield from (
+                (key, email) for (key, email), hit in zip(rows, hits, strict=True) if not hit
+            )
 
     def refresh_statistics(self) -> None:
         """Let the query planner know how the table's rows are spread over lists.
@@ -174,32 +218,32 @@ class Members:
 
         The total is only needed to judge a removal, so a scan that saw everyone skips it.
         """
-        where = self._unseen(list_id, run_id, keys=keys, missed_by=missed_by)
-        unseen = select(func.count()).where(*where)
         total = select(func.count()).where(
             members.c.list_id == list_id, members.c.desired_subscribed.is_(True)
         )
         with self.tx.begin() as conn:
-            missing = int(conn.execute(unseen).scalar_one())
+            unseen = self._unseen(conn, list_id, run_id, keys=keys, missed_by=missed_by)
+            missing = sum(1 for _ in unseen)
             return missing, int(conn.execute(total).scalar_one()) if missing else 0
 
     def unseen(self, list_id: int, run_id: int, limit: int) -> list[tuple[str, str]]:
-        """(email key, email) of at most `limit` subscribers the scan did not see."""
-        c = members.c
-        query = (
-            select(c.email_key, c.email)
-            .where(*self._unseen(list_id, run_id))
-            .order_by(c.email_key)
-            .limit(limit)
-        )
+        """(email key, email) of at most `limit` subscribers the scan did not see, by key."""
         with self.tx.read() as conn:
-            return [(key, email) for key, email in conn.execute(query)]
+            return heapq.nsmallest(limit, self._unseen(conn, list_id, run_id))
 
     def mark_missed(self, list_id: int, run_id: int) -> int:
         """Note that this full scan missed every subscriber it did not see."""
-        stmt = update(members).where(*self._unseen(list_id, run_id)).values(missed_run=run_id)
+        c = members.c
+        stmt = (
+            update(members)
+            .where(c.list_id == list_id, c.email_key.in_(bindparam("keys", expanding=True)))
+            .values(missed_run=run_id)
+        )
         with self.tx.begin() as conn:
-            return int(conn.execute(stmt).rowcount)
+            keys = [key for key, _ in self._unseen(conn, list_id, run_id)]
+            for chunk in chunks(keys):
+                conn.execute(stmt, {"keys": list(chunk)})
+            return len(keys)
 
     def remove_unseen(
         self,
@@ -212,25 +256,16 @@ class Members:
         missed_by: int | None = None,
     ) -> int:
         """Unsubscribe the unseen rows Listrak confirmed gone: these keys, or missed twice."""
-        where = self._unseen(list_id, run_id, keys=keys, missed_by=missed_by)
-        query = select(members.c.email_key).where(*where)
-        return self._renew(list_id, query, detected_at, new_id, desired_subscribed=False)
+        with self.tx.begin() as conn:
+            unseen = self._unseen(conn, list_id, run_id, keys=keys, missed_by=missed_by)
+            gone = [key for key, _ in unseen]
+            return renew_keys(conn, list_id, gone, detected_at, new_id, desired_subscribed=False)
 
     def requeue_all(self, list_id: int, detected_at: datetime, new_id: Callable[[], str]) -> int:
         """Backfill: every subscribed row pending again, each under a fresh message id."""
-        return self._renew(list_id, subscribed_keys(list_id), detected_at, new_id)
-
-    def _renew(
-        self,
-        list_id: int,
-        query: Select[Any],
-        detected_at: datetime,
-        new_id: Callable[[], str],
-        **values: object,
-    ) -> int:
-        """Give every row the query selects a new message (and these values), in one transaction."""
         with self.tx.begin() as conn:
-            return renew(conn, list_id, query, detected_at, new_id, **values)
+            keys = list(conn.execute(subscribed_keys(list_id)).scalars())
+            return renew_keys(conn, list_id, keys, detected_at, new_id)
 
 
 def _changed(detected_at: datetime) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 A page is 5,000 rows. Through SQLAlchemy's compiler an expanding IN of 5,000 keys is
 re-rendered on every call, and an insert runs five bind processors per row: measured,
-that cost more than SQLite's own work. These three statements are the hot path, so
+that cost more than SQLite's own work. These statements are the hot path, so
 they are written once here for both dialects; everything else stays SQLAlchemy Core.
 """
 
@@ -28,11 +28,9 @@ _INSERT_COLUMNS = (
     "detected_at",
     "attempts",
     "dead",
-    "last_seen_run",
 )
-# (email_key, desired_subscribed, desired_user_id, last_seen_run, sent_subscribed,
-# sent_user_id) per stored row.
-Row = tuple[str, Any, str | None, int | None, Any, str | None]
+# (email_key, desired_subscribed, desired_user_id, sent_subscribed, sent_user_id) per row.
+Row = tuple[str, Any, str | None, Any, str | None]
 
 
 def _is_postgres(conn: Connection) -> bool:
@@ -52,46 +50,36 @@ def _key_batches(conn: Connection, keys: Sequence[str]) -> Iterator[tuple[str, l
         yield f"email_key IN ({','.join('?' * len(chunk))})", list(chunk)
 
 
+def _fetch(conn: Connection, sql: str, params: Sequence[Any]) -> list[Any]:
+    """The driver's own tuples: a SQLAlchemy Row per contact cost a microsecond each."""
+    result = conn.exec_driver_sql(sql, tuple(params))
+    try:
+        return list(result.cursor.fetchall())
+    finally:
+        result.close()
+
+
 def load_rows(conn: Connection, list_id: int, keys: Sequence[str]) -> list[Row]:
-    """The stored rows of these contacts (see Row)."""
-    mark = _mark(conn)
-    out: list[Row] = []
-    for condition, params in _key_batches(conn, keys):
-        sql = (
-            "SELECT email_key, desired_subscribed, desired_user_id, last_seen_run,"
-            " sent_subscribed, sent_user_id"
-            f" FROM members WHERE list_id = {mark} AND {condition}"
-        )
-        out.extend(conn.exec_driver_sql(sql, (list_id, *params)).all())
-    return out
+    """The stored rows of these contacts (see Row): a read, which writes nothing.
 
-
-def mark_seen(conn: Connection, list_id: int, run_id: int, keys: Sequence[str]) -> list[Row]:
-    """Mark these contacts seen by this run and return their rows as they were before.
-
-    One UPDATE ... RETURNING instead of a SELECT and an UPDATE: measured on a 1 M list,
-    37 ms a page instead of 63. A row this run marked already (the same contact twice in
-    one scan) is neither touched nor returned; its last_seen_run is the returned run_id.
+    A page that matches what is stored is then no write at all; the scan keeps the keys
+    it has seen in memory (state/seen.py) rather than marking each row.
     """
     mark = _mark(conn)
-    differs = "IS DISTINCT FROM" if _is_postgres(conn) else "IS NOT"
     out: list[Row] = []
     for condition, params in _key_batches(conn, keys):
         sql = (
-            f"UPDATE members SET last_seen_run = {mark}"
-            f" WHERE list_id = {mark} AND {condition} AND last_seen_run {differs} {mark}"
-            " RETURNING email_key, desired_subscribed, desired_user_id,"
-            " sent_subscribed, sent_user_id"
+            "SELECT email_key, desired_subscribed, desired_user_id, sent_subscribed, sent_user_id"
+            f" FROM members WHERE list_id = {mark} AND {condition}"
         )
-        rows = conn.exec_driver_sql(sql, (run_id, list_id, *params, run_id)).all()
-        out.extend((key, sub, uid, None, sent, sent_uid) for key, sub, uid, sent, sent_uid in rows)
+        out.extend(_fetch(conn, sql, (list_id, *params)))
     return out
 
 
 def insert_new(
-    conn: Connection, list_id: int, run_id: int, changes: Sequence[Change], detected_at: datetime
+    conn: Connection, list_id: int, changes: Sequence[Change], detected_at: datetime
 ) -> None:
-    """Contacts never stored before, each pending under its message id and seen by this run."""
+    """Contacts never stored before, each pending under its message id."""
     if not changes:
         return
     sql = (
@@ -103,7 +91,7 @@ def insert_new(
     conn.exec_driver_sql(
         sql,
         [
-            (list_id, c.key, c.email, c.subscribed, c.user_id, c.message_id, when, 0, False, run_id)
+            (list_id, c.key, c.email, c.subscribed, c.user_id, c.message_id, when, 0, False)
             for c in changes
         ],
     )

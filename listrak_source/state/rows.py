@@ -55,12 +55,25 @@ def renew(
 ) -> int:
     """Give every row the query selects a new message (and these values), in the caller's
     transaction."""
+    keys = list(conn.execute(query).scalars())
+    return renew_keys(conn, list_id, keys, detected_at, new_id, **values)
+
+
+def renew_keys(
+    conn: Connection,
+    list_id: int,
+    keys: Sequence[str],
+    detected_at: datetime,
+    new_id: Callable[[], str],
+    **values: object,
+) -> int:
+    """Give these rows of the list a new message (and these values), in the caller's
+    transaction."""
     stmt = (
         update(members)
         .where(members.c.list_id == list_id, members.c.email_key == bindparam("k"))
         .values(**new_message(detected_at, **values))
     )
-    keys = list(conn.execute(query).scalars())
     for chunk in chunks(keys):
         conn.execute(stmt, [{"k": k, "m": new_id()} for k in chunk])
     return len(keys)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 
 from ..records import Contact, ListState, ScanSpec
@@ -70,18 +70,30 @@ def _dates(contact: Contact) -> Iterator[datetime]:
             yield moment.replace(tzinfo=None)
 
 
+def _all_dates(contacts: Iterable[Contact]) -> list[datetime]:
+    # Comprehensions, not a generator per contact: a scan reads a million contacts' dates.
+    moments = [
+        moment
+        for c in contacts
+        for moment in (c.subscribe_date, c.resubscribe_date, c.unsubscribe_date)
+        if moment is not None
+    ]
+    return [m if m.tzinfo is None else m.replace(tzinfo=None) for m in moments]
+
+
 def newest_date(
     contacts: Iterable[Contact], current: datetime | None, *, latest: datetime
 ) -> datetime | None:
     """The newest usable subscribe, re-subscribe or unsubscribe date among these and `current`."""
-    newest = current
-    for contact in contacts:
-        for naive in _dates(contact):
-            if EARLIEST <= naive <= latest and (newest is None or naive > newest):
-                newest = naive
+    usable = [d for d in _all_dates(contacts) if EARLIEST <= d <= latest]
+    newest = max(usable, default=None)
+    if newest is None or (current is not None and current >= newest):
+        return current
     return newest
 
 
-def future_dated(contacts: Iterable[Contact], latest: datetime) -> list[Contact]:
+def future_dated(contacts: Sequence[Contact], latest: datetime) -> list[Contact]:
     """Contacts carrying a date after `latest`: synced, but their dates steer nothing."""
+    if max(_all_dates(contacts), default=latest) <= latest:
+        return []
     return [c for c in contacts if any(d > latest for d in _dates(c))]
