@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import functools
 import json
 import logging
 import re
@@ -14,6 +15,11 @@ from typing import IO, Any, Literal
 
 LogFormat = Literal["text", "json", "auto"]
 MASK = "***"
+# A secret this short can be part of an ordinary word (a one-character secret "s" is in
+# "Listrak"): it is masked only where it stands on its own, never inside a longer word.
+# The receiver's secrets are refused under this length; Listrak's client secret and
+# Segment's write key have no published minimum, so a short one must not mangle lines.
+WHOLE_WORD_BELOW = 16
 # Anything shaped like an address: an answer from Listrak or Segment may quote one.
 _EMAIL = re.compile(r"[^\s@\"'<>(),;:]+@[^\s@\"'<>(),;:]+")
 
@@ -64,8 +70,19 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     """Replace every occurrence of each secret with ***."""
     # Longest first, so a secret containing another is masked whole.
     for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
-        text = text.replace(secret, MASK)
+        if len(secret) < WHOLE_WORD_BELOW:
+            text = _standalone(secret).sub(MASK, text)
+        else:
+            text = text.replace(secret, MASK)
     return text
+
+
+@functools.lru_cache(maxsize=64)
+def _standalone(secret: str) -> re.Pattern[str]:
+    """The secret where it is not the middle of a longer word."""
+    before = r"(?<!\w)" if re.match(r"\w", secret[0]) else ""
+    after = r"(?!\w)" if re.match(r"\w", secret[-1]) else ""
+    return re.compile(before + re.escape(secret) + after)
 
 
 def hide_emails(text: str) -> str:

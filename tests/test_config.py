@@ -220,7 +220,7 @@ AUDIENCES = """
 [receiver]
 port = 8099
 secrets = ["receiver-secret-1", "receiver-secret-2"]
-shared_secret = "signing-secret"
+shared_secret = "signing-secret-shared"
 
 [[audiences]]
 key = "first_time_shopper"
@@ -245,7 +245,7 @@ def test_audiences_and_receiver_load(tmp_path: Path) -> None:
     assert settings.audience_fields(1001) == [901]
     assert settings.push.interval == timedelta(seconds=30)
     assert settings.push.max_contacts_per_request == 1000
-    for secret in ("receiver-secret-1", "receiver-secret-2", "signing-secret"):
+    for secret in ("receiver-secret-1", "receiver-secret-2", "signing-secret-shared"):
         assert secret in settings.secrets()
 
 

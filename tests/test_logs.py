@@ -153,6 +153,14 @@ def test_redact() -> None:
     assert redact("token abcdef", ["abc", "abcdef"]) == "token ***"
 
 
+def test_a_short_secret_is_masked_only_as_a_word_of_its_own() -> None:
+    assert redact("Listrak refused s, key=s&next", ["s"]) == "Listrak refused ***, key=***&next"
+    assert redact("user sim-1 is not sim-12", ["sim-1"]) == "user *** is not sim-12"
+    # A secret of a sound length is masked wherever it appears, even glued to a word.
+    long = "0123456789abcdef"
+    assert redact(f"token{long}x and {long}", [long]) == "token***x and ***"
+
+
 def test_secrets_never_reach_either_format() -> None:
     secret = "s3cr3t-write-key"
     for fmt in ("json", "text"):

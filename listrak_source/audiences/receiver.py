@@ -104,8 +104,7 @@ class _Events:
         describe_error: Callable[[BaseException], str],
     ) -> None:
         self._secrets = [s.get_secret_value().encode() for s in settings.secrets]
-        shared = settings.shared_secret
-        self._shared = shared.get_secret_value().encode() if shared is not None else None
+        self._shared = settings.signing_secrets()
         self._cap = settings.max_body_bytes
         self._mappings = mappings
         self._commit = commit
@@ -130,7 +129,7 @@ class _Events:
             log.warning("refused a delivery over max_body_bytes (%d): Segment drops it", self._cap)
             return _reply(413, {"error": "body too large", "max_bytes": self._cap})
         signature = request.headers.get("x-signature")
-        if self._shared is not None and not signature_matches(body, signature, self._shared):
+        if self._shared and not signature_matches(body, signature, self._shared):
             log.warning("refused a delivery: wrong or missing X-Signature")
             return _reply(401, {"error": "bad signature"})
         return await self._ingest(body)

@@ -132,7 +132,8 @@ def parse_email(value: object) -> str | IgnoreReason:
         return IgnoreReason.INVALID_EMAIL
     email = value.strip()
     local, at, domain = email.rpartition("@")
-    if not (at and local and domain) or len(email) > MAX_EMAIL_LENGTH:
+    # The key is the lower-cased form, which can be longer: "İ" becomes two characters.
+    if not (at and local and domain) or len(email.lower()) > MAX_EMAIL_LENGTH:
         return IgnoreReason.INVALID_EMAIL
     return IgnoreReason.INVALID_EMAIL if _NOT_IN_EMAIL.search(email) else email
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from ..sections import Section
 from .mapping import AudienceMapping, Mappings
@@ -37,10 +37,21 @@ def build_mappings(audiences: Sequence[AudienceSettings]) -> Mappings:
     return Mappings(item.to_mapping() for item in audiences)
 
 
-def _header_safe(secret: SecretStr, what: str) -> SecretStr:
+# A secret anyone could guess is no secret; a short one also turns up inside ordinary words.
+MIN_SECRET_LENGTH = 16
+
+
+def _strong(secret: SecretStr, what: str) -> SecretStr:
     value = secret.get_secret_value()
     if not value:
         raise ValueError(f"{what} must not be empty")
+    if len(value) < MIN_SECRET_LENGTH:
+        raise ValueError(f"{what} must be at least {MIN_SECRET_LENGTH} characters")
+    return secret
+
+
+def _header_safe(secret: SecretStr, what: str) -> SecretStr:
+    value = _strong(secret, what).get_secret_value()
     # It travels in a header: only visible ASCII survives the trip unchanged.
     if not all("!" <= char <= "~" for char in value):
         raise ValueError(f"{what} must be visible ASCII characters without spaces")
@@ -55,7 +66,9 @@ class ReceiverSettings(Section):
     # Two during a rotation: add the new one, move Segment over, then drop the old.
     secrets: list[SecretStr] = Field(min_length=1, max_length=2)
     # The Webhooks destination's shared secret: when set, every request must be signed.
+    # shared_secrets holds two during a rotation, as secrets does.
     shared_secret: SecretStr | None = None
+    shared_secrets: list[SecretStr] = Field(default_factory=list, max_length=2)
     max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=1024)
     access_log: bool = False
 
@@ -69,9 +82,25 @@ class ReceiverSettings(Section):
     def _usable_shared_secret(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and not value.get_secret_value():
             raise ValueError("shared_secret must not be empty (leave it out to not sign)")
-        return value
+        return value if value is None else _strong(value, "a shared secret")
+
+    @field_validator("shared_secrets")
+    @classmethod
+    def _usable_shared_secrets(cls, values: list[SecretStr]) -> list[SecretStr]:
+        return [_strong(value, "a shared secret") for value in values]
+
+    @model_validator(mode="after")
+    def _one_way_to_sign(self) -> ReceiverSettings:
+        if self.shared_secret is not None and self.shared_secrets:
+            raise ValueError("set shared_secret or shared_secrets, not both")
+        return self
+
+    def signing_secrets(self) -> list[bytes]:
+        """The shared secrets a signature may be made with; none means requests are unsigned."""
+        values = [self.shared_secret] if self.shared_secret is not None else self.shared_secrets
+        return [value.get_secret_value().encode() for value in values]
 
     def secret_values(self) -> list[str]:
         """Values that must never be printed or logged."""
-        shared = [self.shared_secret.get_secret_value()] if self.shared_secret else []
-        return [secret.get_secret_value() for secret in self.secrets] + shared
+        signing = [value.decode() for value in self.signing_secrets()]
+        return [secret.get_secret_value() for secret in self.secrets] + signing

@@ -34,6 +34,7 @@ from .activity import ActivityReads
 from .auth import ClientCredentialsAuth
 from .contacts import parse_contact, parse_page
 from .pacing import Pacer
+from .repeats import REPEATED_PAGES, RepeatWatch
 from .retry import Backoff, ClientStats, Retrier, describe, envelope
 
 __all__ = ["MAX_FIELD_IDS", "MAX_PAGE_SIZE", "InvalidSettingError", "ListrakClient"]
@@ -242,6 +243,7 @@ class ListrakClient(ActivityReads):
         cursor: str | None = START_CURSOR
         seen = {START_CURSOR}
         pages = empty = 0
+        repeats = RepeatWatch()
         while cursor is not None:
             page = _page(self._get(path, {**params, "cursor": cursor}, list_id=list_id), path)
             cursor = page.next_cursor
@@ -249,6 +251,7 @@ class ListrakClient(ActivityReads):
             empty = 0 if page.contacts or page.rejects else empty + 1
             if cursor is not None:
                 self._check_progress(path, cursor, seen, pages, empty)
+                _check_repeats(path, repeats.page(page))
                 seen.add(cursor)
             yield page
 
@@ -402,6 +405,15 @@ def _beta_refused(list_id: int) -> BetaRouteError:
         "enable it for the integration",
         code=BETA_REFUSAL,
     )
+
+
+def _check_repeats(path: str, streak: int) -> None:
+    """Fresh cursors to contacts already returned never reach the end of the list."""
+    if streak >= REPEATED_PAGES:
+        raise ListrakProtocolError(
+            f"GET {path}: {streak} pages in a row held only contacts this scan had already "
+            "returned, each with a further cursor"
+        )
 
 
 def _api_error(response: httpx.Response, endpoint: str, list_id: int | None) -> ListrakError:

@@ -10,7 +10,7 @@ import orjson
 from segment.analytics.request import APIError
 
 from .. import records
-from ..logs import hide_emails
+from ..logs import hide_emails, redact
 
 _MAX_REASON = 200
 # Answers about the endpoint or the key, not about any message: splitting a batch cannot help.
@@ -45,8 +45,7 @@ STOPPED = Transient(records.STOPPED)
 
 def one_line(text: str, write_key: str = "") -> str:
     """Text fit for a log line or a status: one line, short, no write key, no address."""
-    if write_key:
-        text = text.replace(write_key, "***")
+    text = redact(text, [write_key])
     return hide_emails(" ".join(text.split()))[:_MAX_REASON]
 
 

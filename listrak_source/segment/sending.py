@@ -6,7 +6,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from .answers import Accepted, Answer, Transient
+from .answers import Accepted, Answer, Permanent, Transient
 from .batches import Message, Refused, pack
 
 
@@ -65,18 +65,77 @@ def deliver_batches(messages: Iterable[tuple[str, Message]], poster: Poster) -> 
 
 def _send(ids: list[str], messages: list[Message], poster: Poster, outcome: Outcome) -> bool:
     """Send one batch, halving what gets a permanent answer; False once the endpoint is down."""
-    parts = [(ids, messages)]
-    while parts:
-        ids, messages = parts.pop()
-        answer = poster.send(messages)
-        if isinstance(answer, Accepted):
-            outcome.accepted.extend(ids)
-        elif isinstance(answer, Transient):
-            outcome.outage = answer.reason
+    return _settle(ids, messages, poster.send(messages), poster, outcome, whole=True)
+
+
+_Part = tuple[list[str], list[Message], Answer]
+
+
+def _settle(
+    ids: list[str],
+    messages: list[Message],
+    answer: Answer,
+    poster: Poster,
+    outcome: Outcome,
+    *,
+    whole: bool = False,
+) -> bool:
+    """Record what Segment's answer means for these messages; split a refusal in halves."""
+    if isinstance(answer, Accepted):
+        outcome.accepted.extend(ids)
+        return True
+    if isinstance(answer, Transient):
+        outcome.outage = answer.reason
+        return False
+    if len(ids) == 1:
+        outcome.rejected[ids[0]] = answer.reason
+        return True
+    return _split(ids, messages, answer, poster, outcome, whole=whole)
+
+
+def _split(
+    ids: list[str],
+    messages: list[Message],
+    refusal: Permanent,
+    poster: Poster,
+    outcome: Outcome,
+    *,
+    whole: bool,
+) -> bool:
+    """Send both halves of a refused batch; a refusal of the whole batch and both halves
+    asks Segment to take an empty batch before any message is blamed."""
+    half = len(ids) // 2
+    halves = [_answered(ids[:half], messages[:half], poster)]
+    if not isinstance(halves[0][2], Transient):
+        halves.append(_answered(ids[half:], messages[half:], poster))
+    if whole and _both_refused(halves):
+        probe = poster.send([])
+        if not isinstance(probe, Accepted):
+            outcome.outage = _everything_refused(refusal, probe)
             return False
-        elif len(ids) == 1:
-            outcome.rejected[ids[0]] = answer.reason
-        else:
-            half = len(ids) // 2
-            parts += [(ids[half:], messages[half:]), (ids[:half], messages[:half])]
-    return True
+    settled = True
+    for part in halves:
+        # A half Segment kept counts even when the other half found the endpoint down.
+        if settled or isinstance(part[2], Accepted):
+            settled = _settle(*part, poster, outcome) and settled
+    return settled
+
+
+def _answered(ids: list[str], messages: list[Message], poster: Poster) -> _Part:
+    return ids, messages, poster.send(messages)
+
+
+def _both_refused(halves: list[_Part]) -> bool:
+    return len(halves) == 2 and all(isinstance(answer, Permanent) for _, _, answer in halves)
+
+
+def _everything_refused(refusal: Permanent, probe: Answer) -> str:
+    """Why delivery stops: an empty batch holds no message to blame, so when Segment will
+    not take one either, the host or the key is wrong, and splitting further would only
+    charge every row for what is wrong with the configuration."""
+    if isinstance(probe, Transient):
+        return probe.reason
+    return (
+        f"Segment refuses every batch, an empty one too ({refusal.reason}): "
+        "check segment.host and the write key"
+    )

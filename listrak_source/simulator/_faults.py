@@ -50,7 +50,9 @@ class ListrakFaults:
 
     Contact pages: `offset_cursors` makes new cursors encode an offset into the matching
     contacts instead of a stable position, so a change on an earlier page shifts later pages;
-    from page `empty_after_page` on, every page is empty with a fresh cursor, forever.
+    from page `empty_after_page` on, every page is empty with a fresh cursor, forever; from
+    page `repeat_after_page` on, every page serves that page's contacts again under a fresh
+    cursor, forever.
     Profile-field imports (the bulk route): `import_delay` seconds of the simulator's clock
     pass before an import applies; `nonmembers` and `unsubscribed` say whether values for
     such emails are skipped or applied; `checked_value` / `unchecked_value` (None: no value)
@@ -114,6 +116,7 @@ class ListrakFaults:
         self.die_after_page: int | None = None
         self.offset_cursors = False
         self.empty_after_page: int | None = None
+        self.repeat_after_page: int | None = None
         self.import_delay = 0.0
         self.nonmembers: Policy = "skip"
         self.unsubscribed: Policy = "skip"
@@ -170,7 +173,9 @@ class SinkFaults:
     `oversize_status` is what a batch over 500 KB, a message over 32 KB or more than 2,500
     events get: 400, as Segment documents, or 413 to try a client on it. `redirect` (a status
     and a Location) makes the host a redirector, as a proxy or a mistyped host can be: every
-    batch request is answered with it and nothing is kept.
+    batch request is answered with it and nothing is kept. `refuse_all` (400 or 413) refuses
+    every batch, an empty one too, with Segment's error body, as a host or a key that is
+    wrong for every message would.
     """
 
     def __init__(self) -> None:
@@ -230,6 +235,7 @@ class SinkFaults:
         self.poison: set[str] = set()
         self.oversize_status = 400
         self.redirect: tuple[int, str] | None = None
+        self.refuse_all: int | None = None
 
     def _add(self, n: int, plan: SinkInjected) -> None:
         self._plans.add(n, plan)

@@ -274,6 +274,9 @@ class ListrakSimulator(Store, ActivityRoutes, Lifecycle):
         started = time.thread_time()
         data, after, served = self.page(lst.list_id, q)
         cursor = b"null"
+        repeat_from = self.faults.repeat_after_page
+        if after is not None and repeat_from is not None and page >= repeat_from:
+            after = q.offset or q.after or 0  # a fresh cursor to the same contacts again
         if after is not None:
             onward = Cursor(page + 1, after, q.offset is not None)
             cursor = b'"%s"' % encode_cursor(lst.list_id, q.subscribed, onward).encode()

@@ -256,6 +256,9 @@ class SegmentSink(Lifecycle):
         fault = self.faults.take()
         if fault is not None and not fault.lose_ack:
             return self._inject(fault)
+        if self.faults.refuse_all is not None:
+            status = self.faults.refuse_all
+            return _error(HttpError(status, "Simulated refusal of every batch", "invalid_request"))
         started = time.thread_time()
         try:
             response = self._accept(req)

@@ -23,8 +23,8 @@ def body_of(*events: object) -> bytes:
     return orjson.dumps(list(events))
 
 
-def sign(data: bytes) -> str:
-    return hmac.new(SHARED.encode(), data, hashlib.sha1).hexdigest()
+def sign(data: bytes, secret: str = SHARED) -> str:
+    return hmac.new(secret.encode(), data, hashlib.sha1).hexdigest()
 
 
 def test_a_membership_batch_is_committed_before_the_200(start_receiver: StartReceiver) -> None:
@@ -116,6 +116,30 @@ def test_a_missing_or_bad_signature_is_refused(
     assert response.status_code == 401
     assert response.json() == {"error": "bad signature"}
     assert receiver.commits == []
+
+
+def test_either_of_two_shared_secrets_signs_during_a_rotation(
+    start_receiver: StartReceiver,
+) -> None:
+    rotated = "segment shared secret, the next one"
+    receiver = start_receiver(shared_secrets=[SHARED, rotated])
+    first = orjson.dumps(track(message_id="m1"))
+    body = b"[" + first + b"," + orjson.dumps(track(message_id="m2")) + b"]"
+    for secret in (SHARED, rotated):
+        assert receiver.post(body, headers={"X-Signature": sign(first, secret)}).status_code == 200
+    stranger = sign(first, "a third shared secret, never set")
+    assert receiver.post(body, headers={"X-Signature": stranger}).status_code == 401
+
+
+def test_an_item_nested_too_deep_loses_only_itself_even_when_it_is_signed(
+    start_receiver: StartReceiver,
+) -> None:
+    receiver = start_receiver(shared_secret=SHARED)
+    deep = b'{"a":' * 1024 + b"{}" + b"}" * 1024
+    body = b"[" + deep + b"," + body_of(track(message_id="m1"), track(message_id="m2"))[1:]
+    response = receiver.post(body, headers={"X-Signature": sign(deep)})
+    assert response.status_code == 200
+    assert response.json() == {"accepted": 2, "ignored": {"undecodable": 1}}
 
 
 def test_without_a_shared_secret_no_signature_is_needed(start_receiver: StartReceiver) -> None:

@@ -203,3 +203,19 @@ def test_endless_empty_pages_fail_the_scan_and_free_the_list(
     last = status_json(config)[1001]["last_run"]
     assert last["status"] == "failed" and "3 empty pages in a row" in last["error"]
     assert lock_holders(db_url) == {}
+
+
+def test_pages_repeating_their_contacts_fail_the_scan_and_sweep_nobody(
+    config: Path, sim, sink, db_url: str, monkeypatch
+) -> None:
+    assert run_cli(config, "sync") == 0
+    sent = len(sink.messages)
+    monkeypatch.setenv("LISTRAK_SOURCE_LISTRAK__PAGE_SIZE", "50")
+    monkeypatch.setenv("LISTRAK_SOURCE_LISTRAK__MAX_PAGES", "40")
+    sim.faults.repeat_after_page = 2
+    assert run_cli(config, "sync") == 1
+    assert len(sink.messages) == sent  # an incomplete scan removes nobody
+    last = status_json(config)[1001]["last_run"]
+    assert last["status"] == "failed" and "held only contacts" in last["error"]
+    assert last["scanned"] <= 50 * 6
+    assert lock_holders(db_url) == {}

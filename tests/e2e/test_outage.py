@@ -85,3 +85,20 @@ def test_a_day_long_outage_kills_nothing_and_the_first_healthy_run_delivers_all(
     assert result.status == RunStatus.OK and (result.pending, result.dead) == (0, 0)
     assert all(r["attempts"] == 0 for r in member_rows(db_url, 1001).values())
     assert_profiles_match(sim, sink, [MAIN])
+
+
+def test_segment_refusing_every_batch_charges_no_row(
+    config: Path, db_url: str, sim: ListrakSimulator, sink: SegmentSink, capsys
+) -> None:
+    sink.faults.refuse_all = 413
+    for _ in range(3):  # more runs than max_attempts: a charged row would be dead by now
+        assert run_cli(config, "sync") == 1
+        assert "refuses every batch" in capsys.readouterr().out
+        assert sink.stats.requests <= 4  # the batch, its halves, an empty one; not bisected
+        sink.stats.requests = 0
+    rows = member_rows(db_url, 1001).values()
+    assert not any(r["dead"] or r["attempts"] for r in rows)
+    assert status_json(config)[1001]["dead"] == 0
+    sink.faults.refuse_all = None
+    assert run_cli(config, "sync") == 0
+    assert_profiles_match(sim, sink, [MAIN])

@@ -23,7 +23,7 @@ from listrak_source.state.schema import audience_counters, audience_inbox
 
 from ..audiences.world import event, make_settings
 
-SECRET, NEXT, SHARED = "bearer-one", "bearer-two", "signing-secret"
+SECRET, NEXT, SHARED = "bearer-secret-one", "bearer-secret-two", "signing-secret-shared"
 
 
 @pytest.fixture
@@ -119,4 +119,21 @@ def test_a_commit_that_fails_is_a_503_and_the_retry_lands(
     assert "secret.person" not in caplog.text and SECRET not in caplog.text
     audience_counters.create(engine)
     assert post(server, batch).status_code == 200
+    assert inbox(engine) == 1
+
+
+@pytest.mark.parametrize("length", [130, 200])
+def test_an_email_too_long_once_lower_cased_is_content_not_a_failed_batch(
+    receiver: tuple[ReceiverServer, Metrics], engine: Engine, length: int
+) -> None:
+    # "İ" lower-cases to two characters: 200 of them make a 412-character key, past the
+    # store's 320 on PostgreSQL (every retry of the batch would fail), and 130 make 272,
+    # past the 254 Listrak takes.
+    server, _ = receiver
+    long_one = "\u0130" * length + "@example.com"
+    assert len(long_one) <= 254 < len(long_one.lower())
+    batch = [event(long_one, True, 1), event("ok@example.com", True, 2)]
+    response = post(server, batch)
+    assert response.status_code == 200
+    assert orjson.loads(response.content) == {"accepted": 1, "ignored": {"invalid_email": 1}}
     assert inbox(engine) == 1

@@ -7,7 +7,14 @@ import json
 import orjson
 import pytest
 
-from listrak_source.engage.ingest import UNMAPPED, Ingest, NotJsonError, collect, decode_items
+from listrak_source.engage.ingest import (
+    UNDECODABLE,
+    UNMAPPED,
+    Ingest,
+    NotJsonError,
+    collect,
+    decode_items,
+)
 from listrak_source.engage.mapping import AudienceMapping, Mappings
 
 from ..audiences._events import identify, track
@@ -77,6 +84,47 @@ def test_collect_maps_memberships_and_counts_the_rest() -> None:
 
 def test_an_empty_batch_is_an_empty_ingest() -> None:
     assert collect([], Mappings([VIP])) == Ingest((), {})
+
+
+def nested(depth: int) -> bytes:
+    """A JSON item nested `depth` levels deep, as small as such an item can be."""
+    return b'{"a":' * (depth - 1) + b"{}" + b"}" * (depth - 1)
+
+
+def test_an_item_nested_too_deep_loses_only_itself() -> None:
+    # orjson refuses more than 1,024 levels and the standard parser stops near its recursion
+    # limit: the whole body fails, but the other items of the batch are Segment's to keep.
+    good = [track(message_id="m1"), track(message_id="m2")]
+    body = b"[" + orjson.dumps(good[0]) + b"," + nested(1025) + b"," + orjson.dumps(good[1]) + b"]"
+    ingest = collect(decode_items(body), Mappings([VIP]))
+    assert [m.membership.message_id for m in ingest.memberships] == ["m1", "m2"]
+    assert ingest.ignored == {UNDECODABLE: 1}
+
+
+def test_a_single_document_nested_too_deep_is_one_undecodable_item() -> None:
+    assert collect(decode_items(nested(1025)), Mappings([VIP])).ignored == {UNDECODABLE: 1}
+
+
+def test_whitespace_around_the_items_of_a_failed_body_is_allowed() -> None:
+    body = b" [ \n" + orjson.dumps(track()) + b" ,\n" + nested(2000) + b"\n ] \n"
+    ingest = collect(decode_items(body), Mappings([VIP]))
+    assert (ingest.accepted, ingest.ignored) == (1, {UNDECODABLE: 1})
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" + nested(1025) + b",",  # never closed
+        b"[" + nested(1025) + b"]]",  # something after the array
+        b"[" + nested(1025) + b",]",  # an empty element
+        b"[" + nested(1025) + b'{"b":"x}]',  # a string never closed
+        b"[" + nested(1025)[:-1] + b"]]",  # brackets that do not pair
+        nested(1025) + nested(1025),  # two documents
+    ],
+)
+def test_a_deep_body_that_is_not_json_is_still_refused(body: bytes) -> None:
+    with pytest.raises(NotJsonError):
+        decode_items(body)
 
 
 def test_an_event_dated_after_its_arrival_plus_the_skew_is_refused() -> None:

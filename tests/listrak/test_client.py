@@ -772,3 +772,15 @@ def test_a_redirect_is_never_taken_for_listraks_answer(status: int) -> None:
     with pytest.raises(ListrakError) as caught:
         client.get_list(5)
     assert caught.value.status == status
+
+
+def test_pages_that_only_repeat_contacts_end_the_scan_as_an_error(
+    fresh: ListrakSimulator,
+) -> None:
+    fresh.faults.repeat_after_page = 1  # page 1's contacts again and again, fresh cursors
+    with _client(fresh, max_pages=50) as client:
+        pages = client.iter_pages(MAIN, page_size=100)
+        assert len(next(pages).contacts) == len(next(pages).contacts) == 100
+        with pytest.raises(ListrakProtocolError, match="3 pages in a row held only contacts"):
+            list(pages)
+    assert len(fresh.requests) == 5

@@ -84,3 +84,7 @@ def test_reasons_are_one_short_line_without_key_or_address() -> None:
     assert answer.reason.startswith("Segment answered 400 (code): bad message for <email> key ***")
     assert "\n" not in answer.reason and len(answer.reason) == 200
     assert one_line("a@b.c, d@e.f") == "<email>, <email>"
+
+
+def test_a_short_write_key_masks_no_part_of_a_word() -> None:
+    assert one_line("Segment said: no such key e", "e") == "Segment said: no such key ***"

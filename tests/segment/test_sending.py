@@ -146,3 +146,22 @@ def test_a_host_that_redirects_is_never_taken_for_segment(
     assert outcome.accepted == [] and outcome.unsent == 10
     assert outcome.outage is not None and f"redirect ({status})" in outcome.outage
     assert outcome.requests == 1 and sink.messages == []
+
+
+@pytest.mark.parametrize("status", [400, 413])
+def test_a_refusal_of_everything_is_about_the_host_not_the_messages(
+    sink: SegmentSink, fake_time: FakeTime, status: int
+) -> None:
+    sink.faults.refuse_all = status
+    outcome = deliver_batches(identifies(6000), sink_poster(sink, fake_time))
+    assert (outcome.accepted, outcome.rejected, outcome.unsent) == ([], {}, 6000)
+    assert outcome.outage is not None and "refuses every batch, an empty one too" in outcome.outage
+    assert outcome.requests == 4  # the batch, its two halves, then an empty batch
+
+
+def test_poison_in_both_halves_is_still_isolated(sink: SegmentSink, fake_time: FakeTime) -> None:
+    # Both halves refused, yet Segment takes an empty batch: the messages are at fault.
+    sink.faults.poison.update({email(3), email(2000)})
+    outcome = deliver_batches(identifies(2500), sink_poster(sink, fake_time))
+    assert set(outcome.rejected) == {"m-3", "m-2000"} and len(outcome.accepted) == 2498
+    assert outcome.outage is None

@@ -1,0 +1,44 @@
+"""Pages that only hand back contacts the scan already returned: a scan that cannot end."""
+
+from __future__ import annotations
+
+from ..records import Page
+
+# One page of repeats can be a list shifting under its cursors; this many in a row is a loop.
+REPEATED_PAGES = 3
+_BITS = 1 << 24  # 2 MiB: after a million keys a new one still reads "seen" only 6 % of the time
+
+
+class RepeatWatch:
+    """Remembers every contact of one scan in a one-hash Bloom filter of fixed size.
+
+    A set of a million addresses would cost the worker about 100 MB; the filter costs 2 MiB.
+    It may say "seen" of a contact it never saw, but a whole page of such errors, three
+    pages in a row, is out of reach (each of a page's thousands of keys would have to be one).
+    """
+
+    def __init__(self) -> None:
+        self._filter = bytearray(_BITS // 8)
+        self.streak = 0
+
+    def page(self, page: Page) -> int:
+        """Add the page's contacts; how many pages in a row held only contacts seen before."""
+        # Addresses as Listrak spells them: a page served again spells them the same way.
+        keys = [c.email for c in page.contacts]
+        keys += [r.email or r.raw for r in page.rejects]
+        if keys:
+            self.streak = 0 if self._add(keys) else self.streak + 1
+        return self.streak
+
+    def _add(self, keys: list[str]) -> bool:
+        """Set each key's bit; True when any was not yet set (a key new to the scan)."""
+        bits, new = self._filter, False
+        for key in keys:
+            bit = hash(key) & (
+                _BITS - 1
+            )  # salted per process, stable within it: all one scan needs
+            byte, mask = bit >> 3, 1 << (bit & 7)
+            if not bits[byte] & mask:
+                bits[byte] |= mask
+                new = True
+        return new
