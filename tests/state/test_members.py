@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import Engine, select, text
 
-from listrak_source.records import Contact, PageDiff, PageKeys, Stored
+from listrak_source.records import Contact, PageDiff, PageKeys, Reject, Stored
 from listrak_source.state import Database, make_engine, upgrade
 from listrak_source.state.schema import members
 from listrak_source.subscribers.diff import diff_page
@@ -111,3 +111,19 @@ def test_after_statistics_sqlite_reads_a_whole_list_in_table_order(sqlite_url: s
     assert "SCAN members" in plan(count)
     assert "USING INDEX" in plan(by_key)  # a page's look-ups still use the index
     engine.dispose()
+
+
+def test_the_unseen_are_counted_right_past_duplicates_and_unreadable_contacts(
+    store: Database,
+) -> None:
+    save(store, 1, [Contact("a@x.io", True), Contact("b@x.io", True), Contact("c@x.io", True)])
+    save(store, 2, [Contact("a@x.io", True), Contact("A@x.io", True)])
+    save(store, 2, [Contact("a@x.io", True)])
+    # Unreadable but on the list, then readable on a later page: stored once, and seen.
+    unreadable = PageKeys.of([], [Reject("bad field", email="New@x.io")])
+    store.members.save_page(LIST, 2, unreadable, lambda _stored: PageDiff(), NOW)
+    assert [c.key for c in save(store, 2, [Contact("new@x.io", True)]).changes] == ["new@x.io"]
+    assert store.members.count_unseen(LIST, 2) == (2, 4)  # b and c, of a, b, c and new
+    save(store, 2, [Contact("b@x.io", True), Contact("c@x.io", True)])
+    assert store.members.count_unseen(LIST, 2) == (0, 0)
+    assert store.members.unseen(LIST, 2, 10) == []
