@@ -28,6 +28,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from .config_problems import ENV_PREFIX, closest_section, describe_validation
 from .engage.mapping import mapping_problems
 from .engage.settings import AudienceSettings, ReceiverSettings
 from .errors import ConfigError
@@ -37,7 +38,6 @@ log = logging.getLogger(__name__)
 DEFAULT_CONFIG = "config.toml"
 # Listrak returns at most this many profile fields per contact scan.
 MAX_SCAN_FIELDS = 30
-ENV_PREFIX = "LISTRAK_SOURCE_"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 # LISTRAK_SOURCE_CONFIG names the file; the test suite reads LISTRAK_SOURCE_TEST_POSTGRES.
@@ -46,6 +46,11 @@ MAX_DURATION = timedelta(days=3650)
 # The stores keep list ids as 64-bit integers.
 MAX_ID = 2**63 - 1
 _URL_PASSWORD = re.compile(r"(?:^|//)[^/@:]*:([^@/]*)@")
+# libpq takes a password in the query string too (postgresql://host/db?password=...).
+_QUERY_PASSWORD = re.compile(r"[?&](?:ssl)?password=([^&#]*)", re.IGNORECASE)
+# sqlite:///relative/path, sqlite:////absolute/path, with a driver or query or not.
+_SQLITE_FILE = re.compile(r"^(sqlite(?:\+\w+)?:///)([^?]+)(\?.*)?$")
+EXAMPLE = "config.example.toml"
 
 
 def parse_duration(value: object) -> timedelta:
@@ -314,7 +319,7 @@ class Settings(BaseSettings):
             settings: Settings = klass(**values)
             return settings
         except ValidationError as exc:
-            raise ConfigError(describe_validation(exc)) from None
+            raise ConfigError(describe_validation(exc, root=Settings, environ={})) from None
 
     def list_by_id(self, list_id: int) -> ListSettings:
         """The configured list, or a ConfigError naming the unknown id."""
@@ -336,8 +341,9 @@ class Settings(BaseSettings):
 
 
 def url_passwords(url: str) -> list[str]:
-    """The password in a URL's user:password@ part, even in a URL that does not parse."""
-    found = [text for text in _URL_PASSWORD.findall(url) if text]
+    """The password in a URL's user:password@ part or its query, even in a URL that does
+    not parse."""
+    found = [text for text in _URL_PASSWORD.findall(url) + _QUERY_PASSWORD.findall(url) if text]
     return found + [unquote(text) for text in found if unquote(text) != text]
 
 
@@ -364,23 +370,66 @@ def resolve_path(path: str | os.PathLike[str] | None) -> Path:
 
 
 def load_settings(path: str | os.PathLike[str] | None = None, *, required: bool = True) -> Settings:
-    """Load and validate the settings, turning every problem into one ConfigError line."""
+    """Load and validate the settings, turning every problem into one ConfigError line.
+
+    A relative SQLite path is taken from the config file's folder, so a command run from
+    another folder opens the same database.
+    """
     toml_path = resolve_path(path)
     explicit = path is not None or f"{ENV_PREFIX}CONFIG" in os.environ
     if not toml_path.exists() and (explicit and required):
-        raise ConfigError(f"{toml_path}: config file not found")
+        raise ConfigError(f"{_shown(toml_path)}: config file not found; {_how_to_make_one()}")
     _check_toml(toml_path)
-    klass = type(
-        "BoundSettings", (Settings,), {"toml_path": toml_path if toml_path.exists() else None}
-    )
+    found = toml_path if toml_path.exists() else None
+    klass = type("BoundSettings", (Settings,), {"toml_path": found})
     _warn_unknown_environment()
     try:
         loaded: Settings = klass()
-        return loaded
     except ValidationError as exc:
-        raise ConfigError(f"{toml_path}: {describe_validation(exc)}") from None
+        raise ConfigError(_invalid(exc, toml_path, found is not None)) from None
     except SettingsError as exc:
         raise ConfigError(_describe_settings_error(exc)) from None
+    folder = toml_path.resolve().parent if found is not None else Path.cwd()
+    return _with_database_in(loaded, folder)
+
+
+def _invalid(exc: ValidationError, toml_path: Path, exists: bool) -> str:
+    if not exists:
+        # Without a file, "missing" is all there is to say, unless the environment tried.
+        head = f"{_shown(toml_path)} does not exist; {_how_to_make_one()}"
+        if not any(name.upper().startswith(ENV_PREFIX) for name in os.environ):
+            return head
+        return f"{head}; from the environment alone: {describe_validation(exc, root=Settings)}"
+    return describe_validation(exc, root=Settings, origin=str(toml_path))
+
+
+def _shown(path: Path) -> str:
+    return str(path) if path.is_absolute() or str(path).startswith(".") else f"./{path}"
+
+
+def _how_to_make_one() -> str:
+    return (
+        f"make one from {EXAMPLE} (cp {EXAMPLE} config.toml, then fill in the Listrak "
+        "and Segment keys and your lists), or pass --config PATH"
+    )
+
+
+def sqlite_file_url(url: str, folder: Path) -> str:
+    """The URL with a relative SQLite path made absolute under `folder`."""
+    match = _SQLITE_FILE.match(url)
+    if match is None or match.group(2) == ":memory:" or match.group(2).startswith("file:"):
+        return url
+    path = Path(match.group(2)).expanduser()
+    absolute = path if path.is_absolute() else (folder / path).resolve()
+    return f"{match.group(1)}{absolute}{match.group(3) or ''}"
+
+
+def _with_database_in(settings: Settings, folder: Path) -> Settings:
+    url = sqlite_file_url(settings.database.url, folder)
+    if url == settings.database.url:
+        return settings
+    database = settings.database.model_copy(update={"url": url})
+    return settings.model_copy(update={"database": database})
 
 
 def _describe_settings_error(exc: SettingsError) -> str:
@@ -400,7 +449,9 @@ def _warn_unknown_environment() -> None:
             continue
         section = name[len(ENV_PREFIX) :].partition("__")[0].lower()
         if section not in Settings.model_fields and section not in _NOT_SETTINGS:
-            log.warning("environment variable %s names no setting; it is ignored", name)
+            near = closest_section(section, Settings.model_fields)
+            hint = f" (did you mean {ENV_PREFIX}{near.upper()}?)" if near else ""
+            log.warning("environment variable %s names no setting; it is ignored%s", name, hint)
 
 
 def _check_toml(path: Path) -> None:
@@ -413,39 +464,3 @@ def _check_toml(path: Path) -> None:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-
-
-def describe_validation(exc: ValidationError) -> str:
-    """One line naming the first bad key; the input value is never echoed (it may be a secret)."""
-    errors = exc.errors(include_input=False, include_url=False)
-    # An unknown key usually explains a "missing" one beside it (a typo), so name it first.
-    errors.sort(key=lambda err: err["type"] != "extra_forbidden")
-    first = errors[0]
-    key = _dotted(first["loc"])
-    message = first["msg"].removeprefix("Value error, ")
-    if first["type"] == "missing":
-        message = "missing (set it in the file or as " + _env_name(first["loc"]) + ")"
-    elif first["type"] == "extra_forbidden":
-        message = "unknown key"
-    elif first["type"] == "value_error":
-        message = str(first.get("ctx", {}).get("error", message))  # without "Value error, "
-    more = (
-        f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
-        if len(errors) > 1
-        else ""
-    )
-    return f"{key}: {message}{more}" if key else f"{message}{more}"
-
-
-def _dotted(loc: tuple[Any, ...]) -> str:
-    parts: list[str] = []
-    for part in loc:
-        if isinstance(part, int):
-            parts[-1:] = [f"{parts[-1]}[{part}]"] if parts else [f"[{part}]"]
-        else:
-            parts.append(str(part))
-    return ".".join(parts)
-
-
-def _env_name(loc: tuple[Any, ...]) -> str:
-    return ENV_PREFIX + "__".join(str(p).upper() for p in loc if not isinstance(p, int))

@@ -171,7 +171,8 @@ def _record_context(record: logging.LogRecord) -> list[tuple[str, object]]:
     return [(name, value) for name, value in found if value is not None]
 
 
-def _resolve_format(fmt: LogFormat, stream: IO[str]) -> Literal["text", "json"]:
+def resolve_format(fmt: LogFormat, stream: IO[str]) -> Literal["text", "json"]:
+    """The format `auto` means on this stream: text on a terminal, JSON elsewhere."""
     if fmt != "auto":
         return fmt
     try:
@@ -210,9 +211,7 @@ def configure_logging(
     secret_filter = SecretFilter(secrets)
     handler.addFilter(ContextFilter())
     handler.addFilter(secret_filter)
-    handler.setFormatter(
-        JsonFormatter() if _resolve_format(fmt, out) == "json" else TextFormatter()
-    )
+    handler.setFormatter(JsonFormatter() if resolve_format(fmt, out) == "json" else TextFormatter())
     root = logging.getLogger()
     for old in [h for h in root.handlers if getattr(h, _OURS, False)]:
         root.removeHandler(old)

@@ -147,16 +147,21 @@ class Stored(NamedTuple):
     desired_subscribed: bool
     desired_user_id: str | None
     last_seen_run: int | None = None
-    # What Segment last accepted: a change back to it has nothing to say.
+    # What Segment last accepted: a change back to it has nothing to say, unless a message
+    # posted since may have reached Segment (in_doubt).
     sent_subscribed: bool | None = None
     sent_user_id: str | None = None
+    in_doubt: bool = False
+    # The spelling of the address the row's messages carry: Segment's anonymousId.
+    email: str | None = None
 
 
 class Change(NamedTuple):
     """A new desired state for one contact, and the message id it goes out under.
 
-    `message_id` is None for a change back to exactly what Segment last accepted: the row's
-    pending message is dropped and nothing is sent.
+    `message_id` is None for a change back to exactly what Segment last accepted while no
+    message of the row may have reached Segment since: the pending message is dropped and
+    nothing is sent. `email` is the spelling Segment got first, whatever Listrak shows now.
     """
 
     key: str

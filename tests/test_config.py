@@ -60,7 +60,8 @@ def test_loads_file_with_defaults(tmp_path: Path) -> None:
     assert settings.listrak.client_secret.get_secret_value() == "very-secret-value"
     assert settings.listrak.base_url == "https://api.listrak.com/email/v1"
     assert settings.segment.host == "https://api.segment.io"
-    assert settings.database.url == "sqlite:///listrak_source.db"
+    # Relative to the config file's folder, wherever the command runs.
+    assert settings.database.url == f"sqlite:///{tmp_path.resolve()}/listrak_source.db"
     assert settings.schedule.interval == timedelta(minutes=5)
     assert [cfg.trait_name for cfg in settings.lists] == ["Listrak_list_1001", "listrak_list_1002"]
     assert "very-secret-value" not in repr(settings)
@@ -94,8 +95,7 @@ def test_secret_only_in_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         (("client_id", "client_idd"), "listrak.client_idd: unknown key"),
         (
             ('client_secret = "very-secret-value"', ""),
-            "listrak.client_secret: missing (set it in the file or as "
-            "LISTRAK_SOURCE_LISTRAK__CLIENT_SECRET)",
+            "config.toml: listrak.client_secret: missing (set it in /",
         ),
         (("id = 1002", 'id = "abc"'), "lists[1].id: Input should be a valid integer"),
         (('interval = "5m"', 'interval = "soon"'), "schedule.interval"),

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 
 from ..errors import EXIT_CONFIG, EXIT_FAILED, ListrakSourceError, describe_error
 from ..logs import configure_logging, redact
+from . import output
 from .parser import PROG, build_parser
 
 # Each command's function in cli/commands.py, imported when the command runs: `--help`
@@ -42,9 +43,15 @@ def command(name: str) -> Callable[[argparse.Namespace], int]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script and of `python -m listrak_source`."""
     args = build_parser().parse_args(argv)
-    configure_logging(args.log_format, "DEBUG" if args.debug else "INFO")
+    configure_logging(args.log_format, _level(args))
+    output.configure(quiet=args.quiet, log_format=args.log_format)
     try:
-        return command(args.command)(args)
+        code = command(args.command)(args)
+        # Buffered output meets a closed pipe here, not at the interpreter's exit.
+        sys.stdout.flush()
+    except BrokenPipeError:
+        output.stdout_closed()
+        return output.EXIT_READER_GONE
     except ListrakSourceError as exc:
         return _fail(args, str(exc), exc.exit_code)
     except KeyboardInterrupt:
@@ -52,6 +59,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         # One line, without SQL, parameters or values: they may hold contacts' emails.
         return _fail(args, describe_error(exc), EXIT_FAILED)
+    return output.EXIT_READER_GONE if output.reader_gone() else code
+
+
+def _level(args: argparse.Namespace) -> str:
+    if args.debug:
+        return "DEBUG"
+    return "WARNING" if args.quiet else "INFO"
 
 
 def _fail(args: argparse.Namespace, message: str, code: int) -> int:
@@ -62,7 +76,7 @@ def _fail(args: argparse.Namespace, message: str, code: int) -> int:
     if args.debug:
         print(redact(traceback.format_exc(), secrets), file=sys.stderr, end="")
     hint = "" if args.debug or code == EXIT_CONFIG else " (--debug shows the traceback)"
-    print(f"{PROG}: error: {text}{hint}", file=sys.stderr)
+    output.tell(f"{PROG}: error: {text}{hint}", logging.ERROR)
     logging.shutdown()
     return code
 

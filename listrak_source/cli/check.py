@@ -18,7 +18,7 @@ from ..service.schedules import describe, list_schedule
 from ..state import Database
 from ..state import engine as db
 from ..subscribers.sync import trait_mismatch
-from .wiring import listrak_client, probe_segment
+from .wiring import listrak_client, new_database, probe_segment
 
 # Segment write keys are 32 characters of letters and digits; a looser shape is
 # accepted because Segment answers 200 even for a wrong key and we cannot verify it.
@@ -41,6 +41,12 @@ class Outcome:
 
 
 def _database(settings: Settings) -> Outcome:
+    where = db.database_shown(settings.database.url)
+    if new_database(settings) is not None:
+        # Asking an absent SQLite file its schema would create it.
+        return Outcome(
+            "database", False, f"no database at {where} yet: run `listrak-source migrate`"
+        )
     engine = db.make_engine(settings.database.url)
     try:
         revision = db.check_schema(engine)
@@ -48,11 +54,11 @@ def _database(settings: Settings) -> Outcome:
         engine.dispose()
     head = db.head_revision()
     if revision == head:
-        return Outcome("database", True, f"{db.redact_url(settings.database.url)} at {head}")
+        return Outcome("database", True, f"{where} at {head}")
     return Outcome(
         "database",
         False,
-        f"schema {revision or 'empty'}, head is {head}: run `listrak-source migrate`",
+        f"{where}: schema {revision or 'empty'}, head is {head}: run `listrak-source migrate`",
     )
 
 

@@ -10,6 +10,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 
 from ..config import ListSettings, Settings, load_settings
 from ..delivery.context import RunContext
@@ -27,11 +28,20 @@ from ..logs import SecretFilter, log_context
 from ..records import RunKind, RunResult, RunStatus
 from ..service.signals import on_stop_signals, restore
 from ..state import Database, make_engine
-from ..state.engine import check_schema, current_revision, upgrade
+from ..state.engine import check_schema, current_revision, database_shown, upgrade
 from ..subscribers.sync import sync_list, trait_mismatch
+from . import output
+from .health import daemon_answers, gather
 from .progress import Progress
-from .report import next_run, print_lookup, print_results, print_status, push_line
-from .wiring import open_database, push_context, run_context
+from .report import (
+    print_lookup,
+    print_results,
+    print_status,
+    print_verdict,
+    push_line,
+    result_line,
+)
+from .wiring import new_database, open_database, push_context, run_context
 
 log = logging.getLogger(__name__)
 _SECRETS: list[str] = []
@@ -149,7 +159,12 @@ def sync(args: argparse.Namespace) -> int:
         allow_mass_removal=args.allow_mass_removal,
         full=args.full,
     )
-    print_results(results, sys.stderr if args.dry_run else sys.stdout)
+    if args.dry_run:
+        # stdout carries the identify calls; the summary is for the person on stderr.
+        for result in results:
+            output.tell(result_line(result))
+    else:
+        print_results(results, sys.stdout)
     return _exit_status(results)
 
 
@@ -253,7 +268,8 @@ def push(args: argparse.Namespace) -> int:
     finally:
         engine.dispose()
     for result in results:
-        print(push_line(result), file=sys.stderr if args.dry_run else sys.stdout)
+        line = push_line(result, dry_run=args.dry_run)
+        output.tell(line) if args.dry_run else print(line)
     return _push_exit_status(results)
 
 
@@ -275,31 +291,29 @@ def _push_exit_status(results: list[PushResult]) -> int:
 
 
 def status(args: argparse.Namespace) -> int:
-    """Per list: last run and its counts, pending and dead rows, next scheduled run; then
-    each audience's values, the receiver's totals and each list's last push."""
-    from .audience_report import audience_status, print_audience_status  # noqa: PLC0415
+    """Per list: recent runs, last ok, pending and dead rows, next run and overdue marks;
+    each audience's values and pushes; then the verdict, which is also the exit status."""
+    from .audience_report import print_audience_status  # noqa: PLC0415
 
     settings = _settings(args)
+    daemon = daemon_answers(settings)
     engine = open_database(settings, migrate=False)
-    db = Database(engine)
-    rows = [db.runs.status(cfg.id) for cfg in settings.lists]
-    # Asked of the lock itself, so a holder that died is never shown as holding a list.
-    holders = db.locks.holders()
-    audiences = audience_status(settings, db) if settings.audiences else None
-    engine.dispose()
-    for row in rows:
-        row["held_by"] = holders.get(row["list_id"])
-        row["next_run"] = next_run(row["last_run"], settings, row["list_id"])
+    try:
+        document = gather(
+            settings, Database(engine), now=datetime.now(UTC), runs=args.runs, daemon=daemon
+        )
+    finally:
+        engine.dispose()
+    document["database"] = database_shown(settings.database.url)
     if args.json:
-        document: dict[str, object] = {"lists": rows}
-        if audiences is not None:
-            document["audiences"] = audiences
         print(json.dumps(document, indent=2, default=str))
-        return 0
-    print_status(rows, settings, sys.stdout)
-    if audiences is not None:
-        print_audience_status(audiences, sys.stdout)
-    return 0
+    else:
+        print_status(document, sys.stdout)
+        if "audiences" in document:
+            print_audience_status(document["audiences"], sys.stdout)
+        print(f"database: {document['database']}")
+        print_verdict(document["health"], sys.stdout)
+    return int(document["health"]["exit_status"])
 
 
 def explain(args: argparse.Namespace) -> int:
@@ -341,11 +355,14 @@ def check(args: argparse.Namespace) -> int:
 def migrate(args: argparse.Namespace) -> int:
     """Alembic upgrade to head."""
     settings = _settings(args)
+    new = new_database(settings)
     engine = make_engine(settings.database.url)
     before = check_schema(engine)
     upgrade(engine)
     after = current_revision(engine)
     engine.dispose()
+    if new is not None:
+        print(f"created a new database at {new}")
     print(f"database schema: {before or 'empty'} -> {after}")
     return 0
 
@@ -366,7 +383,7 @@ def _progress(label: str) -> Iterator[tuple[Progress, threading.Event]]:
     The first abandons any wait for a page that has not arrived, stores nothing more, and
     lets what is stored be delivered.
     """
-    progress = Progress(label, sys.stderr)
+    progress = output.progress(label)
     stopping = threading.Event()
 
     def stop(signum: int, _frame: object) -> None:

@@ -58,6 +58,13 @@ def _global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
         "--debug", action="store_true", default=default(False), help="debug logs and tracebacks"
     )
     parser.add_argument(
+        "--quiet",
+        "-q",
+        action="store_true",
+        default=default(False),
+        help="no progress; log only warnings and errors (results are still shown)",
+    )
+    parser.add_argument(
         "--log-format",
         choices=("auto", "text", "json"),
         default=default("auto"),
@@ -117,6 +124,13 @@ def _dry_run(parser: argparse.ArgumentParser, what: str) -> None:
 
 def _json(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="machine-readable output (JSON)")
+
+
+def _count(text: str) -> int:
+    value = int(text) if text.isdigit() else -1
+    if not 0 <= value <= 1000:
+        raise argparse.ArgumentTypeError(f"expected a number of runs from 0 to 1000, got {text!r}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -253,15 +267,29 @@ sent now.""",
     _lists(p)
     p = commands.add(
         "status",
-        "per list: last run, pending and dead messages",
+        "per list: recent runs, pending and dead messages, next run; then a verdict",
         """
-Reads the local database only (neither Listrak nor Segment is called): per list
-the last run and its result, subscribers, messages waiting for Segment and why,
-dead rows, skipped contacts, the next run and who is syncing it now; then the
-audiences. Contacts are named by reference, never by address.""",
-        READ_EXITS,
+Reads the local database only (neither Listrak nor Segment is called; a daemon's
+metrics port is asked whether it runs): per list the last run and its result, the
+last ok, subscribers, messages waiting for Segment and why, dead rows, skipped
+contacts, the next run (OVERDUE when late) and who is syncing it now; lists the
+config no longer names; then the audiences, and last the verdict with its reasons.
+Times are UTC, ISO 8601 with the offset. Contacts are named by reference, never
+by address.""",
+        "  0  healthy\n"
+        "  1  degraded: something waits or needs a look (a failed or partial run, dead\n"
+        "     rows, a list never run)\n"
+        "  2  failing: a list overdue, its last 3 runs failed, removals or a push held;\n"
+        "     or a configuration or database error",
     )
     _json(p)
+    p.add_argument(
+        "--runs",
+        type=_count,
+        default=0,
+        metavar="N",
+        help="also show each list's last N runs (for cron and timer installs without metrics)",
+    )
     p = commands.add(
         "lookup",
         "a contact's reference and state per list, from an address you give",

@@ -7,17 +7,21 @@ daemon alike; the daemon is handed `context_over` and asks it for one per run.
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from sqlalchemy import Engine
 
 from ..config import Settings
 from ..delivery.context import Emitter, RunContext
+from ..errors import ConfigError
+from ..service.statuspage import render
 from ..state import (
     Database,
     SchemaError,
@@ -27,10 +31,12 @@ from ..state import (
     sqlite_copy,
     upgrade,
 )
-from ..state.engine import check_schema, head_revision
+from ..state.engine import check_schema, head_revision, sqlite_path
+from .health import gather
+from .output import stdout_closed
 
 # The adapters each command needs are imported when it builds them: `status` never loads
-# httpx, the Segment library, Starlette or uvicorn, and every cron start is shorter for it.
+# the Segment library, Starlette or uvicorn, and every cron start is shorter for it.
 if TYPE_CHECKING:
     from ..audiences.push import PushContext
     from ..audiences.server import ReceiverServer
@@ -39,11 +45,12 @@ if TYPE_CHECKING:
     from ..service.metrics import Metrics
 
 ProgressHook = Callable[[str, int], None]
+log = logging.getLogger(__name__)
 
 
 def listrak_client(settings: Settings, stop: threading.Event | None = None) -> ListrakClient:
     """A Listrak client configured from [listrak]; `stop` ends its retry and pacing waits."""
-    from ..listrak import ListrakClient, stoppable_sleep  # noqa: PLC0415 - httpx when used
+    from ..listrak import ListrakClient, stoppable_sleep  # noqa: PLC0415 - when a run starts
 
     s = settings.listrak
     return ListrakClient(
@@ -60,6 +67,14 @@ def listrak_client(settings: Settings, stop: threading.Event | None = None) -> L
     )
 
 
+def new_database(settings: Settings) -> Path | None:
+    """The SQLite file the config names, when it does not exist yet (in a folder that does:
+    a missing folder is an error of its own)."""
+    path = sqlite_path(settings.database.url)
+    missing = path is not None and not path.exists() and path.parent.is_dir()
+    return path if missing else None
+
+
 def probe_segment(settings: Settings, *, timeout: float, retries: int) -> str | None:
     """Post an empty batch to segment.host: None when Segment took it, else why not."""
     from ..segment import SegmentEmitter  # noqa: PLC0415 - only `check` probes
@@ -69,7 +84,18 @@ def probe_segment(settings: Settings, *, timeout: float, retries: int) -> str | 
 
 
 def open_database(settings: Settings, *, migrate: bool = True) -> Engine:
-    """The engine, with the schema brought to head (or only checked)."""
+    """The engine, with the schema brought to head (or only checked).
+
+    A command that only reads never creates an SQLite file; one that writes says when it
+    does, since a new database means every subscriber is new to it.
+    """
+    new = new_database(settings)
+    if new is not None and not migrate:
+        raise ConfigError(
+            f"there is no database at {new} yet: `listrak-source sync` (or `migrate`) makes it"
+        )
+    if new is not None:
+        log.warning("creating a new database at %s: there was none", new)
     engine = make_engine(settings.database.url)
     try:
         if migrate:
@@ -124,12 +150,24 @@ def context_over(
 
     stop = stop or threading.Event()
     emitter: Emitter = (
-        PrintingEmitter(out) if dry_run else SegmentEmitter(settings.segment, stop=stop)
+        PrintingEmitter(out, on_closed=_reader_gone(stop))
+        if dry_run
+        else SegmentEmitter(settings.segment, stop=stop)
     )
     with listrak_client(settings, stop) as client, _state(engine, dry_run=dry_run) as db:
         yield RunContext(
             settings, db, client, emitter, new_holder(), stop=stop, on_progress=on_progress
         )
+
+
+def _reader_gone(stop: threading.Event) -> Callable[[], None]:
+    """A dry run whose reader went away (`| head`) stops, as if by a signal, and quietly."""
+
+    def closed() -> None:
+        stdout_closed()
+        stop.set()
+
+    return closed
 
 
 @contextmanager
@@ -170,7 +208,7 @@ def push_context(
 
     stop = stop or threading.Event()
     with listrak_client(settings, stop) as client, _state(engine, dry_run=dry_run) as db:
-        writer = PrintingWriter(out) if dry_run else client
+        writer = PrintingWriter(out, on_closed=_reader_gone(stop)) if dry_run else client
         yield PushContext(settings, db, writer, stop=stop)
 
 
@@ -181,10 +219,16 @@ def build_daemon(settings: Settings, engine: Engine, **options: Any) -> Daemon:
 
     contexts = functools.partial(context_over, settings, engine)
     pushes = functools.partial(push_context, settings, engine)
-    daemon = Daemon(settings, engine, contexts=contexts, pushes=pushes, **options)
+    page = functools.partial(status_page, settings, Database(engine))
+    daemon = Daemon(settings, engine, contexts=contexts, pushes=pushes, page=page, **options)
     if settings.receiver is not None:
         daemon.receiver = build_receiver(settings, Database(engine), daemon.metrics)
     return daemon
+
+
+def status_page(settings: Settings, db: Database) -> str:
+    """The page the daemon serves at / of its metrics port: what `status --json` says."""
+    return render(gather(settings, db, now=datetime.now(UTC), daemon=True))
 
 
 def build_receiver(settings: Settings, db: Database, metrics: Metrics) -> ReceiverServer:

@@ -86,6 +86,9 @@ class ListRun:
     lock: ListLock
     # Called with each page's changes once they are committed (delivery beside the scan).
     on_stored: Callable[[list[Change], datetime], None] | None = None
+    # Whether on_stored posts what it is handed (no outage has stopped it): a page's rows
+    # are then recorded in doubt in the page's own transaction, before they are posted.
+    posting: Callable[[], bool] = lambda: False
     # The first contact whose dates are yet to come, as an example for the run's note.
     first_future: Contact | None = None
 

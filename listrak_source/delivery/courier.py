@@ -39,6 +39,8 @@ class Courier:
 
     def __init__(self, run: ListRun) -> None:
         self.run = run
+        # Old traits a rename still removes go with every message, as in deliver().
+        _, self._retired = run.ctx.db.traits.recorded(run.cfg.id)
         self._queue: queue.Queue[list[Pending] | _End] = queue.Queue(maxsize=_DEPTH)
         self.outage: str | None = None
         self._failure: BaseException | None = None
@@ -50,10 +52,14 @@ class Courier:
         )
         self._thread.start()
 
+    def taking(self) -> bool:
+        """Whether a page handed over now will be posted (no outage or failure stopped us)."""
+        return self.outage is None and self._failure is None
+
     def page(self, changes: list[Change], detected_at: datetime) -> None:
         """Write the answers so far, then hand over one committed page's changes."""
         self._settle()
-        if changes and self.outage is None and self._failure is None:
+        if changes and self.taking():
             list_id = self.run.cfg.id
             rows = [
                 Pending(list_id, c.key, c.email, c.subscribed, c.user_id, c.message_id, detected_at)
@@ -108,6 +114,6 @@ class Courier:
     def _deliver(self, rows: list[Pending]) -> None:
         ctx = self.run.ctx
         now = ctx.clock()
-        delivery = ctx.emitter.deliver(rows, self.run.cfg.trait_name)
+        delivery = ctx.emitter.deliver(rows, self.run.cfg.trait_name, self._retired)
         self.outage = delivery.outage
         self._answers.put((now, delivery))

@@ -30,6 +30,7 @@ def deliver(run: ListRun) -> None:
         if not rows:
             return
         after = rows[-1][0].message_id
+        ctx.db.outbox.mark_posted(cfg.id, [row.message_id for row, _ in rows])
         delivery = ctx.emitter.deliver([row for row, _ in rows], cfg.trait_name, retired)
         record(run, delivery, {row.message_id: n for row, n in rows}, now)
         run.progress("delivered", run.result.delivered)

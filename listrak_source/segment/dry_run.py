@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TextIO
 
 from ..messages import identify_message
@@ -14,14 +14,23 @@ from ..records import Delivery, Pending
 class PrintingEmitter:
     """A dry run's emitter: writes each identify as a JSON line and pretends it was accepted."""
 
-    def __init__(self, out: TextIO | None = None) -> None:
+    def __init__(
+        self, out: TextIO | None = None, on_closed: Callable[[], None] | None = None
+    ) -> None:
         # Looked up at call time so a redirected stdout (tests, pipes) is honoured.
         self.out = out if out is not None else sys.stdout
+        # Told when the reader went away (`| head`): the run has nobody left to show.
+        self.on_closed = on_closed
 
     def deliver(self, rows: Sequence[Pending], trait: str, retired: Sequence[str] = ()) -> Delivery:
         """Print, never send."""
-        for row in rows:
-            message = identify_message(row, trait, retired)
-            self.out.write(json.dumps(message, sort_keys=True) + "\n")
-        self.out.flush()
+        try:
+            for row in rows:
+                message = identify_message(row, trait, retired)
+                self.out.write(json.dumps(message, sort_keys=True) + "\n")
+            self.out.flush()
+        except BrokenPipeError:
+            if self.on_closed is None:
+                raise
+            self.on_closed()
         return Delivery(accepted=[row.message_id for row in rows])

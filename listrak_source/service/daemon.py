@@ -88,6 +88,7 @@ class Daemon:
         receiver: Receiver | None = None,
         notifier: Notifier | None = None,
         metrics: Metrics | None = None,
+        page: Callable[[], str] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
@@ -98,6 +99,8 @@ class Daemon:
         self.db = Database(engine)
         self.notifier = notifier or Notifier()
         self.metrics = metrics or Metrics()
+        # The read-only status page served beside /metrics.
+        self.page = page
         self.clock = clock
         self.stop = threading.Event()
         self.stopped = threading.Event()
@@ -235,6 +238,9 @@ class Daemon:
         at the first time the expression names (an operator chose those times on purpose)."""
         for cfg in self.settings.lists:
             self._restore_metrics(cfg.id)
+            # Alerts judge a list overdue against its own schedule.
+            seconds = period(list_schedule(cfg, self.settings)).total_seconds()
+            self.metrics.schedule_period.labels(list_id=str(cfg.id)).set(seconds)
             trigger = triggers[cfg.id]
             first: dict[str, datetime] = {}
             if isinstance(trigger, IntervalTrigger):
@@ -322,10 +328,10 @@ class Daemon:
         if port is None:
             return None
         try:
-            server = self.metrics.serve(port, self.settings.metrics.host)
+            server = self.metrics.serve(port, self.settings.metrics.host, page=self.page)
         except OSError as exc:
             raise ConfigError(f"metrics.port: cannot serve on {port}: {exc.strerror}") from None
-        log.info("metrics on http://%s:%d/metrics", server.host, server.port)
+        log.info("metrics on http://%s:%d/metrics, status page on /", server.host, server.port)
         return server
 
     def _start_watchdog(self) -> threading.Thread | None:

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import logging
+import socket
 import threading
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from wsgiref.simple_server import WSGIServer
+from socketserver import ThreadingMixIn
+from typing import TYPE_CHECKING, Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
 
 from ..engage.ingest import Ingest
 from ..engage.records import CommitResult, PushResult, PushStatus
 from ..records import SUCCESS_STATUSES, RunResult, Waiting
 
+if TYPE_CHECKING:
+    from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
+
+log = logging.getLogger(__name__)
 PREFIX = "listrak_source"
 CHANGE_KINDS = ("subscribed", "unsubscribed", "user_id")
 # A run of a small list takes seconds; a first scan of a million contacts can take an hour.
@@ -42,7 +50,7 @@ def wait_reason(reason: str) -> str:
 
 @dataclass
 class MetricsServer:
-    """A running /metrics endpoint; close() stops it and frees the port."""
+    """A running /metrics endpoint (and status page); close() stops it and frees the port."""
 
     host: str
     port: int
@@ -56,17 +64,106 @@ class MetricsServer:
         self._thread.join(timeout=5)
 
 
-def serve(registry: CollectorRegistry, port: int, host: str = "127.0.0.1") -> MetricsServer:
-    """Serve a registry over HTTP on a daemon thread; port 0 picks a free port.
+def serve(
+    registry: CollectorRegistry,
+    port: int,
+    host: str = "127.0.0.1",
+    *,
+    page: Callable[[], str] | None = None,
+) -> MetricsServer:
+    """Serve a registry at /metrics, `page` at / and a liveness answer at /healthz, on a
+    daemon thread; port 0 picks a free port.
 
-    prometheus_client's own server: threaded, IPv4 or IPv6 by the address, and silent per
-    scrape. Loopback by default: the numbers reveal list ids and volumes, so exposing them
-    beyond the host is a deliberate choice.
+    Threaded, IPv4 or IPv6 by the address, and silent per request. Loopback by default: the
+    numbers reveal list ids and volumes, so exposing them beyond the host is a deliberate
+    choice. Nothing served here changes anything: every other method is refused.
     """
-    server, thread = start_http_server(port, addr=host, registry=registry)
+    server = make_server(
+        host,
+        port,
+        routes(registry, page),
+        server_class=_server_class(host),
+        handler_class=_QuietHandler,
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True, name="metrics-http")
+    thread.start()
     return MetricsServer(
         host=host, port=int(server.server_address[1]), _server=server, _thread=thread
     )
+
+
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """A scrape every 15 s must not write a log line each."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+
+def _server_class(host: str) -> type[WSGIServer]:
+    """The IPv6 family for an IPv6 address, else IPv4."""
+    family = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)[0][0]
+
+    class Server(_ThreadingServer):
+        address_family = family
+
+    return Server
+
+
+# What the status page's answers carry: it is read-only HTML with no script, form or link
+# out, so the browser is told to load nothing and to cache nothing.
+_PAGE_HEADERS = [
+    ("Content-Type", "text/html; charset=utf-8"),
+    ("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Cache-Control", "no-store"),
+]
+
+
+def routes(registry: CollectorRegistry, page: Callable[[], str] | None) -> WSGIApplication:
+    """/metrics, / (the status page, when there is one) and /healthz; GET and HEAD only."""
+    metrics_app = make_wsgi_app(registry)
+
+    def app(environ: WSGIEnvironment, start: StartResponse) -> Iterable[bytes]:
+        path, method = environ.get("PATH_INFO") or "/", environ["REQUEST_METHOD"]
+        if method not in ("GET", "HEAD"):
+            return _answer(start, "405 Method Not Allowed", "read only\n", [("Allow", "GET, HEAD")])
+        if path == "/metrics":
+            return metrics_app(environ, start)  # type: ignore[no-any-return]
+        if path == "/healthz":
+            return _answer(start, "200 OK", "ok\n")
+        if path == "/" and page is not None:
+            return _page(start, page)
+        return _answer(start, "404 Not Found", "not found: try /metrics\n")
+
+    return app
+
+
+def _page(start: StartResponse, page: Callable[[], str]) -> Iterable[bytes]:
+    try:
+        body = page()
+    except Exception as exc:
+        # The type only: a database error's text can carry SQL parameters (contacts' emails).
+        log.warning("status page not rendered: %s", type(exc).__name__)
+        return _answer(start, "503 Service Unavailable", "status unavailable; see the log\n")
+    data = body.encode()
+    start("200 OK", [*_PAGE_HEADERS, ("Content-Length", str(len(data)))])
+    return [data]
+
+
+def _answer(
+    start: StartResponse, status: str, text: str, headers: list[tuple[str, str]] | None = None
+) -> Iterable[bytes]:
+    data = text.encode()
+    start(
+        status,
+        [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(data)))]
+        + (headers or []),
+    )
+    return [data]
 
 
 def _timestamp(moment: datetime) -> float:
@@ -139,6 +236,12 @@ class Metrics:
             "Wall time of one run of one list.",
             lbl,
             buckets=DURATION_BUCKETS,
+            registry=reg,
+        )
+        self.schedule_period = Gauge(
+            f"{PREFIX}_schedule_period_seconds",
+            "How often the list's schedule fires: its interval, or a cron's shortest gap.",
+            lbl,
             registry=reg,
         )
         self.last_success = Gauge(
@@ -267,6 +370,8 @@ class Metrics:
         due = [w.next_attempt_at for w in waiting if w.next_attempt_at is not None]
         self.next_attempt.labels(list_id=key).set(_timestamp(min(due)) if due else 0)
 
-    def serve(self, port: int, host: str = "127.0.0.1") -> MetricsServer:
-        """Serve these metrics over HTTP; see serve()."""
-        return serve(self.registry, port, host)
+    def serve(
+        self, port: int, host: str = "127.0.0.1", *, page: Callable[[], str] | None = None
+    ) -> MetricsServer:
+        """Serve these metrics (and the status page) over HTTP; see serve()."""
+        return serve(self.registry, port, host, page=page)

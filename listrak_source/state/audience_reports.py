@@ -80,6 +80,17 @@ class AudienceReports:
             out[key] = out[key].isoformat() if out[key] is not None else None
         return out
 
+    def recent_pushes(self, list_id: int, limit: int) -> list[str]:
+        """The outcomes of the list's newest pushes, newest first."""
+        query = (
+            select(audience_pushes.c.status)
+            .where(audience_pushes.c.list_id == list_id)
+            .order_by(audience_pushes.c.id.desc())
+            .limit(limit)
+        )
+        with self.tx.read() as conn:
+            return [str(status) for status in conn.execute(query).scalars()]
+
     def explain(self, email_key: str) -> dict[str, list[dict[str, Any]]]:
         """Everything kept about one email: its events, values and subscriptions."""
         inbox = audience_inbox.c

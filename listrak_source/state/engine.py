@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy import URL, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
@@ -15,7 +15,7 @@ __all__ = ["SchemaError", "check_schema", "head_revision", "make_engine", "upgra
 
 # The newest migration in state/migrations/versions; a test keeps the two in step. Knowing it
 # without Alembic lets every command skip importing Alembic when the schema is current.
-SCHEMA_HEAD = "0006_audiences"
+SCHEMA_HEAD = "0007_in_doubt"
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
@@ -26,24 +26,73 @@ def migrations_dir() -> Path:
     return _MIGRATIONS
 
 
+_MASK = "***"
+# Query keys libpq reads a password from: postgresql://host/db?password=...
+_SECRET_QUERY = frozenset({"password", "sslpassword"})
+
+
 def redact_url(url: str) -> str:
     """The URL with any password hidden, for messages."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
+        return shown(make_url(url))
+    except (ArgumentError, ValueError):
         return "<unparseable database url>"
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for the configured URL; SQLite gets WAL and a busy timeout."""
+def shown(url: URL) -> str:
+    """A parsed URL as messages show it: the password masked, in user:password@ or the query."""
+    query = {k: _MASK if k.lower() in _SECRET_QUERY else v for k, v in url.query.items()}
+    return url.set(query=query).render_as_string(hide_password=True)
+
+
+def database_shown(url: str) -> str:
+    """Where the state lives, for `check` and `status`: an SQLite file's absolute path, or
+    the server, its port and database, without user, password or options."""
+    path = sqlite_path(url)
+    if path is not None:
+        return str(path)
     try:
         parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return "<unparseable database url>"
+    bare = URL.create(
+        parsed.drivername, host=parsed.host, port=parsed.port, database=parsed.database
+    )
+    return bare.render_as_string()
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of an SQLite URL (absolute once the config loaded it), else None."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return None
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    return Path(database).expanduser().resolve()
+
+
+def _parse(url: str) -> URL:
+    try:
+        return make_url(url)
     except ArgumentError:
         # Never echo it: a URL that does not parse may still hold a password.
         raise ConfigError(
             "database.url is not a database URL (such as sqlite:///path/state.db or "
             "postgresql+psycopg://user:password@host/dbname)"
         ) from None
+    except ValueError:
+        # SQLAlchemy reads the port as a number, and an unclosed [ as a host:port.
+        raise ConfigError(
+            "database.url: the port is not a number, or an IPv6 address is not written "
+            "as [address] (such as postgresql+psycopg://user@[::1]:5432/dbname)"
+        ) from None
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for the configured URL; SQLite gets WAL and a busy timeout."""
+    parsed = _parse(url)
     # Parameters are contacts' emails and userIds: keep them out of every error's text.
     kwargs: dict[str, Any] = {"hide_parameters": True}
     if parsed.get_backend_name() == "sqlite":
@@ -131,7 +180,7 @@ def upgrade(engine: Engine) -> None:
 
 
 def _where(engine: Engine) -> str:
-    return engine.url.render_as_string(hide_password=True)
+    return shown(engine.url)
 
 
 def describe_db_error(exc: BaseException) -> str:

@@ -23,13 +23,14 @@ from sqlalchemy import (
     func,
     literal,
     null,
+    or_,
     select,
     update,
 )
 
 from ..records import Change, PageDiff, PageKeys, Stored
 from . import page_sql
-from .rows import chunks, new_message, renew_keys, subscribed_keys
+from .rows import chunks, new_message, renew_keys, requeue_subscribed
 from .schema import members, rejects
 from .seen import SeenKeys
 from .transactions import Transactions
@@ -66,17 +67,23 @@ class Members:
         keys: PageKeys,
         differ: Callable[[Mapping[str, Stored]], PageDiff],
         detected_at: datetime,
+        *,
+        posting: bool = False,
     ) -> PageDiff:
         """Read the page's rows, diff them, and write the changes with their message ids,
         in one transaction: together or not at all. Its subscribed contacts count as seen
-        by the run once that transaction is committed; a page with no change writes nothing."""
+        by the run once that transaction is committed; a page with no change writes nothing.
+
+        `posting`: the changes go to Segment as soon as this commits, so their rows are in
+        doubt from now on (see members.in_doubt), before anything is posted.
+        """
         scan = self._scan(list_id, run_id)
         codes = scan.seen.codes(keys.subscribed)
         earlier = self._earlier(scan.seen, keys, codes)
         with self.tx.begin() as conn:
             stored = self._load(conn, list_id, run_id, keys, earlier)
             page = differ(stored)
-            self._record(conn, list_id, run_id, page, detected_at)
+            self._record(conn, list_id, run_id, page, detected_at, posting=posting)
         scan.seen.insert(codes)
         scan.subscribed += _newly_subscribed(keys.subscribed, stored, page.changes, earlier)
         self._track_growth(sum(1 for c in page.changes if c.is_new))
@@ -127,21 +134,33 @@ class Members:
         makes the contact a duplicate to the diff."""
         rows = page_sql.load_rows(conn, list_id, [*keys.subscribed, *keys.unsubscribed])
         return {
+            # Positional: a million of these per re-sync, and keywords cost twice as much.
             key: Stored(
                 bool(sub),
                 uid,
                 run_id if key in earlier else None,
                 None if sent is None else bool(sent),
                 sent_uid,
+                bool(doubt),
+                email,
             )
-            for key, sub, uid, sent, sent_uid in rows
+            for key, sub, uid, sent, sent_uid, doubt, email in rows
         }
 
     def _record(
-        self, conn: Connection, list_id: int, run_id: int, page: PageDiff, at: datetime
+        self,
+        conn: Connection,
+        list_id: int,
+        run_id: int,
+        page: PageDiff,
+        at: datetime,
+        *,
+        posting: bool,
     ) -> None:
-        page_sql.insert_new(conn, list_id, [c for c in page.changes if c.is_new], at)
-        self._apply_changes(conn, list_id, [c for c in page.changes if not c.is_new], at)
+        new = [c for c in page.changes if c.is_new]
+        page_sql.insert_new(conn, list_id, new, at, posting=posting)
+        changed = [c for c in page.changes if not c.is_new]
+        self._apply_changes(conn, list_id, changed, at, posting=posting)
         if page.rejects:
             conn.execute(
                 rejects.insert(),
@@ -159,7 +178,12 @@ class Members:
 
     @staticmethod
     def _apply_changes(
-        conn: Connection, list_id: int, changes: Sequence[Change], detected_at: datetime
+        conn: Connection,
+        list_id: int,
+        changes: Sequence[Change],
+        detected_at: datetime,
+        *,
+        posting: bool,
     ) -> None:
         # A dead row that Listrak changes is sent again with the fresh values.
         if not changes:
@@ -170,7 +194,14 @@ class Members:
             .values(**_changed(detected_at))
         )
         params = [
-            {"k": c.key, "e": c.email, "s": c.subscribed, "u": c.user_id, "m": c.message_id}
+            {
+                "k": c.key,
+                "e": c.email,
+                "s": c.subscribed,
+                "u": c.user_id,
+                "m": c.message_id,
+                "p": posting and c.message_id is not None,
+            }
             for c in changes
         ]
         conn.execute(stmt, params)
@@ -272,13 +303,20 @@ class Members:
         with self.tx.begin() as conn:
             unseen = self._unseen(conn, list_id, run_id, keys=keys, missed_by=missed_by)
             gone = [row[0] for row in unseen]
-            return renew_keys(conn, list_id, gone, detected_at, new_id, desired_subscribed=False)
+            return renew_keys(
+                conn,
+                list_id,
+                gone,
+                detected_at,
+                new_id,
+                desired_subscribed=False,
+                **_REMOVAL_USER_ID,
+            )
 
     def requeue_all(self, list_id: int, detected_at: datetime, new_id: Callable[[], str]) -> int:
         """Backfill: every subscribed row pending again, each under a fresh message id."""
         with self.tx.begin() as conn:
-            keys = list(conn.execute(subscribed_keys(list_id)).scalars())
-            return renew_keys(conn, list_id, keys, detected_at, new_id)
+            return requeue_subscribed(conn, list_id, detected_at, new_id)
 
 
 def _newly_subscribed(
@@ -301,12 +339,24 @@ def _newly_subscribed(
     return len(page & now) - len(page & earlier & was)
 
 
+# A removal carries the userId Segment accepted with the `true` (as the diff's does).
+_REMOVAL_USER_ID = {
+    "desired_user_id": case(
+        (members.c.sent_subscribed.is_(True), members.c.sent_user_id),
+        else_=members.c.desired_user_id,
+    )
+}
+
+
 def _changed(detected_at: datetime) -> dict[str, Any]:
     """A row's new desired values (bound as :e, :s, :u) with its new message (:m).
 
-    Back to a subscription Segment last accepted, the pending message has nothing left to
-    say, so it is dropped rather than replaced. A removal always goes out: an answer lost
-    after Segment kept the pending true would otherwise leave the trait set.
+    Back to a subscription Segment last accepted, and no message of the row posted since
+    (not in doubt), the pending message has nothing left to say, so it is dropped rather
+    than replaced. A removal always goes out: an answer lost after Segment kept the
+    pending true would otherwise leave the trait set. The diff decides the same; this
+    repeats it in SQL against the row as it is when written. A row in doubt stays so;
+    one whose message is about to be posted (:p) becomes so.
     """
     c = members.c
     values = new_message(
@@ -319,7 +369,9 @@ def _changed(detected_at: datetime) -> dict[str, Any]:
         bindparam("s", type_=Boolean).is_(True),
         c.sent_subscribed.is_(True),
         c.sent_user_id.is_not_distinct_from(bindparam("u", type_=Text)),
+        c.in_doubt.is_(False),
     )
+    values["in_doubt"] = or_(c.in_doubt, bindparam("p", type_=Boolean))
     values["message_id"] = case((as_accepted, null()), else_=bindparam("m"))
     when = literal(detected_at, c.detected_at.type)
     values["detected_at"] = case((as_accepted, null()), else_=when)

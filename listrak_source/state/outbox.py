@@ -12,12 +12,14 @@ from .rows import CHUNK, carrying_message, chunks, clean_slate
 from .schema import members
 from .transactions import Transactions
 
-# sent := desired, and the row is no longer pending: what acceptance and baseline both do.
+# sent := desired, and the row is no longer pending nor in doubt: Segment holds desired.
+# What acceptance and baseline both do.
 _ACCEPTED = clean_slate(
     sent_subscribed=members.c.desired_subscribed,
     sent_user_id=members.c.desired_user_id,
     message_id=None,
     detected_at=None,
+    in_doubt=False,
 )
 
 
@@ -56,6 +58,23 @@ class Outbox:
                 (Pending(list_id, key, email, bool(sub), uid, mid, detected), attempts)
                 for key, email, sub, uid, mid, detected, attempts in conn.execute(query)
             ]
+
+    def mark_posted(self, list_id: int, message_ids: Sequence[str]) -> None:
+        """These messages are about to be posted: from now on Segment may hold them, even
+        if no answer comes back, so their rows are in doubt until one is accepted."""
+        c = members.c
+        stmt = (
+            update(members)
+            .where(
+                c.list_id == list_id,
+                c.message_id.in_(bindparam("ids", expanding=True)),
+                c.in_doubt.is_(False),
+            )
+            .values(in_doubt=True)
+        )
+        with self.tx.begin() as conn:
+            for chunk in chunks(message_ids):
+                conn.execute(stmt, {"ids": list(chunk)})
 
     def mark_sent(self, list_id: int, message_ids: Sequence[str]) -> int:
         """sent := desired, only where the row still carries the message Segment accepted."""
@@ -107,8 +126,23 @@ class Outbox:
             return int(conn.execute(stmt).rowcount)
 
     def adopt_all(self, list_id: int) -> int:
-        """Baseline: take what Listrak holds as already in Segment; nothing will be sent."""
-        stmt = update(members).where(*carrying_message(list_id)).values(**_ACCEPTED)
+        """Baseline: take the rows we never told Segment about as already there.
+
+        Only those (never accepted, nothing posted): a pending change to a state Segment
+        accepted from us (an unsubscribe waiting through an outage, say), or a message
+        posted that Segment may hold, is ours to deliver; adopting it would leave Segment
+        holding the old state.
+        """
+        c = members.c
+        stmt = (
+            update(members)
+            .where(
+                *carrying_message(list_id),
+                c.sent_subscribed.is_(None),
+                c.in_doubt.is_(False),
+            )
+            .values(**_ACCEPTED)
+        )
         with self.tx.begin() as conn:
             return int(conn.execute(stmt).rowcount)
 

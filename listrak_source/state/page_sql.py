@@ -28,9 +28,12 @@ _INSERT_COLUMNS = (
     "detected_at",
     "attempts",
     "dead",
+    "in_doubt",
 )
-# (email_key, desired_subscribed, desired_user_id, sent_subscribed, sent_user_id) per row.
-Row = tuple[str, Any, str | None, Any, str | None]
+# (email_key, desired_subscribed, desired_user_id, sent_subscribed, sent_user_id, in_doubt,
+# email) per stored row.
+Row = tuple[str, Any, str | None, Any, str | None, Any, str]
+_STORED = "desired_subscribed, desired_user_id, sent_subscribed, sent_user_id, in_doubt, email"
 
 
 def _is_postgres(conn: Connection) -> bool:
@@ -115,22 +118,25 @@ def load_rows(conn: Connection, list_id: int, keys: Sequence[str]) -> list[Row]:
     mark = _mark(conn)
     out: list[Row] = []
     for condition, params in _key_batches(conn, keys):
-        sql = (
-            "SELECT email_key, desired_subscribed, desired_user_id, sent_subscribed, sent_user_id"
-            f" FROM members WHERE list_id = {mark} AND {condition}"
-        )
+        sql = f"SELECT email_key, {_STORED} FROM members WHERE list_id = {mark} AND {condition}"
         out.extend(_fetch(conn, sql, (list_id, *params)))
     return out
 
 
 def insert_new(
-    conn: Connection, list_id: int, changes: Sequence[Change], detected_at: datetime
+    conn: Connection,
+    list_id: int,
+    changes: Sequence[Change],
+    detected_at: datetime,
+    *,
+    posting: bool,
 ) -> None:
-    """Contacts never stored before, each pending under its message id."""
+    """Contacts never stored before, each pending under its message id; `posting`: their
+    messages are about to be posted, so Segment may hold them from now."""
     if not changes:
         return
     if _is_postgres(conn):
-        _insert_arrays(conn, list_id, changes, detected_at)
+        _insert_arrays(conn, list_id, changes, _bind(conn, detected_at), posting)
         return
     sql = (
         f"INSERT INTO members ({', '.join(_INSERT_COLUMNS)})"
@@ -141,14 +147,17 @@ def insert_new(
     conn.exec_driver_sql(
         sql,
         [
-            (list_id, c.key, c.email, c.subscribed, c.user_id, c.message_id, when, 0, False)
+            (
+                *(list_id, c.key, c.email, c.subscribed, c.user_id, c.message_id),
+                *(when, 0, False, posting),
+            )
             for c in changes
         ],
     )
 
 
 def _insert_arrays(
-    conn: Connection, list_id: int, changes: Sequence[Change], detected_at: datetime
+    conn: Connection, list_id: int, changes: Sequence[Change], when: Any, posting: bool
 ) -> None:
     """PostgreSQL: the page's new rows as one statement over five arrays, not a row each.
 
@@ -157,7 +166,7 @@ def _insert_arrays(
     """
     sql = (
         f"INSERT INTO members ({', '.join(_INSERT_COLUMNS)})"
-        " SELECT %s, k, e, s, u, m, %s, 0, false"
+        " SELECT %s, k, e, s, u, m, %s, 0, false, %s"
         " FROM unnest(%s::text[], %s::text[], %s::boolean[], %s::text[], %s::text[])"
         " AS page(k, e, s, u, m)"
     )
@@ -168,7 +177,7 @@ def _insert_arrays(
         [c.user_id for c in changes],
         [c.message_id for c in changes],
     )
-    conn.exec_driver_sql(sql, (list_id, _bind(conn, detected_at), *columns))
+    conn.exec_driver_sql(sql, (list_id, when, posting, *columns))
 
 
 def _bind(conn: Connection, value: datetime) -> Any:

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Select, bindparam, select, update
+from sqlalchemy import ColumnElement, Connection, Select, bindparam, or_, select, update
 
 from .schema import members
 
@@ -77,3 +77,18 @@ def renew_keys(
     for chunk in chunks(keys):
         conn.execute(stmt, [{"k": k, "m": new_id()} for k in chunk])
     return len(keys)
+
+
+def requeue_subscribed(
+    conn: Connection, list_id: int, detected_at: datetime, new_id: Callable[[], str]
+) -> int:
+    """Every subscriber pending again under a fresh message id, in the caller's transaction.
+
+    What Segment holds is no longer what sent_* says (a new trait, or an emptied
+    workspace), so every row that holds or owes a `true` is in doubt until Segment
+    accepts its next message: a change back must still be sent, never dropped.
+    """
+    c = members.c
+    owes = or_(c.desired_subscribed.is_(True), c.sent_subscribed.is_(True))
+    conn.execute(update(members).where(c.list_id == list_id, owes).values(in_doubt=True))
+    return renew(conn, list_id, subscribed_keys(list_id), detected_at, new_id)

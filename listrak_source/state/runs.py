@@ -236,6 +236,33 @@ class Runs:
                 )
             ).scalar()
 
+    def history(self, list_id: int, limit: int) -> list[dict[str, Any]]:
+        """The list's newest runs, newest first, JSON-ready."""
+        with self.tx.read() as conn:
+            rows = conn.execute(
+                select(runs)
+                .where(runs.c.list_id == list_id)
+                .order_by(runs.c.id.desc())
+                .limit(limit)
+            ).mappings()
+            return [_run_dict(dict(row)) for row in rows]
+
+    def last_ok(self, list_id: int) -> datetime | None:
+        """When the list's last run with everything done (`ok`) finished."""
+        with self.tx.read() as conn:
+            return _aware(
+                conn.execute(
+                    select(func.max(runs.c.finished_at)).where(
+                        runs.c.list_id == list_id, runs.c.status == RunStatus.OK
+                    )
+                ).scalar()
+            )
+
+    def known_lists(self) -> list[int]:
+        """Every list the state has runs of, configured or not (rows come only from runs)."""
+        with self.tx.read() as conn:
+            return sorted(int(i) for i in conn.execute(select(runs.c.list_id).distinct()).scalars())
+
 
 def _backlog(conn: Connection, list_id: int) -> tuple[int, int]:
     pending, dead = conn.execute(

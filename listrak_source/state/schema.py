@@ -17,6 +17,7 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    false,
     text,
 )
 
@@ -61,6 +62,11 @@ members = Table(
     Column("dead", Boolean, nullable=False, default=False),
     Column("last_seen_run", Integer),
     Column("missed_run", Integer),
+    # Segment may hold something other than sent_*: one of the row's messages was posted
+    # without an answer that it was accepted, or a rename or backfill changed what Segment
+    # must hold. Set before the post, cleared when Segment accepts one. While it is set, a
+    # change back to sent_* is still sent: only a message never posted may be dropped.
+    Column("in_doubt", Boolean, nullable=False, default=False, server_default=false()),
 )
 # Only rows that carry a message (pending or dead) are indexed: delivery pages through
 # them by message id, and a list's backlog is counted from them, however large the list.

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, exists, insert, select, update
 
-from .rows import carrying_message, renew, subscribed_keys
+from .rows import carrying_message, requeue_subscribed
 from .schema import list_state
 from .transactions import Transactions
 
@@ -50,7 +50,7 @@ class Traits:
             gone = [t for t in (*retired, old) if t is not None and t != trait]
             values = {"trait": trait, "retired_trait": _SEP.join(gone) or None}
             conn.execute(update(list_state).where(list_state.c.list_id == list_id).values(values))
-            return renew(conn, list_id, subscribed_keys(list_id), detected_at, new_id)
+            return requeue_subscribed(conn, list_id, detected_at, new_id)
 
     def retire_done(self, list_id: int) -> None:
         """Forget the old traits once no row of the list has a message left to deliver."""

@@ -49,18 +49,25 @@ def _change_existing(
     if not contact.subscribed:
         if not row.desired_subscribed:
             return None
-        # Keep the last known userId so the removal lands on the same Segment profile.
-        return _make(contact, False, row.desired_user_id, Kind.UNSUBSCRIBED, new_id)
+        return _make(contact, False, removal_user_id(row), Kind.UNSUBSCRIBED, new_id, row=row)
     user_id = _user_id(contact, user_id_field)
-    # Back to exactly what Segment last accepted: the pending message is dropped, not sent.
-    # Only for a subscription: a removal always goes out, since an answer lost after
-    # Segment kept a pending `true` would otherwise leave the trait set.
-    ids = _no_message if (row.sent_subscribed, row.sent_user_id) == (True, user_id) else new_id
+    # Back to exactly what Segment last accepted, with nothing posted since that Segment
+    # may have kept: the pending message is dropped, not sent. Only for a subscription: a
+    # removal always goes out, since an answer lost after Segment kept a pending `true`
+    # would otherwise leave the trait set.
+    unchanged = (row.sent_subscribed, row.sent_user_id) == (True, user_id) and not row.in_doubt
+    ids = _no_message if unchanged else new_id
     if not row.desired_subscribed:
-        return _make(contact, True, user_id, Kind.SUBSCRIBED, ids)
+        return _make(contact, True, user_id, Kind.SUBSCRIBED, ids, row=row)
     if user_id_field is not None and user_id != row.desired_user_id:
-        return _make(contact, True, user_id, Kind.USER_ID, ids)
+        return _make(contact, True, user_id, Kind.USER_ID, ids, row=row)
     return None
+
+
+def removal_user_id(row: Stored) -> str | None:
+    """The userId a removal carries: the one Segment accepted with the `true`, so the null
+    lands on the profile that holds the trait; a pending one only if none was accepted."""
+    return row.sent_user_id if row.sent_subscribed else row.desired_user_id
 
 
 def _no_message() -> None:
@@ -79,10 +86,13 @@ def _make(
     new_id: Callable[[], str | None],
     *,
     is_new: bool = False,
+    row: Stored | None = None,
 ) -> Change:
+    # Segment's profile is keyed by the spelling it got: a case change in Listrak keeps it.
+    email = row.email if row is not None and row.email else contact.email
     return Change(
         key=contact.key,
-        email=contact.email,
+        email=email,
         subscribed=subscribed,
         user_id=user_id,
         kind=kind,

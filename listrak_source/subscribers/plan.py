@@ -8,16 +8,19 @@ from datetime import UTC, datetime, timedelta
 from ..records import Contact, ListState, ScanSpec
 
 FULL = (ScanSpec(),)
-# Listrak's dates are naive, in a zone not confirmed; no zone is more than 14 hours ahead
-# of UTC, and an hour more covers clock skew. A date later than that has not happened yet.
-ZONE_AHEAD = timedelta(hours=15)
 # No subscription predates this; older dates (year 1, say) would also overflow the overlap.
 EARLIEST = datetime(1970, 1, 1)
 
 
 def latest_usable(now: datetime) -> datetime:
-    """The latest naive Listrak date that can be real at `now` (aware, our clock)."""
-    return now.astimezone(UTC).replace(tzinfo=None) + ZONE_AHEAD
+    """The latest naive Listrak date that may move the high-water mark: our clock, in UTC.
+
+    Listrak's dates are naive and look like US Eastern time, behind UTC. A date after our
+    clock's UTC is wrong, or in a zone ahead of UTC; either way, as the mark it would make
+    the next incremental window start in the future and miss every change until Listrak's
+    clock caught up (up to 14 hours, the zone furthest ahead). Such a date never moves it.
+    """
+    return now.astimezone(UTC).replace(tzinfo=None)
 
 
 def plan_scans(

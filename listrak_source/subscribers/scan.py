@@ -125,7 +125,9 @@ def store_page(run: ListRun, page: Page, *, on_list: bool) -> None:
     run.lock.verify()
     detected_at = ctx.clock()
     keys = PageKeys.of(page.contacts, page.rejects if on_list else ())
-    diff = ctx.db.members.save_page(cfg.id, result.run_id, keys, differ, detected_at)
+    diff = ctx.db.members.save_page(
+        cfg.id, result.run_id, keys, differ, detected_at, posting=run.posting()
+    )
     if run.on_stored is not None:
         run.on_stored(diff.changes, detected_at)
     result.scanned += len(page.contacts) + len(page.rejects)

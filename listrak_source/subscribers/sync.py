@@ -170,8 +170,9 @@ def _run(
     if result.kind == RunKind.BACKFILL:
         run.ctx.db.members.requeue_all(run.cfg.id, run.ctx.clock(), run.ctx.new_id)
     if result.kind == RunKind.BASELINE:
+        # Adopts only what Segment never heard of from us; every other change goes out.
         run.ctx.db.outbox.adopt_all(run.cfg.id)
-    elif courier is not None and courier.outage is not None:
+    if courier is not None and courier.outage is not None:
         # Segment failed during the scan: label what the sweep added, try again next run.
         stop_for_outage(run, courier.outage, run.ctx.clock())
     else:
@@ -184,7 +185,7 @@ def _courier(run: ListRun) -> Courier | None:
     if run.result.kind != RunKind.SYNC:
         return None
     courier = Courier(run)
-    run.on_stored = courier.page
+    run.on_stored, run.posting = courier.page, courier.taking
     return courier
 
 

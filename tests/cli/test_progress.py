@@ -59,23 +59,50 @@ def test_terminal_throttles_but_shows_the_final_count() -> None:
     progress.update("scanned", 20)  # within TTY_EVERY: not drawn yet
     assert "scanned 20" not in out.getvalue()
     progress.close()
-    assert out.getvalue().endswith("backfill list 1001: scanned 20\x1b[K\n")
+    assert out.getvalue().endswith("backfill list 1001: scanned 20 (size not known yet)\x1b[K\n")
 
 
-def test_unknown_total_shows_counts_without_bar() -> None:
-    progress, out, _ = make(tty=True, label="sync")
+def test_unknown_total_shows_a_moving_bar_without_a_share() -> None:
+    progress, out, clock = make(tty=True, label="sync")
     progress.start("list 7", {"scanned": 0})  # a list never synced has no size yet
     progress.update("scanned", 5000)
-    assert out.getvalue() == "\rsync list 7: scanned 5000\x1b[K"
-    assert progress.bar() == ""
+    first = "[####................]    ?  sync list 7: scanned 5000 (size not known yet)"
+    assert out.getvalue() == f"\r{first}\x1b[K"
+    clock.now += 2 * TTY_EVERY
+    progress.update("scanned", 10000)
+    assert progress.bar().startswith("[..####..............]    ?")
 
 
-def test_count_past_the_estimate_caps_the_bar() -> None:
+def test_count_past_the_estimate_drops_the_estimate() -> None:
     progress, _, _ = make(tty=True)
-    progress.start("list 1", {"scanned": 100})
+    progress.start("list 1", {"scanned": 100, "delivered": 100})
     progress.update("scanned", 150)
+    progress.update("delivered", 120)
     assert progress.bar().startswith("[####################] 100%")
-    assert progress.text() == "backfill list 1: scanned 150 of ~100"
+    assert progress.text() == "backfill list 1: scanned 150, delivered 120"
+
+
+def test_the_bar_never_moves_back_when_delivery_counts_arrive() -> None:
+    progress, _, clock = make(tty=True)
+    progress.start("list 1", {"scanned": 100, "delivered": 100})
+    shares = []
+    for stage, count in [("scanned", 50), ("delivered", 10), ("scanned", 100), ("delivered", 60)]:
+        clock.now += 2 * TTY_EVERY
+        progress.update(stage, count)
+        shares.append(progress.bar().split("]")[1].split("%")[0].strip())
+    assert shares == ["50", "50", "100", "100"]
+
+
+def test_without_escape_codes_a_shorter_line_is_padded_out() -> None:
+    out, clock = io.StringIO(), FakeClock()
+    progress = Progress("sync", out, clock=clock, tty=True, escapes=False)
+    progress.start("list 1", {"scanned": 1000})
+    progress.update("scanned", 1000)
+    clock.now += 2 * TTY_EVERY
+    progress.start("list 2", {"scanned": 10})
+    progress.update("scanned", 1)
+    progress.close()
+    assert "\x1b" not in out.getvalue()
 
 
 def test_each_list_starts_on_its_own_line() -> None:
@@ -88,7 +115,8 @@ def test_each_list_starts_on_its_own_line() -> None:
     progress.close()
     lines = out.getvalue().split("\n")
     assert "list 1: scanned 10 of ~10" in lines[0]
-    assert lines[1] == "\rbackfill list 2: scanned 3\x1b[K" and lines[2] == ""
+    second = "[####................]    ?  backfill list 2: scanned 3 (size not known yet)"
+    assert lines[1] == f"\r{second}\x1b[K" and lines[2] == ""
 
 
 def test_close_without_updates_prints_nothing() -> None:

@@ -168,5 +168,6 @@ def status_json(config: Path) -> dict[str, Any]:
 
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        assert run_cli(config, "status", "--json") == 0
+        # 0 healthy, 1 degraded, 2 failing: the document is there whatever the verdict.
+        assert run_cli(config, "status", "--json") in (0, 1, 2)
     return {item["list_id"]: item for item in json.loads(out.getvalue())["lists"]}

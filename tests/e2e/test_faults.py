@@ -116,7 +116,7 @@ def test_segment_down_then_back(config: Path, db_url: str, sim, sink, capsys) ->
     assert waiting["rows"] == 500 and waiting["next_attempt_at"] is None
     assert waiting["reason"].startswith("outage: Segment answered 503")
     capsys.readouterr()
-    assert run_cli(config, "status") == 0
+    assert run_cli(config, "status") == 1  # a partial run: degraded
     assert "500 pending, outage: Segment answered 503" in capsys.readouterr().out
     sink.faults.reset()
     assert run_cli(config, "sync") == 0

@@ -85,8 +85,8 @@ def test_a_database_error_fails_one_list_in_one_clean_line(
     assert_clean(captured.out + captured.err)
     error = status_json(config)[1001]["last_run"]["error"]
     assert REFUSAL in error and "\n" not in error
-    assert run_cli(config, "status", "--json") == 0
-    assert run_cli(config, "status") == 0
+    assert run_cli(config, "status", "--json") == 1  # one failed run: degraded
+    assert run_cli(config, "status") == 1
     assert_clean(capsys.readouterr().out)
     assert {m["traits"].get("Listrak_list_1002") for m in sink.messages} == {True}
 

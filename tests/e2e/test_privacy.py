@@ -28,16 +28,17 @@ def test_status_and_logs_name_contacts_by_reference_only(
     sim.add_raw(1001, {"emailAddress": "Skipped@Example.com", "subscriptionState": "Pending"})
     extra = "[delivery]\nmax_attempts = 1\n"
     config = write_config(tmp_path / "c.toml", sim, sink, db_url, [MAIN], extra=extra)
-    sink.faults.fail_next(10_000, status=400)  # every row dead after its one attempt
+    dead = sorted(sim.truth(1001, FIELD))[0]
+    sink.faults.poison = {dead}  # Segment refuses it alone: dead after its one attempt
     assert run_cli(config, "sync") == 1
     shown = capsys.readouterr()
     assert "@example.com" not in shown.out.lower() + shown.err.lower()
-    assert run_cli(config, "status") == 0
-    assert run_cli(config, "status", "--json") == 0
+    # Dead rows: degraded.
+    assert run_cli(config, "status") == 1
+    assert run_cli(config, "status", "--json") == 1
     status = capsys.readouterr().out
     assert "@example.com" not in status.lower()
     assert contact_ref("skipped@example.com") in status
-    dead = sorted(sim.truth(1001, FIELD))[0]
     assert contact_ref(dead) in status
 
     assert run_cli(config, "lookup", "SKIPPED@example.com", dead) == 0

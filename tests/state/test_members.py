@@ -127,3 +127,33 @@ def test_the_unseen_are_counted_right_past_duplicates_and_unreadable_contacts(
     save(store, 2, [Contact("b@x.io", True), Contact("c@x.io", True)])
     assert store.members.count_unseen(LIST, 2) == (0, 0)
     assert store.members.unseen(LIST, 2, 10) == []
+
+
+def accept_all(store: Database) -> None:
+    with store.engine.connect() as conn:
+        ids = [m for (m,) in conn.execute(select(members.c.message_id)) if m is not None]
+    store.outbox.mark_sent(LIST, ids)
+
+
+def carries_message(store: Database, key: str) -> bool:
+    with store.engine.connect() as conn:
+        query = select(members.c.message_id).where(members.c.email_key == key)
+        return conn.execute(query).scalar_one() is not None
+
+
+@pytest.mark.parametrize("requeue", ["rename", "backfill"])
+def test_a_change_back_after_a_rename_or_backfill_still_goes_out(
+    store: Database, requeue: str
+) -> None:
+    # Segment holds the old trait (or, emptied, nothing): sent no longer says what it holds.
+    save(store, 1, [Contact("a@x.io", True), Contact("b@x.io", True)])
+    accept_all(store)
+    ids = (f"r-{n}" for n in itertools.count())
+    if requeue == "rename":
+        store.traits.adopt(LIST, "Listrak_list_1001")
+        store.traits.rename(LIST, "listrak_list_1001", NOW, ids.__next__)
+    else:
+        store.members.requeue_all(LIST, NOW, ids.__next__)
+    save(store, 2, [Contact("a@x.io", False)])
+    save(store, 3, [Contact("a@x.io", True)])
+    assert carries_message(store, "a@x.io") and carries_message(store, "b@x.io")

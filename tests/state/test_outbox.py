@@ -85,9 +85,19 @@ def test_sent_only_where_the_row_still_carries_the_accepted_id(db: Database) -> 
     assert due(db) == ["m-2", "m-3", "m-4", "m-5"]
 
 
-def test_baseline_adopts_everything_as_sent(db: Database) -> None:
+def test_baseline_adopts_what_segment_never_heard_of_from_us(db: Database) -> None:
     assert db.outbox.adopt_all(LIST) == 6 and due(db) == []
     assert db.runs.backlog(LIST) == (0, 0)
+
+
+def test_baseline_never_adopts_a_change_segment_may_be_owed(db: Database) -> None:
+    with db.engine.begin() as conn:
+        accepted = members.update().where(members.c.email_key.in_(["c1@x.io", "c2@x.io"]))
+        conn.execute(accepted.values(sent_subscribed=True))  # a removal, a userId change
+    db.outbox.mark_posted(LIST, ["m-3"])  # posted, no answer: Segment may hold it
+    assert db.outbox.adopt_all(LIST) == 3
+    assert due(db) == ["m-1", "m-2", "m-3"]
+    assert row(db, "m-3")["in_doubt"] is True and row(db, "m-1")["in_doubt"] is False
 
 
 def row_by_key(db: Database, key: str) -> dict[str, object]:

@@ -27,11 +27,16 @@ def test_a_date_far_in_the_future_does_not_move_the_mark_and_is_reported() -> No
     assert future_dated([future, normal], LATEST) == [future]
 
 
-def test_a_date_a_few_hours_ahead_of_utc_is_still_usable() -> None:
-    # Listrak's zone is unconfirmed: a zone east of UTC writes dates ahead of our clock.
-    ahead = Contact("a@x.io", True, subscribe_date=datetime(2026, 10, 2, 1, 30))
-    assert newest_date([ahead], None, latest=LATEST) == datetime(2026, 10, 2, 1, 30)
-    assert future_dated([ahead], LATEST) == []
+def test_a_date_a_few_hours_ahead_of_our_clock_never_moves_the_mark() -> None:
+    # Ten hours after our clock's UTC: as the mark it would start the next incremental
+    # window in the future and miss every change made meanwhile.
+    ahead = Contact("a@x.io", True, subscribe_date=NOW.replace(tzinfo=None) + timedelta(hours=10))
+    normal = Contact("n@x.io", True, subscribe_date=MARK)
+    assert newest_date([ahead, normal], None, latest=LATEST) == MARK
+    assert future_dated([ahead, normal], LATEST) == [ahead]
+    assert next_mark(MARK, ahead.subscribe_date, latest=LATEST) == MARK
+    at_our_clock = Contact("c@x.io", True, subscribe_date=NOW.replace(tzinfo=None))
+    assert newest_date([at_our_clock], None, latest=LATEST) == NOW.replace(tzinfo=None)
 
 
 def test_a_date_before_any_real_subscription_is_ignored() -> None:
