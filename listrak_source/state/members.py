@@ -30,7 +30,7 @@ from sqlalchemy import (
 
 from ..records import Change, PageDiff, PageKeys, Stored
 from . import page_sql
-from .rows import chunks, new_message, renew_keys, requeue_subscribed
+from .rows import chunks, new_message, one_of, renew_keys, requeue_subscribed
 from .schema import members, rejects
 from .seen import SeenKeys
 from .transactions import Transactions
@@ -278,12 +278,12 @@ class Members:
     def mark_missed(self, list_id: int, run_id: int) -> int:
         """Note that this full scan missed every subscriber it did not see."""
         c = members.c
-        stmt = (
-            update(members)
-            .where(c.list_id == list_id, c.email_key.in_(bindparam("keys", expanding=True)))
-            .values(missed_run=run_id)
-        )
         with self.tx.begin() as conn:
+            stmt = (
+                update(members)
+                .where(c.list_id == list_id, one_of(conn, c.email_key, "keys"))
+                .values(missed_run=run_id)
+            )
             keys = [row[0] for row in self._unseen(conn, list_id, run_id)]
             for chunk in chunks(keys):
                 conn.execute(stmt, {"keys": list(chunk)})

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, and_, bindparam, or_, select, update
 
 from ..records import Pending, RetryPolicy
-from .rows import CHUNK, carrying_message, chunks, clean_slate
+from .rows import CHUNK, carrying_message, chunks, clean_slate, one_of
 from .schema import members
 from .transactions import Transactions
 
@@ -63,31 +63,28 @@ class Outbox:
         """These messages are about to be posted: from now on Segment may hold them, even
         if no answer comes back, so their rows are in doubt until one is accepted."""
         c = members.c
-        stmt = (
-            update(members)
-            .where(
-                c.list_id == list_id,
-                c.message_id.in_(bindparam("ids", expanding=True)),
-                c.in_doubt.is_(False),
-            )
-            .values(in_doubt=True)
-        )
         with self.tx.begin() as conn:
+            stmt = (
+                update(members)
+                .where(
+                    c.list_id == list_id,
+                    one_of(conn, c.message_id, "ids"),
+                    c.in_doubt.is_(False),
+                )
+                .values(in_doubt=True)
+            )
             for chunk in chunks(message_ids):
                 conn.execute(stmt, {"ids": list(chunk)})
 
     def mark_sent(self, list_id: int, message_ids: Sequence[str]) -> int:
         """sent := desired, only where the row still carries the message Segment accepted."""
-        stmt = (
-            update(members)
-            .where(
-                members.c.list_id == list_id,
-                members.c.message_id.in_(bindparam("ids", expanding=True)),
-            )
-            .values(**_ACCEPTED)
-        )
         done = 0
         with self.tx.begin() as conn:
+            stmt = (
+                update(members)
+                .where(members.c.list_id == list_id, one_of(conn, members.c.message_id, "ids"))
+                .values(**_ACCEPTED)
+            )
             for chunk in chunks(message_ids):
                 done += conn.execute(stmt, {"ids": list(chunk)}).rowcount
         return done

@@ -6,7 +6,8 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Select, bindparam, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Select, any_, bindparam, or_, select, update
+from sqlalchemy.dialects import postgresql
 
 from .schema import members
 
@@ -18,6 +19,17 @@ def chunks(items: Sequence[str], size: int = CHUNK) -> Iterator[Sequence[str]]:
     """Consecutive slices of at most `size` items."""
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def one_of(conn: Connection, column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
+    """`column` is one of the list bound as `name`.
+
+    On PostgreSQL one array parameter (`= ANY`): SQLAlchemy would render and PostgreSQL
+    parse a statement of thousands of parameters at every call. On SQLite an expanding IN.
+    """
+    if conn.dialect.name == "postgresql":
+        return column == any_(bindparam(name, type_=postgresql.ARRAY(column.type)))
+    return column.in_(bindparam(name, expanding=True))
 
 
 def carrying_message(list_id: int) -> list[ColumnElement[bool]]:
