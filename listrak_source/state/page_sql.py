@@ -115,6 +115,15 @@ def load_rows(conn: Connection, list_id: int, keys: Sequence[str]) -> list[Row]:
     A page that matches what is stored is then no write at all; the scan keeps the keys
     it has seen in memory (state/seen.py) rather than marking each row.
     """
+    if _is_postgres(conn):
+        # Joined to the page's keys as a set, each found through the primary key. With
+        # `email_key = ANY(array)` the planner reads the whole table instead: at 1 M rows,
+        # 165 ms a page against 70 (EXPLAIN ANALYZE, keys at random).
+        sql = (
+            f"SELECT email_key, {_STORED} FROM unnest(%s::text[]) AS page(key)"
+            " JOIN members ON list_id = %s AND email_key = page.key"
+        )
+        return _fetch(conn, sql, (list(keys), list_id))
     mark = _mark(conn)
     out: list[Row] = []
     for condition, params in _key_batches(conn, keys):
