@@ -70,10 +70,12 @@ def _stream(conn: Connection, sql: str, params: Sequence[Any]) -> Iterator[list[
     has already taken the cursor's first row).
     """
     if _is_postgres(conn):
-        options = {"yield_per": CHUNK}
+        # stream_results, said outright: `yield_per` alone left psycopg's client-side
+        # cursor reading all the rows at once (245 MB for a million keys).
+        options = {"stream_results": True, "max_row_buffer": CHUNK}
         result = conn.exec_driver_sql(sql, tuple(params), execution_options=options)
         with result:
-            for rows in result.partitions():
+            for rows in result.partitions(CHUNK):
                 yield list(rows)
         return
     result = conn.exec_driver_sql(sql, tuple(params))

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import Engine, select, text
 
 from listrak_source.records import Contact, PageDiff, PageKeys, Reject, Stored
-from listrak_source.state import Database, make_engine, upgrade
+from listrak_source.state import Database, make_engine, page_sql, upgrade
 from listrak_source.state.schema import members
 from listrak_source.subscribers.diff import diff_page
 
@@ -157,3 +157,19 @@ def test_a_change_back_after_a_rename_or_backfill_still_goes_out(
     save(store, 2, [Contact("a@x.io", False)])
     save(store, 3, [Contact("a@x.io", True)])
     assert carries_message(store, "a@x.io") and carries_message(store, "b@x.io")
+
+
+@pytest.mark.postgres
+def test_postgres_streams_a_lists_keys_through_a_server_side_cursor(postgres_url: str) -> None:
+    # A client-side cursor would hold every key of a million-row list at once (245 MB).
+    engine = make_engine(postgres_url)
+    upgrade(engine)
+    save(Database(engine), 1, [Contact(f"c{n}@x.io", True) for n in range(6000)])
+    with engine.begin() as conn:
+        chunks = page_sql.subscribed_rows(conn, LIST)
+        first = next(chunks)
+        cursors = conn.exec_driver_sql("SELECT count(*) FROM pg_cursors").scalar_one()
+        rest = sum(len(chunk) for chunk in chunks)
+    engine.dispose()
+    assert cursors == 1
+    assert len(first) + rest == 6000
