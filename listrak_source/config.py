@@ -33,6 +33,8 @@ from .engage.mapping import mapping_problems
 from .engage.settings import AudienceSettings, ReceiverSettings
 from .errors import ConfigError
 from .sections import Section as _Section
+from .tracking.dates import DEFAULT_ZONE, zone
+from .tracking.records import DEFAULT_EVENTS, EVENT_NAMES
 
 log = logging.getLogger(__name__)
 DEFAULT_CONFIG = "config.toml"
@@ -90,6 +92,18 @@ def check_http_url(url: str) -> str:
 HttpUrl = Annotated[str, AfterValidator(check_http_url)]
 
 
+def _check_zone(name: str) -> str:
+    zone(name)  # raises ValueError with a readable line
+    return name
+
+
+def _check_events(names: list[str]) -> list[str]:
+    unknown = [n for n in names if n not in EVENT_NAMES]
+    if unknown:
+        raise ValueError(f"{unknown[0]!r} is not one of {', '.join(EVENT_NAMES)}")
+    return list(dict.fromkeys(names))
+
+
 class ListrakSettings(_Section):
     client_id: str = Field(min_length=1)
     client_secret: SecretStr = Field(min_length=1)
@@ -105,6 +119,8 @@ class ListrakSettings(_Section):
     # running (and holding its lease) forever: 100,000 pages is 500 M contacts at 5,000.
     max_pages: int = Field(default=100_000, ge=1)
     max_empty_pages: int = Field(default=100, ge=1)
+    # Listrak's dates carry no zone; the activity events read them in this one.
+    timezone: Annotated[str, AfterValidator(_check_zone)] = DEFAULT_ZONE
 
 
 class SegmentSettings(_Section):
@@ -201,8 +217,29 @@ class PushSettings(_Section):
     # more than min_flip_count of them) waits for `push --allow-mass-flip`.
     max_flip_ratio: float = Field(default=0.5, gt=0, le=1)
     min_flip_count: int = Field(default=100, ge=0)
+    # Unchecks are judged over this window, so a mass exit trickling in is held too.
+    flip_window: Duration = timedelta(days=1)
     # Listrak applies an import later; a read-back sooner than this after a push proves nothing.
     apply_grace: Duration = timedelta(minutes=10)
+    # Read-backs in a row that find Listrak not showing a value it accepted before the value
+    # is dead: re-sent at every full scan forever, it would hide a field Listrak ignores.
+    max_mismatches: int = Field(default=3, ge=1)
+
+
+class ActivitySettings(_Section):
+    """Email activity as track events, for the lists with `activity = true`."""
+
+    # Listrak attributes a conversion to a click up to 30 days later: 35 days with slack.
+    window: Duration = timedelta(days=35)
+    events: Annotated[list[str], AfterValidator(_check_events)] = Field(
+        default_factory=lambda: list(DEFAULT_EVENTS)
+    )
+    # Listrak requests one list's activity pass may make: the pace is shared with the
+    # subscriber scan, and a pass that cannot re-read every open message reads the newest.
+    max_requests: int = Field(default=1000, ge=1)
+    # Clicker reads filtered by date overlap the previous read by this much (Listrak
+    # reports activity with some delay).
+    overlap: Duration = timedelta(hours=6)
 
 
 class ListSettings(_Section):
@@ -215,6 +252,8 @@ class ListSettings(_Section):
     # every run a full scan.
     full_scan_every: Duration | None = None
     incremental_overlap: Duration = timedelta(hours=2)
+    # Email activity of the list's messages as track events (see [activity]).
+    activity: bool = False
 
     @model_validator(mode="after")
     def _one_schedule(self) -> ListSettings:
@@ -247,6 +286,7 @@ class Settings(BaseSettings):
     receiver: ReceiverSettings | None = None
     audiences: list[AudienceSettings] = Field(default_factory=list)
     push: PushSettings = PushSettings()
+    activity: ActivitySettings = ActivitySettings()
 
     @model_validator(mode="after")
     def _unique_lists(self) -> Settings:

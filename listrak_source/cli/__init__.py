@@ -14,29 +14,33 @@ from ..logs import configure_logging, redact
 from . import output
 from .parser import PROG, build_parser
 
-# Each command's function in cli/commands.py, imported when the command runs: `--help`
-# and a mistyped option then cost the parser alone, not SQLAlchemy, httpx and pydantic.
-COMMANDS: dict[str, str] = {
-    "sync": "sync",
-    "run": "run",
-    "backfill": "backfill",
-    "baseline": "baseline",
-    "retry": "retry",
-    "rename-trait": "rename_trait",
-    "push": "push",
-    "explain": "explain",
-    "status": "status",
-    "lookup": "lookup",
-    "check": "check",
-    "migrate": "migrate",
-    "demo": "demo",
+# (module, function) of each command, imported when the command runs: `--help` and a
+# mistyped option then cost the parser alone, not SQLAlchemy, httpx and pydantic.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "sync": ("commands", "sync"),
+    "run": ("commands", "run"),
+    "backfill": ("commands", "backfill"),
+    "baseline": ("commands", "baseline"),
+    "retry": ("commands", "retry"),
+    "rename-trait": ("commands", "rename_trait"),
+    "push": ("commands", "push"),
+    "explain": ("commands", "explain"),
+    "status": ("commands", "status"),
+    "lookup": ("commands", "lookup"),
+    "check": ("commands", "check"),
+    "migrate": ("commands", "migrate"),
+    "demo": ("commands", "demo"),
+    "activity-backfill": ("activity_commands", "activity_backfill"),
+    "activity-baseline": ("activity_commands", "activity_baseline"),
 }
 
 
 def command(name: str) -> Callable[[argparse.Namespace], int]:
     """The function that runs this sub-command."""
-    module = importlib.import_module(".commands", __name__)
-    function: Callable[[argparse.Namespace], int] = getattr(module, COMMANDS[name])
+    module, attribute = COMMANDS[name]
+    function: Callable[[argparse.Namespace], int] = getattr(
+        importlib.import_module(f".{module}", __name__), attribute
+    )
     return function
 
 
@@ -69,7 +73,7 @@ def _level(args: argparse.Namespace) -> str:
 
 
 def _fail(args: argparse.Namespace, message: str, code: int) -> int:
-    from .commands import known_secrets  # noqa: PLC0415 - a command has run: it is loaded
+    from .commands import known_secrets  # noqa: PLC0415 - loaded once a command runs
 
     secrets = known_secrets()
     text = redact(message, secrets)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TextIO
 
 import httpx
@@ -18,6 +19,7 @@ from ..service.schedules import describe, list_schedule
 from ..state import Database
 from ..state import engine as db
 from ..subscribers.sync import trait_mismatch
+from ..tracking.dates import to_listrak, zone
 from .wiring import listrak_client, new_database, probe_segment
 
 # Segment write keys are 32 characters of letters and digits; a looser shape is
@@ -73,6 +75,32 @@ def _traits(settings: Settings) -> Outcome:
     if found:
         return Outcome("list traits", False, found[0])
     return Outcome("list traits", True, "each list's trait is the one its messages carry")
+
+
+def has_rows(state: Database, list_id: int) -> bool:
+    """Whether the state holds anything of the list: a first sync sends everyone as new."""
+    return state.runs.last_size(list_id) > 0 or state.runs.status(list_id)["subscribed"] > 0
+
+
+def _first_syncs(settings: Settings) -> list[Outcome]:
+    """A list the state knows nothing of: its first sync sends every subscriber as new,
+    which a team moving over from Listrak's own source does not want."""
+    engine = db.make_engine(settings.database.url)
+    try:
+        state = Database(engine)
+        new = [cfg.id for cfg in settings.lists if not has_rows(state, cfg.id)]
+    finally:
+        engine.dispose()
+    return [
+        Outcome(
+            f"list {list_id} state",
+            True,
+            "nothing stored yet: its first sync sends every subscriber to Segment as new; "
+            "if the profiles already carry its trait (moving over from Listrak's own "
+            f"source), run `listrak-source baseline --list {list_id}` first",
+        )
+        for list_id in new
+    ]
 
 
 def _write_key(settings: Settings) -> Outcome:
@@ -163,7 +191,29 @@ def _list(settings: Settings, cfg: ListSettings, client: ListrakClient) -> list[
         outcomes += _guard(f"list {cfg.id} field {field_id}", lambda: _field(cfg, field_id, client))
     if outcomes[0].ok:
         outcomes += _audience_fields(settings, cfg, client)
+    if outcomes[0].ok and cfg.activity:
+        outcomes += _guard(f"list {cfg.id} activity", lambda: _reporting(settings, cfg, client))
     return outcomes
+
+
+def _time_zone(settings: Settings) -> Outcome:
+    name = settings.listrak.timezone
+    where = zone(name)  # the config's loading has refused an unknown name already
+    sample = datetime(2026, 1, 15, 12, tzinfo=where).strftime("%z")
+    return Outcome("listrak time zone", True, f"{name} (UTC{sample[:3]}:{sample[3:]} in January)")
+
+
+def _reporting(settings: Settings, cfg: ListSettings, client: ListrakClient) -> Outcome:
+    """The activity routes need the Reporting area: probe one message's links."""
+    since = to_listrak(
+        datetime.now(UTC) - settings.activity.window, zone(settings.listrak.timezone)
+    )
+    message = next(iter(client.iter_messages(cfg.id, start=since)), None)
+    name = f"list {cfg.id} activity"
+    if message is None:
+        return Outcome(name, None, "no message within [activity] window to probe Reporting with")
+    client.get_links(cfg.id, message.message_id)
+    return Outcome(name, True, "the Reporting area answers (message activity can be read)")
 
 
 def _listrak(settings: Settings) -> list[Outcome]:
@@ -195,8 +245,11 @@ def run_checks(settings: Settings, out: TextIO) -> bool:
     outcomes += _guard("database", lambda: _database(settings))
     if outcomes[-1].ok:
         outcomes += _guard("list traits", lambda: _traits(settings))
+        outcomes += _first_syncs(settings)
     outcomes.append(_write_key(settings))
     outcomes += _guard("segment host", lambda: _segment_host(settings))
+    if any(cfg.activity for cfg in settings.lists):
+        outcomes += _guard("listrak time zone", lambda: _time_zone(settings))
     outcomes += _listrak(settings)
     width = max(len(o.name) for o in outcomes)
     secrets = settings.secrets()

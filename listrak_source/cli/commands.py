@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
+from ..activity.run import follow_sync
+from ..audiences.push import prune_inbox, push_list
 from ..config import ListSettings, Settings, load_settings
 from ..delivery.context import RunContext
 from ..engage.records import PushResult, PushStatus
@@ -31,9 +33,13 @@ from ..state import Database, make_engine
 from ..state.engine import check_schema, current_revision, database_shown, upgrade
 from ..subscribers.sync import sync_list, trait_mismatch
 from . import output
+from .activity_report import activity_status, print_activity, print_activity_status
+from .audience_report import explained_contact, print_audience_status, print_explanation
+from .check import has_rows, run_checks
 from .health import daemon_answers, gather
 from .progress import Progress
 from .report import (
+    lookup_contact,
     print_lookup,
     print_results,
     print_status,
@@ -41,10 +47,12 @@ from .report import (
     push_line,
     result_line,
 )
-from .wiring import new_database, open_database, push_context, run_context
+from .wiring import build_daemon, new_database, open_database, push_context, run_context
 
 log = logging.getLogger(__name__)
 _SECRETS: list[str] = []
+# A first sync that finds more subscribers than this says so, and points at `baseline`.
+FIRST_SYNC_NOTICE = 1000
 
 
 def known_secrets() -> list[str]:
@@ -75,17 +83,54 @@ def _run_lists(
     **options: bool,
 ) -> list[RunResult]:
     """Each list in turn, with progress on stderr; a stop signal ends the loop after a list."""
-    with (
-        _progress(str(kind)) as (progress, stop),
-        run_context(settings, dry_run=dry_run, stop=stop, on_progress=progress.update) as ctx,
-    ):
-        results = []
-        for cfg in lists:
-            progress.start(f"list {cfg.id}", _expected(ctx, cfg.id, kind))
-            results.append(_run_one(ctx, cfg, kind, **options))
-            if stop.is_set():
-                break
-        return results
+    with _progress(str(kind)) as (progress, stop):
+        watch = _Watch(progress)
+        with run_context(settings, dry_run=dry_run, stop=stop, on_progress=watch) as ctx:
+            return _each_list(ctx, lists, kind, watch, stop, **options)
+
+
+def _each_list(
+    ctx: RunContext,
+    lists: list[ListSettings],
+    kind: RunKind,
+    watch: _Watch,
+    stop: threading.Event,
+    **options: bool,
+) -> list[RunResult]:
+    results = []
+    for cfg in lists:
+        watch.progress.start(f"list {cfg.id}", _expected(ctx, cfg.id, kind))
+        first = kind == RunKind.SYNC and not has_rows(ctx.db, cfg.id)
+        watch.first_sync = cfg.id if first else None
+        results.append(_run_one(ctx, cfg, kind, **options))
+        if stop.is_set():
+            break
+    return results
+
+
+class _Watch:
+    """The progress hook of a run: shows progress, and warns once when a first sync has
+    found more than FIRST_SYNC_NOTICE subscribers, all of which go to Segment as new."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.first_sync: int | None = None
+
+    def __call__(self, stage: str, count: int) -> None:
+        self.progress.update(stage, count)
+        list_id = self.first_sync
+        if list_id is None or stage != "scanned" or count <= FIRST_SYNC_NOTICE:
+            return
+        self.first_sync = None
+        log.warning(
+            "list %s: first sync: %s subscribers found so far, each sent to Segment as new "
+            "(trait true); if these profiles already carry it (moving over from Listrak's "
+            "own source), stop now and run `listrak-source baseline --list %s`, which "
+            "sends nothing",
+            list_id,
+            count,
+            list_id,
+        )
 
 
 def _run_one(
@@ -99,7 +144,7 @@ def _run_one(
 ) -> RunResult:
     with log_context(list_id=cfg.id):
         try:
-            return sync_list(
+            result = sync_list(
                 ctx,
                 cfg,
                 kind=kind,
@@ -107,6 +152,8 @@ def _run_one(
                 full=full,
                 rename_trait=rename_trait,
             )
+            follow_sync(ctx, cfg, result)
+            return result
         except ListSkippedError as exc:
             log.warning("%s", exc)
             return _skipped(ctx, cfg, kind, str(exc))
@@ -169,11 +216,40 @@ def sync(args: argparse.Namespace) -> int:
 
 
 def backfill(args: argparse.Namespace) -> int:
-    """Re-send every subscribed contact's current state under fresh message ids."""
+    """Re-send every subscribed contact's current state under fresh message ids; without
+    --confirm, only say how many would go."""
     settings = _settings(args)
-    results = _run_lists(settings, _selected(settings, args), RunKind.BACKFILL)
+    lists = _selected(settings, args)
+    if not args.confirm:
+        return _backfill_preview(settings, lists, getattr(args, "lists", None))
+    results = _run_lists(settings, lists, RunKind.BACKFILL)
     print_results(results, sys.stdout)
     return _exit_status(results)
+
+
+def _backfill_preview(settings: Settings, lists: list[ListSettings], ids: list[int] | None) -> int:
+    """What a backfill would send, per list, from the state; nothing is sent or created."""
+    counts: dict[int, int] = {}
+    if new_database(settings) is None:
+        engine = open_database(settings)
+        try:
+            db = Database(engine)
+            counts = {cfg.id: db.runs.status(cfg.id)["subscribed"] for cfg in lists}
+        finally:
+            engine.dispose()
+    for cfg in lists:
+        count = counts.get(cfg.id, 0)
+        print(
+            f"list {cfg.id}: would re-send its {count} subscribed contact(s) to Segment "
+            "under fresh message ids (as of its last scan; what its scan finds changed "
+            "goes out too)"
+            if count
+            else f"list {cfg.id}: nothing stored yet: a backfill sends every subscriber "
+            "Listrak holds"
+        )
+    chosen = "".join(f" --list {i}" for i in ids or [])
+    print(f"If that is right, run: listrak-source backfill{chosen} --confirm")
+    return EXIT_FAILED
 
 
 def baseline(args: argparse.Namespace) -> int:
@@ -236,31 +312,37 @@ def retry(args: argparse.Namespace) -> int:
 
 
 def lookup(args: argparse.Namespace) -> int:
-    """Find contacts by the addresses the operator gives; print their references and state."""
+    """Find contacts by the addresses the operator gives; print their references and state.
+    0 when every address is stored for some list, else 1 (as `explain`)."""
     settings = _settings(args)
     engine = open_database(settings, migrate=False)
     runs = Database(engine).runs
-    found = [runs.contact(cfg.id, email) for email in args.emails for cfg in settings.lists]
+    found = [[runs.contact(cfg.id, email) for cfg in settings.lists] for email in args.emails]
     engine.dispose()
-    print_lookup(found, sys.stdout)
-    return 0
+    contacts = [lookup_contact(rows) for rows in found]
+    if args.json:
+        print(json.dumps({"contacts": contacts}, indent=2, default=str))
+    else:
+        print_lookup([row for rows in found for row in rows], sys.stdout)
+    return 0 if all(c["known"] for c in contacts) else EXIT_FAILED
 
 
 def push(args: argparse.Namespace) -> int:
     """Pending audience values to Listrak once; 0 only when Listrak accepted all of them."""
-    from ..audiences.push import prune_inbox, push_list  # noqa: PLC0415 - only `push` pushes
-
     settings = _settings(args)
     list_ids = _audience_lists(settings, getattr(args, "lists", None))
     engine = open_database(settings)
     try:
         with (
-            _progress("push") as (_, stop),
-            push_context(settings, engine, dry_run=args.dry_run, stop=stop) as ctx,
+            _progress("push") as (progress, stop),
+            push_context(
+                settings, engine, dry_run=args.dry_run, stop=stop, on_progress=progress.update
+            ) as ctx,
         ):
             prune_inbox(ctx)
             results = []
             for list_id in list_ids:
+                progress.start(f"list {list_id}")
                 with log_context(list_id=list_id):
                     results.append(push_list(ctx, list_id, allow_mass_flip=args.allow_mass_flip))
                 if stop.is_set():
@@ -293,48 +375,55 @@ def _push_exit_status(results: list[PushResult]) -> int:
 def status(args: argparse.Namespace) -> int:
     """Per list: recent runs, last ok, pending and dead rows, next run and overdue marks;
     each audience's values and pushes; then the verdict, which is also the exit status."""
-    from .audience_report import print_audience_status  # noqa: PLC0415
-
     settings = _settings(args)
     daemon = daemon_answers(settings)
     engine = open_database(settings, migrate=False)
     try:
-        document = gather(
-            settings, Database(engine), now=datetime.now(UTC), runs=args.runs, daemon=daemon
-        )
+        db = Database(engine)
+        document = gather(settings, db, now=datetime.now(UTC), runs=args.runs, daemon=daemon)
+        activity = activity_status(settings, db)
     finally:
         engine.dispose()
     document["database"] = database_shown(settings.database.url)
+    if activity:
+        document["activity"] = activity
     if args.json:
         print(json.dumps(document, indent=2, default=str))
     else:
         print_status(document, sys.stdout)
         if "audiences" in document:
             print_audience_status(document["audiences"], sys.stdout)
+        print_activity_status(activity, sys.stdout)
         print(f"database: {document['database']}")
         print_verdict(document["health"], sys.stdout)
     return int(document["health"]["exit_status"])
 
 
 def explain(args: argparse.Namespace) -> int:
-    """One email's audience chain: the events kept, then desired, sent and read back."""
-    from .audience_report import print_explanation  # noqa: PLC0415 - only `explain` explains
-
+    """Each address's audience chain: the events kept, then desired, sent and read back.
+    0 when something is kept about every address, else 1 (as `lookup`)."""
     settings = _settings(args)
     engine = open_database(settings, migrate=False)
-    chain = Database(engine).audience_reports.explain(args.email.strip().lower())
+    db = Database(engine)
+    chains = [(email, db.audience_reports.explain(email.strip().lower())) for email in args.emails]
+    facts = [db.activity.recent(email.strip().lower()) for email in args.emails]
     engine.dispose()
-    if not any(chain.values()):
-        print(f"nothing is kept about {args.email.strip()}")
-        return EXIT_FAILED
-    print_explanation(args.email.strip(), chain, settings, sys.stdout)
-    return 0
+    contacts = [explained_contact(email, chain) for email, chain in chains]
+    for contact, found in zip(contacts, facts, strict=True):
+        if found:
+            contact["activity"] = found
+            contact["known"] = True
+    if args.json:
+        print(json.dumps({"contacts": contacts}, indent=2, default=str))
+    else:
+        for contact, (_, chain), found in zip(contacts, chains, facts, strict=True):
+            print_explanation(str(contact["contact"]), chain, settings, sys.stdout)
+            print_activity(found, sys.stdout)
+    return 0 if all(c["known"] for c in contacts) else EXIT_FAILED
 
 
 def run(args: argparse.Namespace) -> int:
     """The daemon: every list on its schedule until SIGTERM or SIGINT."""
-    from .wiring import build_daemon  # noqa: PLC0415 - the scheduler and receiver only here
-
     settings = _settings(args)
     engine = open_database(settings)
     try:
@@ -346,8 +435,6 @@ def run(args: argparse.Namespace) -> int:
 
 def check(args: argparse.Namespace) -> int:
     """Is it safe to start the daemon? A table of checks and an exit status."""
-    from .check import run_checks  # noqa: PLC0415 - only `check` probes the network
-
     settings = _settings(args)
     return 0 if run_checks(settings, sys.stdout) else EXIT_CONFIG
 
@@ -371,9 +458,10 @@ def demo(args: argparse.Namespace) -> int:
     """The whole pipeline on loopback with no account."""
     from .demo import run_demo  # noqa: PLC0415 - the simulator is only needed here
 
-    return (
-        0 if run_demo(contacts=args.contacts, cycles=args.cycles, out=sys.stdout) else EXIT_FAILED
-    )
+    # A first Ctrl-C stops the running sync at its next page, as it stops `sync`.
+    with _progress("demo") as (_, stop):
+        ok = run_demo(contacts=args.contacts, cycles=args.cycles, out=sys.stdout, stop=stop)
+    return 0 if ok else EXIT_FAILED
 
 
 @contextmanager

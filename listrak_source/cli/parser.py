@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from datetime import date
 from typing import Any
 
 PROG = "listrak-source"
@@ -24,7 +25,8 @@ LISTRAK_SOURCE_LISTRAK__CLIENT_SECRET. The options above go before or after the
 command. `listrak-source COMMAND --help` says what a command does.
 
 Exit status: 0 success, 1 the run did not fully succeed (see `status`),
-2 configuration or environment error.
+2 configuration or environment error. `status` exits with its verdict:
+0 healthy, 1 degraded, 2 failing.
 Start with `listrak-source demo` to see the whole pipeline without an account.
 """
 
@@ -122,6 +124,16 @@ def _dry_run(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("--dry-run", action="store_true", help=f"{what}; change and send nothing")
 
 
+def _addresses(parser: argparse.ArgumentParser, verb: str) -> None:
+    """`lookup` and `explain` take addresses alike and answer alike."""
+    parser.add_argument("emails", nargs="+", metavar="EMAIL", help=f"an address to {verb}")
+    _json(parser)
+
+
+def _address_exits(known: str) -> str:
+    return f"  0  {known} every address\n  1  an address is unknown here\n" + CONFIG_EXIT
+
+
 def _json(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="machine-readable output (JSON)")
 
@@ -147,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = Commands(parser)
     _subscriber_commands(commands)
     _audience_commands(commands)
+    _activity_commands(commands)
     _state_commands(commands)
     return parser
 
@@ -192,10 +205,16 @@ SIGTERM or SIGINT finishes the page in hand and delivers what is stored.""",
         """
 Reads each list from Listrak and sends Segment an identify for every current
 subscriber (trait true, with its userId) under fresh message ids, as when Segment
-was emptied or a destination added. Changes its scan finds go out too.""",
-        RUN_EXITS,
+was emptied or a destination added. Changes its scan finds go out too. Without
+--confirm it only says how many contacts it would send, and sends nothing.""",
+        "  0  with --confirm: every list's run is ok\n"
+        "  1  without --confirm: after saying what it would send; with it: a run did\n"
+        "     not finish everything (see `status`)\n" + CONFIG_EXIT,
     )
     _lists(p)
+    p.add_argument(
+        "--confirm", action="store_true", help="do it; without it, say how many would be sent"
+    )
     p = commands.add(
         "baseline",
         "adopt what Listrak holds now as already sent; send nothing",
@@ -249,9 +268,44 @@ is not called. --dry-run prints each request and its exact JSON body instead."""
 Reads the local database only (neither Listrak nor Segment is called): the
 address's subscriptions, the Engage events kept, and per audience the desired
 value, what was sent to Listrak and what the read-back saw.""",
-        "  0  something is kept about the address\n  1  nothing is kept about it\n" + CONFIG_EXIT,
+        _address_exits("something is kept about"),
     )
-    p.add_argument("email", help="the email address to explain")
+    _addresses(p, "explain")
+
+
+def since_date(value: str) -> date:
+    """--since: YYYY-MM-DD."""
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _activity_commands(commands: Commands) -> None:
+    does = """
+Reads every message each activity list sent since the date (Listrak only read)
+and {what}.
+Identify calls are not touched; `[activity] events` decides which events.
+Resumable: a message read to its end is not read again."""
+    for name, summary, what in (
+        (
+            "activity-backfill",
+            "send the email activity since a date as track events, with their own times",
+            "sends Segment each fact once,\nas a track event with its own time",
+        ),
+        (
+            "activity-baseline",
+            "record the email activity since a date as already sent; send nothing",
+            "records each fact as already sent,\nsending nothing: for a team moving over "
+            "from Listrak's own Segment source;\nlater syncs send only what is newer",
+        ),
+    ):
+        p = commands.add(name, summary, does.format(what=what), RUN_EXITS)
+        p.add_argument(
+            "--since", type=since_date, required=True, metavar="YYYY-MM-DD", help="first day"
+        )
+        _lists(p)
+        _dry_run(p, "print the track calls as JSON lines")
 
 
 def _state_commands(commands: Commands) -> None:
@@ -297,10 +351,9 @@ by address.""",
 Reads the local database only (neither Listrak nor Segment is called): each
 address's contact reference and, per list, whether it is subscribed and whether
 Segment has its last change (delivered, waiting or dead, with Segment's answer).""",
-        "  0  every address is stored for some list\n"
-        "  1  an address is stored for no list\n" + CONFIG_EXIT,
+        _address_exits("a list stores"),
     )
-    p.add_argument("emails", nargs="+", metavar="EMAIL", help="the address to look up")
+    _addresses(p, "look up")
     commands.add(
         "check",
         "check config, database, Listrak credentials and list ids",

@@ -76,6 +76,32 @@ def print_lookup(found: Sequence[Mapping[str, Any]], out: TextIO) -> None:
         print(f"contact {item['contact']}: list {item['list_id']}: {_state(item)}", file=out)
 
 
+def lookup_contact(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """One address's state per list, as `lookup --json` shows it (by reference only)."""
+    lists = [
+        {
+            "list_id": item["list_id"],
+            "stored": item["row"] is not None,
+            "subscribed": bool(item["row"] and item["row"]["desired_subscribed"]),
+            "state": _delivery(item["row"]),
+            "attempts": item["row"]["attempts"] if item["row"] else 0,
+            "last_error": item["row"]["last_error"] if item["row"] else None,
+            "skipped": item["skipped"],
+        }
+        for item in rows
+    ]
+    known = any(entry["stored"] or entry["skipped"] for entry in lists)
+    return {"contact": rows[0]["contact"] if rows else None, "known": known, "lists": lists}
+
+
+def _delivery(row: Mapping[str, Any] | None) -> str | None:
+    if row is None:
+        return None
+    if row["dead"]:
+        return "dead"
+    return "waiting" if row["message_id"] is not None else "delivered"
+
+
 def _state(item: Mapping[str, Any]) -> str:
     row, skipped = item["row"], item["skipped"]
     parts = []
@@ -86,12 +112,23 @@ def _state(item: Mapping[str, Any]) -> str:
         if row["dead"]:
             parts.append(f"dead after {row['attempts']} attempt(s): {row['last_error']}")
         elif row["message_id"] is not None:
-            parts.append("waiting to be delivered")
+            parts.append(_waiting(row))
         else:
             parts.append("delivered")
     if skipped is not None:
         parts.append(f"skipped: {skipped['reason']} (run {skipped['run_id']})")
     return "; ".join(parts)
+
+
+def _waiting(row: Mapping[str, Any]) -> str:
+    """A pending row, with what Segment last answered for it and when it goes again."""
+    text = "waiting to be delivered"
+    if row["attempts"]:
+        text += f" after {row['attempts']} refusal(s)"
+    why = [row["last_error"]] if row["last_error"] else []
+    if row["next_attempt_at"]:
+        why.append(f"next attempt {row['next_attempt_at'][:19]}")
+    return text + (f" ({'; '.join(why)})" if why else "")
 
 
 def when(moment: str | None) -> str:

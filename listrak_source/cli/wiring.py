@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -95,7 +96,7 @@ def open_database(settings: Settings, *, migrate: bool = True) -> Engine:
             f"there is no database at {new} yet: `listrak-source sync` (or `migrate`) makes it"
         )
     if new is not None:
-        log.warning("creating a new database at %s: there was none", new)
+        log.info("creating a new database at %s: there was none", new)
     engine = make_engine(settings.database.url)
     try:
         if migrate:
@@ -120,14 +121,36 @@ def run_context(
     on_progress: ProgressHook | None = None,
 ) -> Iterator[RunContext]:
     """A run context with real adapters on a freshly opened (and migrated) database."""
+    fresh = dry_run and new_database(settings) is not None
+    with (
+        _scratch_database() if fresh else _opened(settings) as engine,
+        context_over(
+            settings, engine, dry_run=dry_run, out=out, stop=stop, on_progress=on_progress
+        ) as ctx,
+    ):
+        yield ctx
+
+
+@contextmanager
+def _opened(settings: Settings) -> Iterator[Engine]:
     engine = open_database(settings)
     try:
-        with context_over(
-            settings, engine, dry_run=dry_run, out=out, stop=stop, on_progress=on_progress
-        ) as ctx:
-            yield ctx
+        yield engine
     finally:
         engine.dispose()
+
+
+@contextmanager
+def _scratch_database() -> Iterator[Engine]:
+    """An empty database in a temporary folder: a dry run before the first sync changes
+    nothing, so it does not create the configured one either."""
+    with tempfile.TemporaryDirectory(prefix="listrak-source-dry-run-") as folder:
+        engine = make_engine(f"sqlite:///{Path(folder) / 'empty.db'}")
+        try:
+            upgrade(engine)
+            yield engine
+        finally:
+            engine.dispose()
 
 
 @contextmanager
@@ -201,6 +224,7 @@ def push_context(
     dry_run: bool = False,
     out: TextIO | None = None,
     stop: threading.Event | None = None,
+    on_progress: ProgressHook | None = None,
 ) -> Iterator[PushContext]:
     """A push context with its own Listrak client; a dry run prints requests and keeps nothing."""
     from ..audiences.push import PushContext  # noqa: PLC0415 - only pushes need it
@@ -209,7 +233,7 @@ def push_context(
     stop = stop or threading.Event()
     with listrak_client(settings, stop) as client, _state(engine, dry_run=dry_run) as db:
         writer = PrintingWriter(out, on_closed=_reader_gone(stop)) if dry_run else client
-        yield PushContext(settings, db, writer, stop=stop)
+        yield PushContext(settings, db, writer, stop=stop, on_progress=on_progress)
 
 
 def build_daemon(settings: Settings, engine: Engine, **options: Any) -> Daemon:

@@ -7,10 +7,10 @@ imports the Listrak client or the Segment emitter; `cli/wiring.py` hands in the 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..config import ListSettings, Settings
 from ..messages import MessageIds
@@ -45,11 +45,17 @@ class ListLock(Protocol):
 
 
 class Emitter(Protocol):
-    """Anything that can deliver pending rows: Segment, or a dry run's printer."""
+    """Anything that can deliver to Segment: Segment itself, or a dry run's printer.
+
+    `deliver` builds the identifies of pending rows; `send` takes messages already built
+    (the activity's track calls): both go through the same batches, answers and pace.
+    """
 
     def deliver(
         self, rows: Sequence[Pending], trait: str, retired: Sequence[str] = ()
     ) -> Delivery: ...
+
+    def send(self, messages: Iterable[tuple[str, dict[str, Any]]]) -> Delivery: ...
 
 
 def _utcnow() -> datetime:

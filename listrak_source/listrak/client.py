@@ -33,6 +33,7 @@ from ..records import Contact, Page, Reject
 from .activity import ActivityReads
 from .auth import ClientCredentialsAuth
 from .contacts import parse_contact, parse_page
+from .deadline import DeadlineTransport
 from .pacing import Pacer
 from .repeats import REPEATED_PAGES, RepeatWatch
 from .retry import Backoff, ClientStats, Retrier, describe, envelope
@@ -106,7 +107,7 @@ class ListrakClient(ActivityReads):
             base_url=base_url,
             auth=self._auth,
             timeout=timeout,
-            transport=transport,
+            transport=transport or DeadlineTransport(timeout),
             headers={"Accept": "application/json", "User-Agent": "listrak-source"},
             event_hooks={"request": [self._before_request]},
         )

@@ -1,4 +1,4 @@
-"""Identify dicts packed into requests Segment takes: 500 KB and 2,500 events a batch at most."""
+"""Identify and track dicts packed into requests: 500 KB and 2,500 events a batch at most."""
 
 from __future__ import annotations
 
@@ -53,7 +53,8 @@ def envelope_bytes(write_key: str) -> int:
 def wire_size(message: Message) -> int:
     """Bytes the library's json.dumps makes of a message, never fewer, for JSON's own types."""
     encoded = orjson.dumps(message)
-    if encoded.isascii():
+    # DEL is ASCII, but json.dumps spells it \u007f, six bytes where orjson writes one.
+    if encoded.isascii() and b"\x7f" not in encoded:
         # json.dumps puts a space after each ',' and ':'; those inside strings only over-count.
         return len(encoded) + encoded.count(b",") + encoded.count(b":")
     # ensure_ascii spells each other character as one or two \uXXXX: measure those exactly.
@@ -84,11 +85,12 @@ def pack(
 
 
 def _measure(message_id: str, message: Message) -> tuple[Refused | None, int]:
+    kind = message.get("type", "message")
     try:
         size = wire_size(message)
     except (TypeError, ValueError):  # orjson's JSONEncodeError is a TypeError
-        return Refused(message_id, "identify cannot be encoded as JSON"), 0
+        return Refused(message_id, f"{kind} cannot be encoded as JSON"), 0
     if size > MAX_MESSAGE_BYTES:
-        reason = f"identify is {size} bytes, over Segment's {MAX_MESSAGE_BYTES}-byte limit"
+        reason = f"{kind} is {size} bytes, over Segment's {MAX_MESSAGE_BYTES}-byte limit"
         return Refused(message_id, reason), size
     return None, size

@@ -1,11 +1,11 @@
-"""A dry run's stand-in for Segment: it prints each identify and sends nothing."""
+"""A dry run's stand-in for Segment: it prints each identify and track call, sends nothing."""
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Sequence
-from typing import TextIO
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TextIO
 
 from ..messages import identify_message
 from ..records import Delivery, Pending
@@ -24,13 +24,18 @@ class PrintingEmitter:
 
     def deliver(self, rows: Sequence[Pending], trait: str, retired: Sequence[str] = ()) -> Delivery:
         """Print, never send."""
+        return self.send((row.message_id, identify_message(row, trait, retired)) for row in rows)
+
+    def send(self, messages: Iterable[tuple[str, dict[str, Any]]]) -> Delivery:
+        """Print each built message (identify or track) as a JSON line; send nothing."""
+        accepted = []
         try:
-            for row in rows:
-                message = identify_message(row, trait, retired)
+            for message_id, message in messages:
                 self.out.write(json.dumps(message, sort_keys=True) + "\n")
+                accepted.append(message_id)
             self.out.flush()
         except BrokenPipeError:
             if self.on_closed is None:
                 raise
             self.on_closed()
-        return Delivery(accepted=[row.message_id for row in rows])
+        return Delivery(accepted=accepted)

@@ -1,4 +1,4 @@
-"""Pending rows to Segment: each identify built once as a dict, posted a whole batch at a time.
+"""Identify and track calls to Segment: each built once as a dict, posted a batch at a time.
 
 What Segment answers for each batch decides what happens to its rows (see `sending`): a
 batch that is kept counts as accepted, a refusal is split until the messages at fault are
@@ -8,7 +8,7 @@ isolated, and an outage ends the delivery with the rest left due for the next ru
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from ..config import SegmentSettings
 from ..messages import identify_message
@@ -20,7 +20,7 @@ from .sending import deliver_batches
 
 
 class SegmentEmitter:
-    """Delivers identify calls through one poster, so the request ceiling holds across chunks."""
+    """Delivers identify and track calls through one poster: one request ceiling for both."""
 
     def __init__(self, settings: SegmentSettings, *, stop: threading.Event | None = None) -> None:
         self.settings = settings
@@ -42,7 +42,11 @@ class SegmentEmitter:
 
     def deliver(self, rows: Sequence[Pending], trait: str, retired: Sequence[str] = ()) -> Delivery:
         """Send these rows' identifies; say which Segment kept, refused, or never answered."""
-        outcome = deliver_batches(_messages(rows, trait, retired), self.poster)
+        return self.send(_messages(rows, trait, retired))
+
+    def send(self, messages: Iterable[tuple[str, Message]]) -> Delivery:
+        """Send built messages (identify or track) by id, through the one shared poster."""
+        outcome = deliver_batches(messages, self.poster)
         return Delivery(
             accepted=outcome.accepted,
             rejected=outcome.rejected,

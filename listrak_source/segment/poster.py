@@ -14,6 +14,7 @@ from segment.analytics import request
 
 from .answers import STOPPED, Answer, Transient, classify_error, classify_response
 from .batches import Message, envelope_bytes
+from .deadline import STOP_GRACE, Stopped, call_within, watch_library_connections
 
 
 class _NoRequestBodies(logging.Filter):
@@ -47,7 +48,11 @@ def refuse_redirects() -> None:
 
 
 class BatchPoster:
-    """Posts batches with gzip, starts at most `requests_per_second`, retries transient answers."""
+    """Posts batches with gzip, starts at most `requests_per_second`, retries transient answers.
+
+    `timeout` bounds each whole request, not only each read; once `stop` is set, a request
+    in flight gets `stop_grace` seconds more at most.
+    """
 
     def __init__(
         self,
@@ -65,9 +70,12 @@ class BatchPoster:
         random: Callable[[], float] = _random.random,
         post: Callable[..., Any] = request.post,
         stop: threading.Event | None = None,
+        stop_grace: float = STOP_GRACE,
     ) -> None:
         quiet_library_debug()
         refuse_redirects()
+        watch_library_connections()
+        self._stop_grace = stop_grace
         self._write_key = write_key
         self._host = host
         self._timeout = timeout
@@ -106,9 +114,16 @@ class BatchPoster:
         self._pace()
         self.requests += 1
         try:
-            response = self._post(
-                self._write_key, self._host, gzip=True, timeout=self._timeout, batch=messages
+            response = call_within(
+                lambda: self._post(
+                    self._write_key, self._host, gzip=True, timeout=self._timeout, batch=messages
+                ),
+                self._timeout,
+                self._stop,
+                grace=self._stop_grace,
             )
+        except Stopped:
+            return STOPPED
         except (request.APIError, OSError) as exc:
             return classify_error(exc, self._write_key)
         return classify_response(response)

@@ -80,17 +80,22 @@ def _settle(
     *,
     whole: bool = False,
 ) -> bool:
-    """Record what Segment's answer means for these messages; split a refusal in halves."""
+    """Record what Segment's answer means for these messages; split a refusal in halves.
+
+    A whole batch of one that is refused is blamed only once Segment has taken an empty one.
+    """
     if isinstance(answer, Accepted):
         outcome.accepted.extend(ids)
         return True
     if isinstance(answer, Transient):
         outcome.outage = answer.reason
         return False
-    if len(ids) == 1:
-        outcome.rejected[ids[0]] = answer.reason
-        return True
-    return _split(ids, messages, answer, poster, outcome, whole=whole)
+    if len(ids) > 1:
+        return _split(ids, messages, answer, poster, outcome, whole=whole)
+    if whole and not _takes_batches(poster, answer, outcome):
+        return False
+    outcome.rejected[ids[0]] = answer.reason
+    return True
 
 
 def _split(
@@ -108,11 +113,8 @@ def _split(
     halves = [_answered(ids[:half], messages[:half], poster)]
     if not isinstance(halves[0][2], Transient):
         halves.append(_answered(ids[half:], messages[half:], poster))
-    if whole and _both_refused(halves):
-        probe = poster.send([])
-        if not isinstance(probe, Accepted):
-            outcome.outage = _everything_refused(refusal, probe)
-            return False
+    if whole and _both_refused(halves) and not _takes_batches(poster, refusal, outcome):
+        return False
     settled = True
     for part in halves:
         # A half Segment kept counts even when the other half found the endpoint down.
@@ -123,6 +125,15 @@ def _split(
 
 def _answered(ids: list[str], messages: list[Message], poster: Poster) -> _Part:
     return ids, messages, poster.send(messages)
+
+
+def _takes_batches(poster: Poster, refusal: Permanent, outcome: Outcome) -> bool:
+    """Whether Segment takes an empty batch; if not, delivery stops as for an outage."""
+    probe = poster.send([])
+    if isinstance(probe, Accepted):
+        return True
+    outcome.outage = _everything_refused(refusal, probe)
+    return False
 
 
 def _both_refused(halves: list[_Part]) -> bool:

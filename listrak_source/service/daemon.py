@@ -20,6 +20,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine
 
+from ..activity.run import follow_sync
 from ..audiences.push import PushContext, prune_inbox, push_list
 from ..config import ListSettings, Settings
 from ..delivery.context import RunContext
@@ -137,7 +138,11 @@ class Daemon:
         ):
             self._mark(cfg.id)
             try:
-                self._observe(cfg, sync_list(ctx, cfg, min_gap=self._min_gap(cfg)))
+                result = sync_list(ctx, cfg, min_gap=self._min_gap(cfg))
+                activity = follow_sync(ctx, cfg, result)
+                if activity is not None:
+                    self.metrics.observe_activity(cfg.id, activity, self.db.activity.tally(cfg.id))
+                self._observe(cfg, result)
             except RanRecentlyError as exc:
                 log.debug("%s", exc)  # another daemon of the fleet ran it: nothing to do
                 return

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from socketserver import ThreadingMixIn
@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make
 from ..engage.ingest import Ingest
 from ..engage.records import CommitResult, PushResult, PushStatus
 from ..records import SUCCESS_STATUSES, RunResult, Waiting
+from ..tracking.records import ActivityOutcome, EventTally
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
@@ -70,20 +71,24 @@ def serve(
     host: str = "127.0.0.1",
     *,
     page: Callable[[], str] | None = None,
+    idle_timeout: float = 10.0,
 ) -> MetricsServer:
     """Serve a registry at /metrics, `page` at / and a liveness answer at /healthz, on a
     daemon thread; port 0 picks a free port.
 
     Threaded, IPv4 or IPv6 by the address, and silent per request. Loopback by default: the
     numbers reveal list ids and volumes, so exposing them beyond the host is a deliberate
-    choice. Nothing served here changes anything: every other method is refused.
+    choice. Nothing served here changes anything: every other method is refused. A
+    connection waits at most `idle_timeout` for the next bytes of a request: each holds a
+    thread and a descriptor, and one left open would otherwise hold them for ever.
     """
+    handler = type("Handler", (_QuietHandler,), {"timeout": idle_timeout})
     server = make_server(
         host,
         port,
         routes(registry, page),
         server_class=_server_class(host),
-        handler_class=_QuietHandler,
+        handler_class=handler,
     )
     thread = threading.Thread(target=server.serve_forever, daemon=True, name="metrics-http")
     thread.start()
@@ -297,6 +302,30 @@ class Metrics:
             ["list_id"],
             registry=reg,
         )
+        self.activity_events = Gauge(
+            f"{PREFIX}_activity_events",
+            "Track events in the ledger by name and state: pending, sent, dead.",
+            ["list_id", "event", "state"],
+            registry=reg,
+        )
+        self.activity_open_messages = Gauge(
+            f"{PREFIX}_activity_open_messages",
+            "Messages within the activity window at the list's last pass, and those deferred.",
+            ["list_id", "state"],
+            registry=reg,
+        )
+        self.activity_passes = Counter(
+            f"{PREFIX}_activity_passes",
+            "Activity passes by how they ended.",
+            ["list_id", "status"],
+            registry=reg,
+        )
+        self.activity_last_pass = Gauge(
+            f"{PREFIX}_activity_last_pass_timestamp_seconds",
+            "Unix time the list's last activity pass ended.",
+            ["list_id"],
+            registry=reg,
+        )
 
     def answered(self, status: int) -> None:
         """The receiver answered one request."""
@@ -316,9 +345,11 @@ class Metrics:
     def observe_push(self, list_id: int, result: PushResult) -> None:
         """Fold one finished push into the metrics."""
         key = str(list_id)
+        self.audience_pushes.labels(list_id=key, status=str(result.status)).inc()
+        if result.status == PushStatus.SKIPPED:
+            return  # another process pushed the list: its backlog is not known here
         self.audience_pushed.labels(list_id=key, outcome="accepted").inc(result.accepted)
         self.audience_pushed.labels(list_id=key, outcome="refused").inc(result.rejected)
-        self.audience_pushes.labels(list_id=key, status=str(result.status)).inc()
         for state in ("pending", "held", "dead"):
             value = getattr(result.backlog, state)
             self.audience_backlog.labels(list_id=key, state=state).set(value)
@@ -328,9 +359,23 @@ class Metrics:
     def observe_audience_values(self, list_id: int, summary: dict[int, dict[str, int]]) -> None:
         """Each field's values by state, as the list's last sync left them."""
         for field_id, counts in summary.items():
-            for state in ("members", "applied", "unverified", "mismatched"):
+            for state in ("members", "applied", "unverified", "mismatched", "dead"):
                 labels = {"list_id": str(list_id), "field_id": str(field_id), "state": state}
                 self.audience_values.labels(**labels).set(counts.get(state, 0))
+
+    def observe_activity(
+        self, list_id: int, outcome: ActivityOutcome, tally: Mapping[str, EventTally]
+    ) -> None:
+        """Fold one activity pass, and the ledger's counts by event name, into the metrics."""
+        key = str(list_id)
+        self.activity_passes.labels(list_id=key, status=outcome.status).inc()
+        self.activity_last_pass.labels(list_id=key).set(_timestamp(datetime.now(UTC)))
+        self.activity_open_messages.labels(list_id=key, state="open").set(outcome.open_messages)
+        self.activity_open_messages.labels(list_id=key, state="deferred").set(outcome.deferred)
+        for event, counts in tally.items():
+            for state in ("pending", "sent", "dead"):
+                labels = {"list_id": key, "event": event, "state": state}
+                self.activity_events.labels(**labels).set(getattr(counts, state))
 
     def init_list(self, list_id: int) -> None:
         """Create a list's series at zero, so alerts see it before its first run ends."""
@@ -371,7 +416,12 @@ class Metrics:
         self.next_attempt.labels(list_id=key).set(_timestamp(min(due)) if due else 0)
 
     def serve(
-        self, port: int, host: str = "127.0.0.1", *, page: Callable[[], str] | None = None
+        self,
+        port: int,
+        host: str = "127.0.0.1",
+        *,
+        page: Callable[[], str] | None = None,
+        idle_timeout: float = 10.0,
     ) -> MetricsServer:
         """Serve these metrics (and the status page) over HTTP; see serve()."""
-        return serve(self.registry, port, host, page=page)
+        return serve(self.registry, port, host, page=page, idle_timeout=idle_timeout)

@@ -9,6 +9,7 @@ by reference only, and the page has no form, script or link: nothing on it chang
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from html import escape
 from typing import Any
 
@@ -68,15 +69,20 @@ def _table(headers: Iterable[str], rows: Iterable[Iterable[object]], cls: str) -
     return f"<table class={cls}><tr>{head}</tr>{body}</table>"
 
 
+def _when(moment: str | None, default: str = "-") -> str:
+    """An instant as the document has it (ISO 8601 with its offset), to the second."""
+    return datetime.fromisoformat(moment).isoformat(timespec="seconds") if moment else default
+
+
 def _list_section(item: Mapping[str, Any]) -> str:
     last, verdict = item["last_run"], item["health"]["verdict"]
     summary = [
         (
             item["schedule"],
-            last["started_at"] if last else "never",
+            _when(last["started_at"]) if last else "never",
             last["status"] if last else "-",
-            item["last_ok"] or "never",
-            (item["next_run"] or "at its first run") + (" OVERDUE" if item["overdue"] else ""),
+            _when(item["last_ok"], "never"),
+            _when(item["next_run"], "at its first run") + (" OVERDUE" if item["overdue"] else ""),
             item["subscribed"],
             item["pending"],
             item["dead"],
@@ -102,7 +108,7 @@ def _list_section(item: Mapping[str, Any]) -> str:
 def _waiting(waiting: Sequence[Mapping[str, Any]]) -> str:
     if not waiting:
         return "<p>nothing waits for Segment</p>"
-    rows = [(w["rows"], w["reason"], w["next_attempt_at"] or "the next run") for w in waiting]
+    rows = [(w["rows"], w["reason"], _when(w["next_attempt_at"], "the next run")) for w in waiting]
     return "<h3>what waits and why</h3>" + _table(("rows", "why", "due"), rows, "waiting")
 
 
@@ -128,7 +134,7 @@ def _unconfigured(gone: Sequence[Mapping[str, Any]]) -> str:
     rows = [
         (
             g["list_id"],
-            g["last_run"]["started_at"] if g["last_run"] else "never",
+            _when(g["last_run"]["started_at"]) if g["last_run"] else "never",
             g["subscribed"],
             g["pending"],
             g["dead"],

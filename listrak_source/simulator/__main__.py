@@ -11,6 +11,7 @@ from types import FrameType
 
 from ._listrak import ListrakSimulator
 from ._sink import SegmentSink
+from .control import Control
 
 _EPILOG = """\
 Prints one JSON line (base_url, auth_url, segment_host, credentials), then serves until
@@ -21,9 +22,23 @@ POST <base_url>/List/ID/Contact/SegmentationField starts an import of profile fi
 values: it applies after --import-delay seconds (checked on the next request) and only to
 current subscribers; a check box set by it reads back as --checked-value.
 
+Changes and outages from outside, as JSON over HTTP on the Listrak port, outside
+Listrak's own API (answers are JSON; GET <origin>/_control/lists shows the lists):
+  POST <origin>/_control/churn        {"list_id": 1001, "count": 30}
+  POST <origin>/_control/subscribe    {"list_id": 1001, "email": "a@example.com",
+                                       "fields": {"678": "crm-1"}}
+  POST <origin>/_control/unsubscribe  {"list_id": 1001, "email": "a@example.com"}
+  POST <origin>/_control/remove       {"list_id": 1001, "email": "a@example.com"}
+  POST <origin>/_control/field        {"list_id": 1001, "email": "a@example.com",
+                                       "field_id": 678, "value": "x"}
+  POST <origin>/_control/outage       {"service": "listrak" or "segment",
+                                       "requests": 20, "status": 503}
+  POST <origin>/_control/reset        (drops the outages still queued)
+
 example:
   python -m listrak_source.simulator --lists 1001:100000 --lists 1002:500 --field-id 678
-  python -m listrak_source.simulator --lists 1001:1000 --checkbox-field 900 --import-delay 5
+  python -m listrak_source.simulator --lists 1001:2000 --field-id 678 --checkbox-field 901 \\
+      --port-listrak 18080 --port-sink 18081
 """
 
 
@@ -81,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     sim.faults.import_delay = args.import_delay
     sim.faults.offset_cursors = args.offset_cursors
     sink = SegmentSink(args.write_key, host=args.host, port=args.port_sink)
+    sim.control = Control(sim, sink, seed=args.seed)
     done = threading.Event()
 
     def _stop(signum: int, frame: FrameType | None) -> None:
@@ -97,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
             "client_secret": args.client_secret,
             "write_key": args.write_key,
             "lists": {str(list_id): count for list_id, count in args.lists},
+            "control": f"{sim.base_url.removesuffix('/email/v1')}/_control/",
         }
         print(json.dumps(announce), flush=True)
         while not done.wait(0.5):

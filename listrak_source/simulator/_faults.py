@@ -52,7 +52,7 @@ class ListrakFaults:
     contacts instead of a stable position, so a change on an earlier page shifts later pages;
     from page `empty_after_page` on, every page is empty with a fresh cursor, forever; from
     page `repeat_after_page` on, every page serves that page's contacts again under a fresh
-    cursor, forever.
+    cursor, forever; `page_trickle` seconds pass between each byte of a page's answer.
     Profile-field imports (the bulk route): `import_delay` seconds of the simulator's clock
     pass before an import applies; `nonmembers` and `unsubscribed` say whether values for
     such emails are skipped or applied; `checked_value` / `unchecked_value` (None: no value)
@@ -117,6 +117,7 @@ class ListrakFaults:
         self.offset_cursors = False
         self.empty_after_page: int | None = None
         self.repeat_after_page: int | None = None
+        self.page_trickle = 0.0
         self.import_delay = 0.0
         self.nonmembers: Policy = "skip"
         self.unsubscribed: Policy = "skip"
@@ -141,12 +142,14 @@ class ListrakFaults:
 @dataclass(frozen=True, slots=True)
 class SinkInjected:
     """One planned sink failure: an error status, a hang, or a lost acknowledgement (the batch
-    is kept, then the connection closes, or `status` answers when it is set)."""
+    is kept, then the connection closes, `status` answers when it is set, or the answer
+    trickles in a byte every `trickle` seconds)."""
 
     status: int = 0
     retry_after: int | None = None
     hang: float = 0.0
     lose_ack: bool = False
+    trickle: float = 0.0
 
 
 class _Share:
@@ -198,6 +201,10 @@ class SinkFaults:
     def lose_ack_next(self, n: int, status: int | None = None) -> None:
         """The next n batches are kept, then the connection closes (or `status` answers)."""
         self._add(n, SinkInjected(status=status or 0, lose_ack=True))
+
+    def trickle_next(self, n: int, seconds_per_byte: float) -> None:
+        """The next n batches are kept, and their answer comes a byte every so many seconds."""
+        self._add(n, SinkInjected(lose_ack=True, trickle=seconds_per_byte))
 
     def fail_share(self, share: float, status: int = 503, seed: int = 0) -> None:
         """A seeded share of all later batches answer `status` and are not kept."""

@@ -44,12 +44,14 @@ class Request:
 
 @dataclass(slots=True)
 class Response:
-    """What an app answers; drop=True closes the connection with no answer at all."""
+    """What an app answers; drop=True closes the connection with no answer at all, and
+    `trickle` writes the answer a byte at a time, that many seconds apart."""
 
     status: int
     body: bytes = b""
     headers: list[tuple[str, str]] = field(default_factory=list)
     drop: bool = False
+    trickle: float = 0.0
 
 
 App = Callable[[Request], Response]
@@ -91,6 +93,7 @@ class _Server(ThreadingHTTPServer):
         self.app = app
         self.conns: set[socket.socket] = set()
         self.conns_lock = threading.Lock()
+        self.stopping = threading.Event()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Clients hang up mid-request (timeouts, lost-ack tests): no traceback for that."""
@@ -173,6 +176,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _write(self, response: Response) -> None:
         reason = HTTPStatus(response.status).phrase if response.status in _STATUSES else ""
+        if response.trickle:
+            self.close_connection = True  # a client that gives up leaves it half read
         lines = [
             f"HTTP/1.1 {response.status} {reason}",
             f"Date: {formatdate(usegmt=True)}",
@@ -183,13 +188,22 @@ class _Handler(BaseHTTPRequestHandler):
             lines.append("Connection: close")
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
         try:
-            if len(response.body) < 65536:
+            if response.trickle:
+                self._trickle(head + response.body, response.trickle)
+            elif len(response.body) < 65536:
                 self.wfile.write(head + response.body)
             else:  # two sends beat copying a multi-megabyte page
                 self.wfile.write(head)
                 self.wfile.write(response.body)
         except OSError:
             self.close_connection = True  # the client gave up (timeouts, hang faults)
+
+    def _trickle(self, data: bytes, seconds: float) -> None:
+        """A byte, a pause, a byte: an answer that never times out a read, and never ends."""
+        for i in range(len(data)):
+            self.wfile.write(data[i : i + 1])
+            if self.server.stopping.wait(seconds):
+                return
 
 
 _STATUSES = {s.value for s in HTTPStatus}
@@ -224,6 +238,7 @@ class HttpServer:
             return
         self.stopping.clear()
         self._server = _Server((self._host, self._port), self._app)
+        self._server.stopping = self.stopping
         self._port = self._server.server_address[1]
         self._thread = threading.Thread(
             target=self._server.serve_forever,

@@ -14,6 +14,7 @@ from typing import Any
 from ._activity_http import ActivityRoutes
 from ._faults import Injected, ListrakFaults, TokenBook, valid_token_request
 from ._http import (
+    App,
     HttpError,
     HttpServer,
     Lifecycle,
@@ -200,6 +201,8 @@ class ListrakSimulator(Store, ActivityRoutes, Lifecycle):
         self.stats = PageStats()
         self._tokens = TokenBook(self.faults)
         self._log_lock = threading.Lock()
+        # The standalone simulator's /_control/ routes, outside Listrak's API.
+        self.control: App | None = None
         self._server = HttpServer(self._app, host, port)
 
     @property
@@ -218,6 +221,8 @@ class ListrakSimulator(Store, ActivityRoutes, Lifecycle):
             return self._token(req)
         if path == "/_sim/stats":  # for benchmarks that run the CLI in another process
             return json_response(200, self.stats_json())
+        if path.startswith("/_control/") and self.control is not None:
+            return self.control(req)  # changes and outages from outside; see control.py
         try:
             response = self._api(req)
         except HttpError as err:
@@ -286,7 +291,7 @@ class ListrakSimulator(Store, ActivityRoutes, Lifecycle):
             self.stats.pages += 1
             self.stats.contacts += served
             self.stats.seconds += elapsed
-        return Response(200, body, list(_JSON))
+        return Response(200, body, list(_JSON), trickle=self.faults.page_trickle)
 
     def _empty_page(self, lst: ListData, q: PageQuery, page: int) -> Response:
         """No contacts, and a cursor never handed out before: the scan never ends."""

@@ -309,6 +309,10 @@ class SegmentSink(Lifecycle):
 
 def _lost_ack(fault: SinkInjected) -> Response:
     """The batch is kept but the client never hears it was, so it must re-send."""
+    if fault.trickle:
+        answer = json_response(200, {"success": True})
+        answer.trickle = fault.trickle
+        return answer
     if fault.status:
         return _error(HttpError(fault.status, "Simulated failure", "internal_error"))
     return Response(0, drop=True)

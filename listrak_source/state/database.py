@@ -1,4 +1,4 @@
-"""The state as one object: members, outbox, runs, traits and audiences, and the locks."""
+"""The state as one object: members, outbox, runs, traits, audiences, activity, and the locks."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import functools
 
 from sqlalchemy import Connection, Engine
 
+from .activity import ActivityLedger
 from .audience_reports import AudienceReports
 from .audiences import Audiences
 from .locks import Locks, list_locks
@@ -33,6 +34,7 @@ class Database:
         self.traits = Traits(tx)
         self.audiences = Audiences(tx)
         self.audience_reports = AudienceReports(tx)
+        self.activity = ActivityLedger(tx)
 
     @functools.cached_property
     def locks(self) -> Locks:

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, and_, bindparam, or_, select, update
 
 from ..records import Pending, RetryPolicy
-from .rows import CHUNK, carrying_message, chunks, clean_slate, one_of
+from .rows import CHUNK, carrying_message, chunks, clean_slate, mark_refused, update_by_ids
 from .schema import members
 from .transactions import Transactions
 
@@ -63,31 +63,30 @@ class Outbox:
         """These messages are about to be posted: from now on Segment may hold them, even
         if no answer comes back, so their rows are in doubt until one is accepted."""
         c = members.c
-        with self.tx.begin() as conn:
-            stmt = (
-                update(members)
-                .where(
-                    c.list_id == list_id,
-                    one_of(conn, c.message_id, "ids"),
-                    c.in_doubt.is_(False),
-                )
-                .values(in_doubt=True)
+        stmt = (
+            update(members)
+            .where(
+                c.list_id == list_id,
+                c.message_id.in_(bindparam("ids", expanding=True)),
+                c.in_doubt.is_(False),
             )
+            .values(in_doubt=True)
+        )
+        with self.tx.begin() as conn:
             for chunk in chunks(message_ids):
                 conn.execute(stmt, {"ids": list(chunk)})
 
     def mark_sent(self, list_id: int, message_ids: Sequence[str]) -> int:
         """sent := desired, only where the row still carries the message Segment accepted."""
-        done = 0
-        with self.tx.begin() as conn:
-            stmt = (
-                update(members)
-                .where(members.c.list_id == list_id, one_of(conn, members.c.message_id, "ids"))
-                .values(**_ACCEPTED)
+        stmt = (
+            update(members)
+            .where(
+                members.c.list_id == list_id,
+                members.c.message_id.in_(bindparam("ids", expanding=True)),
             )
-            for chunk in chunks(message_ids):
-                done += conn.execute(stmt, {"ids": list(chunk)}).rowcount
-        return done
+            .values(**_ACCEPTED)
+        )
+        return update_by_ids(self.tx, stmt, message_ids)
 
     def mark_rejected(
         self,
@@ -96,25 +95,8 @@ class Outbox:
         now: datetime,
         policy: RetryPolicy,
     ) -> int:
-        """One more attempt per (message id, attempts so far, error) Segment refused on its
-        own; the row backs off, and is dead once it has used `max_attempts`. Rows now dead."""
-        stmt = (
-            update(members)
-            .where(members.c.list_id == list_id, members.c.message_id == bindparam("m"))
-            .values(
-                attempts=bindparam("a"),
-                next_attempt_at=bindparam("n"),
-                last_error=bindparam("err"),
-                dead=bindparam("d"),
-            )
-        )
-        params = [
-            _refusal(mid, attempts + 1, error, now, policy) for mid, attempts, error in refusals
-        ]
-        if params:
-            with self.tx.begin() as conn:
-                conn.execute(stmt, params)
-        return sum(1 for p in params if p["d"])
+        """One more attempt per message Segment refused on its own (see `mark_refused`)."""
+        return mark_refused(self.tx, members, list_id, refusals, now=now, policy=policy)
 
     def note_waiting(self, list_id: int, now: datetime, label: str) -> int:
         """Say why every row still due waits (an outage, a stop); no attempt is spent."""
@@ -162,15 +144,3 @@ def _due(list_id: int, now: datetime) -> list[ColumnElement[bool]]:
         c.dead.is_(False),
         or_(c.next_attempt_at.is_(None), c.next_attempt_at <= now),
     ]
-
-
-def _refusal(
-    message_id: str, made: int, error: str, now: datetime, policy: RetryPolicy
-) -> dict[str, object]:
-    return {
-        "m": message_id,
-        "a": made,
-        "n": now + policy.delay(made),
-        "err": f"rejected: {error}"[:1000],
-        "d": made >= policy.max_attempts,
-    }

@@ -4,32 +4,35 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Connection, Select, any_, bindparam, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    Table,
+    Update,
+    any_,
+    bindparam,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql
 
+from ..records import RetryPolicy
 from .schema import members
+from .transactions import Transactions
 
 # Keeps every IN (...) list well under SQLite's 32,766 bound parameters.
 CHUNK = 5000
+T = TypeVar("T")
 
 
-def chunks(items: Sequence[str], size: int = CHUNK) -> Iterator[Sequence[str]]:
+def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
     """Consecutive slices of at most `size` items."""
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-def one_of(conn: Connection, column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
-    """`column` is one of the list bound as `name`.
-
-    On PostgreSQL one array parameter (`= ANY`): SQLAlchemy would render and PostgreSQL
-    parse a statement of thousands of parameters at every call. On SQLite an expanding IN.
-    """
-    if conn.dialect.name == "postgresql":
-        return column == any_(bindparam(name, type_=postgresql.ARRAY(column.type)))
-    return column.in_(bindparam(name, expanding=True))
 
 
 def carrying_message(list_id: int) -> list[ColumnElement[bool]]:
@@ -91,6 +94,17 @@ def renew_keys(
     return len(keys)
 
 
+def one_of(conn: Connection, column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
+    """`column` is one of the list bound as `name`.
+
+    On PostgreSQL one array parameter (`= ANY`): SQLAlchemy would render and PostgreSQL
+    parse a statement of thousands of parameters at every call. On SQLite an expanding IN.
+    """
+    if conn.dialect.name == "postgresql":
+        return column == any_(bindparam(name, type_=postgresql.ARRAY(column.type)))
+    return column.in_(bindparam(name, expanding=True))
+
+
 def requeue_subscribed(
     conn: Connection, list_id: int, detected_at: datetime, new_id: Callable[[], str]
 ) -> int:
@@ -104,3 +118,57 @@ def requeue_subscribed(
     owes = or_(c.desired_subscribed.is_(True), c.sent_subscribed.is_(True))
     conn.execute(update(members).where(c.list_id == list_id, owes).values(in_doubt=True))
     return renew(conn, list_id, subscribed_keys(list_id), detected_at, new_id)
+
+
+def mark_refused(
+    tx: Transactions,
+    table: Table,
+    list_id: int,
+    refusals: Sequence[tuple[str, int, str]],
+    *,
+    now: datetime,
+    policy: RetryPolicy,
+) -> int:
+    """One more attempt per (message id, attempts so far, error) Segment refused on its own:
+    the row backs off, and is dead once it has used `max_attempts`. Rows now dead.
+
+    Shared by the identify outbox and the activity ledger, whose tables carry the same
+    delivery columns.
+    """
+    stmt = (
+        update(table)
+        .where(table.c.list_id == list_id, table.c.message_id == bindparam("m"))
+        .values(
+            attempts=bindparam("a"),
+            next_attempt_at=bindparam("n"),
+            last_error=bindparam("err"),
+            dead=bindparam("d"),
+        )
+    )
+    params = [_refusal(mid, made + 1, error, now, policy) for mid, made, error in refusals]
+    if params:
+        with tx.begin() as conn:
+            conn.execute(stmt, params)
+    return sum(1 for p in params if p["d"])
+
+
+def _refusal(
+    message_id: str, made: int, error: str, now: datetime, policy: RetryPolicy
+) -> dict[str, object]:
+    return {
+        "m": message_id,
+        "a": made,
+        "n": now + policy.delay(made),
+        "err": f"rejected: {error}"[:1000],
+        "d": made >= policy.max_attempts,
+    }
+
+
+def update_by_ids(tx: Transactions, stmt: Update, message_ids: Sequence[str]) -> int:
+    """Run an UPDATE bound to `ids` over the message ids, a chunk at a time, in one
+    transaction; rows changed."""
+    done = 0
+    with tx.begin() as conn:
+        for chunk in chunks(message_ids):
+            done += conn.execute(stmt, {"ids": list(chunk)}).rowcount
+    return done

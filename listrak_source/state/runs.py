@@ -184,21 +184,18 @@ class Runs:
                         c.dead,
                         c.attempts,
                         c.last_error,
+                        c.next_attempt_at,
+                        c.last_seen_run,
                     ).where(c.list_id == list_id, c.email_key == key)
                 )
                 .mappings()
                 .first()
             )
-            skipped = conn.execute(
-                select(rejects.c.reason, rejects.c.run_id)
-                .where(rejects.c.list_id == list_id, func.lower(rejects.c.email) == key)
-                .order_by(rejects.c.id.desc())
-                .limit(1)
-            ).first()
+            skipped = _last_skip(conn, list_id, key, row["last_seen_run"] if row else None)
         return {
             "list_id": list_id,
             "contact": contact_ref(key),
-            "row": dict(row) if row else None,
+            "row": _lookup_row(dict(row)) if row else None,
             "skipped": {"reason": skipped.reason, "run_id": skipped.run_id} if skipped else None,
         }
 
@@ -284,6 +281,31 @@ def _waiting(conn: Connection, list_id: int, limit: int) -> list[Waiting]:
         .limit(limit)
     ).all()
     return [Waiting(error or "not yet sent", int(n), _aware(when)) for error, n, when in rows]
+
+
+def _last_skip(conn: Connection, list_id: int, key: str, seen_in: int | None) -> Any:
+    """Why the list's scans last skipped the contact, unless it is old news: a later scan
+    read the contact, or a later full scan of the list no longer skipped it."""
+    state = conn.execute(
+        select(list_state.c.last_full_run).where(list_state.c.list_id == list_id)
+    ).scalar()
+    newer = max(seen_in or 0, state or 0)
+    return conn.execute(
+        select(rejects.c.reason, rejects.c.run_id)
+        .where(
+            rejects.c.list_id == list_id,
+            func.lower(rejects.c.email) == key,
+            rejects.c.run_id >= newer,
+        )
+        .order_by(rejects.c.id.desc())
+        .limit(1)
+    ).first()
+
+
+def _lookup_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(row)
+    out["next_attempt_at"] = _iso(_aware(out["next_attempt_at"]))
+    return out
 
 
 def _aware(moment: datetime | None) -> datetime | None:

@@ -10,6 +10,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Dialect,
+    Float,
     Index,
     Integer,
     MetaData,
@@ -169,6 +170,9 @@ audience_values = Table(
     Column("readback", Boolean),
     Column("readback_at", UTCDateTime),
     Column("mismatch", Boolean, nullable=False, default=False),
+    # Read-backs in a row that found Listrak not showing what it accepted; at
+    # push.max_mismatches the value is dead.
+    Column("mismatches", Integer, nullable=False, default=0, server_default="0"),
 )
 # Only pending rows are indexed: a push reads them by email, however large the list. SQLite
 # uses a partial index only for a query that repeats its condition, which SQLAlchemy
@@ -205,3 +209,97 @@ audience_pushes = Table(
     Column("error", Text),
 )
 Index("ix_audience_pushes_list", audience_pushes.c.list_id, audience_pushes.c.id)
+
+# Boxes unchecked by accepted requests, by field and time: the mass-flip guard judges the
+# unchecks of the last push.flip_window together, so a mass exit trickling in is held too.
+audience_unchecks = Table(
+    "audience_unchecks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("list_id", BigInteger, nullable=False),
+    Column("field_id", BigInteger, nullable=False),
+    Column("sent_at", UTCDateTime, nullable=False),
+    Column("count", Integer, nullable=False),
+)
+Index(
+    "ix_audience_unchecks_field",
+    audience_unchecks.c.list_id,
+    audience_unchecks.c.field_id,
+    audience_unchecks.c.sent_at,
+)
+
+# The activity direction: Listrak's cumulative rows as last seen, and the ledger of the
+# track events they owed, each sent once (sent := true only for what Segment accepted).
+
+# The messages of each activity list: what their events carry, and how far reads got.
+activity_messages = Table(
+    "activity_messages",
+    metadata,
+    Column("list_id", BigInteger, primary_key=True),
+    Column("message_id", BigInteger, primary_key=True),
+    Column("send_date", String(40)),  # Listrak's raw, naive string
+    Column("sent_at", UTCDateTime),
+    Column("properties", Text, nullable=False),
+    Column("read_at", UTCDateTime),  # the last pass that read every row
+    Column("deferred", Boolean, nullable=False, default=False),
+    Column("clicks_mark", String(40)),  # the newest clickDate read, raw
+    Column("backfilled", Boolean, nullable=False, default=False),
+)
+Index("ix_activity_messages_sent", activity_messages.c.list_id, activity_messages.c.sent_at)
+
+activity_rows = Table(
+    "activity_rows",
+    metadata,
+    Column("list_id", BigInteger, primary_key=True),
+    Column("message_id", BigInteger, primary_key=True),
+    Column("email_key", String(320), primary_key=True),
+    Column("send_date", String(40)),
+    Column("opened", Boolean, nullable=False, default=False),
+    Column("bounced", Boolean, nullable=False, default=False),
+    Column("abused", Boolean, nullable=False, default=False),
+    Column("order_total", Float, nullable=False, default=0.0),
+    Column("click_count", Integer, nullable=False, default=0),
+)
+
+# One row per fact, by the messageId made from the fact and the write key.
+activity_events = Table(
+    "activity_events",
+    metadata,
+    Column("message_id", String(36), primary_key=True),
+    Column("list_id", BigInteger, nullable=False),
+    Column("event", String(40), nullable=False),
+    Column("fact", Text, nullable=False),
+    Column("email_key", String(320), nullable=False),
+    Column("email", String(320), nullable=False),
+    Column("occurred_at", UTCDateTime, nullable=False),
+    Column("properties", Text, nullable=False),
+    Column("detected_at", UTCDateTime, nullable=False),
+    Column("sent", Boolean, nullable=False, default=False),
+    Column("sent_at", UTCDateTime),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime),
+    Column("last_error", Text),
+    Column("dead", Boolean, nullable=False, default=False),
+)
+# Only unsent events are indexed: delivery pages through them by id, however long the ledger.
+Index(
+    "ix_activity_events_unsent",
+    activity_events.c.list_id,
+    activity_events.c.message_id,
+    sqlite_where=text("sent = 0"),
+    postgresql_where=text("sent = false"),
+)
+Index("ix_activity_events_email", activity_events.c.email_key)
+
+# Each activity list's last pass, and the unsubscribe mark (Listrak's raw date).
+activity_lists = Table(
+    "activity_lists",
+    metadata,
+    Column("list_id", BigInteger, primary_key=True),
+    Column("last_pass_at", UTCDateTime),
+    Column("status", String(16)),
+    Column("error", Text),
+    Column("open_messages", Integer, nullable=False, default=0),
+    Column("deferred", Integer, nullable=False, default=0),
+    Column("unsub_mark", String(40)),
+)

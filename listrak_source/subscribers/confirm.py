@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from datetime import UTC, timedelta
 
 from ..delivery.context import ListRun
-from ..records import Contact, ListState, Page, Reject, RunStatus, ScanSpec
+from ..errors import StopRequested
+from ..records import Contact, ListState, Page, RunStatus, ScanSpec
 from .diff import removal_ratio
 from .scan import scan_pass, store_page
 
@@ -28,7 +29,23 @@ _ZONE_BEHIND = timedelta(hours=13)
 
 
 def confirm_unseen(run: ListRun, state: ListState, *, allow_mass_removal: bool) -> None:
-    """Remove the subscribers this full scan missed that Listrak confirms are gone."""
+    """Remove the subscribers this full scan missed that Listrak confirms are gone.
+
+    A stop signal ends the confirmation: what was read is stored, nobody is removed for
+    being unseen, and the run is `stopped`; what it stored is still delivered.
+    """
+    try:
+        _confirm(run, state, allow_mass_removal=allow_mass_removal)
+    except StopRequested:
+        log.info("list %s: stopped while confirming unseen subscribers", run.cfg.id)
+        run.result.status = RunStatus.STOPPED
+        run.result.error = (
+            "stopped by a signal while confirming unseen subscribers; nobody was removed "
+            "for being unseen"
+        )
+
+
+def _confirm(run: ListRun, state: ListState, *, allow_mass_removal: bool) -> None:
     members, list_id, run_id = run.ctx.db.members, run.cfg.id, run.result.run_id
     limit = run.ctx.settings.delivery.confirm_unseen_max
     unseen, _ = members.count_unseen(list_id, run_id)
@@ -44,36 +61,49 @@ def confirm_unseen(run: ListRun, state: ListState, *, allow_mass_removal: bool) 
         return
     if state.last_full_run is not None:
         _remove(run, allow_mass_removal, missed_by=state.last_full_run)
-    _defer(run)
+    _defer(run, allow_mass_removal)
 
 
 def _scan_unsubscribes(run: ListRun, state: ListState) -> None:
     """Positive facts first: whoever Listrak reports unsubscribed since the last full scan."""
     since = (state.last_full_scan_at or run.result.started_at).astimezone(UTC)
     start = since.replace(tzinfo=None) - _ZONE_BEHIND
-    scan_pass(run, ScanSpec(subscribed=False, start_date=start))
+    if not scan_pass(run, ScanSpec(subscribed=False, start_date=start)) and run.ctx.stop.is_set():
+        raise StopRequested("stopped during the scan of unsubscribes")
 
 
 def _read_one_by_one(run: ListRun, limit: int) -> list[str]:
-    """Ask Listrak for each unseen subscriber; return the keys it has no contact for."""
+    """Ask Listrak for each unseen subscriber; return the keys it has no contact for.
+
+    Subscribed answers are seen now; Unsubscribed ones are removed by the diff, as any
+    unsubscribe is; an unreadable answer is a contact on the list, and is kept. What was
+    read before a stop signal is stored too.
+    """
+    read = Page([], [], None)
+    gone: list[str] = []
+    try:
+        _read_each(run, limit, read, gone)
+    except StopRequested:
+        store_page(run, read, on_list=True)
+        raise
+    store_page(run, read, on_list=True)
+    return gone
+
+
+def _read_each(run: ListRun, limit: int, read: Page, gone: list[str]) -> None:
     ctx, cfg = run.ctx, run.cfg
     field_ids = [cfg.user_id_field] if cfg.user_id_field is not None else []
-    contacts: list[Contact] = []
-    rejects: list[Reject] = []
-    gone: list[str] = []
     for key, email in ctx.db.members.unseen(cfg.id, run.result.run_id, limit):
+        if ctx.stop.is_set():
+            raise StopRequested("stopped while confirming unseen subscribers")
         found = ctx.listrak.get_contact(cfg.id, email, field_ids=field_ids)
         if found is None:
             gone.append(key)
         elif isinstance(found, Contact):
-            contacts.append(found)
+            read.contacts.append(found)
         else:
-            rejects.append(found)
+            read.rejects.append(found)
         run.lock.verify()
-    # Subscribed answers are seen now; Unsubscribed ones are removed by the diff, as any
-    # unsubscribe is; an unreadable answer is a contact on the list, and is kept.
-    store_page(run, Page(contacts, rejects, None), on_list=True)
-    return gone
 
 
 def _remove(
@@ -92,25 +122,43 @@ def _remove(
     ratio = removal_ratio(confirmed, total)
     limit = ctx.settings.delivery.max_removal_ratio
     if ratio > limit and not allow_mass_removal:
-        result.status = RunStatus.HELD
-        result.error = (
-            f"list {cfg.id}: the scan would remove {confirmed} of {total} subscribers "
-            f"({ratio:.0%}, over max_removal_ratio {limit:.0%}); nothing removed. If Listrak "
-            f"is right, run: listrak-source sync --list {cfg.id} --allow-mass-removal"
-        )
-        log.error("%s", result.error)
+        _hold(run, f"the scan would remove {confirmed} of {total} subscribers ({ratio:.0%}, "
+              f"over max_removal_ratio {limit:.0%}); nothing removed")  # fmt: skip
         return
     result.unsubscribed += members.remove_unseen(
         list_id, run_id, ctx.clock(), ctx.new_id, keys=keys, missed_by=missed_by
     )
 
 
-def _defer(run: ListRun) -> None:
-    """Too many to read one by one: the next full scan decides about those still unseen."""
+def _defer(run: ListRun, allow_mass_removal: bool) -> None:
+    """Too many to read one by one: the next full scan decides about those still unseen.
+
+    Nothing is removed yet, but a scan that no longer sees most of a list is news on first
+    sight: it is held, not `ok`, so that someone looks before the next one removes them.
+    """
     ctx, cfg, result = run.ctx, run.cfg, run.result
     missed = ctx.db.members.mark_missed(cfg.id, result.run_id)
-    if missed and result.status != RunStatus.HELD:
-        result.add_note(
-            f"{missed} subscriber(s) not seen by this full scan and not reported "
-            "unsubscribed: removed if the next full scan misses them too"
-        )
+    if not missed or result.status == RunStatus.HELD:
+        return
+    _, total = ctx.db.members.count_unseen(cfg.id, result.run_id)
+    ratio, limit = removal_ratio(missed, total), ctx.settings.delivery.max_removal_ratio
+    if ratio > limit and not allow_mass_removal:
+        _hold(run, f"this full scan did not see {missed} of {total} subscribers ({ratio:.0%}, "
+              f"over max_removal_ratio {limit:.0%}) and Listrak reported none of them "
+              "unsubscribed; nothing removed, and a next full scan that misses them too is "
+              "held as well")  # fmt: skip
+        return
+    result.add_note(
+        f"{missed} subscriber(s) not seen by this full scan and not reported "
+        "unsubscribed: removed if the next full scan misses them too"
+    )
+
+
+def _hold(run: ListRun, why: str) -> None:
+    """The run is held: nothing removed, and how to remove them if Listrak is right."""
+    run.result.status = RunStatus.HELD
+    run.result.error = (
+        f"list {run.cfg.id}: {why}. If Listrak is right, run: "
+        f"listrak-source sync --list {run.cfg.id} --allow-mass-removal"
+    )
+    log.error("%s", run.result.error)

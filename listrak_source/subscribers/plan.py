@@ -2,25 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterable, Iterator
+from datetime import datetime, timedelta
 
 from ..records import Contact, ListState, ScanSpec
+from ..tracking.dates import DEFAULT_ZONE, to_listrak, zone
 
 FULL = (ScanSpec(),)
+LISTRAK_ZONE = zone(DEFAULT_ZONE)
+# A date later than Listrak's now by more than this is reported: a contact written while
+# a long scan runs is dated after its start without being wrong.
+REPORT_AFTER = timedelta(hours=1)
 # No subscription predates this; older dates (year 1, say) would also overflow the overlap.
 EARLIEST = datetime(1970, 1, 1)
 
 
 def latest_usable(now: datetime) -> datetime:
-    """The latest naive Listrak date that may move the high-water mark: our clock, in UTC.
+    """Listrak's own now at `now`: the latest naive date that may move the high-water mark.
 
-    Listrak's dates are naive and look like US Eastern time, behind UTC. A date after our
-    clock's UTC is wrong, or in a zone ahead of UTC; either way, as the mark it would make
-    the next incremental window start in the future and miss every change until Listrak's
-    clock caught up (up to 14 hours, the zone furthest ahead). Such a date never moves it.
+    Listrak's dates are naive wall times that look like US Eastern (unconfirmed). A later
+    date is wrong, or in a zone ahead of Eastern; either way, as the mark it would start
+    the next incremental window in Listrak's future and miss every change until its clock
+    caught up. Such a date never moves the mark. If Listrak's zone is ahead of Eastern
+    after all, the mark only lags behind its dates, and windows grow by that much.
     """
-    return now.astimezone(UTC).replace(tzinfo=None)
+    return to_listrak(now, LISTRAK_ZONE)
 
 
 def plan_scans(
@@ -73,30 +79,19 @@ def _dates(contact: Contact) -> Iterator[datetime]:
             yield moment.replace(tzinfo=None)
 
 
-def _all_dates(contacts: Iterable[Contact]) -> list[datetime]:
-    # Comprehensions, not a generator per contact: a scan reads a million contacts' dates.
-    moments = [
-        moment
-        for c in contacts
-        for moment in (c.subscribe_date, c.resubscribe_date, c.unsubscribe_date)
-        if moment is not None
-    ]
-    return [m if m.tzinfo is None else m.replace(tzinfo=None) for m in moments]
-
-
 def newest_date(
     contacts: Iterable[Contact], current: datetime | None, *, latest: datetime
 ) -> datetime | None:
     """The newest usable subscribe, re-subscribe or unsubscribe date among these and `current`."""
-    usable = [d for d in _all_dates(contacts) if EARLIEST <= d <= latest]
-    newest = max(usable, default=None)
-    if newest is None or (current is not None and current >= newest):
-        return current
+    newest = current
+    for contact in contacts:
+        for naive in _dates(contact):
+            if EARLIEST <= naive <= latest and (newest is None or naive > newest):
+                newest = naive
     return newest
 
 
-def future_dated(contacts: Sequence[Contact], latest: datetime) -> list[Contact]:
-    """Contacts carrying a date after `latest`: synced, but their dates steer nothing."""
-    if max(_all_dates(contacts), default=latest) <= latest:
-        return []
-    return [c for c in contacts if any(d > latest for d in _dates(c))]
+def future_dated(contacts: Iterable[Contact], latest: datetime) -> list[Contact]:
+    """Contacts carrying a date well after `latest`: synced, but their dates steer nothing."""
+    limit = latest + REPORT_AFTER
+    return [c for c in contacts if any(d > limit for d in _dates(c))]

@@ -97,7 +97,8 @@ def _note_future_dates(run: ListRun, latest: datetime) -> None:
         return
     when = newest_date([example], None, latest=datetime.max)
     note = (
-        f"{count} contact(s) carry dates after {latest:%Y-%m-%dT%H:%M:%S}, such as "
+        f"{count} contact(s) carry dates after Listrak's now ({latest:%Y-%m-%dT%H:%M:%S} "
+        "US Eastern), such as "
         f"{when:%Y-%m-%dT%H:%M:%S} (contact {contact_ref(example.email)}): "
         "synced, but those dates do not move the high-water mark; correct them in Listrak"
     )
@@ -148,7 +149,10 @@ def _read_back(run: ListRun, page: Page, fields: list[int]) -> None:
         for c in page.contacts
         if c.subscribed
     ]
-    found = ctx.db.audiences.read_back(cfg.id, observed, ctx.clock(), ctx.settings.push.apply_grace)
+    push = ctx.settings.push
+    found = ctx.db.audiences.read_back(
+        cfg.id, observed, ctx.clock(), push.apply_grace, push.max_mismatches
+    )
     if found:
         log.warning(
             "list %s: %d audience value(s) not applied by Listrak; pending again", cfg.id, found

@@ -211,9 +211,9 @@ def _advance(run: ListRun, state: ListState, newest: datetime | None) -> None:
     """After a complete scan: move the high-water mark, and note a full scan that swept."""
     result = run.result
     mark = next_mark(state.high_water_mark, newest, latest=latest_usable(result.started_at))
-    # A held sweep did not finish the full scan's job, so the next run scans fully again;
-    # it still counts as a full scan that missed whom it did not see.
-    swept = result.full_scan and result.status != RunStatus.HELD
+    # A held or stopped sweep did not finish the full scan's job, so the next run scans
+    # fully again; it still counts as a full scan that missed whom it did not see.
+    swept = result.full_scan and result.status not in (RunStatus.HELD, RunStatus.STOPPED)
     last_full = result.started_at if swept else state.last_full_scan_at
     last_run = result.run_id if result.full_scan else state.last_full_run
     run.ctx.db.runs.save_list_state(run.cfg.id, ListState(last_full, mark, last_run))

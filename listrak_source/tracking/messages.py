@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import UTC
 from typing import Any
 
-from .records import UNSUBSCRIBED, Fact, MessageInfo, TrackEvent
+from .records import Fact, MessageInfo, TrackEvent
 
 
 def track_message(event: TrackEvent) -> dict[str, Any]:
@@ -42,16 +42,6 @@ def message_properties(info: MessageInfo) -> dict[str, Any]:
     return out
 
 
-def properties(
-    fact: Fact, common: Mapping[str, Any], info: MessageInfo | None = None
-) -> dict[str, Any]:
-    """The event's properties: the message's, the list's, then the fact's own.
-
-    Unsubscribed carries the list properties and its type only.
-    """
-    out: dict[str, Any] = {}
-    if info is not None and fact.event != UNSUBSCRIBED:
-        out.update(message_properties(info))
-    out.update(common)
-    out.update(fact.extra)
-    return out
+def properties(fact: Fact, common: Mapping[str, Any]) -> dict[str, Any]:
+    """The event's properties: its message's and list's (`common`), then the fact's own."""
+    return {**common, **fact.extra}

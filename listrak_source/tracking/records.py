@@ -106,14 +106,83 @@ class TrackEvent:
     properties: Mapping[str, Any] = field(default_factory=dict)
 
 
-@dataclass(slots=True)
-class ActivityCounts:
-    """What one activity pass did, for the run's line, status and metrics."""
+class NewEvent(NamedTuple):
+    """A fact made an event: its messageId, its key, and what the track call carries."""
 
-    messages: int = 0
+    message_id: str
+    fact: str
+    event: str
+    email: str
+    at: datetime
+    properties: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """A message the ledger knows: its properties, when it was sent, how far reads got."""
+
+    message_id: int
+    send_date: str | None
+    sent_at: datetime | None
+    properties: Mapping[str, Any]
+    read_at: datetime | None = None
+    deferred: bool = False
+    clicks_mark: str | None = None
+    backfilled: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ListPass:
+    """An activity list's last pass, as status and the metrics show it."""
+
+    list_id: int
+    last_pass_at: datetime | None = None
+    status: str | None = None
+    error: str | None = None
+    open_messages: int = 0
+    deferred: int = 0
+    unsub_mark: str | None = None
+
+
+@dataclass(slots=True)
+class EventTally:
+    """Events of one name in the ledger: waiting for Segment, accepted, refused for good."""
+
+    pending: int = 0
+    sent: int = 0
+    dead: int = 0
+
+
+@dataclass(slots=True)
+class ActivityOutcome:
+    """How one list's activity pass ended, for the run's line, the exit status and status."""
+
+    list_id: int
+    status: str = "running"  # ok, partial, failed, skipped
+    error: str | None = None
+    exit_code: int = 0
+    messages: int = 0  # read through this pass
+    deferred: int = 0  # open messages left for the next pass (the budget ran out)
+    open_messages: int = 0
     rows: int = 0
-    changed: int = 0
     recorded: int = 0
     delivered: int = 0
     failed: int = 0
-    deferred: int = 0
+    pending: int = 0
+    dead: int = 0
+    outage: str | None = None
+    events: dict[str, int] = field(default_factory=dict)  # recorded this pass, by name
+
+    def describe(self) -> str:
+        """One line for `sync` and the logs."""
+        line = (
+            f"activity {self.status}: {self.messages} message(s) read, {self.recorded} "
+            f"event(s) recorded, {self.delivered} sent"
+        )
+        extra = [
+            f"{self.deferred} message(s) wait for the next pass" if self.deferred else "",
+            f"{self.pending} not yet accepted by Segment" if self.pending else "",
+            f"{self.dead} dead" if self.dead else "",
+            self.error or "",
+        ]
+        return "; ".join([line, *filter(None, extra)])

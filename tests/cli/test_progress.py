@@ -125,3 +125,15 @@ def test_close_without_updates_prints_nothing() -> None:
         progress.start("list 1", {"scanned": 10})
         progress.close()
         assert out.getvalue() == ""
+
+
+def test_off_a_terminal_each_line_goes_where_it_is_told() -> None:
+    """Beside JSON logs a progress line is a log record, not a plain line."""
+    lines: list[str] = []
+    out, clock = io.StringIO(), FakeClock()
+    progress = Progress("sync", out, clock=clock, tty=False, plain=lines.append)
+    progress.start("list 1", {"scanned": 10})
+    clock.now += PLAIN_EVERY
+    progress.update("scanned", 4)
+    progress.close()
+    assert lines == ["sync list 1: scanned 4 of ~10"] and out.getvalue() == ""

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import create_engine, insert
 
 from listrak_source.simulator import ListrakSimulator, SegmentSink
-from listrak_source.state.schema import runs
+from listrak_source.state.schema import audience_pushes, runs
 from tests.e2e.harness import run_cli, write_config
 
 
@@ -134,3 +134,46 @@ def test_a_list_never_run_is_degraded(tmp_path: Path, config: Path, sqlite_url: 
     done = cli(other, "status")
     assert done.returncode == 1, done.stdout
     assert "list 1003: never run" in done.stdout
+
+
+@pytest.fixture
+def audience_config(
+    tmp_path: Path, sim: ListrakSimulator, sink: SegmentSink, sqlite_url: str
+) -> Path:
+    sim.add_list(1001, "Main")
+    sim.add_field(1001, 901, "CheckBox", "VIP")
+    sim.seed(1001, 5, seed=3)
+    extra = "[[audiences]]\nkey = 'vip'\nlist_id = 1001\nfield_id = 901\n"
+    path = write_config(tmp_path / "c.toml", sim, sink, sqlite_url, [{"id": 1001}], extra=extra)
+    assert run_cli(path, "sync") == 0
+    return path
+
+
+def add_push(db_url: str, status: str, ago: timedelta) -> None:
+    """A push of list 1001's audience values, recorded as the worker records one."""
+    started = datetime.now(UTC) - ago
+    engine = create_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                insert(audience_pushes).values(
+                    list_id=1001, started_at=started, finished_at=started, status=status
+                )
+            )
+    finally:
+        engine.dispose()
+
+
+def test_audience_pushes_count_in_the_verdict(audience_config: Path, sqlite_url: str) -> None:
+    add_push(sqlite_url, "ok", timedelta(minutes=3))
+    assert cli(audience_config, "status").returncode == 0
+    add_push(sqlite_url, "failed", timedelta(minutes=2))
+    done = cli(audience_config, "status")
+    assert done.returncode == 1, done.stdout
+    assert "list 1001: last push ended failed" in done.stdout
+    add_push(sqlite_url, "held", timedelta(minutes=1))
+    done = cli(audience_config, "status")
+    assert done.returncode == 2, done.stdout
+    assert "list 1001: last push held: `push --allow-mass-flip` if it is right" in done.stdout
+    document = json.loads(cli(audience_config, "status", "--json").stdout)
+    assert document["audiences"]["pushes"][0]["recent"] == ["held", "failed", "ok"]

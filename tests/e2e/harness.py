@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import subprocess
 import sys
 from collections.abc import Iterable, Mapping
@@ -28,9 +29,7 @@ def write_config(
     """A config.toml pointing every URL at loopback."""
     blocks = []
     for item in lists:
-        lines = "\n".join(
-            f"{k} = {v!r}" if isinstance(v, str) else f"{k} = {v}" for k, v in item.items()
-        )
+        lines = "\n".join(f"{k} = {_toml(v)}" for k, v in item.items())
         blocks.append(f"[[lists]]\n{lines}\n")
     path.write_text(
         f"""
@@ -55,6 +54,12 @@ url = "{db_url}"
         + "\n".join(blocks)
     )
     return path
+
+
+def _toml(value: object) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    return repr(value) if isinstance(value, str) else str(value)
 
 
 def run_cli(config: Path, *args: str) -> int:
@@ -171,3 +176,27 @@ def status_json(config: Path) -> dict[str, Any]:
         # 0 healthy, 1 degraded, 2 failing: the document is there whatever the verdict.
         assert run_cli(config, "status", "--json") in (0, 1, 2)
     return {item["list_id"]: item for item in json.loads(out.getvalue())["lists"]}
+
+
+def on_a_terminal(config: Path, env: Mapping[str, str], *args: str) -> str:
+    """What a command writes to stderr when stderr is a terminal (a pseudo-terminal here)."""
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).with_name("listrak-source")), "--config", str(config), *args],
+        stdout=subprocess.DEVNULL,
+        stderr=follower,
+        env={**os.environ, **env},
+    )
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the last writer closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    assert proc.wait(timeout=120) == 0
+    return b"".join(chunks).decode()

@@ -51,7 +51,7 @@ def test_backfill_resends_every_subscriber_under_fresh_ids(config: Path, sim, si
     leaver = sorted(sim.truth(1001))[0]
     sim.unsubscribe(1001, leaver)
     start = len(sink.messages)
-    assert run_cli(config, "backfill") == 0
+    assert run_cli(config, "backfill", "--confirm") == 0
     sent = sink.messages[start:]
     main, other = keyed(sent, TRAIT_MAIN), keyed(sent, TRAIT_OTHER)
     truth = sim.truth(1001, FIELD)
@@ -76,7 +76,7 @@ def test_backfill_of_one_list(config: Path, sim, sink, capsys) -> None:
     assert run_cli(config, "sync") == 0
     start = len(sink.messages)
     capsys.readouterr()
-    assert run_cli(config, "backfill", "--list", "1002") == 0
+    assert run_cli(config, "backfill", "--list", "1002", "--confirm") == 0
     sent = sink.messages[start:]
     assert len(sent) == len(sim.truth(1002))
     assert all(set(m["traits"]) == {"email", TRAIT_OTHER} for m in sent)
@@ -129,7 +129,15 @@ def test_backfill_stopped_by_two_signals_leaves_the_list_free(
     log = tmp_path / "backfill.log"
     with log.open("ab") as stderr:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "listrak_source", "--config", str(config), "backfill"],
+            [
+                sys.executable,
+                "-m",
+                "listrak_source",
+                "--config",
+                str(config),
+                "backfill",
+                "--confirm",
+            ],
             stdout=subprocess.DEVNULL,
             stderr=stderr,
             env={
@@ -157,5 +165,5 @@ def test_backfill_stopped_by_two_signals_leaves_the_list_free(
     sim.faults.page_delay = 0
     sink.faults.reset()
     start = len(sink.messages)
-    assert run_cli(config, "backfill") == 0
+    assert run_cli(config, "backfill", "--confirm") == 0
     assert len(sink.messages) - start == len(sim.truth(1001)) + len(sim.truth(1002))

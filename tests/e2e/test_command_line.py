@@ -122,8 +122,15 @@ def test_every_config_problem_is_named_with_its_source_and_the_closest_key(
 ) -> None:
     text = OFFLINE.replace("client_id", "client_idd").replace('write_key = "segment-key-8c2e"', "")
     (offline / "config.toml").write_text(text)
-    typo = {"LISTRAK_SOURCE_LISTRAK__CLIENTSECRET": "x"}
-    line = error_line(cli("status", cwd=offline, env=typo))
+    typo = {"LISTRAK_SOURCE_LISTRAK__CLIENTSECRET": "x", "LISTRAK_SOURCE_LISTRACK__CLIENT_ID": "y"}
+    done = cli("status", cwd=offline, env=typo)
+    warned = [json.loads(line)["msg"] for line in done.stderr.splitlines()]
+    assert any(
+        "LISTRAK_SOURCE_LISTRACK__CLIENT_ID names no setting" in m
+        and "did you mean LISTRAK_SOURCE_LISTRAK?" in m
+        for m in warned
+    ), warned
+    line = error_line(done)
     assert "listrak.client_idd: unknown key (did you mean client_id?)" in line, line
     # The misspelt variable, not the file, is blamed, with the variable it meant.
     assert (

@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import json
 import os
-import pty
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
 
+from listrak_source.privacy import contact_ref
 from listrak_source.simulator import ListrakSimulator, SegmentSink
 
-from .harness import run_cli, write_config
+from .harness import on_a_terminal, run_cli, write_config
 
 SCRIPT = Path(sys.executable).with_name("listrak-source")
 SYNCED, NEW = {"id": 1001}, {"id": 1002}
@@ -102,30 +104,6 @@ def test_a_dry_run_says_would_send_and_stderr_keeps_one_format(config: Path) -> 
     assert out.startswith("list 1001: ok")
 
 
-def on_a_terminal(config: Path, env: Mapping[str, str], *args: str) -> str:
-    """What a command writes to stderr when stderr is a terminal (a pseudo-terminal here)."""
-    leader, follower = pty.openpty()
-    proc = subprocess.Popen(
-        [str(SCRIPT), "--config", str(config), *args],
-        stdout=subprocess.DEVNULL,
-        stderr=follower,
-        env={**os.environ, **env},
-    )
-    os.close(follower)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:  # EIO: the last writer closed the terminal
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(leader)
-    assert proc.wait(timeout=120) == 0
-    return b"".join(chunks).decode()
-
-
 def test_a_first_sync_shows_a_bar_and_no_escape_codes_for_a_dumb_terminal(config: Path) -> None:
     shown = on_a_terminal(config, {"TERM": "xterm", "NO_COLOR": "1"}, "sync", "--list", "1002")
     assert "[" in shown and "sync list 1002: scanned 40" in shown, shown
@@ -133,3 +111,101 @@ def test_a_first_sync_shows_a_bar_and_no_escape_codes_for_a_dumb_terminal(config
     shown = on_a_terminal(config, {"TERM": "dumb"}, "sync", "--dry-run")
     # A terminal writes each newline as \r\n; a bar redrawn in place would add a lone \r.
     assert "\x1b" not in shown and "\r" not in shown.replace("\r\n", "\n"), repr(shown)
+
+
+def test_backfill_previews_and_first_syncs_point_at_baseline(
+    config: Path, tmp_path: Path, sim: ListrakSimulator, sink: SegmentSink
+) -> None:
+    sim.add_list(1003, "Big")
+    sim.seed(1003, 1200, seed=7)
+    database = f"sqlite:///{tmp_path / 'state.db'}"
+    big = write_config(tmp_path / "big.toml", sim, sink, database, [{"id": 1003}])
+    nowhere = tmp_path / "not-yet.db"
+    fresh = write_config(tmp_path / "new.toml", sim, sink, f"sqlite:///{nowhere}", [NEW])
+    dry = start(fresh, "sync", "--dry-run")
+    before = len(sink.messages)
+    preview = start(config, "backfill", "--list", "1001")
+    check = start(config, "check")
+    out, err = preview.communicate(timeout=120)
+    assert preview.returncode == 1, err
+    assert "list 1001: would re-send its 30 subscribed contact(s)" in out, out
+    assert "listrak-source backfill --list 1001 --confirm" in out
+    assert len(sink.messages) == before  # a preview sends nothing
+    out, _ = check.communicate(timeout=120)
+    assert "baseline --list 1002" in out and "baseline --list 1001" not in out, out
+    out, err = dry.communicate(timeout=120)
+    assert dry.returncode == 0 and len(out.splitlines()) == 40, err
+    assert not nowhere.exists(), "a dry run changes nothing, and creates no database"
+    first = start(big, "sync")
+    _, err = first.communicate(timeout=120)
+    assert first.returncode == 0, err
+    [notice] = [r["msg"] for r in stderr_records(err) if "baseline" in str(r["msg"])]
+    assert "first sync" in str(notice) and "baseline --list 1003" in str(notice), notice
+
+
+def test_lookup_and_explain_agree_on_form_json_and_exit_status(config: Path, sim) -> None:
+    known, unknown = sorted(sim.truth(1001))[0], "nobody@example.org"
+    ref = contact_ref(known)
+    running = {
+        "lookup": start(config, "lookup", known, unknown),
+        "lookup json": start(config, "lookup", known, "--json"),
+        "explain": start(config, "explain", known),
+        "explain json": start(config, "explain", unknown, "--json"),
+    }
+    done = {name: proc.communicate(timeout=120) for name, proc in running.items()}
+    codes = {name: proc.returncode for name, proc in running.items()}
+    # 0 when every address is known, 1 when one is not, for both commands.
+    assert codes == {"lookup": 1, "lookup json": 0, "explain": 0, "explain json": 1}, done
+    for name in ("lookup", "explain"):
+        assert done[name][0].startswith(f"contact {ref}"), done[name]
+        assert "@" not in done[name][0], "a contact is named by its reference"
+    found = json.loads(done["lookup json"][0])["contacts"]
+    assert [c["contact"] for c in found] == [ref]
+    assert found[0]["lists"][0]["list_id"] == 1001 and found[0]["lists"][0]["subscribed"]
+    nothing = json.loads(done["explain json"][0])["contacts"]
+    assert nothing == [
+        {
+            "contact": contact_ref(unknown),
+            "known": False,
+            "subscriptions": [],
+            "events": [],
+            "values": [],
+        }
+    ]
+
+
+def test_ctrl_c_stops_a_sync_promptly_and_records_it_stopped_with_its_counts(
+    config: Path, tmp_path: Path, sim: ListrakSimulator, sink: SegmentSink
+) -> None:
+    sim.add_list(1004, "Slow")
+    sim.seed(1004, 2000, seed=8)
+    sim.faults.page_delay = 0.3  # 20 pages of 100: the scan takes seconds
+    database = f"sqlite:///{tmp_path / 'state.db'}"
+    slow = write_config(tmp_path / "slow.toml", sim, sink, database, [{"id": 1004}])
+    before = len(sink.messages)
+    proc = start(slow, "sync", env={"LISTRAK_SOURCE_LISTRAK__PAGE_SIZE": "100"})
+    deadline = time.monotonic() + 60
+    while len(sink.messages) == before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)  # a guard against a hang, not a measurement
+    assert proc.returncode == 1, err
+    assert "list 1004: stopped" in out, out
+    assert "run failed" not in err and "Traceback" not in err
+    [run] = [r for r in run_rows(database, 1004)]
+    assert run["status"] == "stopped" and 0 < run["scanned"] < 2000, run
+    assert run["delivered"] == len(sink.messages) - before > 0
+
+
+def run_rows(url: str, list_id: int) -> list[dict[str, object]]:
+    from sqlalchemy import create_engine, select
+
+    from listrak_source.state.schema import runs
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(select(runs).where(runs.c.list_id == list_id)).mappings()
+            return [dict(row) for row in rows]
+    finally:
+        engine.dispose()

@@ -65,20 +65,20 @@ def assert_clean(text_out: str) -> None:
     assert "Traceback" not in text_out
 
 
-@pytest.mark.parametrize("command", ["sync", "backfill"])
+@pytest.mark.parametrize("command", [["sync"], ["backfill", "--confirm"]], ids=["sync", "backfill"])
 def test_a_database_error_fails_one_list_in_one_clean_line(
     tmp_path: Path,
     seeded: ListrakSimulator,
     sink: SegmentSink,
     db_url: str,
     capsys: pytest.CaptureFixture[str],
-    command: str,
+    command: list[str],
 ) -> None:
     config = write_config(tmp_path / "c.toml", seeded, sink, db_url, [MAIN, OTHER])
     assert run_cli(config, "migrate") == 0
     refuse_list_1001(db_url)
     capsys.readouterr()
-    assert run_cli(config, command) == 1
+    assert run_cli(config, *command) == 1
     captured = capsys.readouterr()
     assert "list 1001: failed" in captured.out and "list 1002: ok" in captured.out
     assert REFUSAL in captured.out

@@ -54,3 +54,33 @@ def test_the_reference_is_short_stable_and_ignores_case_and_spaces() -> None:
     assert ref == contact_ref(" ann@example.com ") and len(ref) == 12
     assert ref != contact_ref("bob@example.com")
     assert json.dumps(ref) == f'"{ref}"'
+
+
+def test_lookup_shows_no_old_skip_and_says_why_a_refused_row_waits(
+    tmp_path: Path,
+    sim: ListrakSimulator,
+    sink: SegmentSink,
+    db_url: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    sim.add_list(1001, "Main", field_ids=[FIELD])
+    sim.seed(1001, 4, field_id=FIELD, seed=13)
+    fixed, refused = sorted(sim.truth(1001, FIELD))[:2]
+    sim.override(1001, fixed, {"subscriptionState": "Pending"})
+    config = write_config(tmp_path / "c.toml", sim, sink, db_url, [MAIN])
+    assert run_cli(config, "sync") == 1
+    assert run_cli(config, "lookup", fixed) == 0
+    assert "skipped: unknown subscriptionState 'Pending' (run 1)" in capsys.readouterr().out
+    sim.clear_override(1001, fixed)  # corrected in Listrak: the next scan syncs it
+    sim.unsubscribe(1001, refused)
+    sink.faults.poison.add(refused)  # and Segment refuses its removal
+    assert run_cli(config, "sync") == 1
+    capsys.readouterr()
+    assert run_cli(config, "lookup", fixed, refused) == 0
+    found = capsys.readouterr().out.splitlines()
+    assert found[0] == f"contact {contact_ref(fixed)}: list 1001: subscribed; delivered"
+    assert found[1].startswith(
+        f"contact {contact_ref(refused)}: list 1001: not subscribed; waiting to be delivered "
+        "after 1 refusal(s) (rejected: Segment answered 400 (invalid_request): A message of the "
+        "batch was refused; next attempt 20"
+    )

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from listrak_source.cli.wiring import run_context
+from listrak_source.config import load_settings
+from listrak_source.records import RunStatus
 from listrak_source.simulator import ListrakSimulator, SegmentSink, rebuild_profiles
+from listrak_source.subscribers.sync import sync_list
 
 from .harness import (
     FIELD,
@@ -136,4 +143,64 @@ def test_more_unseen_than_confirm_unseen_max_wait_for_a_second_full_scan(
     assert run_cli(config, "sync") == 0
     sent = {m["anonymousId"].lower(): m["traits"][TRAIT] for m in sink.messages[start:]}
     assert sent == {email: None for email in emails[:3]}
+    assert_profiles_match(seeded, sink, [MAIN])
+
+
+def test_the_first_sight_of_a_mass_disappearance_is_held_not_ok(
+    tmp_path: Path, seeded: ListrakSimulator, sink: SegmentSink, db_url: str, capsys
+) -> None:
+    extra = "[delivery]\nconfirm_unseen_max = 2\n"
+    config = write_config(tmp_path / "c.toml", seeded, sink, db_url, [MAIN], extra=extra)
+    assert run_cli(config, "sync") == 0
+    emails = sorted(seeded.truth(1001, FIELD))
+    for email in emails[:33]:  # 82 % of the list gone from its scans, none unsubscribed
+        seeded.remove(1001, email)
+    start = len(sink.messages)
+    capsys.readouterr()
+    assert run_cli(config, "sync") == 1
+    assert "held" in capsys.readouterr().out
+    last = status_json(config)[1001]["last_run"]
+    assert last["status"] == "held" and "did not see 33 of 40 subscribers (82%" in last["error"]
+    assert len(sink.messages) == start  # nothing removed on first sight
+    assert run_cli(config, "sync") == 1  # missed again: still held, still nothing removed
+    assert len(sink.messages) == start
+    assert status_json(config)[1001]["last_run"]["status"] == "held"
+    assert run_cli(config, "sync", "--allow-mass-removal") == 0
+    assert_profiles_match(seeded, sink, [MAIN])
+
+
+class _StopOnFirstRead:
+    """Listrak, with a stop signal arriving as the first unseen subscriber is read."""
+
+    def __init__(self, listrak: Any, stop: threading.Event) -> None:
+        self._listrak, self._stop = listrak, stop
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._listrak, name)
+
+    def get_contact(self, *args: Any, **kwargs: Any) -> Any:
+        self._stop.set()
+        return self._listrak.get_contact(*args, **kwargs)
+
+
+def test_a_stop_while_unseen_subscribers_are_confirmed_delivers_what_is_stored(
+    tmp_path: Path, seeded: ListrakSimulator, sink: SegmentSink, db_url: str
+) -> None:
+    config = write_config(tmp_path / "c.toml", seeded, sink, db_url, [MAIN])
+    assert run_cli(config, "sync") == 0
+    emails = sorted(seeded.truth(1001, FIELD))
+    for email in emails[:3]:
+        seeded.remove(1001, email)
+    seeded.subscribe(1001, "newcomer@example.com")
+    start = len(sink.messages)
+    settings = load_settings(config)
+    with run_context(settings) as real:
+        ctx = dataclasses.replace(real, listrak=_StopOnFirstRead(real.listrak, real.stop))
+        result = sync_list(ctx, settings.lists[0])
+    assert result.status == RunStatus.STOPPED and result.delivered == 1
+    assert "confirming unseen subscribers" in (result.error or "")
+    sent = {m["anonymousId"].lower(): m["traits"][TRAIT] for m in sink.messages[start:]}
+    assert sent == {"newcomer@example.com": True}  # delivered; nobody removed
+    assert status_json(config)[1001]["last_run"]["status"] == "stopped"
+    assert run_cli(config, "sync") == 0
     assert_profiles_match(seeded, sink, [MAIN])

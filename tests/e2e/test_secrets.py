@@ -67,7 +67,7 @@ def failures(config: Path, sim: ListrakSimulator, sink: SegmentSink) -> list[str
     """Errors and tracebacks: Segment down, Listrak refusing, an unknown list."""
     out = [run(config, "--debug", "sync")]
     sink.faults.fail_next(10_000, status=500)
-    out.append(run(config, "--debug", "backfill"))
+    out.append(run(config, "--debug", "backfill", "--confirm"))
     sink.faults.reset()
     sim.faults.reject_auth = True
     out += [run(config, "--debug", "sync"), run(config, "--debug", "check")]
@@ -83,7 +83,7 @@ def commands(*groups: list[str]) -> list[list[str]]:
 GROUPS = {
     "setup": commands(["migrate"], ["check"], ["sync", "--dry-run"]),
     "sync": commands(["sync"], ["status"], ["status", "--json"]),
-    "resend": commands(["sync"], ["backfill"], ["baseline"], ["retry"]),
+    "resend": commands(["sync"], ["backfill", "--confirm"], ["baseline"], ["retry"]),
 }
 
 

@@ -158,16 +158,20 @@ def test_a_case_change_in_listrak_keeps_the_spelling_segment_got(
     assert {m["traits"]["email"] for m in sent} == {"Mixed.Case@Example.com"}
 
 
+@pytest.mark.parametrize("leaves", ["unsubscribed", "deleted from the list"])
 def test_a_removal_carries_the_user_id_segment_accepted(
-    synced: Path, sim: ListrakSimulator, sink: SegmentSink
+    synced: Path, sim: ListrakSimulator, sink: SegmentSink, leaves: str
 ) -> None:
     key = a_subscriber(sim)
     accepted = str(sim.truth(1001, FIELD)[key]["user_id"])
     sim.set_field(1001, key, FIELD, "crm-never-accepted")
-    sink.faults.fail_next(10_000, status=400)  # refused: Segment never took it
+    sink.faults.poison = {key}  # refused: Segment never took it
     assert run_cli(synced, "sync") == 1
     sink.faults.reset()
-    sim.unsubscribe(1001, key)
+    if leaves == "unsubscribed":
+        sim.unsubscribe(1001, key)  # the diff's removal
+    else:
+        sim.remove(1001, key)  # the sweep's removal, once Listrak confirms it gone
     start = len(sink.messages)
     assert run_cli(synced, "sync") == 0
     (removal,) = sent_since(sink, start)
@@ -191,13 +195,15 @@ def test_baseline_never_adopts_a_pending_unsubscribe(
     assert TRAIT not in profiles[key]["traits"] and "newcomer@example.com" not in profiles
 
 
-def test_a_date_hours_ahead_of_utc_does_not_blind_incremental_polling(
-    tmp_path: Path, sim: ListrakSimulator, sink: SegmentSink, db_url: str
+@pytest.mark.parametrize("hours", [15, 3])
+def test_a_date_hours_ahead_does_not_blind_incremental_polling(
+    tmp_path: Path, sim: ListrakSimulator, sink: SegmentSink, db_url: str, hours: int
 ) -> None:
     sim.add_list(1001, "Main", field_ids=[FIELD])
     sim.seed(1001, 12, field_id=FIELD, seed=3)
-    # Listrak's dates are Eastern: this one reads ten hours after our clock's UTC.
-    sim.set_now(datetime.now(UTC) + timedelta(hours=15))
+    # Listrak's dates are Eastern: 15 hours ahead reads ten hours after our clock's UTC;
+    # 3 hours ahead is still before our clock's UTC, yet after Listrak's own now.
+    sim.set_now(datetime.now(UTC) + timedelta(hours=hours))
     sim.subscribe(1001, "ahead@example.com")
     sim.set_now(None)
     config = write_config(tmp_path / "c.toml", sim, sink, db_url, [INCREMENTAL])

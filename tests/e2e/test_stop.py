@@ -103,3 +103,29 @@ def test_a_stop_signal_ends_a_sync_waiting_out_retry_after(
     assert lock_holders(db_url) == {}
     assert run_cli(config, "sync") == 0
     assert_profiles_match(sim, sink, [MAIN])
+
+
+def test_a_stop_signal_ends_a_wait_for_an_answer_that_trickles_in(
+    tmp_path: Path, sim: ListrakSimulator, sink: SegmentSink, db_url: str
+) -> None:
+    sim.add_list(1001, "Main", field_ids=[FIELD])
+    sim.seed(1001, 50, field_id=FIELD, seed=14)
+    config = write_config(tmp_path / "c.toml", sim, sink, db_url, [MAIN])
+    sink.faults.trickle_next(1, 1.0)  # the batch is kept; its answer would take minutes
+    log = tmp_path / "sync.log"
+    proc = worker(config, "sync", log=log, env={"LISTRAK_SOURCE_SEGMENT__TIMEOUT": "3600"})
+    try:
+        deadline = time.monotonic() + 60
+        while sink.message_count == 0 and time.monotonic() < deadline:
+            assert proc.poll() is None, log.read_text()
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        # The bound only guards against a hang: the stop gives the request a short grace.
+        assert proc.wait(timeout=40) == 1, "its messages wait for the next run"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "running" not in run_statuses(db_url, 1001)
+    assert lock_holders(db_url) == {}
+    assert run_cli(config, "sync") == 0  # sent again under the same ids; Segment drops copies
+    assert_profiles_match(sim, sink, [MAIN])

@@ -784,3 +784,12 @@ def test_pages_that_only_repeat_contacts_end_the_scan_as_an_error(
         with pytest.raises(ListrakProtocolError, match="3 pages in a row held only contacts"):
             list(pages)
     assert len(fresh.requests) == 5
+
+
+def test_a_page_that_trickles_in_meets_a_deadline_for_the_whole_request(
+    fresh: ListrakSimulator,
+) -> None:
+    fresh.faults.page_trickle = 0.02  # each read comes in time; the whole page never would
+    client = _client(fresh, timeout=0.3, max_attempts=2)
+    with client, pytest.raises(ListrakUnavailableError, match="ReadTimeout"):
+        list(client.iter_pages(MAIN, page_size=1))

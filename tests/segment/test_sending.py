@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from listrak_source.segment.batches import MAX_MESSAGE_BYTES
+from listrak_source.segment.poster import BatchPoster
 from listrak_source.segment.sending import deliver_batches
 from listrak_source.simulator import SegmentSink
 
@@ -165,3 +166,37 @@ def test_poison_in_both_halves_is_still_isolated(sink: SegmentSink, fake_time: F
     outcome = deliver_batches(identifies(2500), sink_poster(sink, fake_time))
     assert set(outcome.rejected) == {"m-3", "m-2000"} and len(outcome.accepted) == 2498
     assert outcome.outage is None
+
+
+def test_an_answer_that_trickles_in_meets_a_deadline_for_the_whole_request(
+    sink: SegmentSink, fake_time: FakeTime
+) -> None:
+    # A byte every 50 ms never times out a read; the whole answer would take seconds.
+    sink.faults.trickle_next(1, 0.05)
+    poster = sink_poster(sink, fake_time, timeout=0.3, max_retries=1)
+    outcome = deliver_batches(identifies(10), poster)
+    assert outcome.accepted == ids(10) and outcome.requests == 2
+    assert [m["messageId"] for m in sink.messages] == ids(10) * 2  # kept, then re-sent
+
+
+def test_a_stop_cuts_short_a_request_whose_answer_trickles_in(sink: SegmentSink) -> None:
+    stop = threading.Event()
+    sink.faults.trickle_next(1, 0.05)
+    # Without the stop the request could run for an hour; pytest's timeout would fail the test.
+    poster = BatchPoster(sink.write_key, sink.url, timeout=3600.0, stop=stop, stop_grace=0.1)
+    threading.Timer(0.2, stop.set).start()
+    outcome = deliver_batches(identifies(10), poster)
+    assert outcome.outage == "stopped" and outcome.unsent == 10
+
+
+def test_a_lone_message_refused_with_everything_else_is_not_blamed(
+    sink: SegmentSink, fake_time: FakeTime
+) -> None:
+    sink.faults.refuse_all = 400
+    outcome = deliver_batches(identifies(1), sink_poster(sink, fake_time))
+    assert (outcome.rejected, outcome.unsent) == ({}, 1) and outcome.requests == 2
+    assert outcome.outage is not None and "refuses every batch" in outcome.outage
+    sink.faults.refuse_all = None
+    sink.faults.poison.add(email(0))  # refused alone while Segment takes an empty batch
+    outcome = deliver_batches(identifies(1), sink_poster(sink, fake_time))
+    assert list(outcome.rejected) == ["m-0"] and outcome.outage is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import json
@@ -406,12 +407,17 @@ def test_a_fleet_shares_the_lists_and_takes_over_from_a_dead_daemon(
     assert stop(second) == 0
     for list_id in ids:
         starts = run_starts(postgres_url, list_id)
-        gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(starts)]
-        # Two daemons firing every 2 s would start a list about once a second; shared, the
-        # list runs about once per interval, never sooner than 80 % of it after the last run.
-        assert min(gaps) >= 1.6 - 0.01, (list_id, gaps)
         statuses = finished_runs(postgres_url, list_id)
         assert len(statuses) == len(starts), "a run was left running"
+        # Two daemons firing every 2 s would start a list about once a second; shared, the
+        # list runs about once per interval, never sooner than 80 % of it after the last run
+        # that did its job (the killed daemon's run did not: the survivor need not wait).
+        gaps = [
+            (b - a).total_seconds()
+            for (a, b), status in zip(itertools.pairwise(starts), statuses, strict=False)
+            if status != "failed"
+        ]
+        assert min(gaps) >= 1.6 - 0.01, (list_id, gaps)
         assert statuses.count("failed") <= 1, "only a run the killed daemon had under way"
     assert len(sink.messages) == 80, "every contact sent once across the fleet"
     assert_profiles_match(sim, sink, FLEET)
@@ -593,49 +599,53 @@ def test_a_list_run_within_its_period_is_not_due(tmp_path: Path, sim, sink) -> N
         assert sync_list(ctx, settings.lists[0], min_gap=gap).status == "ok"
 
 
-def _fleet_clock(tmp_path: Path, sim, sink, url: str) -> tuple[Settings, list[datetime]]:
+GAP = timedelta(minutes=12)
+
+
+@contextlib.contextmanager
+def _after_a_run(tmp_path: Path, sim, sink, url: str) -> Iterator[tuple[Any, Any, list[datetime]]]:
+    """A run context on a clock the test moves, the list's first run made and ok."""
     sim.add_list(1001, "Main", field_ids=[FIELD])
     sim.seed(1001, 10, field_id=FIELD, seed=8)
-    url_settings = load_settings(write_config(tmp_path / "fleet.toml", sim, sink, url, [MAIN]))
-    return url_settings, [datetime.now(UTC).replace(microsecond=0)]
+    settings = load_settings(write_config(tmp_path / "fleet.toml", sim, sink, url, [MAIN]))
+    now = [datetime.now(UTC).replace(microsecond=0)]
+    with run_context(settings) as real:
+        ctx = dataclasses.replace(real, clock=lambda: now[0])
+        assert sync_list(ctx, settings.lists[0], min_gap=GAP).status == "ok"
+        yield ctx, settings.lists[0], now
 
 
 def test_a_run_recorded_in_the_future_does_not_hold_the_list_back(
     tmp_path: Path, sim, sink, db_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    settings, now = _fleet_clock(tmp_path, sim, sink, db_url)
-    gap = timedelta(minutes=12)
-    with run_context(settings) as real:
-        ctx = dataclasses.replace(real, clock=lambda: now[0])
-        assert sync_list(ctx, settings.lists[0], min_gap=gap).status == "ok"
+    with _after_a_run(tmp_path, sim, sink, db_url) as (ctx, cfg, now):
         now[0] -= timedelta(hours=3)  # the clock went back
         with caplog.at_level(logging.WARNING, logger="listrak_source"):
-            assert sync_list(ctx, settings.lists[0], min_gap=gap).status == "ok"
-        warned = [r for r in caplog.records if r.levelno == logging.WARNING]
+            assert sync_list(ctx, cfg, min_gap=GAP).status == "ok"
+        warned = [
+            r for r in caplog.records
+            if r.levelno == logging.WARNING and r.name == "listrak_source.subscribers.sync"
+        ]  # fmt: skip
         assert [r.getMessage() for r in warned] == [
             "list 1001: its last run is recorded as starting 10800s in the future "
             "(the clock went back?); running it now"
         ]
-        now[0] += gap / 2  # the run just made counts again: the fleet rule holds
+        now[0] += GAP / 2  # the run just made counts again: the fleet rule holds
         with pytest.raises(RanRecentlyError, match="a run started 360s ago"):
-            sync_list(ctx, settings.lists[0], min_gap=gap)
+            sync_list(ctx, cfg, min_gap=GAP)
 
 
 @pytest.mark.parametrize("ended", [RunStatus.STOPPED, RunStatus.FAILED, None])
 def test_only_a_run_that_finished_its_job_makes_the_list_not_due(
     tmp_path: Path, sim, sink, db_url: str, ended: RunStatus | None
 ) -> None:
-    settings, now = _fleet_clock(tmp_path, sim, sink, db_url)
-    gap = timedelta(minutes=12)
-    with run_context(settings) as real:
-        ctx = dataclasses.replace(real, clock=lambda: now[0])
-        assert sync_list(ctx, settings.lists[0], min_gap=gap).status == "ok"
-        now[0] += gap + timedelta(minutes=1)
+    with _after_a_run(tmp_path, sim, sink, db_url) as (ctx, cfg, now):
+        now[0] += GAP + timedelta(minutes=1)
         cut_short = ctx.db.runs.start_run(1001, RunKind.SYNC, now[0], full_scan=True)
         if ended is not None:  # None: killed, left running
             ctx.db.runs.finish_run(cut_short, ended, now[0], {})
         now[0] += timedelta(minutes=1)  # the daemon restarts
-        assert sync_list(ctx, settings.lists[0], min_gap=gap).status == "ok"
+        assert sync_list(ctx, cfg, min_gap=GAP).status == "ok"
 
 
 def test_the_period_of_a_schedule_is_its_shortest_gap() -> None:

@@ -5,13 +5,11 @@ every query of the Grafana dashboard, and the rules fire on trouble and not othe
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
+from .tools import required_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy" / "listrak-source-alerts.yml"
@@ -21,19 +19,13 @@ UNIT_TESTS = Path(__file__).resolve().parent / "promtool" / "alerts_test.yml"
 GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$list_id": ".*"}
 
 
-def _promtool() -> str:
-    found = shutil.which("promtool")
-    if found:
-        return found
-    reason = "promtool not found (apt-get install -y --no-install-recommends prometheus)"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason}; CI must install it")
-    pytest.skip(reason)
-
-
 def _run(*args: str) -> str:
     done = subprocess.run(
-        [_promtool(), *args], capture_output=True, text=True, timeout=120, check=False
+        [required_tool("promtool", "prometheus"), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout

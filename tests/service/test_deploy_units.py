@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import configparser
-import os
 import re
 import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
+from .tools import required_tool
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 UNITS = ("listrak-source.service", "listrak-source-sync.service", "listrak-source-sync.timer")
@@ -19,13 +18,7 @@ UNKNOWN = re.compile(r"unknown (key|section|lvalue)|ignoring", re.IGNORECASE)
 
 
 def _systemd_analyze() -> str:
-    found = shutil.which("systemd-analyze")
-    if found:
-        return found
-    reason = "systemd-analyze not found (apt-get install -y --no-install-recommends systemd)"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason}; CI must install it")
-    pytest.skip(reason)
+    return required_tool("systemd-analyze", "systemd")
 
 
 def _unit(name: str) -> configparser.ConfigParser:

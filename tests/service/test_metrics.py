@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from listrak_source.records import RunKind, RunResult, RunStatus, Waiting
 from listrak_source.service.metrics import Metrics, MetricsServer
+from listrak_source.tracking.records import ActivityOutcome, EventTally
 
 STARTED = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -226,3 +227,37 @@ def test_audience_metrics_over_http(metrics: Metrics, server: MetricsServer) -> 
     )
     values = (("field_id", "901"), lst, ("state", "applied"))
     assert s[("listrak_source_audience_values", values)] == 6
+
+
+def test_the_page_beside_the_metrics_is_read_only_and_fails_quietly(metrics: Metrics) -> None:
+    def broken() -> str:
+        raise RuntimeError("database said: no row for jane@example.com")
+
+    handle = metrics.serve(0, page=broken)
+    base = f"http://127.0.0.1:{handle.port}"
+    try:
+        page = httpx.get(f"{base}/", timeout=5)
+        # The database's words can carry addresses and SQL: only a plain line goes out.
+        assert page.status_code == 503 and "example.com" not in page.text
+        assert httpx.get(f"{base}/metrics", timeout=5).status_code == 200
+        assert httpx.get(f"{base}/healthz", timeout=5).text == "ok\n"
+        assert httpx.get(f"{base}/other", timeout=5).status_code == 404
+        for method in ("POST", "PUT", "DELETE", "PATCH"):
+            for path in ("/", "/metrics"):
+                answer = httpx.request(method, f"{base}{path}", timeout=5)
+                assert answer.status_code == 405 and answer.headers["allow"] == "GET, HEAD"
+    finally:
+        handle.close()
+
+
+def test_activity_per_list_and_event_name(metrics: Metrics) -> None:
+    outcome = ActivityOutcome(1001, status="partial", open_messages=4, deferred=1)
+    tally = {"Email Opened": EventTally(pending=2, sent=40, dead=1)}
+    metrics.observe_activity(1001, outcome, tally)
+    s = _samples(_exposition(metrics))
+    labels = (("event", "Email Opened"), ("list_id", "1001"), ("state", "sent"))
+    assert s[("listrak_source_activity_events", labels)] == 40
+    open_ = (("list_id", "1001"), ("state", "deferred"))
+    assert s[("listrak_source_activity_open_messages", open_)] == 1
+    passes = (("list_id", "1001"), ("status", "partial"))
+    assert s[("listrak_source_activity_passes_total", passes)] == 1

@@ -154,6 +154,9 @@ def test_the_status_page_shows_the_state_and_changes_nothing(
     assert cells[cells.index("recorded") + 1] == "1"
     assert "vip" in cells
     assert "lists no longer in the config" in text and str(GONE) in cells
+    # Times in UTC with their offset, to the second, as `status` prints them.
+    started = datetime.fromisoformat(item["last_run"]["started_at"]).isoformat(timespec="seconds")
+    assert started.endswith("+00:00") and started in cells
     # Read only: nothing to submit, nothing to run, and every write is refused.
     assert not [tag for tag, _ in page.elements if tag in {"form", "script", "a", "input"}]
     for method in ("POST", "PUT", "DELETE"):

@@ -29,14 +29,20 @@ def test_a_date_far_in_the_future_does_not_move_the_mark_and_is_reported() -> No
 
 def test_a_date_a_few_hours_ahead_of_our_clock_never_moves_the_mark() -> None:
     # Ten hours after our clock's UTC: as the mark it would start the next incremental
-    # window in the future and miss every change made meanwhile.
+    # window in Listrak's future and miss every change made meanwhile.
     ahead = Contact("a@x.io", True, subscribe_date=NOW.replace(tzinfo=None) + timedelta(hours=10))
     normal = Contact("n@x.io", True, subscribe_date=MARK)
     assert newest_date([ahead, normal], None, latest=LATEST) == MARK
     assert future_dated([ahead, normal], LATEST) == [ahead]
     assert next_mark(MARK, ahead.subscribe_date, latest=LATEST) == MARK
-    at_our_clock = Contact("c@x.io", True, subscribe_date=NOW.replace(tzinfo=None))
-    assert newest_date([at_our_clock], None, latest=LATEST) == NOW.replace(tzinfo=None)
+    # Our clock's UTC is four hours ahead of Listrak's Eastern now: no usable mark either.
+    at_our_utc = Contact("c@x.io", True, subscribe_date=NOW.replace(tzinfo=None))
+    assert newest_date([at_our_utc], None, latest=LATEST) is None
+    eastern_now = datetime(2026, 10, 1, 8, 0)
+    assert eastern_now == LATEST
+    at_listrak_now = Contact("e@x.io", True, subscribe_date=eastern_now)
+    assert newest_date([at_listrak_now], None, latest=LATEST) == eastern_now
+    assert future_dated([at_our_utc, at_listrak_now], LATEST) == [at_our_utc]
 
 
 def test_a_date_before_any_real_subscription_is_ignored() -> None:

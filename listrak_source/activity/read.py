@@ -1,0 +1,217 @@
+"""Reading Listrak for a pass: new messages, a message's clickers and rows, the unsubscribes.
+
+Every page is diffed against the ledger and written with the events it owes in one
+transaction, so what a crash interrupts is read again and owes the same events, under the
+same ids, which the ledger already holds or Segment drops.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import datetime, timedelta
+from typing import TypeVar
+
+from ..tracking.dates import to_listrak, to_utc
+from ..tracking.ids import event_id
+from ..tracking.messages import list_properties, message_properties, properties
+from ..tracking.records import SENT, ActivityRow, Fact, MessageInfo, NewEvent, Seen, StoredMessage
+from ..tracking.table import click_fact, merge, row_facts, unsubscribe_fact, wanted
+from .source import Mode, Pass
+
+T = TypeVar("T")
+_DATE = "%Y-%m-%dT%H:%M:%S"
+
+
+def paced(p: Pass, pages: Iterable[T]) -> Iterator[T]:
+    """Each page of a route, counted against the pass's budget before it is asked for."""
+    iterator = iter(pages)
+    while True:
+        p.spend()
+        try:
+            page = next(iterator)
+        except StopIteration:
+            p.requests -= 1  # the route had ended: no request was made
+            return
+        yield page
+
+
+def list_common(p: Pass) -> dict[str, object]:
+    """The list's properties every event carries."""
+    p.spend()
+    name = p.source.get_list(p.cfg.id).get("listName")
+    return list_properties(p.cfg.id, name if isinstance(name, str) else None)
+
+
+def discover(p: Pass) -> list[StoredMessage]:
+    """Messages sent since the pass's start, new ones saved with their properties; newest
+    first, those a short pass left over before the others."""
+    ledger, list_id = p.ctx.db.activity, p.cfg.id
+    known = ledger.messages(list_id)
+    start = to_listrak(p.since, p.where)
+    found = [
+        m for page in paced(p, _chunks(p.source.iter_messages(list_id, start=start))) for m in page
+    ]
+    campaigns: dict[int, str] | None = None
+    for info in found:
+        if info.message_id in known:
+            continue
+        if campaigns is None and info.campaign_id is not None:
+            p.spend()
+            campaigns = p.source.get_campaigns(list_id)
+        known[info.message_id] = _save(p, info, campaigns or {})
+    open_ = [m for m in known.values() if m.sent_at is None or m.sent_at >= p.since]
+    return sorted(open_, key=lambda m: (not m.deferred, -(m.sent_at or p.since).timestamp()))
+
+
+def _chunks(messages: Iterable[MessageInfo]) -> Iterator[list[MessageInfo]]:
+    """The message route's pages, as the client yields them one message at a time."""
+    yield list(messages)
+
+
+def _save(p: Pass, info: MessageInfo, campaigns: dict[int, str]) -> StoredMessage:
+    p.spend()
+    details = p.source.get_message_details(p.cfg.id, info.message_id)
+    ga = details.get("googleAnalyticsCampaignName")
+    name = campaigns.get(info.campaign_id) if info.campaign_id is not None else None
+    full = MessageInfo(
+        info.message_id,
+        info.send_date,
+        info.subject,
+        info.campaign_id,
+        name,
+        ga if isinstance(ga, str) else None,
+    )
+    stored = StoredMessage(
+        info.message_id, info.send_date, to_utc(info.send_date, p.where), message_properties(full)
+    )
+    p.ctx.db.activity.save_message(p.cfg.id, stored)
+    return stored
+
+
+def read_message(p: Pass, message: StoredMessage) -> None:
+    """Clickers since the last mark (less the overlap), then every row; the read is recorded
+    complete only when both ran to the end."""
+    mark = read_clicks(p, message)
+    common = {**message.properties, **p.common}
+    size = p.ctx.settings.listrak.page_size
+    for page in paced(p, p.source.iter_activity(p.cfg.id, message.message_id, page_size=size)):
+        _record_rows(p, message.message_id, page, common)
+    p.ctx.db.activity.message_read(
+        p.cfg.id,
+        message.message_id,
+        read_at=p.ctx.clock(),
+        clicks_mark=mark,
+        backfilled=p.mode != Mode.SYNC,
+    )
+    p.outcome.messages += 1
+
+
+def read_clicks(p: Pass, message: StoredMessage) -> str | None:
+    """Every link's clickers since the mark; the newest clickDate read is the next mark."""
+    p.spend()
+    links = p.source.get_links(p.cfg.id, message.message_id)
+    mark = message.clicks_mark
+    start = _less(mark, p.ctx.settings.activity.overlap)
+    common = {**message.properties, **p.common}
+    for link in links:
+        pages = p.source.iter_clickers(p.cfg.id, message.message_id, link.link_id, start=start)
+        for page in paced(p, pages):
+            now = p.ctx.clock()
+            facts = [click_fact(message.message_id, link, c, where=p.where, now=now) for c in page]
+            _record(p, None, {}, facts, common)
+            mark = max([mark or "", *(c.click_date or "" for c in page)]) or None
+    return mark
+
+
+def _less(mark: str | None, overlap: timedelta) -> datetime | None:
+    if not mark:
+        return None
+    try:
+        return datetime.fromisoformat(mark).replace(tzinfo=None) - overlap
+    except ValueError:
+        return None
+
+
+def _record_rows(
+    p: Pass, message_id: int, page: list[ActivityRow], common: dict[str, object]
+) -> None:
+    """Diff one page against the ledger: changed rows and their events, one transaction.
+
+    Unless Email Sent is asked for, a row with no activity owes nothing and is neither
+    looked up nor stored: most of a broadcast's rows, on every pass.
+    """
+    p.outcome.rows += len(page)
+    if SENT not in p.ctx.settings.activity.events:
+        page = [row for row in page if _active(row)]
+    seen = p.ctx.db.activity.seen(p.cfg.id, message_id, [row.key for row in page])
+    changed: dict[str, Seen] = {}
+    facts: list[Fact] = []
+    now = p.ctx.clock()
+    for row in page:
+        before = seen.get(row.key)
+        after = merge(before, row)
+        if after == before:
+            continue
+        facts += row_facts(message_id, before, row, where=p.where, now=now)
+        seen[row.key] = changed[row.key] = after
+    _record(p, message_id, changed, facts, common)
+
+
+def _active(row: ActivityRow) -> bool:
+    return row.open or row.bounce or row.abuse or row.order_total > 0
+
+
+def _record(
+    p: Pass,
+    message_id: int | None,
+    changed: dict[str, Seen],
+    facts: list[Fact],
+    common: dict[str, object],
+) -> None:
+    events = {
+        e.message_id: e for e in _events(p, wanted(facts, p.ctx.settings.activity.events), common)
+    }
+    if not changed and not events:
+        return
+    baseline = p.mode == Mode.BASELINE
+    added = p.ctx.db.activity.record(
+        p.cfg.id, message_id, changed, list(events.values()), p.ctx.clock(), sent=baseline
+    )
+    p.outcome.recorded += added
+    for event in events.values():
+        p.outcome.events[event.event] = p.outcome.events.get(event.event, 0) + 1
+
+
+def _events(p: Pass, facts: list[Fact], common: dict[str, object]) -> Iterator[NewEvent]:
+    for fact in facts:
+        yield NewEvent(
+            event_id(p.key_hash, fact.key),
+            fact.key,
+            fact.event,
+            fact.email,
+            fact.at,
+            properties(fact, common),
+        )
+
+
+def read_unsubscribes(p: Pass, mark: str | None) -> str | None:
+    """Unsubscribes dated since the mark (less the overlap), or since the pass's start; each
+    is an Unsubscribed event once. Returns the newest unsubscribeDate read."""
+    start = _less(mark, p.ctx.settings.activity.overlap) or to_listrak(p.since, p.where)
+    floor = to_listrak(p.since, p.where)
+    pages = p.source.iter_pages(p.cfg.id, subscribed=False, start_date=max(start, floor))
+    for page in paced(p, pages):
+        now = p.ctx.clock()
+        facts = []
+        for c in page.contacts:
+            if c.subscribed or c.unsubscribe_date is None:
+                continue
+            raw = c.unsubscribe_date.strftime(_DATE)
+            facts.append(
+                unsubscribe_fact(
+                    p.cfg.id, c.email, raw, c.unsubscribe_method, where=p.where, now=now
+                )
+            )
+            mark = max(mark or "", raw)
+        _record(p, None, {}, facts, p.common)
+    return mark
