@@ -217,8 +217,13 @@ class PushSettings(_Section):
     # more than min_flip_count of them) waits for `push --allow-mass-flip`.
     max_flip_ratio: float = Field(default=0.5, gt=0, le=1)
     min_flip_count: int = Field(default=100, ge=0)
+    # Unchecks are judged over this window, so a mass exit trickling in is held too.
+    flip_window: Duration = timedelta(days=1)
     # Listrak applies an import later; a read-back sooner than this after a push proves nothing.
     apply_grace: Duration = timedelta(minutes=10)
+    # Read-backs in a row that find Listrak not showing a value it accepted before the value
+    # is dead: re-sent at every full scan forever, it would hide a field Listrak ignores.
+    max_mismatches: int = Field(default=3, ge=1)
 
 
 class ActivitySettings(_Section):

@@ -7,9 +7,11 @@ from datetime import datetime
 from typing import Any, TextIO
 
 from ..config import Settings
+from ..engage.records import PushStatus
 from ..privacy import contact_ref
 from ..state import Database
-from ..state.audiences import from_event_us
+from ..state.audiences import STALE_PUSH, from_event_us
+from ..state.locks import PUSH_LOCK
 
 _COLUMNS = ("members", "pending", "held", "dead", "applied", "unverified", "mismatched")
 _TOTALS = ("received", "duplicates", "superseded", "recorded", "unmapped", "mismatched")
@@ -31,12 +33,28 @@ def audience_status(settings: Settings, db: Database) -> dict[str, Any]:
         }
         for a in settings.audiences
     ]
-    pushes = [{"list_id": i, "last_push": db.audience_reports.last_push(i)} for i in summaries]
+    # Asked of the lock itself, so a push whose process died is never shown as running.
+    pushing = db.locks.holders(PUSH_LOCK)
+    pushes = [
+        {
+            "list_id": i,
+            "last_push": _as_left(db.audience_reports.last_push(i), i in pushing),
+            "pushed_by": pushing.get(i),
+        }
+        for i in summaries
+    ]
     return {
         "totals": totals(db.audience_reports.counters()),
         "audiences": audiences,
         "pushes": pushes,
     }
+
+
+def _as_left(push: dict[str, Any] | None, held: bool) -> dict[str, Any] | None:
+    """A push recorded running whose lock nobody holds was killed: it failed."""
+    if push is not None and push["status"] == PushStatus.RUNNING and not held:
+        push = {**push, "status": str(PushStatus.FAILED), "error": f"{STALE_PUSH} (killed?)"}
+    return push
 
 
 def _counts(summary: Mapping[str, int]) -> dict[str, int]:
@@ -72,6 +90,8 @@ def print_audience_status(section: Mapping[str, Any], out: TextIO) -> None:
     print(f"audience events: {line}" + (f"; ignored: {ignored}" if ignored else ""), file=out)
     for push in section["pushes"]:
         print(_push_line(push["list_id"], push["last_push"]), file=out)
+        if push.get("pushed_by"):
+            print(f"list {push['list_id']}: being pushed by {push['pushed_by']}", file=out)
 
 
 def _push_line(list_id: int, push: Mapping[str, Any] | None) -> str:

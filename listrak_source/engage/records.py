@@ -42,6 +42,9 @@ class PendingValue(NamedTuple):
     field_id: int
     desired: bool
     attempts: int
+    # The box is checked in Listrak as far as is known (or may be, after a send whose answer
+    # was lost): an `off` for it is an uncheck the mass-flip guard counts.
+    checked: bool = False
 
 
 class Answered(NamedTuple):
@@ -52,14 +55,6 @@ class Answered(NamedTuple):
     value: bool
     attempts: int
     error: str | None = None
-
-
-class FieldFlip(NamedTuple):
-    """How many of a field's checked contacts a push would uncheck."""
-
-    field_id: int
-    unchecking: int
-    checked: int
 
 
 class Backlog(NamedTuple):
@@ -79,6 +74,7 @@ class PushStatus(enum.StrEnum):
     HELD = "held"
     STOPPED = "stopped"
     FAILED = "failed"
+    SKIPPED = "skipped"  # another process was pushing the list; never stored
 
 
 @dataclass

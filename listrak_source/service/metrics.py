@@ -341,9 +341,11 @@ class Metrics:
     def observe_push(self, list_id: int, result: PushResult) -> None:
         """Fold one finished push into the metrics."""
         key = str(list_id)
+        self.audience_pushes.labels(list_id=key, status=str(result.status)).inc()
+        if result.status == PushStatus.SKIPPED:
+            return  # another process pushed the list: its backlog is not known here
         self.audience_pushed.labels(list_id=key, outcome="accepted").inc(result.accepted)
         self.audience_pushed.labels(list_id=key, outcome="refused").inc(result.rejected)
-        self.audience_pushes.labels(list_id=key, status=str(result.status)).inc()
         for state in ("pending", "held", "dead"):
             value = getattr(result.backlog, state)
             self.audience_backlog.labels(list_id=key, state=state).set(value)
@@ -353,7 +355,7 @@ class Metrics:
     def observe_audience_values(self, list_id: int, summary: dict[int, dict[str, int]]) -> None:
         """Each field's values by state, as the list's last sync left them."""
         for field_id, counts in summary.items():
-            for state in ("members", "applied", "unverified", "mismatched"):
+            for state in ("members", "applied", "unverified", "mismatched", "dead"):
                 labels = {"list_id": str(list_id), "field_id": str(field_id), "state": state}
                 self.audience_values.labels(**labels).set(counts.get(state, 0))
 

@@ -341,6 +341,14 @@ class Store:
             if name:
                 lst.field_names[field_id] = name
 
+    def remove_field(self, list_id: int, field_id: int) -> None:
+        """Delete a profile field from the list, as an Engage user may after `check` passed:
+        the bulk route then refuses any body that sets it."""
+        with self.lock:
+            lst = self.get(list_id)
+            lst.field_ids.remove(field_id)
+            lst.field_types.pop(field_id, None)
+
     def seed(
         self,
         list_id: int,

@@ -37,7 +37,7 @@ ON CONFLICT (list_id, field_id, email_key) DO UPDATE SET
   email = excluded.email, desired = excluded.desired, event_us = excluded.event_us,
   event_id = excluded.event_id, received_at = excluded.received_at,
   pending = (excluded.desired {distinct} audience_values.sent),
-  attempts = 0, next_attempt_at = NULL, last_error = NULL, dead = FALSE
+  attempts = 0, next_attempt_at = NULL, last_error = NULL, dead = FALSE, mismatches = 0
 WHERE excluded.event_us > audience_values.event_us
    OR (excluded.event_us = audience_values.event_us
        AND excluded.event_id{collate} > audience_values.event_id{collate})

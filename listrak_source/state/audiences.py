@@ -16,10 +16,12 @@ from sqlalchemy import (
     Connection,
     and_,
     bindparam,
+    case,
     delete,
     false,
     func,
     insert,
+    literal,
     or_,
     select,
     true,
@@ -28,6 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..engage.coalesce import fold
+from ..engage.guard import FieldCounts
 from ..engage.ingest import Ingest
 from ..engage.mapping import Mapped
 from ..engage.readback import StoredValue, Verdict, judge
@@ -35,7 +38,6 @@ from ..engage.records import (
     Answered,
     Backlog,
     CommitResult,
-    FieldFlip,
     PendingValue,
     PushResult,
     PushStatus,
@@ -47,12 +49,15 @@ from .schema import (
     audience_counters,
     audience_inbox,
     audience_pushes,
+    audience_unchecks,
     audience_values,
     members,
 )
 from .transactions import Transactions
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+STALE_PUSH = "the process pushing the list stopped before the push finished"
+_UNAPPLIED = "never applied: Listrak accepted it and did not show it {} times in a row"
 _MICROSECOND = timedelta(microseconds=1)
 _V, _M = audience_values.c, members.c
 
@@ -100,7 +105,7 @@ class Audiences:
     ) -> list[PendingValue]:
         """Due values of current subscribers, in email order from `after`."""
         query = (
-            select(_V.email_key, _M.email, _V.field_id, _V.desired, _V.attempts)
+            select(_V.email_key, _M.email, _V.field_id, _V.desired, _V.attempts, _maybe_checked())
             .join_from(audience_values, members, _member_join())
             .where(
                 *_due(list_id, now),
@@ -127,8 +132,15 @@ class Audiences:
             with self.tx.begin() as conn:
                 conn.execute(stmt, params)
 
-    def mark_sent(self, list_id: int, answered: Sequence[Answered], now: datetime) -> None:
-        """Listrak took these values: they are sent, and pending only if desired moved on."""
+    def mark_sent(
+        self,
+        list_id: int,
+        answered: Sequence[Answered],
+        now: datetime,
+        unchecks: Mapping[int, int] | None = None,
+    ) -> None:
+        """Listrak took these values: they are sent, and pending only if desired moved on.
+        `unchecks` (field id -> boxes this request unchecked) join the mass-flip window."""
         stmt = (
             update(audience_values)
             .where(*_row(list_id))
@@ -147,9 +159,16 @@ class Audiences:
             {"b_field": a.field_id, "b_key": a.email_key, "b_value": a.value}
             for a in _in_key_order(answered)
         ]
+        spent = [
+            {"list_id": list_id, "field_id": f, "sent_at": now, "count": n}
+            for f, n in sorted((unchecks or {}).items())
+            if n
+        ]
         if params:
             with self.tx.begin() as conn:
                 conn.execute(stmt, params)
+                if spent:
+                    conn.execute(insert(audience_unchecks), spent)
 
     def mark_rejected(
         self, list_id: int, refused: Sequence[Answered], now: datetime, policy: RetryPolicy
@@ -178,16 +197,71 @@ class Audiences:
         with self.tx.begin() as conn:
             return int(conn.execute(stmt).rowcount)
 
-    def flips(self, list_id: int, above: int) -> list[FieldFlip]:
-        """Fields a push would uncheck more than `above` contacts of, with their checked count."""
-        unchecking = (
+    def flip_counts(
+        self, list_id: int, fields: Sequence[int], now: datetime, since: datetime
+    ) -> list[FieldCounts]:
+        """Each field's unchecks due now to current subscribers, and those sent since `since`:
+        what the mass-flip guard weighs. Reads pending values only."""
+        unchecks = (
             select(_V.field_id, func.count())
-            .where(*_pending(list_id), _V.desired == false(), _V.sent == true())
+            .join_from(audience_values, members, _member_join())
+            .where(
+                *_due(list_id, now),
+                _V.desired == false(),
+                _maybe_checked(),
+                _M.desired_subscribed == true(),
+            )
             .group_by(_V.field_id)
         )
+        u = audience_unchecks.c
+        recent = (
+            select(u.field_id, func.sum(u.count))
+            .where(u.list_id == list_id, u.sent_at >= since)
+            .group_by(u.field_id)
+        )
         with self.tx.read() as conn:
-            counts = [(int(f), int(n)) for f, n in conn.execute(unchecking) if n > above]
-            return [FieldFlip(f, n, _checked(conn, list_id, f)) for f, n in counts]
+            pending = {int(f): int(n) for f, n in conn.execute(unchecks)}
+            sent = {int(f): int(n) for f, n in conn.execute(recent)}
+        return [FieldCounts(f, pending.get(f, 0), sent.get(f, 0)) for f in fields]
+
+    def checked(self, list_id: int, field_id: int) -> int:
+        """The field's boxes checked among current subscribers, as far as is known."""
+        query = (
+            select(func.count())
+            .join_from(audience_values, members, _member_join())
+            .where(
+                _V.list_id == list_id,
+                _V.field_id == field_id,
+                _maybe_checked(),
+                _M.desired_subscribed == true(),
+            )
+        )
+        with self.tx.read() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def forgive_unchecks(self, list_id: int) -> None:
+        """An operator allowed a mass flip: the window starts again from what is checked now."""
+        with self.tx.begin() as conn:
+            conn.execute(delete(audience_unchecks).where(audience_unchecks.c.list_id == list_id))
+
+    def prune_unchecks(self, before: datetime) -> int:
+        """Forget unchecks older than the guard's window."""
+        with self.tx.begin() as conn:
+            stmt = delete(audience_unchecks).where(audience_unchecks.c.sent_at < before)
+            return int(conn.execute(stmt).rowcount)
+
+    def fail_stale_pushes(self, list_id: int, now: datetime) -> None:
+        """Pushes left `running` by a killed process are closed once we hold the push lock."""
+        stmt = (
+            update(audience_pushes)
+            .where(
+                audience_pushes.c.list_id == list_id,
+                audience_pushes.c.status == PushStatus.RUNNING,
+            )
+            .values(status=PushStatus.FAILED, finished_at=now, error=STALE_PUSH)
+        )
+        with self.tx.begin() as conn:
+            conn.execute(stmt)
 
     def backlog(self, list_id: int) -> Backlog:
         """Pending values of a list: to send, held for non-subscribers, dead."""
@@ -211,8 +285,10 @@ class Audiences:
         observed: Iterable[tuple[str, Mapping[int, bool]]],
         now: datetime,
         grace: timedelta,
+        max_mismatches: int = 3,
     ) -> int:
-        """Judge stored values against what a scan page shows; returns the mismatches found."""
+        """Judge stored values against what a scan page shows; returns the mismatches found.
+        A value found not applied `max_mismatches` times in a row is dead."""
         seen = dict(observed)
         with self.tx.begin() as conn:
             stored = _stored_values(conn, list_id, list(seen))
@@ -222,7 +298,7 @@ class Audiences:
                 if row.field_id in seen[row.email_key]
                 and (verdict := judge(row, seen[row.email_key][row.field_id], now, grace))
             ]
-            mismatched = _write_verdicts(conn, list_id, verdicts, now)
+            mismatched = _write_verdicts(conn, list_id, verdicts, now, max_mismatches)
             if mismatched:
                 _add_counters(conn, {"mismatched": mismatched})
         return mismatched
@@ -238,7 +314,7 @@ class Audiences:
         operator has fixed what Listrak refused, and should not wait hours to see it)."""
         where = [or_(_V.dead == true(), _V.attempts > 0, _V.next_attempt_at.is_not(None))]
         where += [_V.list_id == list_id] if list_id is not None else []
-        stmt = update(audience_values).where(*where).values(dead=False, attempts=0)
+        stmt = update(audience_values).where(*where).values(dead=False, attempts=0, mismatches=0)
         with self.tx.begin() as conn:
             return int(conn.execute(stmt.values(next_attempt_at=None)).rowcount)
 
@@ -300,11 +376,10 @@ def _due(list_id: int, now: datetime) -> list[ColumnElement[bool]]:
     ]
 
 
-def _checked(conn: Connection, list_id: int, field_id: int) -> int:
-    query = select(func.count()).where(
-        _V.list_id == list_id, _V.field_id == field_id, _V.sent == true()
-    )
-    return int(conn.execute(query).scalar_one())
+def _maybe_checked() -> ColumnElement[bool]:
+    """Listrak holds the box checked, as far as is known: last sent (or read back) checked,
+    or sent something whose answer never came, which may have been `on`."""
+    return or_(_V.sent == true(), and_(_V.sent.is_(None), _V.sent_at.is_not(None)))
 
 
 def _refusal(answer: Answered, now: datetime, policy: RetryPolicy) -> dict[str, object]:
@@ -399,11 +474,33 @@ def _stored_values(conn: Connection, list_id: int, keys: Sequence[str]) -> list[
 
 
 def _write_verdicts(
-    conn: Connection, list_id: int, verdicts: Sequence[Verdict], now: datetime
+    conn: Connection, list_id: int, verdicts: Sequence[Verdict], now: datetime, most: int
 ) -> int:
     """Write each verdict whose row still holds the sent value it was judged by; returns the
     mismatches written. Pending is worked out from the row's desired value as it is now."""
-    stmt = (
+    written = 0
+    ordered = sorted(verdicts, key=lambda v: (v.field_id, v.email_key))
+    for mismatch in (True, False):
+        part = [_verdict_params(v) for v in ordered if v.mismatch == mismatch]
+        if part:
+            stmt = _verdict_update(list_id, mismatch, most).values(readback_at=now)
+            count = conn.execute(stmt, part).rowcount
+            written += count if mismatch else 0
+    return written
+
+
+def _verdict_update(list_id: int, mismatch: bool, most: int) -> Any:
+    """A mismatch counts one more in a row, and the `most`th kills a value still pending:
+    Listrak accepts it and never applies it. A value Listrak shows starts the count again."""
+    seen: Any = bindparam("b_seen")
+    again = _V.mismatches + 1
+    dies = and_(again >= most, _V.desired != seen)
+    counted: dict[str, Any] = {
+        "mismatches": again,
+        "dead": or_(_V.dead == true(), dies),
+        "last_error": case((dies, literal(_UNAPPLIED.format(most))), else_=_V.last_error),
+    }
+    return (
         update(audience_values)
         .where(
             *_row(list_id),
@@ -411,20 +508,13 @@ def _write_verdicts(
             _V.sent_at.is_not_distinct_from(bindparam("b_sent_at")),
         )
         .values(
-            readback=bindparam("b_seen"),
-            readback_at=now,
-            sent=bindparam("b_seen"),
-            pending=_V.desired != bindparam("b_seen"),
-            mismatch=bindparam("b_mismatch"),
+            readback=seen,
+            sent=seen,
+            pending=_V.desired != seen,
+            mismatch=mismatch,
+            **(counted if mismatch else {"mismatches": 0}),
         )
     )
-    written = 0
-    ordered = sorted(verdicts, key=lambda v: (v.field_id, v.email_key))
-    for part in ([v for v in ordered if v.mismatch], [v for v in ordered if not v.mismatch]):
-        if part:
-            count = conn.execute(stmt, [_verdict_params(v) for v in part]).rowcount
-            written += count if part[0].mismatch else 0
-    return written
 
 
 def _verdict_params(verdict: Verdict) -> dict[str, object]:

@@ -15,7 +15,7 @@ __all__ = ["SchemaError", "check_schema", "head_revision", "make_engine", "upgra
 
 # The newest migration in state/migrations/versions; a test keeps the two in step. Knowing it
 # without Alembic lets every command skip importing Alembic when the schema is current.
-SCHEMA_HEAD = "0008_activity"
+SCHEMA_HEAD = "0009_audience_guard"
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 

@@ -45,9 +45,15 @@ def new_holder() -> str:
     return f"{socket.gethostname()[:_HOST_CHARS]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def busy_message(list_id: int, holder: str | None) -> str:
+# What a lock is for: a list's sync (and its runs), or the push of its audience values.
+LIST_LOCK = "list"
+PUSH_LOCK = "push"
+_DOING = {LIST_LOCK: "synced", PUSH_LOCK: "pushed"}
+
+
+def busy_message(list_id: int, holder: str | None, kind: str = LIST_LOCK) -> str:
     """The one line a refused run prints."""
-    return f"list {list_id} is being synced by {holder or 'another worker'}; skipped"
+    return f"list {list_id} is being {_DOING[kind]} by {holder or 'another worker'}; skipped"
 
 
 class HeldLock(ABC):
@@ -77,12 +83,12 @@ class Locks(ABC):
         self._pause = pause
 
     @abstractmethod
-    def take(self, list_id: int, holder: str) -> HeldLock:
-        """The list's lock, or ListBusyError naming whoever holds it."""
+    def take(self, list_id: int, holder: str, kind: str = LIST_LOCK) -> HeldLock:
+        """The list's lock of this kind, or ListBusyError naming whoever holds it."""
 
     @abstractmethod
-    def holders(self) -> dict[int, str]:
-        """Every list held right now, with its holder's name."""
+    def holders(self, kind: str = LIST_LOCK) -> dict[int, str]:
+        """Every list whose lock of this kind is held right now, with its holder's name."""
 
     def persist(self, attempt: Callable[[], bool]) -> bool:
         """Whether `attempt` succeeds within a few tries."""
@@ -98,9 +104,9 @@ class Locks(ABC):
         """Waits for, then holds, the lock that lets one process at a time migrate."""
 
     @contextmanager
-    def hold(self, list_id: int, holder: str) -> Iterator[HeldLock]:
-        """The list's lock for the length of a block."""
-        lock = self.take(list_id, holder)
+    def hold(self, list_id: int, holder: str, kind: str = LIST_LOCK) -> Iterator[HeldLock]:
+        """The list's lock of this kind for the length of a block."""
+        lock = self.take(list_id, holder, kind)
         try:
             yield lock
         finally:
@@ -139,12 +145,12 @@ class FileLocks(Locks):
         super().__init__(pause=pause)
         self.folder = folder
 
-    def path(self, list_id: int) -> Path:
-        """The list's lock file."""
-        return self.folder / f"list-{list_id}.lock"
+    def path(self, list_id: int, kind: str = LIST_LOCK) -> Path:
+        """The list's lock file of this kind."""
+        return self.folder / f"{kind}-{list_id}.lock"
 
-    def take(self, list_id: int, holder: str) -> HeldLock:
-        path = self.path(list_id)
+    def take(self, list_id: int, holder: str, kind: str = LIST_LOCK) -> HeldLock:
+        path = self.path(list_id, kind)
         fd = _open_lock_file(path)
         try:
             taken = self.persist(lambda: _try_flock(fd, fcntl.LOCK_EX))
@@ -153,7 +159,7 @@ class FileLocks(Locks):
             raise
         if not taken:
             os.close(fd)
-            raise ListBusyError(busy_message(list_id, _read_name(path)))
+            raise ListBusyError(busy_message(list_id, _read_name(path), kind))
         # The name only tells `status` who holds the list: a full disk must not fail the run.
         with contextlib.suppress(OSError):
             os.ftruncate(fd, 0)
@@ -169,10 +175,10 @@ class FileLocks(Locks):
         finally:
             os.close(fd)
 
-    def holders(self) -> dict[int, str]:
+    def holders(self, kind: str = LIST_LOCK) -> dict[int, str]:
         found: dict[int, str] = {}
-        for path in self.folder.glob("list-*.lock"):
-            list_id = path.name.removeprefix("list-").removesuffix(".lock")
+        for path in self.folder.glob(f"{kind}-*.lock"):
+            list_id = path.name.removeprefix(f"{kind}-").removesuffix(".lock")
             if list_id.isdigit() and (holder := _probe(path)):
                 found[int(list_id)] = holder
         return found
@@ -277,26 +283,26 @@ class AdvisoryLocks(Locks):
         # Never pooled: a pooled session would keep its locks after the run gave it back.
         self._engine = create_engine(engine.url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
 
-    def take(self, list_id: int, holder: str) -> HeldLock:
+    def take(self, list_id: int, holder: str, kind: str = LIST_LOCK) -> HeldLock:
         if not 0 < list_id <= _MAX_LIST_ID:
             raise ConfigError(f"list {list_id}: ids above {_MAX_LIST_ID} cannot be locked")
         conn = self._engine.connect()
         try:
-            space = _space(conn)
+            space = _space(conn, kind)
             key = space << 32 | list_id
             conn.execute(_NAME_SESSION, {"name": holder})
             if self.persist(lambda: bool(conn.execute(_TRY_LOCK, {"key": key}).scalar())):
                 return SessionLock(list_id, holder, conn, key)
-            busy = ListBusyError(busy_message(list_id, _holders(conn, space).get(list_id)))
+            busy = ListBusyError(busy_message(list_id, _holders(conn, space).get(list_id), kind))
         except BaseException:
             conn.close()
             raise
         conn.close()
         raise busy
 
-    def holders(self) -> dict[int, str]:
+    def holders(self, kind: str = LIST_LOCK) -> dict[int, str]:
         with self._engine.connect() as conn:
-            return _holders(conn, _space(conn))
+            return _holders(conn, _space(conn, kind))
 
     @contextmanager
     def schema_lock(self) -> Iterator[None]:
@@ -337,9 +343,11 @@ class SessionLock(HeldLock):
             conn.close()
 
 
-def _space(conn: Connection) -> int:
+def _space(conn: Connection, kind: str = LIST_LOCK) -> int:
     schema = str(conn.execute(_SCHEMA).scalar())
-    return zlib.crc32(f"listrak-source:{schema}".encode()) & 0x7FFF_FFFF
+    # A list's sync keeps the space it always had; other kinds get a space of their own.
+    name = f"listrak-source:{schema}" if kind == LIST_LOCK else f"listrak-source:{kind}:{schema}"
+    return zlib.crc32(name.encode()) & 0x7FFF_FFFF
 
 
 def _holders(conn: Connection, space: int) -> dict[int, str]:

@@ -168,6 +168,9 @@ audience_values = Table(
     Column("readback", Boolean),
     Column("readback_at", UTCDateTime),
     Column("mismatch", Boolean, nullable=False, default=False),
+    # Read-backs in a row that found Listrak not showing what it accepted; at
+    # push.max_mismatches the value is dead.
+    Column("mismatches", Integer, nullable=False, default=0, server_default="0"),
 )
 # Only pending rows are indexed: a push reads them by email, however large the list. SQLite
 # uses a partial index only for a query that repeats its condition, which SQLAlchemy
@@ -204,6 +207,24 @@ audience_pushes = Table(
     Column("error", Text),
 )
 Index("ix_audience_pushes_list", audience_pushes.c.list_id, audience_pushes.c.id)
+
+# Boxes unchecked by accepted requests, by field and time: the mass-flip guard judges the
+# unchecks of the last push.flip_window together, so a mass exit trickling in is held too.
+audience_unchecks = Table(
+    "audience_unchecks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("list_id", BigInteger, nullable=False),
+    Column("field_id", BigInteger, nullable=False),
+    Column("sent_at", UTCDateTime, nullable=False),
+    Column("count", Integer, nullable=False),
+)
+Index(
+    "ix_audience_unchecks_field",
+    audience_unchecks.c.list_id,
+    audience_unchecks.c.field_id,
+    audience_unchecks.c.sent_at,
+)
 
 # The activity direction: Listrak's cumulative rows as last seen, and the ledger of the
 # track events they owed, each sent once (sent := true only for what Segment accepted).

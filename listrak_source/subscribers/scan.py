@@ -149,7 +149,10 @@ def _read_back(run: ListRun, page: Page, fields: list[int]) -> None:
         for c in page.contacts
         if c.subscribed
     ]
-    found = ctx.db.audiences.read_back(cfg.id, observed, ctx.clock(), ctx.settings.push.apply_grace)
+    push = ctx.settings.push
+    found = ctx.db.audiences.read_back(
+        cfg.id, observed, ctx.clock(), push.apply_grace, push.max_mismatches
+    )
     if found:
         log.warning(
             "list %s: %d audience value(s) not applied by Listrak; pending again", cfg.id, found

@@ -94,3 +94,47 @@ def test_an_exit_listrak_already_shows_needs_no_request(world: World, emails: li
     world.sync()  # read back before any push: the box is already clear
     assert world.push().requests == 0
     assert summary(world)["applied"] == 1
+
+
+def test_a_value_listrak_never_applies_dies_after_max_mismatches(
+    world: World, emails: list[str]
+) -> None:
+    world.send(event(emails[0], True), event(emails[1], True))
+    world.sim.faults.drop_imports = True
+    for _ in range(world.settings.push.max_mismatches):
+        assert world.push().status == PushStatus.OK
+        world.advance(61)
+        world.sync()
+    result = world.push()
+    assert (result.status, result.requests, result.backlog.dead) == (PushStatus.PARTIAL, 0, 2)
+    assert result.error is not None and "dead" in result.error
+    counts = summary(world)
+    assert (counts["dead"], counts["pending"]) == (2, 0)
+    row = world.rows()[(VIP, emails[0].lower())]
+    assert row["dead"] and "never applied" in row["last_error"]
+    world.sim.faults.drop_imports = False
+    assert world.db.audiences.revive_dead(LIST) == 2  # `retry`, once Listrak is fixed
+    assert world.push().accepted == 2
+    world.advance(61)
+    world.sync()
+    assert summary(world)["applied"] == 2
+
+
+def test_a_mismatch_then_an_applied_value_starts_the_count_again(
+    world: World, emails: list[str]
+) -> None:
+    world.send(event(emails[0], True))
+
+    def round_trip(dropped: bool) -> None:
+        world.sim.faults.drop_imports = dropped
+        world.push()
+        world.advance(61)
+        world.sync()
+
+    for dropped in [True, True, False]:  # two mismatches, then applied
+        round_trip(dropped)
+    world.sim.set_field(LIST, emails[0], VIP, None)  # someone unchecks it in Listrak
+    world.sync()
+    round_trip(True)
+    row = world.rows()[(VIP, emails[0].lower())]
+    assert (row["mismatches"], row["dead"]) == (2, False)

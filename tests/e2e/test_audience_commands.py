@@ -121,8 +121,61 @@ def test_status_and_explain_cover_audiences(
     assert status_json(config)[LIST]["subscribed"] == 5
 
 
+def test_a_push_whose_process_died_is_not_shown_running(
+    config: Path, emails: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = load_settings(config)
+    engine = make_engine(settings.database.url)
+    # What a push killed with kill -9 leaves: its record running, its lock gone with it.
+    Database(engine).audiences.start_push(LIST, datetime.now(UTC))
+    capsys.readouterr()
+    assert run_cli(config, "status", "--json") == 1, "a push that failed wants attention"
+    (push,) = json.loads(capsys.readouterr().out)["audiences"]["pushes"]
+    assert push["last_push"]["status"] == "failed"
+    assert "stopped before the push finished" in push["last_push"]["error"]
+    assert run_cli(config, "status") == 1
+    shown = capsys.readouterr().out
+    assert "failed" in shown and "running" not in shown
+    send(config, event(emails[0], True))
+    assert run_cli(config, "push") == 0
+    with engine.connect() as conn:
+        statuses = conn.exec_driver_sql("SELECT status FROM audience_pushes ORDER BY id").all()
+    engine.dispose()
+    assert [s for (s,) in statuses] == ["failed", "ok"], "the next push closed it"
+
+
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_push_shows_its_progress_on_a_terminal(config: Path, emails: list[str]) -> None:
     send(config, *[event(e, True) for e in emails])
     shown = on_a_terminal(config, {"TERM": "xterm"}, "push")
     assert f"push list {LIST}: pushed 5" in shown, repr(shown)
+
+
+def test_push_while_another_process_pushes_the_list_is_skipped(
+    config: Path, emails: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from listrak_source.state.locks import PUSH_LOCK
+
+    send(config, event(emails[0], True))
+    engine = make_engine(load_settings(config).database.url)
+    capsys.readouterr()
+    with Database(engine).locks.hold(LIST, "host:1:daemon", PUSH_LOCK):
+        assert run_cli(config, "push") == 1
+    engine.dispose()
+    out = capsys.readouterr().out
+    assert f"list {LIST} is being pushed by host:1:daemon; skipped" in out
+    assert run_cli(config, "push") == 0
+
+
+def test_a_refused_listrak_secret_is_one_line_and_exit_2(
+    config: Path, sim: ListrakSimulator, emails: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    send(config, *[event(e, True) for e in emails])
+    sim.client_secret = "rotated-in-listrak"
+    capsys.readouterr()
+    assert run_cli(config, "push") == 2
+    captured = capsys.readouterr()
+    refusals = [line for line in captured.out.splitlines() if "refused the client id" in line]
+    assert len(refusals) == 1, captured.out
+    assert captured.err.count("refused the client id") <= 1, "logged once, not per contact"
+    assert len([r for r in sim.bulk_requests if r.status != 201]) <= 1

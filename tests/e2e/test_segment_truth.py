@@ -158,16 +158,20 @@ def test_a_case_change_in_listrak_keeps_the_spelling_segment_got(
     assert {m["traits"]["email"] for m in sent} == {"Mixed.Case@Example.com"}
 
 
+@pytest.mark.parametrize("leaves", ["unsubscribed", "deleted from the list"])
 def test_a_removal_carries_the_user_id_segment_accepted(
-    synced: Path, sim: ListrakSimulator, sink: SegmentSink
+    synced: Path, sim: ListrakSimulator, sink: SegmentSink, leaves: str
 ) -> None:
     key = a_subscriber(sim)
     accepted = str(sim.truth(1001, FIELD)[key]["user_id"])
     sim.set_field(1001, key, FIELD, "crm-never-accepted")
-    sink.faults.fail_next(10_000, status=400)  # refused: Segment never took it
+    sink.faults.poison = {key}  # refused: Segment never took it
     assert run_cli(synced, "sync") == 1
     sink.faults.reset()
-    sim.unsubscribe(1001, key)
+    if leaves == "unsubscribed":
+        sim.unsubscribe(1001, key)  # the diff's removal
+    else:
+        sim.remove(1001, key)  # the sweep's removal, once Listrak confirms it gone
     start = len(sink.messages)
     assert run_cli(synced, "sync") == 0
     (removal,) = sent_since(sink, start)
