@@ -69,7 +69,9 @@ def _serve(conn: Connection, rows: int) -> None:
         conn.recv()
 
 
-def _settings(urls: tuple[str, str, str, str], sink: SegmentSink, folder: Path) -> Settings:
+def _settings(
+    urls: tuple[str, str, str, str], sink: SegmentSink, folder: Path, database: str | None = None
+) -> Settings:
     base, auth, client_id, secret = urls
     return Settings.from_values(
         listrak={
@@ -80,7 +82,7 @@ def _settings(urls: tuple[str, str, str, str], sink: SegmentSink, folder: Path) 
             "requests_per_second": 10_000,
         },
         segment={"write_key": sink.write_key, "host": sink.url, "requests_per_second": 10_000},
-        database={"url": f"sqlite:///{folder / 'bench.db'}"},
+        database={"url": database or f"sqlite:///{folder / 'bench.db'}"},
         lists=[{"id": LIST_ID, "activity": True}],
         activity={"max_requests": 1_000_000},
     )
@@ -109,7 +111,7 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run(rows: int) -> Result:
+def run(rows: int, database: str | None = None) -> Result:
     """Start the simulator, then time the bare loop, the first pass and the quiet pass."""
     result = Result(rows)
     parent, child = multiprocessing.get_context("spawn").Pipe()
@@ -118,7 +120,7 @@ def run(rows: int) -> Result:
     try:
         urls = parent.recv()
         with tempfile.TemporaryDirectory() as tmp, SegmentSink() as sink:
-            settings = _settings(urls, sink, Path(tmp))
+            settings = _settings(urls, sink, Path(tmp), database)
             with run_context(settings):
                 pass  # the schema is made before anything is timed
             _bare(settings)  # once untimed: the simulator caches each row's JSON as it serves it
@@ -159,8 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--quick", action="store_true", help="20,000 rows")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    parser.add_argument("--database", help="a database URL (default: SQLite in a temp folder)")
     args = parser.parse_args(argv)
-    result = run(20_000 if args.quick else args.rows)
+    result = run(20_000 if args.quick else args.rows, args.database)
     print(report(result))
     doc: dict[str, Any] = asdict(result)
     args.output.write_text(json.dumps(doc, indent=2) + "\n")

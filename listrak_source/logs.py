@@ -8,7 +8,9 @@ import json
 import logging
 import re
 import sys
-from collections.abc import Iterable, Iterator
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import IO, Any, Literal
@@ -88,6 +90,52 @@ def _standalone(secret: str) -> re.Pattern[str]:
 def hide_emails(text: str) -> str:
     """The text with every email-shaped word replaced, for errors kept, shown or logged."""
     return _EMAIL.sub("<email>", text)
+
+
+class Throttle:
+    """Lets each kind of line through once per interval; the next one that passes says how
+    many were held back. A flood of refused connections is then a line a minute, not a
+    full disk of the same line."""
+
+    def __init__(self, interval: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self._interval = interval
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._kinds: dict[str, tuple[float, int]] = {}
+
+    def admit(self, kind: str) -> int | None:
+        """None to leave this line out; else how many of its kind were left out before it."""
+        now = self._clock()
+        with self._lock:
+            last = self._kinds.get(kind)
+            if last is not None and now - last[0] < self._interval:
+                self._kinds[kind] = (last[0], last[1] + 1)
+                return None
+            self._kinds[kind] = (now, 0)
+        return 0 if last is None else last[1]
+
+
+def held_back(count: int) -> str:
+    """What a throttled line adds to say how many like it were left out."""
+    return f" ({count:,} more like this since the last such line)" if count else ""
+
+
+class ThrottleFilter(logging.Filter):
+    """A Throttle on a logger's records, each message template being its own kind."""
+
+    def __init__(self, throttle: Throttle) -> None:
+        super().__init__()
+        self._throttle = throttle
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Drop the record within its kind's interval; else let it say what was dropped."""
+        count = self._throttle.admit(f"{record.name}:{record.msg}")
+        if count is None:
+            return False
+        if count:
+            record.msg = record.getMessage() + held_back(count)
+            record.args = None
+        return True
 
 
 class ContextFilter(logging.Filter):

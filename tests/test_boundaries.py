@@ -39,8 +39,9 @@ ORCHESTRATION = [
         path.relative_to(PACKAGE).as_posix()
         for folder in PIPELINES
         for path in sorted((PACKAGE / folder).glob("*.py"))
-        # The receiver is the audience pipeline's HTTP door, served by uvicorn.
-        if path.name not in {"receiver.py", "server.py"}
+        # The receiver is the audience pipeline's HTTP door, served by uvicorn (its app,
+        # its server and the bounds on its connections).
+        if path.name not in {"receiver.py", "server.py", "connections.py"}
     ),
 ]
 # Lowest first; a module may import its own layer and those below, never one above.

@@ -14,6 +14,8 @@ import pytest
 
 from listrak_source.logs import (
     SecretFilter,
+    Throttle,
+    ThrottleFilter,
     configure_logging,
     current_context,
     log_context,
@@ -159,6 +161,40 @@ def test_a_short_secret_is_masked_only_as_a_word_of_its_own() -> None:
     # A secret of a sound length is masked wherever it appears, even glued to a word.
     long = "0123456789abcdef"
     assert redact(f"token{long}x and {long}", [long]) == "token***x and ***"
+
+
+def test_a_throttle_lets_a_kind_of_line_through_once_an_interval_and_counts_the_rest() -> None:
+    now = [0.0]
+    throttle = Throttle(60.0, clock=lambda: now[0])
+    assert throttle.admit("refused") == 0
+    assert [throttle.admit("refused") for _ in range(1000)] == [None] * 1000
+    assert throttle.admit("timed out") == 0, "each kind has its own clock"
+    now[0] = 59.9
+    assert throttle.admit("refused") is None
+    now[0] = 60.0
+    assert throttle.admit("refused") == 1001
+    assert throttle.admit("refused") is None
+
+
+def test_a_throttle_filter_says_how_many_lines_it_left_out() -> None:
+    now = [0.0]
+    logger = logging.getLogger("listrak_source.tests.throttled")
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger.addHandler(handler)
+    logger.addFilter(ThrottleFilter(Throttle(60.0, clock=lambda: now[0])))
+    try:
+        for n in range(500):
+            logger.warning("refused %d", n)
+        now[0] = 61.0
+        logger.warning("refused %d", 500)
+    finally:
+        logger.removeHandler(handler)
+    assert [r.getMessage() for r in records] == [
+        "refused 0",
+        "refused 500 (499 more like this since the last such line)",
+    ]
 
 
 def test_secrets_never_reach_either_format() -> None:

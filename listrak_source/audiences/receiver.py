@@ -8,6 +8,7 @@ counted. A 200 is answered only after `commit` has kept the batch.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import Counter
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from ..engage.ingest import Ingest, NotJsonError, collect, decode_items
 from ..engage.mapping import Mappings
 from ..engage.settings import ReceiverSettings
 from ..engage.signing import bearer_matches, signature_matches
+from ..logs import Throttle, held_back
 
 log = logging.getLogger(__name__)
 
@@ -87,13 +89,53 @@ async def _healthz(request: Request) -> Response:
     return _reply(200, {"status": "ok"})
 
 
-def _reply(status: int, content: object) -> Response:
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return Response(orjson.dumps(content), status, headers, media_type="application/json")
+# How soon Segment may try again after a 503 for bodies in flight: a commit takes well
+# under a second, and Segment's own backoff decides in the end.
+RETRY_AFTER_SECONDS = 2
+
+
+def _reply(status: int, content: object, headers: dict[str, str] | None = None) -> Response:
+    extra = dict(headers or {})
+    if status == 401:
+        extra["WWW-Authenticate"] = "Bearer"
+    if status != 200:
+        # A refusal may leave the body unread; the connection is not reused after it.
+        extra["Connection"] = "close"
+    return Response(orjson.dumps(content), status, extra, media_type="application/json")
+
+
+class ByteBudget:
+    """Body bytes held at once across requests, from their reading to their commit's end.
+
+    Only the event loop's thread takes and gives, so no lock is needed.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+
+    def take(self, size: int) -> bool:
+        """Hold `size` more bytes, unless that would pass the limit."""
+        if self.held + size > self.limit:
+            return False
+        self.held += size
+        return True
+
+    def give(self, size: int) -> None:
+        """Return bytes a request held."""
+        self.held -= size
+
+
+class _Refused(Exception):
+    """A request answered before its body was all read: the answer is in `response`."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
 
 
 class _Events:
-    """POST /events: authenticate, read within the cap, verify, parse, commit, then answer."""
+    """POST /events: authenticate, read within the caps, verify, parse, commit, then answer."""
 
     def __init__(
         self,
@@ -103,9 +145,11 @@ class _Events:
         counters: ReceiverCounters,
         describe_error: Callable[[BaseException], str],
     ) -> None:
+        self._settings = settings
         self._secrets = [s.get_secret_value().encode() for s in settings.secrets]
         self._shared = settings.signing_secrets()
-        self._cap = settings.max_body_bytes
+        self._budget = ByteBudget(settings.max_bytes_in_flight)
+        self._throttle = Throttle()
         self._mappings = mappings
         self._commit = commit
         self._counters = counters
@@ -113,37 +157,87 @@ class _Events:
 
     async def post(self, request: Request) -> Response:
         """Handle one delivery and count its answer."""
-        response = await self._handle(request)
+        held = _Held(self._budget)
+        try:
+            response = await self._handle(request, held)
+        except _Refused as refused:
+            response = refused.response
+        finally:
+            held.release()
         self._counters.answered(response.status_code)
         return response
 
-    async def _handle(self, request: Request) -> Response:
+    async def _handle(self, request: Request, held: _Held) -> Response:
         if not bearer_matches(request.headers.get("authorization"), self._secrets):
-            log.warning("refused a delivery: wrong or missing bearer secret")
+            self._warn("refused a delivery: wrong or missing bearer secret")
             return _reply(401, {"error": "unauthorized"})
-        try:
-            body = await _read_within(request, self._cap)
-        except ClientDisconnect:
-            return _reply(400, {"error": "client went away"})
-        if body is None:
-            log.warning("refused a delivery over max_body_bytes (%d): Segment drops it", self._cap)
-            return _reply(413, {"error": "body too large", "max_bytes": self._cap})
+        body = await self._read(request, held)
         signature = request.headers.get("x-signature")
         if self._shared and not signature_matches(body, signature, self._shared):
-            log.warning("refused a delivery: wrong or missing X-Signature")
+            self._warn("refused a delivery: wrong or missing X-Signature")
             return _reply(401, {"error": "bad signature"})
         return await self._ingest(body)
+
+    async def _read(self, request: Request, held: _Held) -> bytes:
+        """The body, read within max_body_bytes, the bytes in flight and body_timeout."""
+        cap = self._settings.max_body_bytes
+        declared = _declared_length(request)
+        if declared is not None and declared > cap:
+            raise self._too_large()
+        if declared is not None and not held.take(declared):
+            raise self._busy()
+        try:
+            async with asyncio.timeout(self._settings.body_timeout):
+                return await self._chunks(request, held, prepaid=declared is not None)
+        except TimeoutError:
+            self._warn(
+                "refused a delivery whose body took over body_timeout (%gs)",
+                self._settings.body_timeout,
+            )
+            raise _Refused(_reply(408, {"error": "body not received in time"})) from None
+        except ClientDisconnect:
+            raise _Refused(_reply(400, {"error": "client went away"})) from None
+
+    async def _chunks(self, request: Request, held: _Held, *, prepaid: bool) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > self._settings.max_body_bytes:
+                raise self._too_large()
+            # A body without a length takes its share of the budget as it arrives.
+            if not prepaid and not held.take(len(chunk)):
+                raise self._busy()
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _too_large(self) -> _Refused:
+        cap = self._settings.max_body_bytes
+        self._warn("refused a delivery over max_body_bytes (%d): Segment drops it", cap)
+        return _Refused(_reply(413, {"error": "body too large", "max_bytes": cap}))
+
+    def _busy(self) -> _Refused:
+        self._warn(
+            "answered 503 to a delivery: max_bytes_in_flight (%d) are being read or stored",
+            self._budget.limit,
+        )
+        retry = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+        return _Refused(_reply(503, {"error": "busy, retry later"}, retry))
 
     async def _ingest(self, body: bytes) -> Response:
         try:
             ingest = await run_in_threadpool(self._parse, body)
         except NotJsonError:
-            log.warning("refused a delivery whose body is not JSON")
+            self._warn("refused a delivery whose body is not JSON")
             return _reply(400, {"error": "body is not JSON"})
         try:
             await run_in_threadpool(self._commit, ingest)
         except Exception as exc:
-            log.error("audience events not stored, answered 503: %s", self._one_line(exc))
+            self._warn(
+                "audience events not stored, answered 503: %s",
+                self._one_line(exc),
+                level=logging.ERROR,
+            )
             return _reply(503, {"error": "not stored, retry later"})
         self._counters.ingested(ingest)
         return _reply(
@@ -157,17 +251,33 @@ class _Events:
         text = self._describe(exc).strip()
         return text.splitlines()[0] if text else type(exc).__name__
 
+    def _warn(self, message: str, *args: object, level: int = logging.WARNING) -> None:
+        # Anyone can knock: a flood of refusals is one line a minute, with a count.
+        count = self._throttle.admit(message)
+        if count is not None:
+            log.log(level, message + held_back(count), *args)
 
-async def _read_within(request: Request, cap: int) -> bytes | None:
-    """The body, or None once it is known to exceed the cap (never holding more than that)."""
+
+class _Held:
+    """What one request holds of the budget, given back whatever its end."""
+
+    def __init__(self, budget: ByteBudget) -> None:
+        self._budget = budget
+        self._size = 0
+
+    def take(self, size: int) -> bool:
+        """Hold `size` more bytes for this request, if the budget has them."""
+        if not self._budget.take(size):
+            return False
+        self._size += size
+        return True
+
+    def release(self) -> None:
+        """Give back everything this request held."""
+        self._budget.give(self._size)
+        self._size = 0
+
+
+def _declared_length(request: Request) -> int | None:
     declared = request.headers.get("content-length", "")
-    if declared.isascii() and declared.isdigit() and int(declared) > cap:
-        return None
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > cap:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
+    return int(declared) if declared.isascii() and declared.isdigit() else None

@@ -8,16 +8,20 @@ path and status only, and nothing here logs a body or a header.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import threading
 from types import TracebackType
+from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp
 
 from ..engage.settings import ReceiverSettings
 from ..errors import EXIT_CONFIG, ListrakSourceError
+from ..logs import Throttle, ThrottleFilter, held_back
+from .connections import ConnectionGuard, GuardedH11Protocol
 
 log = logging.getLogger(__name__)
 
@@ -31,15 +35,26 @@ class ReceiverError(ListrakSourceError):
 class _Server(uvicorn.Server):
     """uvicorn's server, telling the starting thread when it listens and when it stops."""
 
-    def __init__(self, config: uvicorn.Config) -> None:
+    def __init__(self, config: uvicorn.Config, throttle: Throttle) -> None:
         super().__init__(config)
         self.ready = threading.Event()
         self.stopping = threading.Event()
+        self._throttle = throttle
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         """Listen, then release whoever waits in ReceiverServer.start()."""
+        asyncio.get_running_loop().set_exception_handler(self._loop_error)
         await super().startup(sockets)
         self.ready.set()
+
+    def _loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        # Out of descriptors, asyncio reports every failed accept with a traceback: once a
+        # minute is enough to say so, and leaves the disk for the lines that matter.
+        count = self._throttle.admit(f"loop:{context.get('message')}")
+        if count is not None:
+            loop.default_exception_handler(
+                {**context, "message": f"{context.get('message')}{held_back(count)}"}
+            )
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         """Stop accepting, say so, then let uvicorn wait for the requests in flight."""
@@ -82,7 +97,11 @@ class ReceiverServer:
         self.host = settings.host
         self.port = settings.port
         self._startup_timeout = startup_timeout
-        self._server = _Server(_config(app, settings, graceful_timeout))
+        throttle = Throttle()
+        self.guard = ConnectionGuard(settings.header_timeout, settings.max_connections, throttle)
+        self._server = _Server(_config(app, settings, graceful_timeout, self.guard), throttle)
+        # uvicorn logs each request refused over the cap and each malformed one.
+        self._quiet = ThrottleFilter(throttle)
         self._thread: threading.Thread | None = None
         self._failure: BaseException | None = None
 
@@ -105,6 +124,7 @@ class ReceiverServer:
             raise RuntimeError("a stopped receiver server cannot be started again")
         sock = _bind(self.host, self.port)
         self.port = int(sock.getsockname()[1])
+        logging.getLogger("uvicorn.error").addFilter(self._quiet)
         self._thread = threading.Thread(
             target=self._run, args=(sock,), name="audience-receiver", daemon=True
         )
@@ -133,6 +153,7 @@ class ReceiverServer:
         self._server.should_exit = True
         self._thread.join()
         self._thread = None
+        logging.getLogger("uvicorn.error").removeFilter(self._quiet)
 
     def __enter__(self) -> ReceiverServer:
         return self.start()
@@ -146,7 +167,9 @@ class ReceiverServer:
         self.stop()
 
 
-def _config(app: ASGIApp, settings: ReceiverSettings, graceful_timeout: float) -> uvicorn.Config:
+def _config(
+    app: ASGIApp, settings: ReceiverSettings, graceful_timeout: float, guard: ConnectionGuard
+) -> uvicorn.Config:
     if settings.access_log:
         # A server built earlier with the access log off detached this logger from the root.
         logging.getLogger("uvicorn.access").propagate = True
@@ -154,9 +177,15 @@ def _config(app: ASGIApp, settings: ReceiverSettings, graceful_timeout: float) -
         app,
         host=settings.host,
         port=settings.port,
-        # Plain asyncio and h11: the same behaviour whatever optional speedups are installed.
+        # Plain asyncio and h11: the same behaviour whatever optional speedups are installed,
+        # with the bounds on connections that uvicorn lacks.
         loop="asyncio",
-        http="h11",
+        http=GuardedH11Protocol.bound_by(guard),
+        # While max_connections are open, a request is answered 503 (Segment retries it).
+        limit_concurrency=settings.max_connections,
+        # asyncio accepts up to `backlog` connections in one go before any is counted: a
+        # burst of the default 2,048 would take that many descriptors at once.
+        backlog=settings.max_connections,
         lifespan="off",
         log_config=None,
         access_log=settings.access_log,

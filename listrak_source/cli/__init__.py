@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 import traceback
@@ -10,26 +11,37 @@ from collections.abc import Callable, Sequence
 
 from ..errors import EXIT_CONFIG, EXIT_FAILED, ListrakSourceError, describe_error
 from ..logs import configure_logging, redact
-from . import activity_commands, commands, output
+from . import output
 from .parser import PROG, build_parser
 
-COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "sync": commands.sync,
-    "run": commands.run,
-    "backfill": commands.backfill,
-    "baseline": commands.baseline,
-    "retry": commands.retry,
-    "rename-trait": commands.rename_trait,
-    "push": commands.push,
-    "explain": commands.explain,
-    "status": commands.status,
-    "lookup": commands.lookup,
-    "check": commands.check,
-    "migrate": commands.migrate,
-    "demo": commands.demo,
-    "activity-backfill": activity_commands.activity_backfill,
-    "activity-baseline": activity_commands.activity_baseline,
+# (module, function) of each command, imported when the command runs: `--help` and a
+# mistyped option then cost the parser alone, not SQLAlchemy, httpx and pydantic.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "sync": ("commands", "sync"),
+    "run": ("commands", "run"),
+    "backfill": ("commands", "backfill"),
+    "baseline": ("commands", "baseline"),
+    "retry": ("commands", "retry"),
+    "rename-trait": ("commands", "rename_trait"),
+    "push": ("commands", "push"),
+    "explain": ("commands", "explain"),
+    "status": ("commands", "status"),
+    "lookup": ("commands", "lookup"),
+    "check": ("commands", "check"),
+    "migrate": ("commands", "migrate"),
+    "demo": ("commands", "demo"),
+    "activity-backfill": ("activity_commands", "activity_backfill"),
+    "activity-baseline": ("activity_commands", "activity_baseline"),
 }
+
+
+def command(name: str) -> Callable[[argparse.Namespace], int]:
+    """The function that runs this sub-command."""
+    module, attribute = COMMANDS[name]
+    function: Callable[[argparse.Namespace], int] = getattr(
+        importlib.import_module(f".{module}", __name__), attribute
+    )
+    return function
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -38,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(args.log_format, _level(args))
     output.configure(quiet=args.quiet, log_format=args.log_format)
     try:
-        code = COMMANDS[args.command](args)
+        code = command(args.command)(args)
         # Buffered output meets a closed pipe here, not at the interpreter's exit.
         sys.stdout.flush()
     except BrokenPipeError:
@@ -61,7 +73,9 @@ def _level(args: argparse.Namespace) -> str:
 
 
 def _fail(args: argparse.Namespace, message: str, code: int) -> int:
-    secrets = commands.known_secrets()
+    from .commands import known_secrets  # noqa: PLC0415 - loaded once a command runs
+
+    secrets = known_secrets()
     text = redact(message, secrets)
     if args.debug:
         print(redact(traceback.format_exc(), secrets), file=sys.stderr, end="")

@@ -57,7 +57,10 @@ def _activity_lists(settings: Settings, args: argparse.Namespace) -> list[ListSe
     without = [cfg.id for cfg in chosen if not cfg.activity]
     if getattr(args, "lists", None) and without:
         raise ConfigError(f"list {without[0]} does not have activity = true in the config")
-    return [cfg for cfg in chosen if cfg.activity]
+    chosen = [cfg for cfg in chosen if cfg.activity]
+    if not chosen:
+        raise ConfigError("no configured list has activity = true: there is no activity to read")
+    return chosen
 
 
 def _start(day: date, settings: Settings) -> datetime:

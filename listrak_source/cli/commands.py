@@ -302,10 +302,13 @@ def retry(args: argparse.Namespace) -> int:
     for cfg in _selected(settings, args):
         count = db.outbox.revive_dead(cfg.id)
         values = db.audiences.revive_dead(cfg.id) if settings.audience_fields(cfg.id) else 0
-        total += count + values
+        events = db.activity.revive_dead(cfg.id) if cfg.activity else 0
+        total += count + values + events
         print(f"list {cfg.id}: {count} dead message(s) re-queued")
         if values:
             print(f"list {cfg.id}: {values} dead or waiting audience value(s) re-queued")
+        if events:
+            print(f"list {cfg.id}: {events} dead activity event(s) re-queued")
     engine.dispose()
     print(f"{total} re-queued; they go out on the next sync")
     return 0

@@ -19,16 +19,9 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from sqlalchemy import Engine
 
-from ..audiences.push import PushContext
-from ..audiences.receiver import make_app
-from ..audiences.server import ReceiverServer
 from ..config import Settings
 from ..delivery.context import Emitter, RunContext
-from ..engage.ingest import Ingest
-from ..engage.settings import build_mappings
 from ..errors import ConfigError
-from ..listrak import ListrakClient, PrintingWriter, stoppable_sleep
-from ..segment import PrintingEmitter, SegmentEmitter
 from ..service.statuspage import render
 from ..state import (
     Database,
@@ -43,7 +36,12 @@ from ..state.engine import check_schema, head_revision, sqlite_path
 from .health import gather
 from .output import stdout_closed
 
+# The adapters each command needs are imported when it builds them: `status` never loads
+# the Segment library, Starlette or uvicorn, and every cron start is shorter for it.
 if TYPE_CHECKING:
+    from ..audiences.push import PushContext
+    from ..audiences.server import ReceiverServer
+    from ..listrak import ListrakClient
     from ..service.daemon import Daemon
     from ..service.metrics import Metrics
 
@@ -53,6 +51,8 @@ log = logging.getLogger(__name__)
 
 def listrak_client(settings: Settings, stop: threading.Event | None = None) -> ListrakClient:
     """A Listrak client configured from [listrak]; `stop` ends its retry and pacing waits."""
+    from ..listrak import ListrakClient, stoppable_sleep  # noqa: PLC0415 - when a run starts
+
     s = settings.listrak
     return ListrakClient(
         client_id=s.client_id,
@@ -78,6 +78,8 @@ def new_database(settings: Settings) -> Path | None:
 
 def probe_segment(settings: Settings, *, timeout: float, retries: int) -> str | None:
     """Post an empty batch to segment.host: None when Segment took it, else why not."""
+    from ..segment import SegmentEmitter  # noqa: PLC0415 - only `check` probes
+
     patient_less = settings.segment.model_copy(update={"timeout": timeout, "max_retries": retries})
     return SegmentEmitter(patient_less).probe()
 
@@ -167,6 +169,8 @@ def context_over(
     `stop` cuts short its waits to retry. A dry run prints instead of sending, and its
     database keeps nothing (see `_state`).
     """
+    from ..segment import PrintingEmitter, SegmentEmitter  # noqa: PLC0415 - when a run starts
+
     stop = stop or threading.Event()
     emitter: Emitter = (
         PrintingEmitter(out, on_closed=_reader_gone(stop))
@@ -223,6 +227,9 @@ def push_context(
     on_progress: ProgressHook | None = None,
 ) -> Iterator[PushContext]:
     """A push context with its own Listrak client; a dry run prints requests and keeps nothing."""
+    from ..audiences.push import PushContext  # noqa: PLC0415 - only pushes need it
+    from ..listrak import PrintingWriter  # noqa: PLC0415
+
     stop = stop or threading.Event()
     with listrak_client(settings, stop) as client, _state(engine, dry_run=dry_run) as db:
         writer = PrintingWriter(out, on_closed=_reader_gone(stop)) if dry_run else client
@@ -250,6 +257,12 @@ def status_page(settings: Settings, db: Database) -> str:
 
 def build_receiver(settings: Settings, db: Database, metrics: Metrics) -> ReceiverServer:
     """The audience receiver, committing each request to the state before it answers."""
+    # Starlette and uvicorn load only for the daemon's receiver.
+    from ..audiences.receiver import make_app  # noqa: PLC0415
+    from ..audiences.server import ReceiverServer  # noqa: PLC0415
+    from ..engage.ingest import Ingest  # noqa: PLC0415
+    from ..engage.settings import build_mappings  # noqa: PLC0415
+
     if settings.receiver is None:
         raise ValueError("the receiver needs a [receiver] section")
 

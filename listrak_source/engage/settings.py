@@ -16,6 +16,7 @@ MIB = 1024 * 1024
 # 8 MiB body of small events parses into about 120 MiB of Python objects. Raise it when
 # Engage is set to add many traits to each event.
 DEFAULT_MAX_BODY_BYTES = 8 * MIB
+DEFAULT_MAX_BYTES_IN_FLIGHT = 2 * DEFAULT_MAX_BODY_BYTES
 
 
 class AudienceSettings(Section):
@@ -70,6 +71,18 @@ class ReceiverSettings(Section):
     shared_secret: SecretStr | None = None
     shared_secrets: list[SecretStr] = Field(default_factory=list, max_length=2)
     max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=1024)
+    # Bodies held at once across requests, from the first byte read to the commit's end;
+    # past it a request is answered 503 (Segment retries). Parsed, a body of small events
+    # takes about 15 times its size, so this bounds the worker's memory.
+    max_bytes_in_flight: int = Field(default=DEFAULT_MAX_BYTES_IN_FLIGHT, ge=1024)
+    # A connection has this long to send a request's head (from its opening, or from the
+    # end of its previous answer), and a request this long more to send its body: a client
+    # that sends nothing, or a byte at a time, cannot hold a socket open.
+    header_timeout: float = Field(default=10.0, gt=0, le=3600)
+    body_timeout: float = Field(default=30.0, gt=0, le=3600)
+    # Open connections at most; one more is closed at once. The unit's descriptors (1,024
+    # under systemd) are shared with the store and the Listrak and Segment clients.
+    max_connections: int = Field(default=128, ge=2, le=10_000)
     access_log: bool = False
 
     @field_validator("secrets")
@@ -93,6 +106,15 @@ class ReceiverSettings(Section):
     def _one_way_to_sign(self) -> ReceiverSettings:
         if self.shared_secret is not None and self.shared_secrets:
             raise ValueError("set shared_secret or shared_secrets, not both")
+        return self
+
+    @model_validator(mode="after")
+    def _room_for_the_largest_body(self) -> ReceiverSettings:
+        if self.max_bytes_in_flight < self.max_body_bytes:
+            raise ValueError(
+                f"max_bytes_in_flight ({self.max_bytes_in_flight}) must be at least "
+                f"max_body_bytes ({self.max_body_bytes}), or no body that large is ever taken"
+            )
         return self
 
     def signing_secrets(self) -> list[bytes]:

@@ -71,20 +71,24 @@ def serve(
     host: str = "127.0.0.1",
     *,
     page: Callable[[], str] | None = None,
+    idle_timeout: float = 10.0,
 ) -> MetricsServer:
     """Serve a registry at /metrics, `page` at / and a liveness answer at /healthz, on a
     daemon thread; port 0 picks a free port.
 
     Threaded, IPv4 or IPv6 by the address, and silent per request. Loopback by default: the
     numbers reveal list ids and volumes, so exposing them beyond the host is a deliberate
-    choice. Nothing served here changes anything: every other method is refused.
+    choice. Nothing served here changes anything: every other method is refused. A
+    connection waits at most `idle_timeout` for the next bytes of a request: each holds a
+    thread and a descriptor, and one left open would otherwise hold them for ever.
     """
+    handler = type("Handler", (_QuietHandler,), {"timeout": idle_timeout})
     server = make_server(
         host,
         port,
         routes(registry, page),
         server_class=_server_class(host),
-        handler_class=_QuietHandler,
+        handler_class=handler,
     )
     thread = threading.Thread(target=server.serve_forever, daemon=True, name="metrics-http")
     thread.start()
@@ -412,7 +416,12 @@ class Metrics:
         self.next_attempt.labels(list_id=key).set(_timestamp(min(due)) if due else 0)
 
     def serve(
-        self, port: int, host: str = "127.0.0.1", *, page: Callable[[], str] | None = None
+        self,
+        port: int,
+        host: str = "127.0.0.1",
+        *,
+        page: Callable[[], str] | None = None,
+        idle_timeout: float = 10.0,
     ) -> MetricsServer:
         """Serve these metrics (and the status page) over HTTP; see serve()."""
-        return serve(self.registry, port, host, page=page)
+        return serve(self.registry, port, host, page=page, idle_timeout=idle_timeout)

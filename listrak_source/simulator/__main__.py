@@ -34,6 +34,11 @@ Listrak's own API (answers are JSON; GET <origin>/_control/lists shows the lists
   POST <origin>/_control/outage       {"service": "listrak" or "segment",
                                        "requests": 20, "status": 503}
   POST <origin>/_control/reset        (drops the outages still queued)
+  POST <origin>/_control/broadcast    {"list_id": 1001, "message_id": 501, "subject": "Hi"}
+                                      (sent now to every subscriber, with link 1)
+  POST <origin>/_control/activity     {"list_id": 1001, "message_id": 501,
+                                       "email": "a@example.com", "action": "open"}
+                                      (or click, bounce, complain, convert with "amount")
 
 example:
   python -m listrak_source.simulator --lists 1001:100000 --lists 1002:500 --field-id 678

@@ -13,6 +13,12 @@ simulator never reaches them. Every route takes and answers JSON:
   POST /_control/churn         {"list_id": 1001, "count": 30}  a third unsubscribe, a third
                                leave the list, the rest are new subscribers
   POST /_control/outage        {"service": "listrak" or "segment", "requests": 20, "status": 503}
+  POST /_control/broadcast     {"list_id": 1001, "message_id": 501, "subject": "Hi",
+                                "link_id": 42, "url": "https://shop.example.com/"}
+                               a message sent now to every subscriber, with one tracked link
+  POST /_control/activity      {"list_id": 1001, "message_id": 501, "email": "a@example.com",
+                                "action": "open", "click", "bounce", "complain" or "convert",
+                                "link_id": 42, "amount": 25.0}
   POST /_control/reset         every outage still queued is dropped
   GET  /_control/lists         each list's subscribed contacts, and what Segment's sink kept
 """
@@ -49,6 +55,8 @@ class Control:
             "churn": self.churn,
             "outage": self.outage,
             "reset": self.reset,
+            "broadcast": self.broadcast,
+            "activity": self.activity,
         }
 
     def __call__(self, req: Request) -> Response:
@@ -129,6 +137,31 @@ class Control:
         else:
             faults.fail_next(requests, status=status)
         return {"service": service, "failing_requests": requests, "status": status}
+
+    def broadcast(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """A message sent now to every current subscriber of the list, with one tracked link."""
+        list_id, message_id = int(body["list_id"]), int(body["message_id"])
+        emails = [str(c["email"]) for c in self.sim.truth(list_id).values()]
+        self.sim.send_message(list_id, message_id, emails, subject=str(body.get("subject", "")))
+        link_id = int(body.get("link_id", 1))
+        self.sim.add_link(
+            list_id, message_id, link_id, str(body.get("url", "https://example.com/"))
+        )
+        return {"recipients": len(emails), "link_id": link_id}
+
+    def activity(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """One recipient opens, clicks (the link), bounces, complains or buys (`amount`)."""
+        list_id, message_id = int(body["list_id"]), int(body["message_id"])
+        email, action = str(body["email"]), str(body["action"])
+        if action == "click":
+            self.sim.click(list_id, message_id, int(body.get("link_id", 1)), email)
+        elif action == "convert":
+            self.sim.convert(list_id, message_id, email, float(body.get("amount", 1.0)))
+        elif action in ("open", "bounce", "complain"):
+            getattr(self.sim, action)(list_id, message_id, email)
+        else:
+            raise ValueError("action must be open, click, bounce, complain or convert")
+        return {"row": self.sim.activity_row(list_id, message_id, email)}
 
     def reset(self, _body: Mapping[str, Any]) -> dict[str, Any]:
         """Drop every outage still queued, on both sides; the command line's switches stay."""

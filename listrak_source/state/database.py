@@ -27,9 +27,10 @@ class Database:
     def __init__(self, engine: Engine, *, connection: Connection | None = None) -> None:
         self.engine = engine
         tx = Transactions(engine, connection)
-        self.members = Members(tx)
-        self.outbox = Outbox(tx)
         self.runs = Runs(tx)
+        # A scan's set of seen keys is sized for the list's last full scan from the start.
+        self.members = Members(tx, size_hint=self.runs.last_size)
+        self.outbox = Outbox(tx)
         self.traits = Traits(tx)
         self.audiences = Audiences(tx)
         self.audience_reports = AudienceReports(tx)

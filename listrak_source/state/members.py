@@ -1,19 +1,21 @@
 """The scan side of the members table: a page's rows, the sweep, backfill's re-queue.
 
-Each public method is one transaction.
+Each public method is one transaction. A page is read, and only what changed is written:
+the keys a scan has seen are kept in memory (state/seen.py), and the sweep takes the
+list's subscribed rows less those.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import heapq
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
     Boolean,
-    ColumnElement,
     Connection,
-    Select,
     Text,
     and_,
     bindparam,
@@ -28,19 +30,35 @@ from sqlalchemy import (
 
 from ..records import Change, PageDiff, PageKeys, Stored
 from . import page_sql
-from .rows import new_message, renew, requeue_subscribed
+from .rows import chunks, new_message, one_of, renew_keys, requeue_subscribed
 from .schema import members, rejects
+from .seen import SeenKeys
 from .transactions import Transactions
 
 
-class Members:
-    """What the scan writes: seen-marks, new desired values and their message ids, rejects."""
+@dataclass(slots=True)
+class _Scan:
+    """What one run's scan has stored so far."""
 
-    def __init__(self, tx: Transactions) -> None:
+    run_id: int
+    seen: SeenKeys
+    # How many of the seen keys have desired-subscribed rows: the list's subscribed rows
+    # less these are the ones the scan missed, counted without reading them.
+    subscribed: int = 0
+
+
+class Members:
+    """What the scan writes: new desired values and their message ids, rejects; and the
+    keys each list's running scan has seen."""
+
+    def __init__(self, tx: Transactions, size_hint: Callable[[int], int] | None = None) -> None:
         self.tx = tx
         # Rows inserted since the planner last learnt the table's size, and that size.
         self._grown = 0
         self._known = 0
+        # list id -> the scan of its running run.
+        self._scans: dict[int, _Scan] = {}
+        self._size_hint = size_hint or (lambda _list_id: 0)
 
     def save_page(
         self,
@@ -52,17 +70,36 @@ class Members:
         *,
         posting: bool = False,
     ) -> PageDiff:
-        """Read the page's rows, diff them, and write changes, message ids and seen-marks,
-        all in one transaction: together or not at all.
+        """Read the page's rows, diff them, and write the changes with their message ids,
+        in one transaction: together or not at all. Its subscribed contacts count as seen
+        by the run once that transaction is committed; a page with no change writes nothing.
 
         `posting`: the changes go to Segment as soon as this commits, so their rows are in
         doubt from now on (see members.in_doubt), before anything is posted.
         """
+        scan = self._scan(list_id, run_id)
+        codes = scan.seen.codes(keys.subscribed)
+        earlier = self._earlier(scan.seen, keys, codes)
         with self.tx.begin() as conn:
-            page = differ(self._load(conn, list_id, run_id, keys))
+            stored = self._load(conn, list_id, run_id, keys, earlier)
+            page = differ(stored)
             self._record(conn, list_id, run_id, page, detected_at, posting=posting)
+        scan.seen.insert(codes)
+        scan.subscribed += _newly_subscribed(keys.subscribed, stored, page.changes, earlier)
         self._track_growth(sum(1 for c in page.changes if c.is_new))
         return page
+
+    def _scan(self, list_id: int, run_id: int) -> _Scan:
+        """This run's scan; it has seen nobody until its first page is stored (a new run of
+        the list drops the last one's)."""
+        scan = self._scans.get(list_id)
+        if scan is None or scan.run_id != run_id:
+            scan = self._scans[list_id] = _Scan(run_id, SeenKeys(self._size_hint(list_id)))
+        return scan
+
+    def end_scan(self, list_id: int) -> None:
+        """The run is over: free the keys its scan saw."""
+        self._scans.pop(list_id, None)
 
     def _track_growth(self, inserted: int) -> None:
         """On PostgreSQL, re-analyze each time the table has doubled since the last time.
@@ -81,19 +118,33 @@ class Members:
         self.refresh_statistics()
 
     @staticmethod
-    def _load(conn: Connection, list_id: int, run_id: int, keys: PageKeys) -> dict[str, Stored]:
-        """Subscribed contacts are marked seen as they are read; the sweep spares them."""
-        rows = page_sql.mark_seen(conn, list_id, run_id, keys.subscribed)
-        found = {row[0] for row in rows}
-        # Keys not returned are new, or were seen earlier in this run (a duplicate).
-        rest = [k for k in keys.subscribed if k not in found] + list(keys.unsubscribed)
-        rows += page_sql.load_rows(conn, list_id, rest)
+    def _earlier(seen: SeenKeys, keys: PageKeys, codes: Sequence[int]) -> set[str]:
+        """The page's keys this run has stored before: the same contact twice in one scan."""
+        earlier = {k for k, hit in zip(keys.subscribed, seen.present(codes), strict=True) if hit}
+        if keys.unsubscribed:
+            hits = seen.present(seen.codes(keys.unsubscribed))
+            earlier.update(k for k, hit in zip(keys.unsubscribed, hits, strict=True) if hit)
+        return earlier
+
+    @staticmethod
+    def _load(
+        conn: Connection, list_id: int, run_id: int, keys: PageKeys, earlier: set[str]
+    ) -> dict[str, Stored]:
+        """The page's stored rows; one this run has seen already carries its run id, which
+        makes the contact a duplicate to the diff."""
+        rows = page_sql.load_rows(conn, list_id, [*keys.subscribed, *keys.unsubscribed])
         return {
+            # Positional: a million of these per re-sync, and keywords cost twice as much.
             key: Stored(
-                *(bool(sub), uid, seen, None if sent is None else bool(sent)),
-                *(sent_uid, bool(doubt), email),
+                bool(sub),
+                uid,
+                run_id if key in earlier else None,
+                None if sent is None else bool(sent),
+                sent_uid,
+                bool(doubt),
+                email,
             )
-            for key, sub, uid, seen, sent, sent_uid, doubt, email in rows
+            for key, sub, uid, sent, sent_uid, doubt, email in rows
         }
 
     def _record(
@@ -107,7 +158,7 @@ class Members:
         posting: bool,
     ) -> None:
         new = [c for c in page.changes if c.is_new]
-        page_sql.insert_new(conn, list_id, run_id, new, at, posting=posting)
+        page_sql.insert_new(conn, list_id, new, at, posting=posting)
         changed = [c for c in page.changes if not c.is_new]
         self._apply_changes(conn, list_id, changed, at, posting=posting)
         if page.rejects:
@@ -155,26 +206,25 @@ class Members:
         ]
         conn.execute(stmt, params)
 
-    @staticmethod
     def _unseen(
+        self,
+        conn: Connection,
         list_id: int,
         run_id: int,
         *,
+        with_email: bool = False,
         keys: Sequence[str] | None = None,
         missed_by: int | None = None,
-    ) -> list[ColumnElement[bool]]:
-        """Subscribed rows this run did not see; of these keys, or also missed by that run."""
-        c = members.c
-        where = [
-            c.list_id == list_id,
-            c.desired_subscribed.is_(True),
-            or_(c.last_seen_run.is_(None), c.last_seen_run != run_id),
-        ]
-        if keys is not None:
-            where.append(c.email_key.in_(list(keys)))
-        if missed_by is not None:
-            where.append(c.missed_run == missed_by)
-        return where
+    ) -> Iterator[tuple[Any, ...]]:
+        """(key,) or (key, email) of the subscribed rows this run's scan has not seen; of
+        these keys, or also missed by that run. The rows stream through a chunk at a time."""
+        seen = self._scan(list_id, run_id).seen
+        chunks_ = page_sql.subscribed_rows(
+            conn, list_id, with_email=with_email, keys=keys, missed_by=missed_by
+        )
+        for rows in chunks_:
+            hits = seen.present(seen.codes([row[0] for row in rows]))
+            yield from (tuple(row) for row, hit in zip(rows, hits, strict=True) if not hit)
 
     def refresh_statistics(self) -> None:
         """Let the query planner know how the table's rows are spread over lists.
@@ -204,32 +254,40 @@ class Members:
 
         The total is only needed to judge a removal, so a scan that saw everyone skips it.
         """
-        where = self._unseen(list_id, run_id, keys=keys, missed_by=missed_by)
-        unseen = select(func.count()).where(*where)
         total = select(func.count()).where(
             members.c.list_id == list_id, members.c.desired_subscribed.is_(True)
         )
         with self.tx.begin() as conn:
-            missing = int(conn.execute(unseen).scalar_one())
+            if keys is None and missed_by is None:
+                # Every subscribed row less those seen: one count instead of a million keys
+                # read, when it says the scan saw everyone. Any other answer is counted row
+                # by row, as the rows it names will be.
+                subscribed = int(conn.execute(total).scalar_one())
+                if subscribed == self._scan(list_id, run_id).subscribed:
+                    return 0, 0
+            unseen = self._unseen(conn, list_id, run_id, keys=keys, missed_by=missed_by)
+            missing = sum(1 for _ in unseen)
             return missing, int(conn.execute(total).scalar_one()) if missing else 0
 
     def unseen(self, list_id: int, run_id: int, limit: int) -> list[tuple[str, str]]:
-        """(email key, email) of at most `limit` subscribers the scan did not see."""
-        c = members.c
-        query = (
-            select(c.email_key, c.email)
-            .where(*self._unseen(list_id, run_id))
-            .order_by(c.email_key)
-            .limit(limit)
-        )
+        """(email key, email) of at most `limit` subscribers the scan did not see, by key."""
         with self.tx.read() as conn:
-            return [(key, email) for key, email in conn.execute(query)]
+            unseen = self._unseen(conn, list_id, run_id, with_email=True)
+            return [(key, email) for key, email in heapq.nsmallest(limit, unseen)]
 
     def mark_missed(self, list_id: int, run_id: int) -> int:
         """Note that this full scan missed every subscriber it did not see."""
-        stmt = update(members).where(*self._unseen(list_id, run_id)).values(missed_run=run_id)
+        c = members.c
         with self.tx.begin() as conn:
-            return int(conn.execute(stmt).rowcount)
+            stmt = (
+                update(members)
+                .where(c.list_id == list_id, one_of(conn, c.email_key, "keys"))
+                .values(missed_run=run_id)
+            )
+            keys = [row[0] for row in self._unseen(conn, list_id, run_id)]
+            for chunk in chunks(keys):
+                conn.execute(stmt, {"keys": list(chunk)})
+            return len(keys)
 
     def remove_unseen(
         self,
@@ -242,28 +300,43 @@ class Members:
         missed_by: int | None = None,
     ) -> int:
         """Unsubscribe the unseen rows Listrak confirmed gone: these keys, or missed twice."""
-        where = self._unseen(list_id, run_id, keys=keys, missed_by=missed_by)
-        query = select(members.c.email_key).where(*where)
-        return self._renew(
-            list_id, query, detected_at, new_id, desired_subscribed=False, **_REMOVAL_USER_ID
-        )
+        with self.tx.begin() as conn:
+            unseen = self._unseen(conn, list_id, run_id, keys=keys, missed_by=missed_by)
+            gone = [row[0] for row in unseen]
+            return renew_keys(
+                conn,
+                list_id,
+                gone,
+                detected_at,
+                new_id,
+                desired_subscribed=False,
+                **_REMOVAL_USER_ID,
+            )
 
     def requeue_all(self, list_id: int, detected_at: datetime, new_id: Callable[[], str]) -> int:
         """Backfill: every subscribed row pending again, each under a fresh message id."""
         with self.tx.begin() as conn:
             return requeue_subscribed(conn, list_id, detected_at, new_id)
 
-    def _renew(
-        self,
-        list_id: int,
-        query: Select[Any],
-        detected_at: datetime,
-        new_id: Callable[[], str],
-        **values: object,
-    ) -> int:
-        """Give every row the query selects a new message (and these values), in one transaction."""
-        with self.tx.begin() as conn:
-            return renew(conn, list_id, query, detected_at, new_id, **values)
+
+def _newly_subscribed(
+    keys: Sequence[str],
+    stored: Mapping[str, Stored],
+    changes: Sequence[Change],
+    earlier: set[str],
+) -> int:
+    """How many more seen keys have desired-subscribed rows after this page.
+
+    A key is counted once: a duplicate of a key seen earlier with a subscribed row is left
+    as it was, and is counted already. A key seen earlier without a row (an unreadable
+    contact on the list) and stored now counts now. Set operations, not a loop a contact.
+    """
+    page = set(keys)
+    was = {key for key, row in stored.items() if row.desired_subscribed}
+    now = (was | {c.key for c in changes if c.subscribed}) - {
+        c.key for c in changes if not c.subscribed
+    }
+    return len(page & now) - len(page & earlier & was)
 
 
 # A removal carries the userId Segment accepted with the `true` (as the diff's does).

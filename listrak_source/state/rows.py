@@ -12,11 +12,13 @@ from sqlalchemy import (
     Select,
     Table,
     Update,
+    any_,
     bindparam,
     or_,
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql
 
 from ..records import RetryPolicy
 from .schema import members
@@ -68,15 +70,39 @@ def renew(
 ) -> int:
     """Give every row the query selects a new message (and these values), in the caller's
     transaction."""
+    keys = list(conn.execute(query).scalars())
+    return renew_keys(conn, list_id, keys, detected_at, new_id, **values)
+
+
+def renew_keys(
+    conn: Connection,
+    list_id: int,
+    keys: Sequence[str],
+    detected_at: datetime,
+    new_id: Callable[[], str],
+    **values: object,
+) -> int:
+    """Give these rows of the list a new message (and these values), in the caller's
+    transaction."""
     stmt = (
         update(members)
         .where(members.c.list_id == list_id, members.c.email_key == bindparam("k"))
         .values(**new_message(detected_at, **values))
     )
-    keys = list(conn.execute(query).scalars())
     for chunk in chunks(keys):
         conn.execute(stmt, [{"k": k, "m": new_id()} for k in chunk])
     return len(keys)
+
+
+def one_of(conn: Connection, column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
+    """`column` is one of the list bound as `name`.
+
+    On PostgreSQL one array parameter (`= ANY`): SQLAlchemy would render and PostgreSQL
+    parse a statement of thousands of parameters at every call. On SQLite an expanding IN.
+    """
+    if conn.dialect.name == "postgresql":
+        return column == any_(bindparam(name, type_=postgresql.ARRAY(column.type)))
+    return column.in_(bindparam(name, expanding=True))
 
 
 def requeue_subscribed(

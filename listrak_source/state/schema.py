@@ -61,6 +61,8 @@ members = Table(
     Column("next_attempt_at", UTCDateTime),
     Column("last_error", Text),
     Column("dead", Boolean, nullable=False, default=False),
+    # No longer written: a scan keeps the keys it has seen in memory (state/seen.py), so a
+    # re-sync with no change writes no row. Older rows keep the value they had.
     Column("last_seen_run", Integer),
     Column("missed_run", Integer),
     # Segment may hold something other than sent_*: one of the row's messages was posted

@@ -221,6 +221,8 @@ def _advance(run: ListRun, state: ListState, newest: datetime | None) -> None:
 
 def _finish(run: ListRun) -> None:
     result = run.result
+    # The keys the scan saw served its sweep; a sync of many lists holds one set at a time.
+    run.ctx.db.members.end_scan(run.cfg.id)
     finished = result.finished_at = run.ctx.clock()
     try:
         _close(run, finished)

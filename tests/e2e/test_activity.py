@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from listrak_source.simulator import ListrakSimulator, SegmentSink
 
 from .activity_world import (
@@ -230,3 +232,16 @@ def opened_or_sent_at(sim: ListrakSimulator) -> str:
     naive = datetime.fromisoformat(sim.message(LIST, MSG).send_date)
     aware = naive.replace(tzinfo=ZoneInfo("America/New_York")).astimezone(UTC)
     return aware.isoformat(timespec="milliseconds")
+
+
+def test_activity_commands_refuse_lists_without_activity(
+    tmp_path: Path, sim: ListrakSimulator, sink: SegmentSink, sqlite_url: str, capsys: Any
+) -> None:
+    broadcast(sim)
+    config = activity_config(tmp_path, sim, sink, sqlite_url, lists=[{"id": LIST}])
+    assert run_cli(config, "activity-backfill", "--since", "2026-01-01") == 2
+    assert "activity = true" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:
+        run_cli(config, "activity-baseline", "--since", "2026-13-01")
+    assert exited.value.code == 2
+    assert "YYYY-MM-DD" in capsys.readouterr().err

@@ -16,6 +16,7 @@ from .activity_world import (
     LIST,
     MSG,
     activity_config,
+    assert_each_once,
     broadcast,
     names,
     tracks,
@@ -200,3 +201,23 @@ def test_kill_9_at_random_instants_sends_each_fact_once(
     proc = worker(config, "sync", env=SMALL, log=log)
     assert proc.wait(timeout=120) == 0
     assert len(sink.messages) == received
+
+
+def test_an_event_segment_refuses_dies_alone_and_retry_sends_it(
+    tmp_path: Path, sim: ListrakSimulator, sink: SegmentSink, db_url: str, capsys: Any
+) -> None:
+    emails = broadcast(sim, 10)
+    for email in emails[:3]:
+        sim.open(LIST, MSG, email)
+    extra = "[delivery]\nmax_attempts = 1\n"
+    config = activity_config(tmp_path, sim, sink, db_url, extra=extra)
+    sink.faults.poison = {emails[1].lower()}
+    assert run_cli(config, "sync") == 1
+    assert {m["anonymousId"] for m in tracks(sink)} == {emails[0], emails[2]}
+    sink.faults.poison = set()
+    capsys.readouterr()
+    assert run_cli(config, "retry") == 0
+    assert "1 dead activity event(s) re-queued" in capsys.readouterr().out
+    assert run_cli(config, "sync") == 0
+    assert {m["anonymousId"] for m in tracks(sink)} == set(emails[:3])
+    assert_each_once(sink)

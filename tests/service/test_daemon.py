@@ -653,3 +653,19 @@ def test_the_period_of_a_schedule_is_its_shortest_gap() -> None:
     assert period("*/15 * * * *") == timedelta(minutes=15)
     assert period("0 6 * * 1-5") == timedelta(days=1)  # not the weekend's three
     assert period("*/20 9-17 * * *") == timedelta(minutes=20)
+
+
+def test_a_daemon_run_sends_the_lists_activity_and_counts_it(tmp_path: Path, sim, sink) -> None:
+    sim.add_list(1001, "Main")
+    emails = sim.seed(1001, 5, seed=6)
+    sim.send_message(1001, 501, emails, subject="Hi")
+    sim.open(1001, 501, emails[0])
+    settings = settings_for(tmp_path, sim, sink, [{"id": 1001, "activity": True}])
+    engine = make_engine(settings.database.url)
+    upgrade(engine)
+    daemon = build_daemon(settings, engine)
+    daemon.run_list(settings.lists[0])
+    assert [m["event"] for m in sink.messages if m["type"] == "track"] == ["Email Opened"]
+    sent = daemon.metrics.activity_events.labels(list_id="1001", event="Email Opened", state="sent")
+    assert sent._value.get() == 1
+    engine.dispose()

@@ -7,8 +7,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
+import pytest
 
-from listrak_source.simulator import ListrakSimulator
+from listrak_source.simulator import ListrakSimulator, SegmentSink
+from listrak_source.simulator.control import Control
 
 from ._support import LIST, assert_error
 
@@ -114,3 +116,18 @@ def test_no_reporting_area(lsim: ListrakSimulator, api: httpx.Client) -> None:
         assert_error(response, 403, "ERROR_UNAUTHORIZED")
     assert api.get(f"/List/{LIST}/Message").status_code == 200
     assert api.get(f"/List/{LIST}/Contact").status_code == 200
+
+
+def test_control_routes_send_a_broadcast_and_make_activity(lsim: ListrakSimulator) -> None:
+    lsim.subscribe(LIST, PEOPLE[0])
+    lsim.subscribe(LIST, PEOPLE[1])
+    with SegmentSink() as sink:
+        control = Control(lsim, sink)
+        sent = control.broadcast({"list_id": LIST, "message_id": 9, "subject": "Hi"})
+        assert sent == {"recipients": 2, "link_id": 1}
+        body = {"list_id": LIST, "message_id": 9, "email": PEOPLE[0]}
+        control.activity({**body, "action": "click"})
+        row = control.activity({**body, "action": "convert", "amount": 12.5})["row"]
+        assert (row["open"], row["click"], row["orderTotal"]) == (True, True, 12.5)
+        with pytest.raises(ValueError, match="action must be"):
+            control.activity({**body, "action": "forward"})

@@ -1,4 +1,5 @@
-"""A page is read, diffed and written in one transaction, with its seen-marks, on both backends."""
+"""A page is read, diffed and written in one transaction, on both backends; a page that
+matches what is stored writes nothing, and the run remembers whom its scan saw."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, text
 
-from listrak_source.records import Contact, PageDiff, PageKeys, Stored
-from listrak_source.state import Database, make_engine, upgrade
+from listrak_source.records import Contact, PageDiff, PageKeys, Reject, Stored
+from listrak_source.state import Database, make_engine, page_sql, upgrade
 from listrak_source.state.schema import members
 from listrak_source.subscribers.diff import diff_page
 
@@ -32,18 +33,30 @@ def save(store: Database, run_id: int, contacts: list[Contact]) -> PageDiff:
     return store.members.save_page(LIST, run_id, PageKeys.of(contacts), differ, NOW)
 
 
-def seen_marks(engine: Engine) -> dict[str, int | None]:
+def stored_rows(engine: Engine) -> list[tuple[object, ...]]:
+    """Every column of every row, and on PostgreSQL the transaction that last wrote it."""
+    written = [text("xmin::text")] if engine.dialect.name == "postgresql" else []
     with engine.connect() as conn:
-        rows = conn.execute(select(members.c.email_key, members.c.last_seen_run)).all()
-    return dict(rows)
+        query = select(members, *written).order_by(members.c.email_key)
+        return [tuple(row) for row in conn.execute(query)]
 
 
-def test_subscribed_contacts_are_marked_seen_and_unsubscribed_ones_are_not(store: Database) -> None:
+def test_subscribed_contacts_count_as_seen_and_unsubscribed_ones_do_not(store: Database) -> None:
     save(store, 1, [Contact("a@x.io", True), Contact("b@x.io", True), Contact("c@x.io", True)])
     page = save(store, 2, [Contact("A@x.io", True), Contact("b@x.io", False)])
     assert [(c.key, c.subscribed) for c in page.changes] == [("b@x.io", False)]
-    assert seen_marks(store.engine) == {"a@x.io": 2, "b@x.io": 1, "c@x.io": 1}
     assert store.members.count_unseen(LIST, 2) == (1, 2)  # c, of a and c still subscribed
+    assert store.members.unseen(LIST, 2, 10) == [("c@x.io", "c@x.io")]
+
+
+def test_a_page_that_matches_what_is_stored_writes_nothing(store: Database) -> None:
+    contacts = [Contact("a@x.io", True), Contact("B@x.io", True), Contact("gone@x.io", False)]
+    save(store, 1, contacts)
+    before = stored_rows(store.engine)
+    page = save(store, 2, contacts)
+    assert page.changes == [] and page.rejects == []
+    assert stored_rows(store.engine) == before
+    assert store.members.count_unseen(LIST, 2) == (0, 0)
 
 
 def test_a_contact_twice_in_one_scan_is_refused_the_second_time(store: Database) -> None:
@@ -56,7 +69,7 @@ def test_a_contact_twice_in_one_scan_is_refused_the_second_time(store: Database)
     assert [r.email for r in first_time.rejects] == ["Fresh@x.io"]
 
 
-def test_a_page_that_fails_to_diff_leaves_no_seen_mark(store: Database) -> None:
+def test_a_page_that_fails_to_diff_counts_nobody_as_seen(store: Database) -> None:
     save(store, 1, [Contact("a@x.io", True)])
 
     def broken(_stored: Mapping[str, Stored]) -> PageDiff:
@@ -64,7 +77,19 @@ def test_a_page_that_fails_to_diff_leaves_no_seen_mark(store: Database) -> None:
 
     with pytest.raises(RuntimeError):
         store.members.save_page(LIST, 2, PageKeys(["a@x.io"], []), broken, NOW)
-    assert seen_marks(store.engine) == {"a@x.io": 1}
+    assert store.members.count_unseen(LIST, 2) == (1, 1)
+    # Stored again, it is no duplicate: the failed page left nothing behind.
+    assert save(store, 2, [Contact("a@x.io", True)]).rejects == []
+
+
+def test_a_new_run_of_the_list_starts_with_nobody_seen(store: Database) -> None:
+    save(store, 1, [Contact("a@x.io", True), Contact("b@x.io", True)])
+    save(store, 2, [Contact("a@x.io", True)])
+    assert store.members.count_unseen(LIST, 2) == (1, 2)
+    save(store, 3, [Contact("b@x.io", True)])
+    assert store.members.unseen(LIST, 3, 10) == [("a@x.io", "a@x.io")]
+    store.members.end_scan(LIST)
+    assert store.members.count_unseen(LIST, 3) == (2, 2)
 
 
 def test_after_statistics_sqlite_reads_a_whole_list_in_table_order(sqlite_url: str) -> None:
@@ -86,6 +111,22 @@ def test_after_statistics_sqlite_reads_a_whole_list_in_table_order(sqlite_url: s
     assert "SCAN members" in plan(count)
     assert "USING INDEX" in plan(by_key)  # a page's look-ups still use the index
     engine.dispose()
+
+
+def test_the_unseen_are_counted_right_past_duplicates_and_unreadable_contacts(
+    store: Database,
+) -> None:
+    save(store, 1, [Contact("a@x.io", True), Contact("b@x.io", True), Contact("c@x.io", True)])
+    save(store, 2, [Contact("a@x.io", True), Contact("A@x.io", True)])
+    save(store, 2, [Contact("a@x.io", True)])
+    # Unreadable but on the list, then readable on a later page: stored once, and seen.
+    unreadable = PageKeys.of([], [Reject("bad field", email="New@x.io")])
+    store.members.save_page(LIST, 2, unreadable, lambda _stored: PageDiff(), NOW)
+    assert [c.key for c in save(store, 2, [Contact("new@x.io", True)]).changes] == ["new@x.io"]
+    assert store.members.count_unseen(LIST, 2) == (2, 4)  # b and c, of a, b, c and new
+    save(store, 2, [Contact("b@x.io", True), Contact("c@x.io", True)])
+    assert store.members.count_unseen(LIST, 2) == (0, 0)
+    assert store.members.unseen(LIST, 2, 10) == []
 
 
 def accept_all(store: Database) -> None:
@@ -116,3 +157,19 @@ def test_a_change_back_after_a_rename_or_backfill_still_goes_out(
     save(store, 2, [Contact("a@x.io", False)])
     save(store, 3, [Contact("a@x.io", True)])
     assert carries_message(store, "a@x.io") and carries_message(store, "b@x.io")
+
+
+@pytest.mark.postgres
+def test_postgres_streams_a_lists_keys_through_a_server_side_cursor(postgres_url: str) -> None:
+    # A client-side cursor would hold every key of a million-row list at once (245 MB).
+    engine = make_engine(postgres_url)
+    upgrade(engine)
+    save(Database(engine), 1, [Contact(f"c{n}@x.io", True) for n in range(6000)])
+    with engine.begin() as conn:
+        chunks = page_sql.subscribed_rows(conn, LIST)
+        first = next(chunks)
+        cursors = conn.exec_driver_sql("SELECT count(*) FROM pg_cursors").scalar_one()
+        rest = sum(len(chunk) for chunk in chunks)
+    engine.dispose()
+    assert cursors == 1
+    assert len(first) + rest == 6000

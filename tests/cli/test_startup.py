@@ -1,0 +1,94 @@
+"""Every cron start pays the imports: a command loads only the libraries it uses.
+
+Checked by the modules a fresh interpreter holds after the command, never by its time.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from listrak_source.state import make_engine, upgrade
+
+# What the parser and `--help` must never load: the database, HTTP, the daemon's server,
+# the scheduler, the metrics, the migrations and the settings library.
+HEAVY = (
+    "sqlalchemy",
+    "httpx",
+    "uvicorn",
+    "starlette",
+    "alembic",
+    "pydantic_settings",
+    "prometheus_client",
+    "apscheduler",
+)
+# `status` reads the database and asks a daemon how it is: no Segment library, no server,
+# no scheduler, no migrations.
+NOT_FOR_STATUS = (
+    "segment.analytics",
+    "requests",
+    "uvicorn",
+    "starlette",
+    "alembic",
+    "prometheus_client",
+    "apscheduler",
+)
+
+_PROBE = """
+import json, sys
+from listrak_source.cli import main
+try:
+    code = main(sys.argv[2:])
+except SystemExit as exc:
+    code = exc.code
+names = json.loads(sys.argv[1])
+print(json.dumps({"code": code, "loaded": [n for n in names if n in sys.modules]}))
+"""
+
+
+def loaded_after(args: list[str], watched: tuple[str, ...], cwd: Path) -> tuple[object, list[str]]:
+    """Run the CLI with `args` in a fresh interpreter; its exit code and the watched modules."""
+    out = subprocess.run(
+        [sys.executable, "-c", _PROBE, json.dumps(watched), *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=cwd,
+        timeout=60,
+    )
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    return report["code"], report["loaded"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "args", [["--help"], ["sync", "--help"], ["status", "--help"], ["run", "--help"], []]
+)
+def test_the_parser_loads_no_heavy_library(args: list[str], tmp_path: Path) -> None:
+    code, loaded = loaded_after(args, HEAVY, tmp_path)
+    assert code in (0, 2)
+    assert loaded == []
+
+
+@pytest.mark.slow
+def test_status_loads_no_segment_library_server_or_migrations(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[listrak]\nclient_id = "id"\nclient_secret = "secret"\n'
+        '[segment]\nwrite_key = "key"\n'
+        f'[database]\nurl = "{url}"\n'
+        "[[lists]]\nid = 1\n"
+    )
+    code, loaded = loaded_after(
+        ["--config", str(config), "--log-format", "json", "status"], NOT_FOR_STATUS, tmp_path
+    )
+    assert code == 1  # degraded: the list has never run
+    assert loaded == []
