@@ -33,7 +33,7 @@ from ..state import Database, make_engine
 from ..state.engine import check_schema, current_revision, database_shown, upgrade
 from ..subscribers.sync import sync_list, trait_mismatch
 from . import output
-from .activity_report import activity_status, print_activity, print_activity_status
+from .activity_report import print_activity, print_activity_status
 from .audience_report import explained_contact, print_audience_status, print_explanation
 from .check import has_rows, run_checks
 from .health import daemon_answers, gather
@@ -384,19 +384,16 @@ def status(args: argparse.Namespace) -> int:
     try:
         db = Database(engine)
         document = gather(settings, db, now=datetime.now(UTC), runs=args.runs, daemon=daemon)
-        activity = activity_status(settings, db)
     finally:
         engine.dispose()
     document["database"] = database_shown(settings.database.url)
-    if activity:
-        document["activity"] = activity
     if args.json:
         print(json.dumps(document, indent=2, default=str))
     else:
         print_status(document, sys.stdout)
         if "audiences" in document:
             print_audience_status(document["audiences"], sys.stdout)
-        print_activity_status(activity, sys.stdout)
+        print_activity_status(document.get("activity", []), sys.stdout)
         print(f"database: {document['database']}")
         print_verdict(document["health"], sys.stdout)
     return int(document["health"]["exit_status"])

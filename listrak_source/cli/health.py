@@ -13,6 +13,7 @@ import httpx
 from ..config import ListSettings, Settings
 from ..service.schedules import crontab_trigger, describe, list_schedule, period
 from ..state import Database
+from .activity_report import activity_status
 from .audience_report import audience_status
 
 HEALTHY, DEGRADED, FAILING = "healthy", "degraded", "failing"
@@ -47,15 +48,18 @@ def gather(
     audiences = audience_status(settings, db) if settings.audiences else None
     for push in audiences["pushes"] if audiences else []:
         push["recent"] = db.audience_reports.recent_pushes(push["list_id"], RECENT)
+    activity = activity_status(settings, db)
     document: dict[str, Any] = {
         "generated_at": now.isoformat(timespec="seconds"),
-        "health": judge(lists, audiences),
+        "health": judge(lists, audiences, activity),
         "daemon": {"known": daemon},
         "lists": lists,
         "unconfigured_lists": gone,
     }
     if audiences is not None:
         document["audiences"] = audiences
+    if activity:
+        document["activity"] = activity
     return document
 
 
@@ -161,15 +165,19 @@ def _backlog_findings(row: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 
 def judge(
-    lists: Sequence[Mapping[str, Any]], audiences: Mapping[str, Any] | None
+    lists: Sequence[Mapping[str, Any]],
+    audiences: Mapping[str, Any] | None,
+    activity: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
-    """The worst of the lists' and the audience pushes' verdicts, with every reason."""
+    """The worst of the lists', the audience pushes' and the activity passes' verdicts, with
+    every reason."""
     found = [
         (item["health"]["verdict"], f"list {item['list_id']}: {reason}")
         for item in lists
         for reason in item["health"]["reasons"]
     ]
     found += _audience_findings(audiences) if audiences is not None else []
+    found += _activity_findings(activity)
     worst = max((verdict for verdict, _ in found), key=_RANK.__getitem__, default=HEALTHY)
     ordered = sorted(found, key=lambda item: -_RANK[item[0]])
     return {
@@ -198,6 +206,21 @@ def _audience_findings(section: Mapping[str, Any]) -> list[tuple[str, str]]:
                     "`retry` re-queues them",
                 )
             )
+    return found
+
+
+def _activity_findings(rows: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
+    """A pass that did not end ok (Listrak refused it, Segment holds events back) and events
+    Segment refused for good: the subscriber run beside it may be ok while these are not."""
+    found: list[tuple[str, str]] = []
+    for row in rows:
+        where = f"list {row['list_id']}: activity"
+        status = row["last_pass_status"]
+        if status in ("failed", "partial", "stopped"):
+            found.append((DEGRADED, f"{where}: its last pass ended {status}"))
+        dead = sum(counts["dead"] for counts in row["events"].values())
+        if dead:
+            found.append((DEGRADED, f"{where}: {dead} dead event(s): `retry` re-queues them"))
     return found
 
 

@@ -13,11 +13,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-# A string, closed or not (the `end` group says which), or one structural character.
-# Multi-byte UTF-8 never contains these ASCII bytes, so the scan works on the raw bytes.
-_TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*(?P<end>")?|[\[\]{},]', re.DOTALL)
-_OPENERS = {ord("["): ord("]"), ord("{"): ord("}")}
-_CLOSERS = frozenset(_OPENERS.values())
+# A string, closed or not (the `end` group says which), a run of opening or of closing
+# brackets, or a comma. Multi-byte UTF-8 never contains these ASCII bytes, so the scan works
+# on the raw bytes; runs of brackets are matched against the stack as a whole, at C speed,
+# so a body nested a million levels deep is scanned in a few tokens.
+_TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*(?P<end>")?|[\[{]+|[\]}]+|,', re.DOTALL)
+_CLOSING = bytes.maketrans(b"[{", b"]}")
+_OPENERS = b"[{"
 _WHITESPACE = b" \t\n\r"
 
 Span = tuple[int, int]
@@ -35,22 +37,22 @@ def array_elements(body: bytes) -> Iterator[Span]:
     """
     tokens = _TOKEN.finditer(body)
     first = next(tokens, None)
-    if first is None or first.group() != b"[" or body[: first.start()].strip(_WHITESPACE):
+    if first is None or first.group()[:1] != b"[" or body[: first.start()].strip(_WHITESPACE):
         raise FramingError("not an array")
-    stack, start = [ord("]")], first.end()
+    # The closers still owed, innermost last; the first is the array's own.
+    owed = bytearray(first.group().translate(_CLOSING))
+    start = first.start() + 1
     for token in tokens:
-        kind = _kind(token)
-        if kind == ord(",") and len(stack) == 1:
-            yield _element(body, start, token.start())
-            start = token.end()
-        elif kind in _OPENERS:
-            stack.append(_OPENERS[kind])
-        elif kind in _CLOSERS:
-            if stack.pop() != kind:
-                raise FramingError("brackets do not pair")
-            if not stack:
-                yield from _last(body, start, token.start(), token.end())
-                return
+        text = _text(token)
+        if text == b",":
+            if len(owed) == 1:
+                yield _element(body, start, token.start())
+                start = token.end()
+        elif text[0] in _OPENERS:
+            owed += text.translate(_CLOSING)
+        elif text[0] != ord('"') and _pay(owed, text):
+            yield from _last(body, start, token.end() - 1, token.end())
+            return
     raise FramingError("the array is never closed")
 
 
@@ -59,26 +61,34 @@ def is_one_value(body: bytes) -> bool:
     value = body.strip(_WHITESPACE)
     if value[:1] != b"{":
         return False
-    stack: list[int] = []
+    owed = bytearray()
     try:
         for token in _TOKEN.finditer(value):
-            kind = _kind(token)
-            if kind in _OPENERS:
-                stack.append(_OPENERS[kind])
-            elif kind in _CLOSERS and (not stack or stack.pop() != kind):
-                return False
-            elif kind in _CLOSERS and not stack:
+            text = _text(token)
+            if text[0] in _OPENERS:
+                owed += text.translate(_CLOSING)
+            elif text[0] in b"]}" and _pay(owed, text):
                 return token.end() == len(value)
     except FramingError:
         return False
     return False
 
 
-def _kind(token: re.Match[bytes]) -> int:
+def _text(token: re.Match[bytes]) -> bytes:
     text = token.group()
     if text[0] == ord('"') and token.group("end") is None:
         raise FramingError("a string is never closed")
-    return text[0]
+    return text
+
+
+def _pay(owed: bytearray, closers: bytes) -> bool:
+    """Take a run of closers off the stack; True once it is empty (the outer value closed)."""
+    count = len(closers)
+    # Innermost first: the run must read as the stack's top, last owed first.
+    if count > len(owed) or owed[len(owed) - count :][::-1] != closers:
+        raise FramingError("brackets do not pair")
+    del owed[len(owed) - count :]
+    return not owed
 
 
 def _element(body: bytes, start: int, end: int) -> Span:

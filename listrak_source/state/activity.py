@@ -26,7 +26,7 @@ from ..tracking.records import (
     TrackEvent,
 )
 from .rows import CHUNK, chunks, mark_refused, update_by_ids
-from .schema import activity_events, activity_lists, activity_messages, activity_rows
+from .schema import activity_events, activity_lists, activity_messages, activity_rows, members
 from .transactions import Transactions
 
 E, M, R, L = activity_events.c, activity_messages.c, activity_rows.c, activity_lists.c
@@ -331,9 +331,36 @@ def _insert_events(
     values = [v for v in values if v["message_id"] not in known]
     if not values:
         return 0
+    _adopt_spellings(conn, list_id, values)
     stmt = _insert(conn)(activity_events).on_conflict_do_nothing().returning(E.message_id)
     # RETURNING counts what was new on both backends (psycopg has no rowcount here).
     return len(conn.execute(stmt, values).all())
+
+
+def _adopt_spellings(conn: Connection, list_id: int, values: list[dict[str, Any]]) -> None:
+    """Each event carries its contact's address as the identifies do: the spelling the list's
+    subscriber row keeps, else the one its earlier events carried, else the first read here.
+    anonymousId is case-sensitive in Segment: another spelling would be another profile."""
+    keys = list({v["email_key"] for v in values})
+    known = _spellings(conn, E.email_key, E.email, E.list_id == list_id, keys)
+    subscribers = members.c
+    known.update(
+        _spellings(
+            conn, subscribers.email_key, subscribers.email, subscribers.list_id == list_id, keys
+        )
+    )
+    for v in values:
+        v["email"] = known.setdefault(v["email_key"], v["email"])
+
+
+def _spellings(
+    conn: Connection, key: Any, email: Any, where: ColumnElement[bool], keys: Sequence[str]
+) -> dict[str, str]:
+    query = select(key, email).where(where, key.in_(bindparam("keys", expanding=True)))
+    found: dict[str, str] = {}
+    for chunk in chunks(keys):
+        found.update((k, e) for k, e in conn.execute(query, {"keys": list(chunk)}))
+    return found
 
 
 def _known(conn: Connection, ids: Sequence[str]) -> set[str]:

@@ -94,6 +94,7 @@ class AudienceDirection(RuleBasedStateMachine):
         _empty(engine)
         self.sim = ListrakSimulator()
         self.sim.__enter__()
+        self.secret = self.sim.client_secret
         self.sim.add_list(LIST, "Main")
         self.sim.add_field(LIST, VIP, "CheckBox", "VIP")
         self.sim.add_field(LIST, LAPSED, "CheckBox", "Lapsed")
@@ -165,7 +166,16 @@ class AudienceDirection(RuleBasedStateMachine):
 
     @rule(
         trouble=st.sampled_from(
-            ["none", "outage", "one contact", "one field", "dies", "second pusher", "unapplied"]
+            [
+                "none",
+                "outage",
+                "one contact",
+                "one field",
+                "dies",
+                "second pusher",
+                "unapplied",
+                "token refused",
+            ]
         ),
         who=st.integers(0, 7),
     )
@@ -180,6 +190,10 @@ class AudienceDirection(RuleBasedStateMachine):
             self._heal()
         if result is not None and trouble == "second pusher":
             assert result.status != PushStatus.SKIPPED
+        if result is not None and trouble == "token refused":
+            # Nothing spends an attempt; a push with nothing to send needs no token.
+            assert result.rejected == 0
+            assert result.status == PushStatus.FAILED or result.requests == 0
         self._judge(before, checked)
 
     def _trouble(self, trouble: str, who: int) -> None:
@@ -192,11 +206,14 @@ class AudienceDirection(RuleBasedStateMachine):
             self.sim.remove_field(LIST, LAPSED)
         elif trouble == "unapplied":
             faults.drop_imports = True
+        elif trouble == "token refused":
+            self.sim.client_secret = "rotated-in-listrak"
 
     def _heal(self) -> None:
         self.sim.faults.reset()
         self.sim.faults.refuse_emails = set()
         self.sim.faults.drop_imports = False
+        self.sim.client_secret = self.secret
         if LAPSED not in self.sim.get(LIST).field_ids:
             self.sim.add_field(LIST, LAPSED, "CheckBox", "Lapsed")
 

@@ -12,6 +12,8 @@ from listrak_source.engage.elements import FramingError, array_elements, is_one_
     [
         (b"[]", []),
         (b" [ ] ", []),
+        (b'[[{"a":[1]}],{}]', [b'[{"a":[1]}]', b"{}"]),
+        (b"[[[{}]],[[]]]", [b"[[{}]]", b"[[]]"]),
         (
             b'[{"a":"],}\\"{"},[1,[2]] , "x\\\\",null]',
             [b'{"a":"],}\\"{"}', b"[1,[2]]", b'"x\\\\"', b"null"],
@@ -28,7 +30,21 @@ def test_elements_are_the_bytes_between_the_commas(body: bytes, elements: list[b
 
 
 @pytest.mark.parametrize(
-    "body", [b"", b"{}", b"x[1]", b"[1", b"[1,]", b"[,1]", b"[1]x", b"[}", b'["a]', b"[[1]"]
+    "body",
+    [
+        b"",
+        b"{}",
+        b"x[1]",
+        b"[1",
+        b"[1,]",
+        b"[,1]",
+        b"[1]x",
+        b"[}",
+        b'["a]',
+        b"[[1]",
+        b"[[{]}]",
+        b"[[]]]",
+    ],
 )
 def test_broken_framing_is_refused(body: bytes) -> None:
     with pytest.raises(FramingError):

@@ -1,0 +1,86 @@
+"""Email activity at its edges: spellings, refusals, sizes and config, through the real CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from listrak_source.simulator import ListrakSimulator, SegmentSink
+
+from .activity_world import (
+    LINK,
+    LIST,
+    MSG,
+    activity_config,
+    assert_each_once,
+    broadcast,
+    names,
+    tracks,
+)
+from .harness import run_cli
+
+
+def test_track_events_use_the_spelling_the_identify_carried(
+    tmp_path: Path, sim: ListrakSimulator, sink: SegmentSink, db_url: str
+) -> None:
+    sim.add_list(LIST, "Main")
+    sim.subscribe(LIST, "Ann.Smith@Example.com")
+    config = activity_config(tmp_path, sim, sink, db_url)
+    assert run_cli(config, "sync") == 0
+    (identify,) = [m for m in sink.messages if m["type"] == "identify"]
+    # Listrak's activity rows and clickers spell the address their own way.
+    sim.send_message(LIST, MSG, ["ann.smith@example.com"], subject="Spring sale")
+    sim.add_link(LIST, MSG, LINK, "https://shop.test/spring")
+    sim.click(LIST, MSG, LINK, "ann.smith@example.com")
+    assert run_cli(config, "sync") == 0
+    sent = tracks(sink)
+    assert names(sent) == {"Email Opened": 1, "Email Link Clicked": 1}
+    for event in sent:
+        assert event["anonymousId"] == identify["anonymousId"] == "Ann.Smith@Example.com"
+        assert event["context"]["traits"]["email"] == identify["anonymousId"]
+    assert_each_once(sink)
+
+
+def _verdict(config: Path) -> tuple[int, dict[str, Any]]:
+    done = subprocess.run(
+        [sys.executable, "-m", "listrak_source", "--config", str(config), "status", "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return done.returncode, json.loads(done.stdout)["health"]
+
+
+def test_status_is_not_healthy_while_the_activity_pass_fails(
+    tmp_path: Path, sim: ListrakSimulator, sink: SegmentSink, db_url: str
+) -> None:
+    emails = broadcast(sim, 5)
+    sim.open(LIST, MSG, emails[0])
+    config = activity_config(tmp_path, sim, sink, db_url)
+    sim.faults.refuse_reporting = 403
+    assert run_cli(config, "sync") == 2
+    code, health = _verdict(config)
+    assert (code, health["verdict"]) == (1, "degraded")
+    assert any("activity" in reason and "failed" in reason for reason in health["reasons"])
+    sim.faults.refuse_reporting = None
+    assert run_cli(config, "sync") == 0
+    assert _verdict(config) == (0, {"verdict": "healthy", "exit_status": 0, "reasons": []})
+
+
+def test_status_is_not_healthy_while_segment_refuses_an_event(
+    tmp_path: Path, sim: ListrakSimulator, sink: SegmentSink, db_url: str
+) -> None:
+    emails = broadcast(sim, 5)
+    config = activity_config(tmp_path, sim, sink, db_url, extra="[delivery]\nmax_attempts = 1\n")
+    assert run_cli(config, "sync") == 0
+    sim.open(LIST, MSG, emails[0])
+    sim.open(LIST, MSG, emails[1])
+    sink.faults.poison.add(emails[1])
+    assert run_cli(config, "sync") == 1
+    assert names(tracks(sink)) == {"Email Opened": 1}
+    code, health = _verdict(config)
+    assert (code, health["verdict"]) == (1, "degraded")
+    assert any("activity" in reason for reason in health["reasons"])
