@@ -307,6 +307,9 @@ def _upsert_rows(conn: Connection, list_id: int, message_id: int, rows: Mapping[
 def _insert_events(
     conn: Connection, list_id: int, events: Sequence[NewEvent], now: datetime, *, sent: bool
 ) -> int:
+    fresh = _new_events(conn, list_id, events)
+    if not fresh:
+        return 0
     values = [
         {
             "message_id": e.message_id,
@@ -323,18 +326,37 @@ def _insert_events(
             "attempts": 0,
             "dead": False,
         }
-        for e in events
+        for e in fresh
     ]
-    # Facts read again (a clicker within the overlap, a row read twice) are most of a quiet
-    # pass: one lookup finds them, and the insert that follows takes only what is new.
-    known = _known(conn, [e.message_id for e in events])
-    values = [v for v in values if v["message_id"] not in known]
-    if not values:
-        return 0
     _adopt_spellings(conn, list_id, values)
     stmt = _insert(conn)(activity_events).on_conflict_do_nothing().returning(E.message_id)
     # RETURNING counts what was new on both backends (psycopg has no rowcount here).
     return len(conn.execute(stmt, values).all())
+
+
+def _new_events(conn: Connection, list_id: int, events: Sequence[NewEvent]) -> list[NewEvent]:
+    """The events whose fact the ledger does not hold yet."""
+    # Facts read again (a clicker within the overlap, a row read twice) are most of a quiet
+    # pass: one lookup finds them, and the insert that follows takes only what is new.
+    known = _known(conn, [e.message_id for e in events])
+    fresh = [e for e in events if e.message_id not in known]
+    if not fresh:
+        return []
+    # A fact the ledger holds under another write key's id (the key changed, and a clicker or
+    # an unsubscribe within the overlap is read again) was sent already: it is not new.
+    recorded = _recorded_facts(conn, list_id, [e.email.lower() for e in fresh])
+    return [e for e in fresh if e.fact not in recorded]
+
+
+def _recorded_facts(conn: Connection, list_id: int, keys: Sequence[str]) -> set[str]:
+    """The facts the ledger holds for these contacts of the list (found by the email index)."""
+    query = select(E.fact).where(
+        E.list_id == list_id, E.email_key.in_(bindparam("keys", expanding=True))
+    )
+    found: set[str] = set()
+    for chunk in chunks(list(set(keys))):
+        found.update(conn.execute(query, {"keys": list(chunk)}).scalars())
+    return found
 
 
 def _adopt_spellings(conn: Connection, list_id: int, values: list[dict[str, Any]]) -> None:

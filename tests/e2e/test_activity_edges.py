@@ -84,3 +84,20 @@ def test_status_is_not_healthy_while_segment_refuses_an_event(
     code, health = _verdict(config)
     assert (code, health["verdict"]) == (1, "degraded")
     assert any("activity" in reason for reason in health["reasons"])
+
+
+def test_a_new_write_key_does_not_resend_what_the_overlap_reads_again(
+    tmp_path: Path, sim: ListrakSimulator, sink: SegmentSink, db_url: str
+) -> None:
+    emails = broadcast(sim, 8)
+    sim.click(LIST, MSG, LINK, emails[0])
+    sim.unsubscribe(LIST, emails[4])
+    assert run_cli(activity_config(tmp_path, sim, sink, db_url), "sync") == 0
+    assert names(tracks(sink)) == {"Email Opened": 1, "Email Link Clicked": 1, "Unsubscribed": 1}
+    # The same database, now feeding a source with another write key: the clicker and the
+    # unsubscribe within the overlap are read again, and were sent already.
+    with SegmentSink(write_key="another-write-key-0123456789") as other:
+        config = activity_config(tmp_path, sim, other, db_url)
+        sim.open(LIST, MSG, emails[1])
+        assert run_cli(config, "sync") == 0
+        assert names(tracks(other)) == {"Email Opened": 1}
