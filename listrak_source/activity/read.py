@@ -53,7 +53,7 @@ def discover(p: Pass) -> list[StoredMessage]:
     ]
     campaigns: dict[int, str] | None = None
     for info in found:
-        if info.message_id in known:
+        if info.message_id in known or not _sent(info):
             continue
         if campaigns is None and info.campaign_id is not None:
             p.spend()
@@ -61,6 +61,13 @@ def discover(p: Pass) -> list[StoredMessage]:
         known[info.message_id] = _save(p, info, campaigns or {})
     open_ = [m for m in known.values() if m.sent_at is None or m.sent_at >= p.since]
     return sorted(open_, key=lambda m: (not m.deferred, -(m.sent_at or p.since).timestamp()))
+
+
+def _sent(info: MessageInfo) -> bool:
+    """A scheduled message is not kept until it is sent: its subject and date may change.
+    Any other status counts as sent, so a name Listrak's documentation does not give never
+    leaves a message unread."""
+    return (info.status or "").strip().lower() != "scheduled"
 
 
 def _chunks(messages: Iterable[MessageInfo]) -> Iterator[list[MessageInfo]]:

@@ -104,6 +104,8 @@ class SimMessage:
     seqs: array = field(default_factory=lambda: array("Q"))  # type: ignore[type-arg]
     links: dict[int, SimLink] = field(default_factory=dict)
     next_seq: int = 1
+    # "Sent", or "Scheduled" for one not sent yet (its subject and date may still change).
+    status: str = "Sent"
 
     def add_row(self, email: str) -> SimRow:
         """A recipient's row, appended to the order."""
@@ -131,7 +133,7 @@ class SimMessage:
         out: dict[str, Any] = {
             "messageId": self.message_id,
             "sendDate": self.send_date,
-            "messageStatus": "Sent",
+            "messageStatus": self.status,
             "campaignId": self.campaign_id or 0,
             "externalCampaignId": None,
             "subject": self.subject,

@@ -145,3 +145,21 @@ def test_a_date_ahead_of_the_clock_does_not_hide_the_next_unsubscribes_and_click
     assert unsubscribed == {emails[0], emails[2]}
     assert clicked == {emails[1], emails[3]}
     assert_each_once(sink)
+
+
+def test_a_scheduled_message_is_taken_as_it_is_when_sent(
+    tmp_path: Path, sim: ListrakSimulator, sink: SegmentSink, db_url: str
+) -> None:
+    emails = broadcast(sim, 5)
+    sim.send_message(LIST, 502, emails, subject="Draft", at=datetime.now(UTC) + timedelta(days=2))
+    scheduled = sim.messages[LIST][502]
+    scheduled.status = "Scheduled"
+    config = activity_config(tmp_path, sim, sink, db_url)
+    assert run_cli(config, "sync") == 0
+    # Edited and sent now: its events carry what was sent, and it is open from now.
+    scheduled.status, scheduled.subject = "Sent", "Winter sale"
+    scheduled.send_date = sim.messages[LIST][MSG].send_date
+    sim.open(LIST, 502, emails[0])
+    assert run_cli(config, "sync") == 0
+    (opened,) = [m for m in tracks(sink) if m["properties"]["email_id"] == "502"]
+    assert opened["properties"]["email_subject"] == "Winter sale"
