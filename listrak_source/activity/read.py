@@ -8,10 +8,10 @@ same ids, which the ledger already holds or Segment drops.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TypeVar
 
-from ..tracking.dates import to_listrak, to_utc
+from ..tracking.dates import read_from, to_listrak, to_utc
 from ..tracking.ids import event_id
 from ..tracking.messages import list_properties, message_properties, properties
 from ..tracking.records import SENT, ActivityRow, Fact, MessageInfo, NewEvent, Seen, StoredMessage
@@ -111,7 +111,7 @@ def read_clicks(p: Pass, message: StoredMessage) -> str | None:
     p.spend()
     links = p.source.get_links(p.cfg.id, message.message_id)
     mark = message.clicks_mark
-    start = _less(mark, p.ctx.settings.activity.overlap)
+    start = _less(p, mark)
     common = {**message.properties, **p.common}
     for link in links:
         pages = p.source.iter_clickers(p.cfg.id, message.message_id, link.link_id, start=start)
@@ -123,13 +123,8 @@ def read_clicks(p: Pass, message: StoredMessage) -> str | None:
     return mark
 
 
-def _less(mark: str | None, overlap: timedelta) -> datetime | None:
-    if not mark:
-        return None
-    try:
-        return datetime.fromisoformat(mark).replace(tzinfo=None) - overlap
-    except ValueError:
-        return None
+def _less(p: Pass, mark: str | None) -> datetime | None:
+    return read_from(mark, p.ctx.settings.activity.overlap, p.where) if mark else None
 
 
 def _record_rows(
@@ -197,7 +192,7 @@ def _events(p: Pass, facts: list[Fact], common: dict[str, object]) -> Iterator[N
 def read_unsubscribes(p: Pass, mark: str | None) -> str | None:
     """Unsubscribes dated since the mark (less the overlap), or since the pass's start; each
     is an Unsubscribed event once. Returns the newest unsubscribeDate read."""
-    start = _less(mark, p.ctx.settings.activity.overlap) or to_listrak(p.since, p.where)
+    start = _less(p, mark) or to_listrak(p.since, p.where)
     floor = to_listrak(p.since, p.where)
     pages = p.source.iter_pages(p.cfg.id, subscribed=False, start_date=max(start, floor))
     for page in paced(p, pages):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DEFAULT_ZONE = "America/New_York"
@@ -36,3 +36,26 @@ def to_utc(raw: str | None, where: tzinfo) -> datetime | None:
 def to_listrak(moment: datetime, where: tzinfo) -> datetime:
     """An aware moment as a naive date in Listrak's zone, for a route's date filter."""
     return moment.astimezone(where).replace(tzinfo=None, microsecond=0)
+
+
+# Longer than any zone's fall-back (Antarctica/Troll moves two hours).
+_FALL_BACK_REACH = timedelta(hours=3)
+
+
+def read_from(mark: str, overlap: timedelta, where: tzinfo) -> datetime | None:
+    """The naive start of a read that overlaps the last one by `overlap`, from the newest
+    naive date it read; None for an unreadable mark.
+
+    Naive dates run backwards when clocks fall back: a date read soon after the mark can
+    name an earlier wall time than the mark's. The start reaches back that much further,
+    or a click in the repeated hour would fall before it and be lost.
+    """
+    try:
+        moment = datetime.fromisoformat(mark.strip()).replace(tzinfo=None)
+    except ValueError:
+        return None
+    aware = moment.replace(tzinfo=where)
+    later = (aware.astimezone(UTC) + _FALL_BACK_REACH).astimezone(where)
+    offset, later_offset = aware.utcoffset(), later.utcoffset()
+    drop = offset - later_offset if offset is not None and later_offset is not None else None
+    return moment - overlap - max(drop or timedelta(0), timedelta(0))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -101,3 +102,24 @@ def test_a_new_write_key_does_not_resend_what_the_overlap_reads_again(
         sim.open(LIST, MSG, emails[1])
         assert run_cli(config, "sync") == 0
         assert names(tracks(other)) == {"Email Opened": 1}
+
+
+def test_a_click_in_the_repeated_hour_is_read_after_a_later_looking_mark(
+    tmp_path: Path, sim: ListrakSimulator, sink: SegmentSink, db_url: str
+) -> None:
+    # New York falls back at 06:00Z on 2026-11-01: 01:50 EDT comes before 01:05 EST, whose
+    # naive date reads 45 minutes earlier than the clicks mark.
+    fall_back = datetime(2026, 11, 1, 6, tzinfo=UTC)
+    sim.set_now(fall_back - timedelta(hours=3))
+    emails = broadcast(sim, 5)
+    sim.set_now(fall_back - timedelta(minutes=10))
+    sim.click(LIST, MSG, LINK, emails[0])
+    extra = '[activity]\nwindow = "3650d"\noverlap = "10m"\n'
+    config = activity_config(tmp_path, sim, sink, db_url, extra=extra)
+    assert run_cli(config, "sync") == 0
+    sim.set_now(fall_back + timedelta(minutes=5))
+    sim.click(LIST, MSG, LINK, emails[1])
+    sim.set_now(None)
+    assert run_cli(config, "sync") == 0
+    clicked = [m["anonymousId"] for m in tracks(sink) if m["event"] == "Email Link Clicked"]
+    assert sorted(clicked) == sorted(emails[:2])
