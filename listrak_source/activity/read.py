@@ -120,7 +120,14 @@ def read_clicks(p: Pass, message: StoredMessage) -> str | None:
             facts = [click_fact(message.message_id, link, c, where=p.where, now=now) for c in page]
             _record(p, None, {}, facts, common)
             mark = max([mark or "", *(c.click_date or "" for c in page)]) or None
-    return mark
+    return _capped(p, mark)
+
+
+def _capped(p: Pass, mark: str | None) -> str | None:
+    """The mark, never ahead of this host's clock: a date Listrak wrote ahead of it (a
+    clock or a zone set wrong) would start the next read past what happens meanwhile."""
+    now = to_listrak(p.ctx.clock(), p.where).strftime(_DATE)
+    return min(mark, now) if mark else mark
 
 
 def _less(p: Pass, mark: str | None) -> datetime | None:
@@ -209,4 +216,4 @@ def read_unsubscribes(p: Pass, mark: str | None) -> str | None:
             )
             mark = max(mark or "", raw)
         _record(p, None, {}, facts, p.common)
-    return mark
+    return _capped(p, mark)

@@ -123,3 +123,25 @@ def test_a_click_in_the_repeated_hour_is_read_after_a_later_looking_mark(
     assert run_cli(config, "sync") == 0
     clicked = [m["anonymousId"] for m in tracks(sink) if m["event"] == "Email Link Clicked"]
     assert sorted(clicked) == sorted(emails[:2])
+
+
+def test_a_date_ahead_of_the_clock_does_not_hide_the_next_unsubscribes_and_clicks(
+    tmp_path: Path, sim: ListrakSimulator, sink: SegmentSink, db_url: str
+) -> None:
+    emails = broadcast(sim, 8)
+    # One unsubscribe and one click dated a day ahead of this host's clock.
+    sim.set_now(datetime.now(UTC) + timedelta(days=1))
+    sim.unsubscribe(LIST, emails[0])
+    sim.click(LIST, MSG, LINK, emails[1])
+    sim.set_now(None)
+    config = activity_config(tmp_path, sim, sink, db_url)
+    assert run_cli(config, "sync") == 0
+    sim.unsubscribe(LIST, emails[2])
+    sim.click(LIST, MSG, LINK, emails[3])
+    assert run_cli(config, "sync") == 0
+    sent = tracks(sink)
+    unsubscribed = {m["anonymousId"].lower() for m in sent if m["event"] == "Unsubscribed"}
+    clicked = {m["anonymousId"].lower() for m in sent if m["event"] == "Email Link Clicked"}
+    assert unsubscribed == {emails[0], emails[2]}
+    assert clicked == {emails[1], emails[3]}
+    assert_each_once(sink)
