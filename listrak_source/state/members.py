@@ -158,9 +158,9 @@ class Members:
         posting: bool,
     ) -> None:
         new = [c for c in page.changes if c.is_new]
-        page_sql.insert_new(conn, list_id, new, at, posting=posting)
+        page_sql.insert_new(conn, list_id, new, at, posting=posting, run_id=run_id)
         changed = [c for c in page.changes if not c.is_new]
-        self._apply_changes(conn, list_id, changed, at, posting=posting)
+        self._apply_changes(conn, list_id, changed, at, posting=posting, run_id=run_id)
         if page.rejects:
             conn.execute(
                 rejects.insert(),
@@ -184,6 +184,7 @@ class Members:
         detected_at: datetime,
         *,
         posting: bool,
+        run_id: int,
     ) -> None:
         # A dead row that Listrak changes is sent again with the fresh values.
         if not changes:
@@ -191,7 +192,7 @@ class Members:
         stmt = (
             update(members)
             .where(members.c.list_id == list_id, members.c.email_key == bindparam("k"))
-            .values(**_changed(detected_at))
+            .values(**_changed(detected_at), last_seen_run=run_id)
         )
         params = [
             {

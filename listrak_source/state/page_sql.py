@@ -29,6 +29,7 @@ _INSERT_COLUMNS = (
     "attempts",
     "dead",
     "in_doubt",
+    "last_seen_run",
 )
 # (email_key, desired_subscribed, desired_user_id, sent_subscribed, sent_user_id, in_doubt,
 # email) per stored row.
@@ -141,13 +142,14 @@ def insert_new(
     detected_at: datetime,
     *,
     posting: bool,
+    run_id: int,
 ) -> None:
-    """Contacts never stored before, each pending under its message id; `posting`: their
-    messages are about to be posted, so Segment may hold them from now."""
+    """Contacts never stored before, each pending under its message id and read by this
+    run; `posting`: their messages are about to be posted, so Segment may hold them now."""
     if not changes:
         return
     if _is_postgres(conn):
-        _insert_arrays(conn, list_id, changes, _bind(conn, detected_at), posting)
+        _insert_arrays(conn, list_id, changes, _bind(conn, detected_at), (posting, run_id))
         return
     sql = (
         f"INSERT INTO members ({', '.join(_INSERT_COLUMNS)})"
@@ -160,7 +162,7 @@ def insert_new(
         [
             (
                 *(list_id, c.key, c.email, c.subscribed, c.user_id, c.message_id),
-                *(when, 0, False, posting),
+                *(when, 0, False, posting, run_id),
             )
             for c in changes
         ],
@@ -168,7 +170,11 @@ def insert_new(
 
 
 def _insert_arrays(
-    conn: Connection, list_id: int, changes: Sequence[Change], when: Any, posting: bool
+    conn: Connection,
+    list_id: int,
+    changes: Sequence[Change],
+    when: Any,
+    posting_run: tuple[bool, int],
 ) -> None:
     """PostgreSQL: the page's new rows as one statement over five arrays, not a row each.
 
@@ -177,7 +183,7 @@ def _insert_arrays(
     """
     sql = (
         f"INSERT INTO members ({', '.join(_INSERT_COLUMNS)})"
-        " SELECT %s, k, e, s, u, m, %s, 0, false, %s"
+        " SELECT %s, k, e, s, u, m, %s, 0, false, %s, %s"
         " FROM unnest(%s::text[], %s::text[], %s::boolean[], %s::text[], %s::text[])"
         " AS page(k, e, s, u, m)"
     )
@@ -188,7 +194,7 @@ def _insert_arrays(
         [c.user_id for c in changes],
         [c.message_id for c in changes],
     )
-    conn.exec_driver_sql(sql, (list_id, when, posting, *columns))
+    conn.exec_driver_sql(sql, (list_id, when, *posting_run, *columns))
 
 
 def _bind(conn: Connection, value: datetime) -> Any:

@@ -61,8 +61,9 @@ members = Table(
     Column("next_attempt_at", UTCDateTime),
     Column("last_error", Text),
     Column("dead", Boolean, nullable=False, default=False),
-    # No longer written: a scan keeps the keys it has seen in memory (state/seen.py), so a
-    # re-sync with no change writes no row. Older rows keep the value they had.
+    # The last run that wrote the row from a scan (a new or changed contact); `lookup` reads
+    # it. The sweep does not: a scan keeps the keys it has seen in memory (state/seen.py),
+    # so a re-sync with no change writes no row.
     Column("last_seen_run", Integer),
     Column("missed_run", Integer),
     # Segment may hold something other than sent_*: one of the row's messages was posted
