@@ -130,6 +130,12 @@ def read_clicks(p: Pass, message: StoredMessage) -> str | None:
     return _capped(p, mark)
 
 
+def _naive(date: datetime, p: Pass) -> datetime:
+    """A contact's date as Listrak's naive wall time: one that came with its own offset is
+    moved into Listrak's zone first, or the string would name another moment."""
+    return to_listrak(date, p.where) if date.tzinfo is not None else date
+
+
 def _capped(p: Pass, mark: str | None) -> str | None:
     """The mark, never ahead of this host's clock: a date Listrak wrote ahead of it (a
     clock or a zone set wrong) would start the next read past what happens meanwhile."""
@@ -215,7 +221,7 @@ def read_unsubscribes(p: Pass, mark: str | None) -> str | None:
         for c in page.contacts:
             if c.subscribed or c.unsubscribe_date is None:
                 continue
-            raw = c.unsubscribe_date.strftime(_DATE)
+            raw = _naive(c.unsubscribe_date, p).strftime(_DATE)
             facts.append(
                 unsubscribe_fact(
                     p.cfg.id, c.email, raw, c.unsubscribe_method, where=p.where, now=now

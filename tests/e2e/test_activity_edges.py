@@ -163,3 +163,16 @@ def test_a_scheduled_message_is_taken_as_it_is_when_sent(
     assert run_cli(config, "sync") == 0
     (opened,) = [m for m in tracks(sink) if m["properties"]["email_id"] == "502"]
     assert opened["properties"]["email_subject"] == "Winter sale"
+
+
+def test_an_unsubscribe_date_with_its_own_offset_keeps_its_moment(
+    tmp_path: Path, sim: ListrakSimulator, sink: SegmentSink, db_url: str
+) -> None:
+    emails = broadcast(sim, 5)
+    moment = (datetime.now(UTC) - timedelta(hours=1)).replace(microsecond=0)
+    sim.unsubscribe(LIST, emails[0])
+    sim.override(LIST, emails[0], {"unsubscribeDate": moment.strftime("%Y-%m-%dT%H:%M:%SZ")})
+    config = activity_config(tmp_path, sim, sink, db_url)
+    assert run_cli(config, "sync") == 0
+    (unsubscribed,) = [m for m in tracks(sink) if m["event"] == "Unsubscribed"]
+    assert datetime.fromisoformat(unsubscribed["timestamp"]) == moment
