@@ -211,9 +211,12 @@ def _events(p: Pass, facts: list[Fact], common: dict[str, object]) -> Iterator[N
 
 def read_unsubscribes(p: Pass, mark: str | None) -> str | None:
     """Unsubscribes dated since the mark (less the overlap), or since the pass's start; each
-    is an Unsubscribed event once. Returns the newest unsubscribeDate read."""
-    start = _less(p, mark) or to_listrak(p.since, p.where)
+    is an Unsubscribed event once. Returns the newest unsubscribeDate read.
+
+    A backfill or a baseline reads from its own date whatever the mark: the syncs before it
+    moved the mark past the history it is asked for."""
     floor = to_listrak(p.since, p.where)
+    start = (_less(p, mark) or floor) if p.mode == Mode.SYNC else floor
     pages = p.source.iter_pages(p.cfg.id, subscribed=False, start_date=max(start, floor))
     for page in paced(p, pages):
         now = p.ctx.clock()

@@ -176,3 +176,23 @@ def test_an_unsubscribe_date_with_its_own_offset_keeps_its_moment(
     assert run_cli(config, "sync") == 0
     (unsubscribed,) = [m for m in tracks(sink) if m["event"] == "Unsubscribed"]
     assert datetime.fromisoformat(unsubscribed["timestamp"]) == moment
+
+
+def test_a_backfill_after_syncs_sends_the_older_unsubscribes(
+    tmp_path: Path, sim: ListrakSimulator, sink: SegmentSink, db_url: str
+) -> None:
+    emails = broadcast(sim, 6)
+    sim.set_now(datetime.now(UTC) - timedelta(days=50))
+    sim.unsubscribe(LIST, emails[0])
+    sim.set_now(None)
+    sim.unsubscribe(LIST, emails[1])
+    config = activity_config(tmp_path, sim, sink, db_url)
+    assert run_cli(config, "sync") == 0
+    unsubscribed = [m["anonymousId"] for m in tracks(sink) if m["event"] == "Unsubscribed"]
+    assert [a.lower() for a in unsubscribed] == [emails[1]]
+    since = (datetime.now(UTC) - timedelta(days=60)).date().isoformat()
+    start = len(sink.messages)
+    assert run_cli(config, "activity-backfill", "--since", since) == 0
+    later = [m["anonymousId"].lower() for m in tracks(sink, start) if m["event"] == "Unsubscribed"]
+    assert later == [emails[0]]
+    assert_each_once(sink)
