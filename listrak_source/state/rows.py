@@ -117,7 +117,13 @@ def requeue_subscribed(
     c = members.c
     owes = or_(c.desired_subscribed.is_(True), c.sent_subscribed.is_(True))
     conn.execute(update(members).where(c.list_id == list_id, owes).values(in_doubt=True))
-    return renew(conn, list_id, subscribed_keys(list_id), detected_at, new_id)
+    # A message already pending (a removal, say) is built anew too, now carrying the new
+    # trait names: under its old id Segment would drop it as a copy of what it may have kept.
+    pending = c.message_id.is_not(None)
+    query = select(c.email_key).where(
+        c.list_id == list_id, or_(c.desired_subscribed.is_(True), pending)
+    )
+    return renew(conn, list_id, query, detected_at, new_id)
 
 
 def mark_refused(

@@ -97,6 +97,10 @@ class Worker(RuleBasedStateMachine):
         self.list_id = next(LIST_IDS)
         self.trait = 0  # index into TRAITS: what the list should carry now
         self.hidden = False  # a change an incremental scan cannot see since the last full
+        # A baseline that did not finish: the other source's profiles are not yet adopted,
+        # so the operator runs it again before anything else, as its outcome tells them.
+        self.adopting = False
+        self.told: set[str] = set()  # addresses the other source has told Segment of
         self.sim, self.sink = self.env.sim, self.env.sink
         self.sink.faults.reset()
         self.sink.clear()
@@ -200,6 +204,8 @@ class Worker(RuleBasedStateMachine):
             kind = "rename"  # a rename a kill cut short: every other command refuses the list
         elif kind == "rename":
             self.trait = 1 - self.trait
+        if self.adopting and kind != "rename":
+            kind = "baseline"
         if kind == "baseline":
             self._other_source_syncs()
         self._misbehave(segment, victim)
@@ -211,6 +217,8 @@ class Worker(RuleBasedStateMachine):
         finally:
             KILL.left, KILL.dead = None, False
             self.sink.faults.reset()
+        if kind == "baseline":
+            self.adopting = code != 0
         self._check(code)
 
     def _misbehave(self, segment: str, victim: int) -> None:
@@ -252,6 +260,19 @@ class Worker(RuleBasedStateMachine):
             }
             for c in self.sim.get(self.list_id).contacts.values()
         ]
+        # It removes the trait of those it told before and Listrak no longer holds.
+        here = {c.email.lower() for c in self.sim.get(self.list_id).contacts.values()}
+        batch += [
+            {
+                "type": "identify",
+                "messageId": f"{OTHER}{uuid.uuid4()}",
+                "anonymousId": email,
+                "timestamp": now,
+                "traits": {"email": email, trait: None},
+            }
+            for email in sorted(self.told - here)
+        ]
+        self.told = here | self.told
         if batch:
             answer = httpx.post(
                 f"{self.sink.url}/v1/batch", json={"batch": batch}, auth=(self.sink.write_key, "")
@@ -304,8 +325,17 @@ class Worker(RuleBasedStateMachine):
                 assert profiles[key]["user_id"] == fact["user_id"], key
 
     def teardown(self) -> None:
-        """Segment healthy again: a full sync delivers everything and says ok."""
+        """Segment healthy again: a full sync delivers everything and says ok.
+
+        A rename or a baseline a kill cut short is finished first, as the operator is told
+        to do."""
         self.sink.faults.reset()
+        recorded = self._recorded_trait()
+        if recorded is not None and recorded != self._trait_name(self.trait):
+            self._check(self._cli("rename"))
+        if self.adopting:
+            self._other_source_syncs()
+            self._check(self._cli("baseline"))
         code = self._cli("sync --full")
         assert code == 0
         self._check(code)
