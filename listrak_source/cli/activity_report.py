@@ -76,5 +76,10 @@ def print_activity(facts: Sequence[Mapping[str, Any]], out: TextIO) -> None:
         print(f"{line}: {state}", file=out)
 
 
+def activity_json(facts: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """An address's facts for `explain --json`, times in ISO 8601 as everywhere else."""
+    return [{**fact, "at": _iso(fact["at"])} for fact in facts]
+
+
 def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat(timespec="seconds") if moment is not None else None

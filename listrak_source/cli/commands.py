@@ -33,7 +33,7 @@ from ..state import Database, make_engine
 from ..state.engine import check_schema, current_revision, database_shown, upgrade
 from ..subscribers.sync import sync_list, trait_mismatch
 from . import output
-from .activity_report import print_activity, print_activity_status
+from .activity_report import activity_json, print_activity, print_activity_status
 from .audience_report import explained_contact, print_audience_status, print_explanation
 from .check import has_rows, run_checks
 from .health import daemon_answers, gather
@@ -411,7 +411,7 @@ def explain(args: argparse.Namespace) -> int:
     contacts = [explained_contact(email, chain) for email, chain in chains]
     for contact, found in zip(contacts, facts, strict=True):
         if found:
-            contact["activity"] = found
+            contact["activity"] = activity_json(found)
             contact["known"] = True
     if args.json:
         print(json.dumps({"contacts": contacts}, indent=2, default=str))

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import URL, Engine, create_engine, event, inspect, text
+from sqlalchemy import URL, Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
@@ -175,8 +177,18 @@ def upgrade(engine: Engine) -> None:
     with list_locks(engine).schema_lock():
         if check_schema(engine) == SCHEMA_HEAD:
             return
-        with engine.begin() as conn:
+        with migration_transaction(engine) as conn:
             upgrade_to_head(migrations_dir(), conn)
+
+
+@contextmanager
+def migration_transaction(engine: Engine) -> Iterator[Connection]:
+    """One transaction around a whole migration, DDL included, so a kill leaves the schema
+    as it was. pysqlite begins no transaction before DDL: it is begun here explicitly."""
+    with engine.begin() as conn:
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN")
+        yield conn
 
 
 def _where(engine: Engine) -> str:

@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from listrak_source.simulator import ListrakSimulator, SegmentSink
 
 from .activity_world import (
@@ -196,3 +198,22 @@ def test_a_backfill_after_syncs_sends_the_older_unsubscribes(
     later = [m["anonymousId"].lower() for m in tracks(sink, start) if m["event"] == "Unsubscribed"]
     assert later == [emails[0]]
     assert_each_once(sink)
+
+
+def test_explain_json_gives_activity_times_in_iso_8601(
+    tmp_path: Path,
+    sim: ListrakSimulator,
+    sink: SegmentSink,
+    db_url: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    emails = broadcast(sim, 3)
+    sim.open(LIST, MSG, emails[0])
+    config = activity_config(tmp_path, sim, sink, db_url)
+    assert run_cli(config, "sync") == 0
+    capsys.readouterr()
+    assert run_cli(config, "explain", "--json", emails[0]) == 0
+    (contact,) = json.loads(capsys.readouterr().out)["contacts"]
+    (fact,) = contact["activity"]
+    (opened,) = tracks(sink)
+    assert fact["at"] == datetime.fromisoformat(opened["timestamp"]).isoformat(timespec="seconds")
