@@ -114,8 +114,9 @@ class ActivityLedger:
         now: datetime,
         *,
         sent: bool = False,
-    ) -> int:
-        """Rows as now seen and the events they owe, in one transaction; new events' count.
+    ) -> list[TrackEvent]:
+        """Rows as now seen and the events they owe, in one transaction; the new events, as
+        their track calls will carry them.
 
         An event already in the ledger (the same fact under the same key) is left as it is.
         `sent`: a baseline adopts the events as already in Segment.
@@ -306,10 +307,10 @@ def _upsert_rows(conn: Connection, list_id: int, message_id: int, rows: Mapping[
 
 def _insert_events(
     conn: Connection, list_id: int, events: Sequence[NewEvent], now: datetime, *, sent: bool
-) -> int:
+) -> list[TrackEvent]:
     fresh = _new_events(conn, list_id, events)
     if not fresh:
-        return 0
+        return []
     values = [
         {
             "message_id": e.message_id,
@@ -329,9 +330,13 @@ def _insert_events(
         for e in fresh
     ]
     _adopt_spellings(conn, list_id, values)
-    stmt = _insert(conn)(activity_events).on_conflict_do_nothing().returning(E.message_id)
-    # RETURNING counts what was new on both backends (psycopg has no rowcount here).
-    return len(conn.execute(stmt, values).all())
+    # Only what the ledger does not hold is left; the list's lock keeps any other pass from
+    # writing its events meanwhile, so ON CONFLICT is a guard and every row here is new.
+    conn.execute(_insert(conn)(activity_events).on_conflict_do_nothing(), values)
+    return [
+        TrackEvent(e.message_id, e.event, str(v["email"]), e.at, e.properties)
+        for v, e in zip(values, fresh, strict=True)
+    ]
 
 
 def _new_events(conn: Connection, list_id: int, events: Sequence[NewEvent]) -> list[NewEvent]:
@@ -339,7 +344,8 @@ def _new_events(conn: Connection, list_id: int, events: Sequence[NewEvent]) -> l
     # Facts read again (a clicker within the overlap, a row read twice) are most of a quiet
     # pass: one lookup finds them, and the insert that follows takes only what is new.
     known = _known(conn, [e.message_id for e in events])
-    fresh = [e for e in events if e.message_id not in known]
+    # One event per id, as the insert keeps one: a fact named twice in a batch is one fact.
+    fresh = list({e.message_id: e for e in events if e.message_id not in known}.values())
     if not fresh:
         return []
     # A fact the ledger holds under another write key's id (the key changed, and a clicker or
