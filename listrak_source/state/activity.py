@@ -25,6 +25,7 @@ from ..tracking.records import (
     StoredMessage,
     TrackEvent,
 )
+from .activity_sql import insert_events, stamps, upsert_rows
 from .rows import CHUNK, chunks, mark_refused, update_by_ids
 from .schema import activity_events, activity_lists, activity_messages, activity_rows, members
 from .transactions import Transactions
@@ -123,7 +124,7 @@ class ActivityLedger:
         """
         with self.tx.begin() as conn:
             if rows and message_id is not None:
-                _upsert_rows(conn, list_id, message_id, rows)
+                upsert_rows(conn, list_id, message_id, rows)
             return _insert_events(conn, list_id, events, now, sent=sent)
 
     # Delivery: the same shape as the identify outbox
@@ -280,37 +281,14 @@ def _message(r: Any) -> StoredMessage:
     )
 
 
-def _upsert_rows(conn: Connection, list_id: int, message_id: int, rows: Mapping[str, Seen]) -> None:
-    values = [
-        {
-            "list_id": list_id,
-            "message_id": message_id,
-            "email_key": key,
-            "send_date": s.send_date,
-            "opened": s.opened,
-            "bounced": s.bounced,
-            "abused": s.abused,
-            "order_total": s.order_total,
-            "click_count": s.click_count,
-        }
-        for key, s in rows.items()
-    ]
-    stmt = _insert(conn)(activity_rows)
-    changed = ("send_date", "opened", "bounced", "abused", "order_total", "click_count")
-    upsert = stmt.on_conflict_do_update(
-        index_elements=["list_id", "message_id", "email_key"],
-        set_={k: stmt.excluded[k] for k in changed},
-    )
-    # One statement, many parameter sets: compiled once and cached, batched by the driver.
-    conn.execute(upsert, values)
-
-
 def _insert_events(
     conn: Connection, list_id: int, events: Sequence[NewEvent], now: datetime, *, sent: bool
 ) -> list[TrackEvent]:
     fresh = _new_events(conn, list_id, events)
     if not fresh:
         return []
+    stamp = stamps(conn)
+    at_now, sent_at = stamp(now), stamp(now) if sent else None
     values = [
         {
             "message_id": e.message_id,
@@ -319,11 +297,11 @@ def _insert_events(
             "fact": e.fact,
             "email_key": e.email.lower(),
             "email": e.email,
-            "occurred_at": e.at,
+            "occurred_at": stamp(e.at),
             "properties": _json(e.properties),
-            "detected_at": now,
+            "detected_at": at_now,
             "sent": sent,
-            "sent_at": now if sent else None,
+            "sent_at": sent_at,
             "attempts": 0,
             "dead": False,
         }
@@ -332,7 +310,7 @@ def _insert_events(
     _adopt_spellings(conn, list_id, values)
     # Only what the ledger does not hold is left; the list's lock keeps any other pass from
     # writing its events meanwhile, so ON CONFLICT is a guard and every row here is new.
-    conn.execute(_insert(conn)(activity_events).on_conflict_do_nothing(), values)
+    insert_events(conn, values)
     return [
         TrackEvent(e.message_id, e.event, str(v["email"]), e.at, e.properties)
         for v, e in zip(values, fresh, strict=True)
