@@ -1,11 +1,11 @@
 """`python -m bench.activity`: one activity pass over a broadcast's rows, against a bare loop.
 
-The simulator runs in a process of its own with one list of N subscribers and one message
-sent to all of them (a tenth opened, 2 % clicked, 0.5 % bought). Measured in this process,
-each from a cold client, once the simulator has served every row (it caches their JSON):
-a bare loop that pages the message's activity rows through the Listrak client and does
-nothing with them; the worker's first pass (diff, ledger, events delivered to a sink); and
-a second pass with nothing changed, which must send nothing.
+The simulator and the sink run in a process of their own, with one list of N subscribers and
+one message sent to all of them (a tenth opened, 2 % clicked, 0.5 % bought). Measured in
+this process, each from a cold client, once the simulator has served every row (it caches
+their JSON): a bare loop that pages the message's activity rows through the Listrak client
+and does nothing with them; the worker's first pass (diff, ledger, events delivered to the
+sink); and a second pass with nothing changed, which must send nothing.
 Targets: the first pass within 1.5 x the bare loop, the quiet pass within 1.3 x.
 """
 
@@ -22,7 +22,7 @@ import time
 from dataclasses import asdict, dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from listrak_source.activity.run import activity_pass
 from listrak_source.cli.wiring import listrak_client, run_context
@@ -52,8 +52,10 @@ class Result:
 
 
 def _serve(conn: Connection, rows: int) -> None:
-    """The simulator's process: seed, send the broadcast, make activity, serve until told."""
-    with ListrakSimulator() as sim:
+    """The fakes' process: seed, send the broadcast, make activity, serve until told.
+
+    The sink runs here too, so the worker's process pays for nothing Segment would do."""
+    with ListrakSimulator() as sim, SegmentSink() as sink:
         sim.add_list(LIST_ID, "Bench")
         emails = sim.seed(LIST_ID, rows, seed=1)
         sim.send_message(LIST_ID, MESSAGE, emails, subject="Bench broadcast")
@@ -65,23 +67,45 @@ def _serve(conn: Connection, rows: int) -> None:
                 sim.click(LIST_ID, MESSAGE, LINK, email)
             if n % 200 == 0:
                 sim.convert(LIST_ID, MESSAGE, email, 25.0)
-        conn.send((sim.base_url, sim.auth_url, sim.client_id, sim.client_secret))
-        conn.recv()
+        conn.send(
+            Fakes(
+                sim.base_url,
+                sim.auth_url,
+                sim.client_id,
+                sim.client_secret,
+                sink.url,
+                sink.write_key,
+            )
+        )
+        while conn.recv() == "count":
+            conn.send(sink.message_count)
 
 
-def _settings(
-    urls: tuple[str, str, str, str], sink: SegmentSink, folder: Path, database: str | None = None
-) -> Settings:
-    base, auth, client_id, secret = urls
+class Fakes(NamedTuple):
+    """Where the simulator and the sink listen, and their credentials."""
+
+    base_url: str
+    auth_url: str
+    client_id: str
+    client_secret: str
+    sink_url: str
+    write_key: str
+
+
+def _settings(fakes: Fakes, folder: Path, database: str | None = None) -> Settings:
     return Settings.from_values(
         listrak={
-            "client_id": client_id,
-            "client_secret": secret,
-            "base_url": base,
-            "auth_url": auth,
+            "client_id": fakes.client_id,
+            "client_secret": fakes.client_secret,
+            "base_url": fakes.base_url,
+            "auth_url": fakes.auth_url,
             "requests_per_second": 10_000,
         },
-        segment={"write_key": sink.write_key, "host": sink.url, "requests_per_second": 10_000},
+        segment={
+            "write_key": fakes.write_key,
+            "host": fakes.sink_url,
+            "requests_per_second": 10_000,
+        },
         database={"url": database or f"sqlite:///{folder / 'bench.db'}"},
         lists=[{"id": LIST_ID, "activity": True}],
         activity={"max_requests": 1_000_000},
@@ -107,6 +131,12 @@ def _pass(settings: Settings) -> float:
     return time.perf_counter() - started
 
 
+def _sent(conn: Connection) -> int:
+    conn.send("count")
+    count: int = conn.recv()
+    return count
+
+
 def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -118,18 +148,18 @@ def run(rows: int, database: str | None = None) -> Result:
     server = multiprocessing.get_context("spawn").Process(target=_serve, args=(child, rows))
     server.start()
     try:
-        urls = parent.recv()
-        with tempfile.TemporaryDirectory() as tmp, SegmentSink() as sink:
-            settings = _settings(urls, sink, Path(tmp), database)
+        fakes = parent.recv()
+        with tempfile.TemporaryDirectory() as tmp:
+            settings = _settings(fakes, Path(tmp), database)
             with run_context(settings):
                 pass  # the schema is made before anything is timed
             _bare(settings)  # once untimed: the simulator caches each row's JSON as it serves it
             result.bare_s, result.pages = _bare(settings)
             result.first_s = _pass(settings)
-            result.events_sent = sink.message_count
+            result.events_sent = _sent(parent)
             result.rss_mb_after_first = _rss_mb()
             result.quiet_s = _pass(settings)
-            result.quiet_sent = sink.message_count - result.events_sent
+            result.quiet_sent = _sent(parent) - result.events_sent
             result.rss_mb_after_quiet = _rss_mb()
     finally:
         parent.send("stop")

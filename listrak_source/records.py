@@ -112,21 +112,53 @@ class ListState:
 
 
 class PageKeys(NamedTuple):
-    """A page's contact keys by state: only subscribed contacts count as seen by a scan."""
+    """A page's contact keys by state: only subscribed contacts count as seen by a scan.
+
+    `marks`, beside `subscribed`: what each subscribed contact's stored row holds when it
+    is unchanged (see `subscription_mark`); None for an unreadable contact, and no marks at
+    all when the caller gives none. `user_ids`: the marks carry the list's userId.
+    """
 
     subscribed: list[str]
     unsubscribed: list[str]
+    marks: list[str | None] | None = None
+    user_ids: bool = False
 
     @classmethod
-    def of(cls, contacts: Sequence[Contact], on_list: Sequence[Reject] = ()) -> PageKeys:
+    def of(
+        cls,
+        contacts: Sequence[Contact],
+        on_list: Sequence[Reject] = (),
+        *,
+        user_id_field: int | None = None,
+    ) -> PageKeys:
         """Split a page's contacts' keys by their state.
 
         `on_list` are rejects a Subscribed scan returned: unreadable, but on the list, so
         they count as seen and no sweep removes them.
         """
-        seen = [c.key for c in contacts if c.subscribed]
-        seen += [r.email.lower() for r in on_list if r.email is not None]
-        return cls(seen, [c.key for c in contacts if not c.subscribed])
+        subscribed = [c for c in contacts if c.subscribed]
+        seen = [c.key for c in subscribed]
+        marks: list[str | None] = [
+            subscription_mark(c.key, _field(c, user_id_field)) for c in subscribed
+        ]
+        unreadable = [r.email.lower() for r in on_list if r.email is not None]
+        return cls(
+            seen + unreadable,
+            [c.key for c in contacts if not c.subscribed],
+            marks + [None] * len(unreadable),
+            user_id_field is not None,
+        )
+
+
+def subscription_mark(key: str, user_id: str | None) -> str:
+    """A subscribed contact as its stored row holds it when nothing changed: the key, and
+    the userId when the list has one (no userId and an empty one differ)."""
+    return f"{key}\0{user_id}" if user_id is not None else f"{key}\1"
+
+
+def _field(contact: Contact, field: int | None) -> str | None:
+    return contact.fields.get(field) if field is not None else None
 
 
 class Kind(enum.StrEnum):

@@ -101,8 +101,15 @@ def read_message(p: Pass, message: StoredMessage) -> None:
     mark = read_clicks(p, message)
     common = {**message.properties, **p.common}
     size = p.ctx.settings.listrak.page_size
-    for page in paced(p, p.source.iter_activity(p.cfg.id, message.message_id, page_size=size)):
-        _record_rows(p, message.message_id, page, common)
+    # Unless Email Sent is asked for, a row with no activity owes nothing and is neither
+    # parsed, looked up nor stored: most of a broadcast's rows, on every pass.
+    acted_only = SENT not in p.ctx.settings.activity.events
+    pages = p.source.iter_activity(
+        p.cfg.id, message.message_id, page_size=size, acted_only=acted_only
+    )
+    for page in paced(p, pages):
+        p.outcome.rows += page.read
+        _record_rows(p, message.message_id, page.rows, common)
     p.ctx.db.activity.message_read(
         p.cfg.id,
         message.message_id,
@@ -150,14 +157,7 @@ def _less(p: Pass, mark: str | None) -> datetime | None:
 def _record_rows(
     p: Pass, message_id: int, page: list[ActivityRow], common: dict[str, object]
 ) -> None:
-    """Diff one page against the ledger: changed rows and their events, one transaction.
-
-    Unless Email Sent is asked for, a row with no activity owes nothing and is neither
-    looked up nor stored: most of a broadcast's rows, on every pass.
-    """
-    p.outcome.rows += len(page)
-    if SENT not in p.ctx.settings.activity.events:
-        page = [row for row in page if _active(row)]
+    """Diff one page against the ledger: changed rows and their events, one transaction."""
     seen = p.ctx.db.activity.seen(p.cfg.id, message_id, [row.key for row in page])
     changed: dict[str, Seen] = {}
     facts: list[Fact] = []
@@ -170,10 +170,6 @@ def _record_rows(
         facts += row_facts(message_id, before, row, where=p.where, now=now)
         seen[row.key] = changed[row.key] = after
     _record(p, message_id, changed, facts, common)
-
-
-def _active(row: ActivityRow) -> bool:
-    return row.open or row.bounce or row.abuse or row.order_total > 0
 
 
 def _record(
@@ -192,7 +188,9 @@ def _record(
     added = p.ctx.db.activity.record(
         p.cfg.id, message_id, changed, list(events.values()), p.ctx.clock(), sent=baseline
     )
-    p.outcome.recorded += added
+    p.outcome.recorded += len(added)
+    if p.courier is not None:
+        p.courier.page(added)
     for event in events.values():
         p.outcome.events[event.event] = p.outcome.events.get(event.event, 0) + 1
 

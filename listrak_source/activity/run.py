@@ -14,7 +14,8 @@ from operator import attrgetter
 
 from ..config import ListSettings
 from ..delivery.context import ListRun, RunContext
-from ..delivery.deliver import drain
+from ..delivery.courier import Courier
+from ..delivery.deliver import drain, stop_for_outage
 from ..errors import EXIT_FAILED, ListrakError, ListrakSourceError, describe_error
 from ..logs import log_context
 from ..records import Delivery, RunKind, RunResult, RunStatus
@@ -49,8 +50,8 @@ def activity_pass(
 
 
 def _run(p: Pass) -> None:
-    before = p.ctx.db.activity.list_pass(p.cfg.id)
-    mark = before.unsub_mark
+    mark = p.ctx.db.activity.list_pass(p.cfg.id).unsub_mark
+    p.courier = _courier(p)
     try:
         p.common = list_common(p)
         mark = read_unsubscribes(p, mark)
@@ -64,10 +65,14 @@ def _run(p: Pass) -> None:
     except Exception as exc:
         _failed(p, exc)
         raise
+    except BaseException:
+        _abandon(p)
+        raise
     finally:
-        if p.mode != Mode.BASELINE:
+        try:
             _deliver(p)
-        _close(p, mark)
+        finally:
+            _close(p, mark)
 
 
 def _read_messages(p: Pass) -> None:
@@ -85,20 +90,39 @@ def _read_messages(p: Pass) -> None:
                     p.cfg.id, left.message_id, read_at=None, clicks_mark=left.clicks_mark
                 )
             raise
-        if p.mode != Mode.BASELINE:
-            _deliver(p)
 
 
-def _deliver(p: Pass) -> None:
-    """Due events to Segment through the shared delivery loop; an outage ends it."""
-    if p.run.result.outage is not None:
-        return
+def _courier(p: Pass) -> Courier[TrackEvent] | None:
+    """Each page's new events go to Segment while the pass reads on; a baseline sends none."""
+    if p.mode == Mode.BASELINE:
+        return None
     emitter = p.ctx.emitter
 
     def send(events: list[TrackEvent]) -> Delivery:
         return emitter.send((e.message_id, track_message(e)) for e in events)
 
-    drain(p.run, p.ctx.db.activity, send, attrgetter("message_id"))
+    return Courier(p.run, send, p.ctx.db.activity)
+
+
+def _abandon(p: Pass) -> None:
+    """The process is going down: posts in hand are not waited for; the ledger keeps the rest."""
+    if p.courier is not None:
+        p.courier.abandon()
+        p.courier = None
+
+
+def _deliver(p: Pass) -> None:
+    """What the courier was handed, then every event still due (earlier passes' too)."""
+    courier, p.courier = p.courier, None
+    if courier is None:
+        return
+    courier.finish()
+    ledger = p.ctx.db.activity
+    if courier.outage is not None:
+        # Segment failed during the read: what was recorded after is labelled too.
+        stop_for_outage(p.run, courier.outage, p.ctx.clock(), ledger)
+        return
+    drain(p.run, ledger, courier.send, attrgetter("message_id"))
 
 
 def _failed(p: Pass, exc: BaseException) -> None:

@@ -10,8 +10,16 @@ from typing import Any, Protocol, runtime_checkable
 
 from ..config import ListSettings
 from ..delivery.context import ListRun, RunContext
+from ..delivery.courier import Courier
 from ..records import Page
-from ..tracking.records import ActivityOutcome, ActivityRow, Clicker, Link, MessageInfo
+from ..tracking.records import (
+    ActivityOutcome,
+    ActivityPage,
+    Clicker,
+    Link,
+    MessageInfo,
+    TrackEvent,
+)
 
 
 @runtime_checkable
@@ -29,8 +37,8 @@ class ActivitySource(Protocol):
     def get_campaigns(self, list_id: int) -> dict[int, str]: ...
 
     def iter_activity(
-        self, list_id: int, message_id: int, *, page_size: int = 5000
-    ) -> Iterator[list[ActivityRow]]: ...
+        self, list_id: int, message_id: int, *, page_size: int = 5000, acted_only: bool = False
+    ) -> Iterator[ActivityPage]: ...
 
     def get_links(self, list_id: int, message_id: int) -> list[Link]: ...
 
@@ -73,6 +81,8 @@ class Pass:
     outcome: ActivityOutcome
     common: dict[str, Any] = field(default_factory=dict)  # the list's properties
     requests: int = 0
+    # Posts each page's new events while the pass reads on (none in a baseline).
+    courier: Courier[TrackEvent] | None = None
 
     @property
     def ctx(self) -> RunContext:

@@ -1,9 +1,10 @@
-"""Delivery beside the scan: each stored page's changes go to Segment from a thread.
+"""Delivery beside the read: each stored page's new messages go to Segment from a thread.
 
-A first sync otherwise pays for the scan and the delivery one after the other. Posting a
-batch is mostly gzip and the socket, which release the GIL, so a thread that takes each
-page's new messages as soon as the page is committed lets the two overlap, and the rows
-never need to be read back from the state table.
+A first sync or a first activity pass otherwise pays for the read and the delivery one
+after the other. Posting a batch is mostly gzip and the socket, which release the GIL, so a
+thread that takes each page's new messages (identifies, or track events) as soon as the
+page is committed lets the two overlap, and the rows never need to be read back from the
+state table.
 
 The courier only posts; what Segment answered is written by the scanning thread between
 pages, so the two never wait for each other's SQLite write lock. Nothing about
@@ -18,11 +19,13 @@ from __future__ import annotations
 import contextvars
 import queue
 import threading
+from collections.abc import Callable
 from datetime import datetime
+from typing import Generic
 
-from ..records import Change, Delivery, Pending
+from ..records import Delivery
 from .context import ListRun
-from .deliver import record, stop_for_outage
+from .deliver import Queue, Row, record, stop_for_outage
 
 # Pages waiting for the courier; the scan blocks beyond this, so memory stays bounded.
 _DEPTH = 2
@@ -34,14 +37,16 @@ class _End:
     """Put after the last page."""
 
 
-class Courier:
-    """Takes committed pages' changes and delivers them until the scan is over or Segment fails."""
+class Courier(Generic[Row]):
+    """Takes committed pages' messages and delivers them until the read is over or Segment
+    fails; `send` posts a page's rows, and `ledger` records what Segment answered."""
 
-    def __init__(self, run: ListRun) -> None:
+    def __init__(
+        self, run: ListRun, send: Callable[[list[Row]], Delivery], ledger: Queue[Row]
+    ) -> None:
         self.run = run
-        # Old traits a rename still removes go with every message, as in deliver().
-        _, self._retired = run.ctx.db.traits.recorded(run.cfg.id)
-        self._queue: queue.Queue[list[Pending] | _End] = queue.Queue(maxsize=_DEPTH)
+        self.send, self._ledger = send, ledger
+        self._queue: queue.Queue[list[Row] | _End] = queue.Queue(maxsize=_DEPTH)
         self.outage: str | None = None
         self._failure: BaseException | None = None
         # (when, what Segment answered), appended by the courier, written by the scan's thread.
@@ -56,18 +61,11 @@ class Courier:
         """Whether a page handed over now will be posted (no outage or failure stopped us)."""
         return self.outage is None and self._failure is None
 
-    def page(self, changes: list[Change], detected_at: datetime) -> None:
-        """Write the answers so far, then hand over one committed page's changes."""
+    def page(self, rows: list[Row]) -> None:
+        """Write the answers so far, then hand over one committed page's new messages."""
         self._settle()
-        if changes and self.taking():
-            list_id = self.run.cfg.id
-            rows = [
-                Pending(list_id, c.key, c.email, c.subscribed, c.user_id, c.message_id, detected_at)
-                for c in changes
-                if c.message_id is not None
-            ]
-            if rows:
-                self._put(rows)
+        if rows and self.taking():
+            self._put(rows)
 
     def finish(self) -> None:
         """Wait for the courier to deliver what it was handed; re-raise what stopped it."""
@@ -85,9 +83,10 @@ class Courier:
                 now, delivery = self._answers.get_nowait()
             except queue.Empty:
                 return
-            record(self.run, delivery, dict.fromkeys(delivery.rejected, 0), now)
+            # What the courier is handed was never posted before: no attempt is spent yet.
+            record(self.run, delivery, dict.fromkeys(delivery.rejected, 0), now, self._ledger)
             if delivery.outage is not None:
-                stop_for_outage(self.run, delivery.outage, now)
+                stop_for_outage(self.run, delivery.outage, now, self._ledger)
 
     def abandon(self) -> None:
         """The run is being torn down: skip what is queued and do not wait for a post in hand."""
@@ -95,7 +94,7 @@ class Courier:
         self._put(_End())
         self._thread.join(_POLL_SECONDS)
 
-    def _put(self, item: list[Pending] | _End) -> None:
+    def _put(self, item: list[Row] | _End) -> None:
         while self._thread.is_alive():
             try:
                 self._queue.put(item, timeout=_POLL_SECONDS)
@@ -111,9 +110,8 @@ class Courier:
         except BaseException as exc:
             self._failure = exc
 
-    def _deliver(self, rows: list[Pending]) -> None:
-        ctx = self.run.ctx
-        now = ctx.clock()
-        delivery = ctx.emitter.deliver(rows, self.run.cfg.trait_name, self._retired)
+    def _deliver(self, rows: list[Row]) -> None:
+        now = self.run.ctx.clock()
+        delivery = self.send(rows)
         self.outage = delivery.outage
         self._answers.put((now, delivery))

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from ..errors import ListrakAuthError, ListrakError, ListrakProtocolError, ReportingAreaError
-from ..tracking.records import ActivityRow, Clicker, Link, MessageInfo
+from ..tracking.records import ActivityPage, ActivityRow, Clicker, Link, MessageInfo
 
 _DATE_FORMAT = "%Y-%m-%dT%H:%M:%S"
 _REFUSED = frozenset({401, 403})
@@ -61,12 +61,22 @@ class ActivityReads:
         return out
 
     def iter_activity(
-        self: _Getter, list_id: int, message_id: int, *, page_size: int = 5000
-    ) -> Iterator[list[ActivityRow]]:
-        """Every activity row of the message, a page at a time; unreadable rows are left out."""
+        self: _Getter,
+        list_id: int,
+        message_id: int,
+        *,
+        page_size: int = 5000,
+        acted_only: bool = False,
+    ) -> Iterator[ActivityPage]:
+        """Every activity row of the message, a page at a time; unreadable rows are left out.
+
+        `acted_only`: rows that show no activity yet (most of a broadcast's, on every read)
+        are left out before they are parsed."""
         path = f"/List/{list_id}/Message/{message_id}/Activity"
         for data in _reporting(self, path, {"count": str(page_size)}, list_id):
-            yield [row for item in data if (row := parse_activity(item)) is not None]
+            items = [item for item in data if _acted(item)] if acted_only else data
+            rows = [row for item in items if (row := parse_activity(item)) is not None]
+            yield ActivityPage(rows, len(data))
 
     def get_links(self: _Getter, list_id: int, message_id: int) -> list[Link]:
         """The message's tracked links."""
@@ -167,6 +177,16 @@ def parse_activity(item: Any) -> ActivityRow | None:
         order_total=_number(item.get("orderTotal")),
         bounce_reason=_str(item.get("bounceReason")),
     )
+
+
+def _acted(item: Any) -> bool:
+    """Whether a raw row shows what an event comes of: a flag, or an order."""
+    if not isinstance(item, dict):
+        return False
+    if item.get("open") is True or item.get("bounce") is True or item.get("abuse") is True:
+        return True
+    total = item.get("orderTotal")
+    return bool(total) and _number(total) > 0
 
 
 def parse_link(item: Any) -> Link | None:

@@ -25,6 +25,7 @@ from ..tracking.records import (
     StoredMessage,
     TrackEvent,
 )
+from .activity_sql import insert_events, stamps, upsert_rows
 from .rows import CHUNK, chunks, mark_refused, update_by_ids
 from .schema import activity_events, activity_lists, activity_messages, activity_rows, members
 from .transactions import Transactions
@@ -114,15 +115,16 @@ class ActivityLedger:
         now: datetime,
         *,
         sent: bool = False,
-    ) -> int:
-        """Rows as now seen and the events they owe, in one transaction; new events' count.
+    ) -> list[TrackEvent]:
+        """Rows as now seen and the events they owe, in one transaction; the new events, as
+        their track calls will carry them.
 
         An event already in the ledger (the same fact under the same key) is left as it is.
         `sent`: a baseline adopts the events as already in Segment.
         """
         with self.tx.begin() as conn:
             if rows and message_id is not None:
-                _upsert_rows(conn, list_id, message_id, rows)
+                upsert_rows(conn, list_id, message_id, rows)
             return _insert_events(conn, list_id, events, now, sent=sent)
 
     # Delivery: the same shape as the identify outbox
@@ -279,37 +281,14 @@ def _message(r: Any) -> StoredMessage:
     )
 
 
-def _upsert_rows(conn: Connection, list_id: int, message_id: int, rows: Mapping[str, Seen]) -> None:
-    values = [
-        {
-            "list_id": list_id,
-            "message_id": message_id,
-            "email_key": key,
-            "send_date": s.send_date,
-            "opened": s.opened,
-            "bounced": s.bounced,
-            "abused": s.abused,
-            "order_total": s.order_total,
-            "click_count": s.click_count,
-        }
-        for key, s in rows.items()
-    ]
-    stmt = _insert(conn)(activity_rows)
-    changed = ("send_date", "opened", "bounced", "abused", "order_total", "click_count")
-    upsert = stmt.on_conflict_do_update(
-        index_elements=["list_id", "message_id", "email_key"],
-        set_={k: stmt.excluded[k] for k in changed},
-    )
-    # One statement, many parameter sets: compiled once and cached, batched by the driver.
-    conn.execute(upsert, values)
-
-
 def _insert_events(
     conn: Connection, list_id: int, events: Sequence[NewEvent], now: datetime, *, sent: bool
-) -> int:
+) -> list[TrackEvent]:
     fresh = _new_events(conn, list_id, events)
     if not fresh:
-        return 0
+        return []
+    stamp = stamps(conn)
+    at_now, sent_at = stamp(now), stamp(now) if sent else None
     values = [
         {
             "message_id": e.message_id,
@@ -318,20 +297,24 @@ def _insert_events(
             "fact": e.fact,
             "email_key": e.email.lower(),
             "email": e.email,
-            "occurred_at": e.at,
+            "occurred_at": stamp(e.at),
             "properties": _json(e.properties),
-            "detected_at": now,
+            "detected_at": at_now,
             "sent": sent,
-            "sent_at": now if sent else None,
+            "sent_at": sent_at,
             "attempts": 0,
             "dead": False,
         }
         for e in fresh
     ]
     _adopt_spellings(conn, list_id, values)
-    stmt = _insert(conn)(activity_events).on_conflict_do_nothing().returning(E.message_id)
-    # RETURNING counts what was new on both backends (psycopg has no rowcount here).
-    return len(conn.execute(stmt, values).all())
+    # Only what the ledger does not hold is left; the list's lock keeps any other pass from
+    # writing its events meanwhile, so ON CONFLICT is a guard and every row here is new.
+    insert_events(conn, values)
+    return [
+        TrackEvent(e.message_id, e.event, str(v["email"]), e.at, e.properties)
+        for v, e in zip(values, fresh, strict=True)
+    ]
 
 
 def _new_events(conn: Connection, list_id: int, events: Sequence[NewEvent]) -> list[NewEvent]:
@@ -339,7 +322,8 @@ def _new_events(conn: Connection, list_id: int, events: Sequence[NewEvent]) -> l
     # Facts read again (a clicker within the overlap, a row read twice) are most of a quiet
     # pass: one lookup finds them, and the insert that follows takes only what is new.
     known = _known(conn, [e.message_id for e in events])
-    fresh = [e for e in events if e.message_id not in known]
+    # One event per id, as the insert keeps one: a fact named twice in a batch is one fact.
+    fresh = list({e.message_id: e for e in events if e.message_id not in known}.values())
     if not fresh:
         return []
     # A fact the ledger holds under another write key's id (the key changed, and a clicker or

@@ -8,8 +8,9 @@ list's subscribed rows less those.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -28,12 +29,15 @@ from sqlalchemy import (
     update,
 )
 
-from ..records import Change, PageDiff, PageKeys, Stored
+from ..records import Change, PageDiff, PageKeys, Stored, subscription_mark
 from . import page_sql
 from .rows import chunks, new_message, one_of, renew_keys, requeue_subscribed
 from .schema import members, rejects
 from .seen import SeenKeys
 from .transactions import Transactions
+
+# A scan's page from which unchanged contacts are found by their marks (see _unchanged).
+_CURRENT_FROM_PAGE = 3
 
 
 @dataclass(slots=True)
@@ -45,6 +49,13 @@ class _Scan:
     # How many of the seen keys have desired-subscribed rows: the list's subscribed rows
     # less these are the ones the scan missed, counted without reading them.
     subscribed: int = 0
+    pages: int = 0
+    # The subscription marks of the list's desired-subscribed rows, read once the scan is
+    # past its first pages (see Members._unchanged).
+    current: SeenKeys | None = None
+    # Keys whose row this scan unsubscribed: not seen (only subscribed contacts are), so a
+    # later page may hold them again, and their mark may be older than their row.
+    dropped: set[str] = field(default_factory=set)
 
 
 class Members:
@@ -65,7 +76,7 @@ class Members:
         list_id: int,
         run_id: int,
         keys: PageKeys,
-        differ: Callable[[Mapping[str, Stored]], PageDiff],
+        differ: Callable[[Mapping[str, Stored], Collection[str]], PageDiff],
         detected_at: datetime,
         *,
         posting: bool = False,
@@ -74,20 +85,59 @@ class Members:
         in one transaction: together or not at all. Its subscribed contacts count as seen
         by the run once that transaction is committed; a page with no change writes nothing.
 
-        `posting`: the changes go to Segment as soon as this commits, so their rows are in
-        doubt from now on (see members.in_doubt), before anything is posted.
+        `differ` is given the stored rows and the keys of contacts known unchanged, which
+        it leaves out: their rows are not read. `posting`: the changes go to Segment as soon
+        as this commits, so their rows are in doubt from now on (see members.in_doubt),
+        before anything is posted.
         """
         scan = self._scan(list_id, run_id)
         codes = scan.seen.codes(keys.subscribed)
         earlier = self._earlier(scan.seen, keys, codes)
+        same = self._unchanged(scan, list_id, keys, earlier)
         with self.tx.begin() as conn:
-            stored = self._load(conn, list_id, run_id, keys, earlier)
-            page = differ(stored)
+            stored = self._load(conn, list_id, run_id, keys, earlier, same=same)
+            page = differ(stored, same)
             self._record(conn, list_id, run_id, page, detected_at, posting=posting)
         scan.seen.insert(codes)
+        scan.dropped.update(c.key for c in page.changes if not c.subscribed)
+        scan.subscribed += len(same)
         scan.subscribed += _newly_subscribed(keys.subscribed, stored, page.changes, earlier)
         self._track_growth(sum(1 for c in page.changes if c.is_new))
         return page
+
+    def _unchanged(
+        self, scan: _Scan, list_id: int, keys: PageKeys, earlier: set[str]
+    ) -> frozenset[str]:
+        """The page's subscribed contacts whose stored row says what Listrak says now.
+
+        Most of a re-sync's contacts: found by their mark in the scan's set, they are
+        neither read nor diffed. The set is one read of the list's subscribed rows, made at
+        the scan's third page, so a run of a page or two (an incremental one) never pays
+        for it. A key this scan saw before, or twice in the page, or also unsubscribed in
+        it, goes the stored rows' way, where the diff refuses the duplicate; so does one
+        whose row this scan has unsubscribed since.
+        """
+        scan.pages += 1
+        if keys.marks is None or scan.pages < _CURRENT_FROM_PAGE:
+            return frozenset()
+        if scan.current is None:
+            scan.current = self._current(list_id, user_ids=keys.user_ids)
+        current = scan.current
+        marked = [(k, m) for k, m in zip(keys.subscribed, keys.marks, strict=True) if m]
+        hits = current.present(current.codes(m for _, m in marked))
+        same = {k for (k, _), hit in zip(marked, hits, strict=True) if hit}
+        if len(set(keys.subscribed)) != len(keys.subscribed):
+            same -= {k for k, n in Counter(keys.subscribed).items() if n > 1}
+        return frozenset(same - earlier - scan.dropped - set(keys.unsubscribed))
+
+    def _current(self, list_id: int, *, user_ids: bool) -> SeenKeys:
+        """The marks of the list's desired-subscribed rows, as they are now."""
+        current = SeenKeys(self._size_hint(list_id))
+        with self.tx.read() as conn:
+            for rows in page_sql.subscribed_rows(conn, list_id, with_user_id=True):
+                marks = (subscription_mark(k, u if user_ids else None) for k, u in rows)
+                current.insert(current.codes(marks))
+        return current
 
     def _scan(self, list_id: int, run_id: int) -> _Scan:
         """This run's scan; it has seen nobody until its first page is stored (a new run of
@@ -128,11 +178,18 @@ class Members:
 
     @staticmethod
     def _load(
-        conn: Connection, list_id: int, run_id: int, keys: PageKeys, earlier: set[str]
+        conn: Connection,
+        list_id: int,
+        run_id: int,
+        keys: PageKeys,
+        earlier: set[str],
+        *,
+        same: frozenset[str],
     ) -> dict[str, Stored]:
-        """The page's stored rows; one this run has seen already carries its run id, which
-        makes the contact a duplicate to the diff."""
-        rows = page_sql.load_rows(conn, list_id, [*keys.subscribed, *keys.unsubscribed])
+        """The page's stored rows but those known unchanged; one this run has seen already
+        carries its run id, which makes the contact a duplicate to the diff."""
+        wanted = [k for k in keys.subscribed if k not in same] if same else keys.subscribed
+        rows = page_sql.load_rows(conn, list_id, [*wanted, *keys.unsubscribed])
         return {
             # Positional: a million of these per re-sync, and keywords cost twice as much.
             key: Stored(

@@ -92,13 +92,16 @@ def subscribed_rows(
     list_id: int,
     *,
     with_email: bool = False,
+    with_user_id: bool = False,
     keys: Sequence[str] | None = None,
     missed_by: int | None = None,
 ) -> Iterator[list[Any]]:
-    """The list's desired-subscribed rows as (email_key,) or (email_key, email), a chunk at
-    a time; only these keys, or only those the run `missed_by` missed, when given."""
+    """The list's desired-subscribed rows as (email_key,), (email_key, email) or
+    (email_key, desired_user_id), a chunk at a time; only these keys, or only those the
+    run `missed_by` missed, when given."""
     mark = _mark(conn)
     columns = "email_key, email" if with_email else "email_key"
+    columns = "email_key, desired_user_id" if with_user_id else columns
     true = "true" if _is_postgres(conn) else "1"
     sql = f"SELECT {columns} FROM members WHERE list_id = {mark} AND desired_subscribed = {true}"
     params: list[Any] = [list_id]

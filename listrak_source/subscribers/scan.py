@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 
 from ..delivery.context import ListRun
@@ -110,9 +110,10 @@ def store_page(run: ListRun, page: Page, *, on_list: bool) -> None:
     """Store one page; `on_list`: a Subscribed scan returned it, so all of it is on the list."""
     ctx, cfg, result = run.ctx, run.cfg, run.result
 
-    def differ(stored: Mapping[str, Stored]) -> PageDiff:
+    def differ(stored: Mapping[str, Stored], same: Collection[str]) -> PageDiff:
+        contacts = [c for c in page.contacts if c.key not in same] if same else page.contacts
         diff = diff_page(
-            page.contacts,
+            contacts,
             stored,
             user_id_field=cfg.user_id_field,
             run_id=result.run_id,
@@ -125,7 +126,9 @@ def store_page(run: ListRun, page: Page, *, on_list: bool) -> None:
     # A run whose lock has gone writes nothing more: another worker may hold the list now.
     run.lock.verify()
     detected_at = ctx.clock()
-    keys = PageKeys.of(page.contacts, page.rejects if on_list else ())
+    keys = PageKeys.of(
+        page.contacts, page.rejects if on_list else (), user_id_field=cfg.user_id_field
+    )
     diff = ctx.db.members.save_page(
         cfg.id, result.run_id, keys, differ, detected_at, posting=run.posting()
     )

@@ -18,7 +18,16 @@ from ..errors import (
     describe_error,
 )
 from ..logs import log_context
-from ..records import ListState, RunKind, RunResult, RunStatus, ScanSpec
+from ..records import (
+    Change,
+    Delivery,
+    ListState,
+    Pending,
+    RunKind,
+    RunResult,
+    RunStatus,
+    ScanSpec,
+)
 from .confirm import confirm_unseen
 from .plan import FULL, latest_usable, next_mark, plan_scans
 from .scan import scan
@@ -180,13 +189,33 @@ def _run(
     run.ctx.db.traits.retire_done(run.cfg.id)
 
 
-def _courier(run: ListRun) -> Courier | None:
+def _courier(run: ListRun) -> Courier[Pending] | None:
     """A sync delivers each page's changes while it scans the next; other kinds after."""
     if run.result.kind != RunKind.SYNC:
         return None
-    courier = Courier(run)
-    run.on_stored, run.posting = courier.page, courier.taking
+    ctx, cfg = run.ctx, run.cfg
+    # Old traits a rename still removes go with every message, as in deliver().
+    _, retired = ctx.db.traits.recorded(cfg.id)
+
+    def send(rows: list[Pending]) -> Delivery:
+        return ctx.emitter.deliver(rows, cfg.trait_name, retired)
+
+    courier = Courier(run, send, ctx.db.outbox)
+
+    def stored(changes: list[Change], detected_at: datetime) -> None:
+        courier.page(_pending(cfg.id, changes, detected_at))
+
+    run.on_stored, run.posting = stored, courier.taking
     return courier
+
+
+def _pending(list_id: int, changes: list[Change], detected_at: datetime) -> list[Pending]:
+    """A committed page's changes that carry a message, as the outbox's due rows."""
+    return [
+        Pending(list_id, c.key, c.email, c.subscribed, c.user_id, c.message_id, detected_at)
+        for c in changes
+        if c.message_id is not None
+    ]
 
 
 def _scan_and_confirm(

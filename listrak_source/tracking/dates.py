@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, tzinfo
+from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DEFAULT_ZONE = "America/New_York"
@@ -16,6 +17,8 @@ def zone(name: str) -> tzinfo:
         raise ValueError(f"{name!r} is not an IANA time zone name") from None
 
 
+# Every row of a message carries its sendDate: read each string once.
+@lru_cache(maxsize=4096)
 def to_utc(raw: str | None, where: tzinfo) -> datetime | None:
     """A Listrak date as aware UTC; None for a missing or unreadable one.
 

@@ -45,6 +45,13 @@ class ActivityRow(NamedTuple):
         return self.email.strip().lower()
 
 
+class ActivityPage(NamedTuple):
+    """One page of a message's activity: the rows kept, and how many the page held."""
+
+    rows: list[ActivityRow]
+    read: int
+
+
 class Seen(NamedTuple):
     """What the ledger keeps of a row, merged over every read: flags only turn true and the
     order total only rises, so a stale read after a newer one changes nothing."""

@@ -37,10 +37,13 @@ from .records import (
     Seen,
 )
 
+# One encoder for every key: json.dumps with options builds a new one per call.
+_KEY = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
 
 def fact_key(*parts: object) -> str:
     """An unambiguous key from raw values (an address may hold any character)."""
-    return json.dumps(parts, separators=(",", ":"), ensure_ascii=False)
+    return _KEY.encode(parts)
 
 
 def merge(before: Seen | None, row: ActivityRow) -> Seen:

@@ -6,9 +6,12 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from listrak_source.errors import ReportingAreaError
 from listrak_source.listrak import ListrakClient
+from listrak_source.listrak.activity import _acted, parse_activity
 from listrak_source.simulator import ListrakSimulator
 
 LIST, MSG = 1001, 501
@@ -48,7 +51,7 @@ def test_rows_links_and_clickers(sim: ListrakSimulator, client: ListrakClient) -
     sim.advance(timedelta(hours=2))
     sim.click(LIST, MSG, 42, PEOPLE[1])
     sim.convert(LIST, MSG, PEOPLE[1], 12.5)
-    rows = [row for page in client.iter_activity(LIST, MSG, page_size=2) for row in page]
+    rows = [row for page in client.iter_activity(LIST, MSG, page_size=2) for row in page.rows]
     assert len(rows) == len(PEOPLE)
     (clicked,) = [row for row in rows if row.click]
     assert (clicked.email, clicked.open, clicked.order_total, clicked.click_count) == (
@@ -57,6 +60,9 @@ def test_rows_links_and_clickers(sim: ListrakSimulator, client: ListrakClient) -
         12.5,
         1,
     )
+    acted = list(client.iter_activity(LIST, MSG, page_size=2, acted_only=True))
+    assert sum(page.read for page in acted) == len(PEOPLE)
+    assert [row.email for page in acted for row in page.rows] == [r.email for r in rows if r.open]
     (link,) = client.get_links(LIST, MSG)
     assert link.link_id == 42 and link.url == "https://shop.test/a"
     pages = list(client.iter_clickers(LIST, MSG, 42, start=datetime(2026, 3, 1)))
@@ -73,3 +79,30 @@ def test_no_reporting_area_names_it(
         list(client.iter_activity(LIST, MSG))
     assert caught.value.exit_code == 2
     assert list(client.iter_messages(LIST))  # the other routes still work
+
+
+_RAW = st.fixed_dictionaries(
+    {"emailAddress": st.sampled_from(["a@x.io", " B@x.io ", "nope", 7])},
+    optional={
+        name: st.one_of(st.booleans(), st.none(), st.just("true"), st.just(1))
+        for name in ("open", "bounce", "abuse", "click", "unsubscribe")
+    }
+    | {
+        "orderTotal": st.one_of(
+            st.none(),
+            st.booleans(),
+            st.just("12.5"),
+            st.integers(-5, 5),
+            st.floats(allow_nan=True, allow_infinity=True),
+        )
+    },
+)
+
+
+@given(item=st.one_of(_RAW, st.none(), st.just([])))
+def test_rows_left_out_unparsed_are_exactly_the_rows_that_owe_nothing(item: object) -> None:
+    """The filter before parsing keeps a row exactly when its parsed form shows activity."""
+    row = parse_activity(item)
+    owes = row is not None and (row.open or row.bounce or row.abuse or row.order_total > 0)
+    assert _acted(item) or not owes
+    assert not _acted(item) or row is None or owes

@@ -4,7 +4,7 @@ matches what is stored writes nothing, and the run remembers whom its scan saw."
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
 
 import pytest
@@ -27,8 +27,9 @@ def store(engine: Engine) -> Database:
 def save(store: Database, run_id: int, contacts: list[Contact]) -> PageDiff:
     ids = (f"m-{run_id}-{n}" for n in itertools.count())
 
-    def differ(stored: Mapping[str, Stored]) -> PageDiff:
-        return diff_page(contacts, stored, user_id_field=None, run_id=run_id, new_id=ids.__next__)
+    def differ(stored: Mapping[str, Stored], same: Collection[str]) -> PageDiff:
+        fresh = [c for c in contacts if c.key not in same]
+        return diff_page(fresh, stored, user_id_field=None, run_id=run_id, new_id=ids.__next__)
 
     return store.members.save_page(LIST, run_id, PageKeys.of(contacts), differ, NOW)
 
@@ -72,7 +73,7 @@ def test_a_contact_twice_in_one_scan_is_refused_the_second_time(store: Database)
 def test_a_page_that_fails_to_diff_counts_nobody_as_seen(store: Database) -> None:
     save(store, 1, [Contact("a@x.io", True)])
 
-    def broken(_stored: Mapping[str, Stored]) -> PageDiff:
+    def broken(_stored: Mapping[str, Stored], _same: Collection[str]) -> PageDiff:
         raise RuntimeError("diff failed")
 
     with pytest.raises(RuntimeError):
@@ -121,7 +122,7 @@ def test_the_unseen_are_counted_right_past_duplicates_and_unreadable_contacts(
     save(store, 2, [Contact("a@x.io", True)])
     # Unreadable but on the list, then readable on a later page: stored once, and seen.
     unreadable = PageKeys.of([], [Reject("bad field", email="New@x.io")])
-    store.members.save_page(LIST, 2, unreadable, lambda _stored: PageDiff(), NOW)
+    store.members.save_page(LIST, 2, unreadable, lambda _stored, _same: PageDiff(), NOW)
     assert [c.key for c in save(store, 2, [Contact("new@x.io", True)]).changes] == ["new@x.io"]
     assert store.members.count_unseen(LIST, 2) == (2, 4)  # b and c, of a, b, c and new
     save(store, 2, [Contact("b@x.io", True), Contact("c@x.io", True)])
