@@ -4,16 +4,18 @@ Random Listrak activity between runs (messages sent to part of the list, opens, 
 after the open, bounces, complaints, orders that grow a row's total, unsubscribes), rows
 that change and move while a pass pages them, Listrak failing mid-pass, Segment behaviours
 (accepting, refusing one contact, refusing all, keeping a batch and losing the answer, an
-outage, a 5xx), a refused Reporting area, a stop signal and a kill at a random transaction;
-now and then a backfill instead of a sync, and a migration that adopts the history with a
-baseline first. The truth is what Listrak's cumulative rows imply, by the event table: an
-open, a bounce and a complaint once per (message, contact), each clicker row once, the
-conversions of a row summing to its orderTotal, each unsubscribe once.
+outage, a 5xx), a refused Reporting area, a request budget too small for the pass, a stop
+signal and a kill at a random transaction; now and then a backfill instead of a sync, and a
+migration that adopts the history with a baseline first. The truth is what Listrak's
+cumulative rows imply, by the event table: an open, a bounce and a complaint once per
+(message, contact), each clicker row once, the conversions of a row summing to its
+orderTotal, each unsubscribe once.
 
 After every run: no messageId carries two contents, no fact is under two ids, nothing is
 sent that Listrak does not imply and every event carries its fact's time; a sync that says
-`ok` has sent every fact that existed when it started; and once everything is healthy
-again, a sync says `ok` and the sink holds exactly the truth.
+`ok` has sent every fact that existed when it started (unless rows moved while it paged
+them by offset: a row Listrak's pages then hid is the next pass's); and once everything is
+healthy again, a sync says `ok` and the sink holds exactly the truth.
 """
 
 from __future__ import annotations
