@@ -57,7 +57,9 @@ def _run(p: Pass) -> None:
         mark = read_unsubscribes(p, mark)
         _read_messages(p)
     except BudgetSpent:
-        pass
+        # The budget, or a stop, ended the pass: what it did not reach waits for the next,
+        # even when that was every message (the list and the unsubscribes took it all).
+        p.outcome.status = "partial"
     except ListrakError as exc:
         _failed(p, exc)
     except Exception as exc:

@@ -137,6 +137,9 @@ class ListrakFaults:
         self.refuse_reporting: int | None = None
         self.shift_activity = False
         self.on_activity_page: Callable[[int, int], None] | None = None
+        # A hook that runs with each API request's path before it is answered: a test plans
+        # a failure for that very request, or sends a signal, at the request it chooses.
+        self.on_request: Callable[[str], None] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -241,6 +241,9 @@ class ListrakSimulator(Store, ActivityRoutes, Lifecycle):
 
     def _api(self, req: Request) -> Response:
         self._apply_imports(due_only=True)
+        hook = self.faults.on_request
+        if hook is not None:
+            hook(req.path)
         fault = self.faults.take_api()
         if fault is not None:
             raise _injected(fault)

@@ -204,6 +204,25 @@ def test_a_short_budget_reads_the_newest_first_and_the_rest_next(
     assert_each_once(sink)
 
 
+def test_a_budget_spent_before_any_message_is_read_is_not_ok(
+    tmp_path: Path, sim: ListrakSimulator, sink: SegmentSink, db_url: str, capsys: Any
+) -> None:
+    emails = broadcast(sim, 5)
+    sim.open(LIST, MSG, emails[0])
+    # The list and the unsubscribes take the whole budget: the open message is not reached.
+    extra = "[activity]\nmax_requests = 2\n"
+    config = activity_config(tmp_path, sim, sink, db_url, extra=extra)
+    assert run_cli(config, "sync") == 1
+    assert tracks(sink) == []
+    capsys.readouterr()
+    run_cli(config, "status", "--json")
+    (row,) = json.loads(capsys.readouterr().out)["activity"]
+    assert row["last_pass_status"] == "partial"
+    config.write_text(config.read_text().replace("max_requests = 2", "max_requests = 1000"))
+    assert run_cli(config, "sync") == 0
+    assert names(tracks(sink)) == {"Email Opened": 1}
+
+
 def test_email_sent_on_request_and_a_dry_run_prints_tracks(
     tmp_path: Path, sim: ListrakSimulator, sink: SegmentSink, db_url: str, capsys: Any
 ) -> None:
