@@ -156,7 +156,7 @@ def _close(p: Pass, mark: str | None) -> None:
         mark,
     )
     p.ctx.db.activity.save_pass(done)
-    log.info("list %s: %s", p.cfg.id, outcome.describe())
+    log.info("list %s: %s", p.cfg.id, outcome.describe(dry_run=p.ctx.dry_run))
 
 
 def follow_sync(ctx: RunContext, cfg: ListSettings, result: RunResult) -> ActivityOutcome | None:
@@ -183,7 +183,7 @@ def follow_sync(ctx: RunContext, cfg: ListSettings, result: RunResult) -> Activi
 def join(result: RunResult, outcome: ActivityOutcome) -> None:
     """The activity pass's outcome, told in the run's note and counted in its status."""
     if outcome.status != "failed":
-        result.add_note(outcome.describe())
+        result.add_note(outcome.describe(dry_run=result.kind == RunKind.DRY_RUN))
     if outcome.status == "ok":
         return
     if result.status == RunStatus.OK:

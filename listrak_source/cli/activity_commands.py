@@ -48,7 +48,7 @@ def _activity(args: argparse.Namespace, mode: Mode) -> int:
                 outcomes.append(ActivityOutcome(cfg.id, "skipped", str(exc), EXIT_FAILED))
     out = sys.stderr if args.dry_run else sys.stdout
     for outcome in outcomes:
-        print(f"list {outcome.list_id}: {outcome.describe()}", file=out)
+        print(f"list {outcome.list_id}: {outcome.describe(dry_run=args.dry_run)}", file=out)
     return _exit_status(outcomes)
 
 

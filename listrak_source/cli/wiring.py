@@ -179,7 +179,14 @@ def context_over(
     )
     with listrak_client(settings, stop) as client, _state(engine, dry_run=dry_run) as db:
         yield RunContext(
-            settings, db, client, emitter, new_holder(), stop=stop, on_progress=on_progress
+            settings,
+            db,
+            client,
+            emitter,
+            new_holder(),
+            stop=stop,
+            on_progress=on_progress,
+            dry_run=dry_run,
         )
 
 

@@ -80,6 +80,8 @@ class RunContext:
     stop: threading.Event = field(default_factory=threading.Event)
     # Called with (stage, count) after each page and each delivery chunk.
     on_progress: Callable[[str, int], None] | None = None
+    # The emitter prints instead of sending, and the database keeps nothing.
+    dry_run: bool = False
 
 
 @dataclass

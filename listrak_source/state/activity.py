@@ -13,7 +13,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Connection, and_, bindparam, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Update,
+    and_,
+    bindparam,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..records import RetryPolicy
@@ -26,7 +36,7 @@ from ..tracking.records import (
     TrackEvent,
 )
 from .activity_sql import insert_events, stamps, upsert_rows
-from .rows import CHUNK, chunks, mark_refused, update_by_ids
+from .rows import CHUNK, chunks, mark_refused, one_of, update_by_ids
 from .schema import activity_events, activity_lists, activity_messages, activity_rows, members
 from .transactions import Transactions
 
@@ -149,17 +159,18 @@ class ActivityLedger:
         self, list_id: int, message_ids: Sequence[str], now: datetime | None = None
     ) -> int:
         """Segment accepted these events: they are sent, for good."""
-        stmt = (
-            update(activity_events)
-            .where(E.list_id == list_id, E.message_id.in_(bindparam("ids", expanding=True)))
-            .values(
-                sent=True,
-                sent_at=now or datetime.now(UTC),
-                next_attempt_at=None,
-                last_error=None,
-            )
-        )
-        return update_by_ids(self.tx, stmt, message_ids)
+        values = {
+            "sent": True,
+            "sent_at": now or datetime.now(UTC),
+            "next_attempt_at": None,
+            "last_error": None,
+        }
+
+        def build(conn: Connection) -> Update:
+            where = E.list_id == list_id, one_of(conn, E.message_id, "ids")
+            return update(activity_events).where(*where).values(values)
+
+        return update_by_ids(self.tx, build, message_ids)
 
     def mark_rejected(
         self,

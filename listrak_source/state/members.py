@@ -53,6 +53,9 @@ class _Scan:
     # The subscription marks of the list's desired-subscribed rows, read once the scan is
     # past its first pages (see Members._unchanged).
     current: SeenKeys | None = None
+    # The list had no row when the scan began: every row is then one this scan stored,
+    # of a key it saw before (a first sync reads no row of its own pages).
+    fresh: bool = False
     # Keys whose row this scan unsubscribed: not seen (only subscribed contacts are), so a
     # later page may hold them again, and their mark may be older than their row.
     dropped: set[str] = field(default_factory=set)
@@ -94,8 +97,9 @@ class Members:
         codes = scan.seen.codes(keys.subscribed)
         earlier = self._earlier(scan.seen, keys, codes)
         same = self._unchanged(scan, list_id, keys, earlier)
+        wanted = _to_read(scan, keys, earlier, same)
         with self.tx.begin() as conn:
-            stored = self._load(conn, list_id, run_id, keys, earlier, same=same)
+            stored = self._load(conn, list_id, run_id, wanted, earlier)
             page = differ(stored, same)
             self._record(conn, list_id, run_id, page, detected_at, posting=posting)
         scan.seen.insert(codes)
@@ -144,7 +148,10 @@ class Members:
         the list drops the last one's)."""
         scan = self._scans.get(list_id)
         if scan is None or scan.run_id != run_id:
-            scan = self._scans[list_id] = _Scan(run_id, SeenKeys(self._size_hint(list_id)))
+            scan = _Scan(run_id, SeenKeys(self._size_hint(list_id)))
+            with self.tx.read() as conn:
+                scan.fresh = not page_sql.has_rows(conn, list_id)
+            self._scans[list_id] = scan
         return scan
 
     def end_scan(self, list_id: int) -> None:
@@ -178,18 +185,11 @@ class Members:
 
     @staticmethod
     def _load(
-        conn: Connection,
-        list_id: int,
-        run_id: int,
-        keys: PageKeys,
-        earlier: set[str],
-        *,
-        same: frozenset[str],
+        conn: Connection, list_id: int, run_id: int, wanted: list[str], earlier: set[str]
     ) -> dict[str, Stored]:
-        """The page's stored rows but those known unchanged; one this run has seen already
-        carries its run id, which makes the contact a duplicate to the diff."""
-        wanted = [k for k in keys.subscribed if k not in same] if same else keys.subscribed
-        rows = page_sql.load_rows(conn, list_id, [*wanted, *keys.unsubscribed])
+        """These keys' stored rows; one this run has seen already carries its run id, which
+        makes the contact a duplicate to the diff."""
+        rows = page_sql.load_rows(conn, list_id, wanted) if wanted else []
         return {
             # Positional: a million of these per re-sync, and keywords cost twice as much.
             key: Stored(
@@ -375,6 +375,15 @@ class Members:
         """Backfill: every subscribed row pending again, each under a fresh message id."""
         with self.tx.begin() as conn:
             return requeue_subscribed(conn, list_id, detected_at, new_id)
+
+
+def _to_read(scan: _Scan, keys: PageKeys, earlier: set[str], same: frozenset[str]) -> list[str]:
+    """The page's keys whose stored rows the diff needs: none known unchanged, and on a
+    list that was empty when the scan began only those the scan stored before."""
+    wanted = [*keys.subscribed, *keys.unsubscribed]
+    if scan.fresh:
+        return [k for k in wanted if k in earlier]
+    return [k for k in wanted if k not in same] if same else wanted
 
 
 def _newly_subscribed(

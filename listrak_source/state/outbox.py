@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, bindparam, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Update, and_, or_, select, update
 
 from ..records import Pending, RetryPolicy
-from .rows import CHUNK, carrying_message, chunks, clean_slate, mark_refused, update_by_ids
+from .rows import CHUNK, carrying_message, clean_slate, mark_refused, one_of, update_by_ids
 from .schema import members
 from .transactions import Transactions
 
@@ -63,30 +63,21 @@ class Outbox:
         """These messages are about to be posted: from now on Segment may hold them, even
         if no answer comes back, so their rows are in doubt until one is accepted."""
         c = members.c
-        stmt = (
-            update(members)
-            .where(
-                c.list_id == list_id,
-                c.message_id.in_(bindparam("ids", expanding=True)),
-                c.in_doubt.is_(False),
-            )
-            .values(in_doubt=True)
-        )
-        with self.tx.begin() as conn:
-            for chunk in chunks(message_ids):
-                conn.execute(stmt, {"ids": list(chunk)})
+
+        def build(conn: Connection) -> Update:
+            where = c.list_id == list_id, one_of(conn, c.message_id, "ids"), c.in_doubt.is_(False)
+            return update(members).where(*where).values(in_doubt=True)
+
+        update_by_ids(self.tx, build, message_ids)
 
     def mark_sent(self, list_id: int, message_ids: Sequence[str]) -> int:
         """sent := desired, only where the row still carries the message Segment accepted."""
-        stmt = (
-            update(members)
-            .where(
-                members.c.list_id == list_id,
-                members.c.message_id.in_(bindparam("ids", expanding=True)),
-            )
-            .values(**_ACCEPTED)
-        )
-        return update_by_ids(self.tx, stmt, message_ids)
+
+        def build(conn: Connection) -> Update:
+            where = members.c.list_id == list_id, one_of(conn, members.c.message_id, "ids")
+            return update(members).where(*where).values(**_ACCEPTED)
+
+        return update_by_ids(self.tx, build, message_ids)
 
     def mark_rejected(
         self,

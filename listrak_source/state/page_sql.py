@@ -115,6 +115,12 @@ def subscribed_rows(
         yield _fetch(conn, f"{sql} AND {condition}", (*params, *batch))
 
 
+def has_rows(conn: Connection, list_id: int) -> bool:
+    """Whether the list has any row at all."""
+    sql = f"SELECT 1 FROM members WHERE list_id = {_mark(conn)} LIMIT 1"
+    return bool(_fetch(conn, sql, (list_id,)))
+
+
 def load_rows(conn: Connection, list_id: int, keys: Sequence[str]) -> list[Row]:
     """The stored rows of these contacts (see Row): a read, which writes nothing.
 

@@ -170,11 +170,14 @@ def _refusal(
     }
 
 
-def update_by_ids(tx: Transactions, stmt: Update, message_ids: Sequence[str]) -> int:
-    """Run an UPDATE bound to `ids` over the message ids, a chunk at a time, in one
-    transaction; rows changed."""
+def update_by_ids(
+    tx: Transactions, build: Callable[[Connection], Update], message_ids: Sequence[str]
+) -> int:
+    """Run the UPDATE `build` makes for the connection, bound to `ids` (see `one_of`), over
+    the message ids a chunk at a time, in one transaction; rows changed."""
     done = 0
     with tx.begin() as conn:
+        stmt = build(conn)
         for chunk in chunks(message_ids):
             done += conn.execute(stmt, {"ids": list(chunk)}).rowcount
     return done

@@ -180,11 +180,12 @@ class ActivityOutcome:
     outage: str | None = None
     events: dict[str, int] = field(default_factory=dict)  # recorded this pass, by name
 
-    def describe(self) -> str:
-        """One line for `sync` and the logs."""
+    def describe(self, *, dry_run: bool = False) -> str:
+        """One line for `sync` and the logs; a dry run says what a real run would send."""
+        sent = f"would send {self.delivered}" if dry_run else f"{self.delivered} sent"
         line = (
             f"activity {self.status}: {self.messages} message(s) read, {self.recorded} "
-            f"event(s) recorded, {self.delivered} sent"
+            f"event(s) recorded, {sent}"
         )
         extra = [
             f"{self.deferred} message(s) wait for the next pass" if self.deferred else "",

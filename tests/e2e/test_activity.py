@@ -232,12 +232,18 @@ def test_email_sent_on_request_and_a_dry_run_prints_tracks(
     config = activity_config(tmp_path, sim, sink, db_url, extra=extra)
     capsys.readouterr()
     assert run_cli(config, "sync", "--dry-run") == 0
-    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    shown = capsys.readouterr()
+    printed = [json.loads(line) for line in shown.out.splitlines()]
     assert names([m for m in printed if m["type"] == "track"]) == {
         "Email Sent": 5,
         "Email Opened": 1,
     }
     assert sink.messages == []
+    # A dry run says what a real run would send, never that it sent anything.
+    assert "would send 6" in shown.err and " sent" not in shown.err
+    assert run_cli(config, "activity-backfill", "--since", "2020-01-01", "--dry-run") == 0
+    backfill = capsys.readouterr().err
+    assert "would send 6" in backfill and " sent" not in backfill
     assert run_cli(config, "sync") == 0
     sent = [m for m in tracks(sink) if m["event"] == "Email Sent"]
     assert len(sent) == 5 and sent[0]["timestamp"] == opened_or_sent_at(sim)
