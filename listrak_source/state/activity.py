@@ -18,7 +18,6 @@ from sqlalchemy import (
     Connection,
     Update,
     and_,
-    bindparam,
     func,
     or_,
     select,
@@ -35,9 +34,16 @@ from ..tracking.records import (
     StoredMessage,
     TrackEvent,
 )
-from .activity_sql import insert_events, stamps, upsert_rows
-from .rows import CHUNK, chunks, mark_refused, one_of, update_by_ids
-from .schema import activity_events, activity_lists, activity_messages, activity_rows, members
+from .activity_sql import (
+    column_by_key,
+    insert_events,
+    known_ids,
+    seen_rows,
+    stamps,
+    upsert_rows,
+)
+from .rows import CHUNK, mark_refused, one_of, update_by_ids
+from .schema import activity_events, activity_lists, activity_messages, activity_rows
 from .transactions import Transactions
 
 E, M, R, L = activity_events.c, activity_messages.c, activity_rows.c, activity_lists.c
@@ -102,19 +108,8 @@ class ActivityLedger:
 
     def seen(self, list_id: int, message_id: int, keys: Sequence[str]) -> dict[str, Seen]:
         """The rows as last seen, for one page's addresses."""
-        query = select(
-            R.email_key, R.send_date, R.opened, R.bounced, R.abused, R.order_total, R.click_count
-        ).where(
-            R.list_id == list_id,
-            R.message_id == message_id,
-            R.email_key.in_(bindparam("keys", expanding=True)),
-        )
-        out: dict[str, Seen] = {}
         with self.tx.read() as conn:
-            for chunk in chunks(keys):
-                for key, send, o, b, a, total, clicks in conn.execute(query, {"keys": chunk}):
-                    out[key] = Seen(send, bool(o), bool(b), bool(a), float(total), int(clicks))
-        return out
+            return seen_rows(conn, list_id, message_id, keys)
 
     def record(
         self,
@@ -332,26 +327,20 @@ def _new_events(conn: Connection, list_id: int, events: Sequence[NewEvent]) -> l
     """The events whose fact the ledger does not hold yet."""
     # Facts read again (a clicker within the overlap, a row read twice) are most of a quiet
     # pass: one lookup finds them, and the insert that follows takes only what is new.
-    known = _known(conn, [e.message_id for e in events])
+    known = known_ids(conn, [e.message_id for e in events])
     # One event per id, as the insert keeps one: a fact named twice in a batch is one fact.
     fresh = list({e.message_id: e for e in events if e.message_id not in known}.values())
     if not fresh:
         return []
     # A fact the ledger holds under another write key's id (the key changed, and a clicker or
     # an unsubscribe within the overlap is read again) was sent already: it is not new.
-    recorded = _recorded_facts(conn, list_id, [e.email.lower() for e in fresh])
+    recorded = _recorded_facts(conn, list_id, list({e.email.lower() for e in fresh}))
     return [e for e in fresh if e.fact not in recorded]
 
 
 def _recorded_facts(conn: Connection, list_id: int, keys: Sequence[str]) -> set[str]:
     """The facts the ledger holds for these contacts of the list (found by the email index)."""
-    query = select(E.fact).where(
-        E.list_id == list_id, E.email_key.in_(bindparam("keys", expanding=True))
-    )
-    found: set[str] = set()
-    for chunk in chunks(list(set(keys))):
-        found.update(conn.execute(query, {"keys": list(chunk)}).scalars())
-    return found
+    return {fact for _, fact in column_by_key(conn, "activity_events", "fact", list_id, keys)}
 
 
 def _adopt_spellings(conn: Connection, list_id: int, values: list[dict[str, Any]]) -> None:
@@ -359,33 +348,10 @@ def _adopt_spellings(conn: Connection, list_id: int, values: list[dict[str, Any]
     subscriber row keeps, else the one its earlier events carried, else the first read here.
     anonymousId is case-sensitive in Segment: another spelling would be another profile."""
     keys = list({v["email_key"] for v in values})
-    known = _spellings(conn, E.email_key, E.email, E.list_id == list_id, keys)
-    subscribers = members.c
-    known.update(
-        _spellings(
-            conn, subscribers.email_key, subscribers.email, subscribers.list_id == list_id, keys
-        )
-    )
+    known = dict(column_by_key(conn, "activity_events", "email", list_id, keys))
+    known.update(column_by_key(conn, "members", "email", list_id, keys))
     for v in values:
         v["email"] = known.setdefault(v["email_key"], v["email"])
-
-
-def _spellings(
-    conn: Connection, key: Any, email: Any, where: ColumnElement[bool], keys: Sequence[str]
-) -> dict[str, str]:
-    query = select(key, email).where(where, key.in_(bindparam("keys", expanding=True)))
-    found: dict[str, str] = {}
-    for chunk in chunks(keys):
-        found.update((k, e) for k, e in conn.execute(query, {"keys": list(chunk)}))
-    return found
-
-
-def _known(conn: Connection, ids: Sequence[str]) -> set[str]:
-    query = select(E.message_id).where(E.message_id.in_(bindparam("ids", expanding=True)))
-    found: set[str] = set()
-    for chunk in chunks(ids):
-        found.update(conn.execute(query, {"ids": list(chunk)}).scalars())
-    return found
 
 
 def _due(list_id: int, now: datetime) -> list[ColumnElement[bool]]:

@@ -1,9 +1,10 @@
-"""The activity ledger's per-page writes, as driver SQL.
+"""The activity ledger's per-page reads and writes, as driver SQL.
 
 A first pass over a broadcast writes a row and an event for every contact who acted, page
-after page. Through SQLAlchemy's compiler each of them ran its bind processors and built
-its parameters one at a time, which measured more than the database's own work (as for the
-subscriber pages, see page_sql). The statements are the same on SQLite and PostgreSQL.
+after page, after looking up what the ledger holds of them. Through SQLAlchemy's compiler
+each row ran its bind processors and built its parameters one at a time, and each lookup
+rendered thousands of IN parameters anew, which measured more than the database's own work
+(as for the subscriber pages, see page_sql). Lookups bind one array on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from ..tracking.records import Seen
+from .page_sql import column_in, fetch
 from .schema import activity_events
 
 _EVENT_COLUMNS = (
@@ -35,9 +37,12 @@ _EVENT_COLUMNS = (
 _ROW_COLUMNS = ("send_date", "opened", "bounced", "abused", "order_total", "click_count")
 
 
+def _mark(conn: Connection) -> str:
+    return "?" if conn.dialect.paramstyle == "qmark" else "%s"
+
+
 def _marks(conn: Connection, count: int) -> str:
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    return ", ".join([mark] * count)
+    return ", ".join([_mark(conn)] * count)
 
 
 def stamps(conn: Connection) -> Callable[[datetime | None], Any]:
@@ -65,3 +70,42 @@ def upsert_rows(conn: Connection, list_id: int, message_id: int, rows: Mapping[s
         + ", ".join(f"{c} = excluded.{c}" for c in _ROW_COLUMNS)
     )
     conn.exec_driver_sql(sql, [(list_id, message_id, key, *seen) for key, seen in rows.items()])
+
+
+def seen_rows(
+    conn: Connection, list_id: int, message_id: int, keys: Sequence[str]
+) -> dict[str, Seen]:
+    """The rows as last seen, for these addresses of one message."""
+    sql = (
+        f"SELECT email_key, {', '.join(_ROW_COLUMNS)} FROM activity_rows"
+        f" WHERE list_id = {_mark(conn)} AND message_id = {_mark(conn)}"
+    )
+    out: dict[str, Seen] = {}
+    for condition, params in column_in(conn, "email_key", keys):
+        for key, send, o, b, a, total, clicks in fetch(
+            conn, f"{sql} AND {condition}", (list_id, message_id, *params)
+        ):
+            out[key] = Seen(send, bool(o), bool(b), bool(a), float(total), int(clicks))
+    return out
+
+
+def known_ids(conn: Connection, ids: Sequence[str]) -> set[str]:
+    """Which of these event ids the ledger holds, under any list."""
+    found: set[str] = set()
+    for condition, params in column_in(conn, "message_id", ids):
+        sql = f"SELECT message_id FROM activity_events WHERE {condition}"
+        found.update(row[0] for row in fetch(conn, sql, params))
+    return found
+
+
+def column_by_key(
+    conn: Connection, table: str, column: str, list_id: int, keys: Sequence[str]
+) -> list[tuple[str, Any]]:
+    """(email_key, column) of the table's rows of the list, for these addresses."""
+    out: list[tuple[str, Any]] = []
+    for condition, params in column_in(conn, "email_key", keys):
+        sql = (
+            f"SELECT email_key, {column} FROM {table} WHERE list_id = {_mark(conn)} AND {condition}"
+        )
+        out.extend((key, value) for key, value in fetch(conn, sql, (list_id, *params)))
+    return out

@@ -45,16 +45,19 @@ def _mark(conn: Connection) -> str:
     return "?" if conn.dialect.paramstyle == "qmark" else "%s"
 
 
-def _key_batches(conn: Connection, keys: Sequence[str]) -> Iterator[tuple[str, list[Any]]]:
-    """(SQL condition on email_key, its parameters): one array on Postgres, IN lists on SQLite."""
+def column_in(
+    conn: Connection, column: str, values: Sequence[Any]
+) -> Iterator[tuple[str, list[Any]]]:
+    """(SQL condition that `column` is one of the values, its parameters): one array on
+    Postgres, IN lists of at most CHUNK on SQLite."""
     if _is_postgres(conn):
-        yield "email_key = ANY(%s)", [list(keys)]
+        yield f"{column} = ANY(%s)", [list(values)]
         return
-    for chunk in chunks(keys):
-        yield f"email_key IN ({','.join('?' * len(chunk))})", list(chunk)
+    for chunk in chunks(values):
+        yield f"{column} IN ({','.join('?' * len(chunk))})", list(chunk)
 
 
-def _fetch(conn: Connection, sql: str, params: Sequence[Any]) -> list[Any]:
+def fetch(conn: Connection, sql: str, params: Sequence[Any]) -> list[Any]:
     """The driver's own tuples: a SQLAlchemy Row per contact cost a microsecond each."""
     result = conn.exec_driver_sql(sql, tuple(params))
     try:
@@ -111,14 +114,14 @@ def subscribed_rows(
     if keys is None:
         yield from _stream(conn, sql, params)
         return
-    for condition, batch in _key_batches(conn, keys):
-        yield _fetch(conn, f"{sql} AND {condition}", (*params, *batch))
+    for condition, batch in column_in(conn, "email_key", keys):
+        yield fetch(conn, f"{sql} AND {condition}", (*params, *batch))
 
 
 def has_rows(conn: Connection, list_id: int) -> bool:
     """Whether the list has any row at all."""
     sql = f"SELECT 1 FROM members WHERE list_id = {_mark(conn)} LIMIT 1"
-    return bool(_fetch(conn, sql, (list_id,)))
+    return bool(fetch(conn, sql, (list_id,)))
 
 
 def load_rows(conn: Connection, list_id: int, keys: Sequence[str]) -> list[Row]:
@@ -135,12 +138,12 @@ def load_rows(conn: Connection, list_id: int, keys: Sequence[str]) -> list[Row]:
             f"SELECT email_key, {_STORED} FROM unnest(%s::text[]) AS page(key)"
             " JOIN members ON list_id = %s AND email_key = page.key"
         )
-        return _fetch(conn, sql, (list(keys), list_id))
+        return fetch(conn, sql, (list(keys), list_id))
     mark = _mark(conn)
     out: list[Row] = []
-    for condition, params in _key_batches(conn, keys):
+    for condition, params in column_in(conn, "email_key", keys):
         sql = f"SELECT email_key, {_STORED} FROM members WHERE list_id = {mark} AND {condition}"
-        out.extend(_fetch(conn, sql, (list_id, *params)))
+        out.extend(fetch(conn, sql, (list_id, *params)))
     return out
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 from hypothesis import given, settings
@@ -9,7 +10,7 @@ from hypothesis import strategies as st
 
 from listrak_source.tracking.dates import zone
 from listrak_source.tracking.records import CONVERTED, OPENED, SENT, ActivityRow, Seen
-from listrak_source.tracking.table import merge, row_facts
+from listrak_source.tracking.table import fact_key, merge, row_facts
 
 NY = zone("America/New_York")
 SEND = "2026-03-01T09:00:00"
@@ -61,3 +62,19 @@ def test_each_fact_once(case: tuple[list[ActivityRow], list[ActivityRow]]) -> No
         assert names.count(name) == (1 if any(getattr(r, flag) for r in order) else 0)
     total = sum(f.extra["order_total"] for f in facts if f.event == CONVERTED)
     assert abs(total - final.order_total) < 1e-6
+
+
+_PART = st.one_of(
+    st.text(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.none(),
+    st.booleans(),
+    st.floats(),
+)
+
+
+@given(parts=st.lists(_PART, max_size=6))
+def test_a_fact_key_is_spelled_as_the_json_encoder_spells_it(parts: list[object]) -> None:
+    """Every stored fact and event id was made from this spelling: it never changes."""
+    encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+    assert fact_key(*parts) == encoder.encode(tuple(parts))
