@@ -283,13 +283,16 @@ class ListrakClient(ActivityReads):
     ) -> dict[str, Any]:
         endpoint = label or f"GET {path}"
         response = self._retrier.call(endpoint, lambda: self._http.get(path, params=params))
-        if not response.is_success:  # a 3xx (httpx follows none) is no answer either
-            raise _api_error(response, endpoint, list_id)
         try:
-            # A 5,000-contact page is about 1.7 MB; orjson decodes it several times faster.
-            body = orjson.loads(response.content)
-        except ValueError:
-            body = _lenient_json(response.content, endpoint)
+            if not response.is_success:  # a 3xx (httpx follows none) is no answer either
+                raise _api_error(response, endpoint, list_id)
+            try:
+                # A 5,000-contact page is about 1.7 MB; orjson decodes it several times faster.
+                body = orjson.loads(response.content)
+            except ValueError:
+                body = _lenient_json(response.content, endpoint)
+        finally:
+            _release(response)
         if not isinstance(body, dict):
             raise ListrakProtocolError(f"{endpoint} returned JSON that is not an object")
         return body
@@ -415,6 +418,14 @@ def _check_repeats(path: str, streak: int) -> None:
             f"GET {path}: {streak} pages in a row held only contacts this scan had already "
             "returned, each with a further cursor"
         )
+
+
+def _release(response: httpx.Response) -> None:
+    """Let the page's body go now. An httpx response and its stream refer to each other,
+    so a read body waits for the cycle collector, which let 40 pages (47 MB) pile up in one
+    activity pass; with the stream replaced, the response goes with its last reference."""
+    response.close()
+    response.stream = httpx.ByteStream(b"")
 
 
 def _api_error(response: httpx.Response, endpoint: str, list_id: int | None) -> ListrakError:
