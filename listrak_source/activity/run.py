@@ -59,7 +59,7 @@ def _run(p: Pass) -> None:
     except BudgetSpent:
         # The budget, or a stop, ended the pass: what it did not reach waits for the next,
         # even when that was every message (the list and the unsubscribes took it all).
-        p.outcome.status = "partial"
+        _cut_short(p)
     except ListrakError as exc:
         _failed(p, exc)
     except Exception as exc:
@@ -73,6 +73,20 @@ def _run(p: Pass) -> None:
             _deliver(p)
         finally:
             _close(p, mark)
+
+
+def _cut_short(p: Pass) -> None:
+    """Partial, saying why when the pass had not yet reached the messages (once it had,
+    the line counts the messages left for the next pass)."""
+    p.outcome.status = "partial"
+    if p.outcome.deferred:
+        return
+    why = (
+        "stopped by a signal"
+        if p.ctx.stop.is_set()
+        else f"[activity] max_requests ({p.ctx.settings.activity.max_requests}) spent"
+    )
+    p.outcome.error = f"{why} before the open messages were read; the next pass reads them"
 
 
 def _read_messages(p: Pass) -> None:

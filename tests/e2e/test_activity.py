@@ -214,7 +214,8 @@ def test_a_budget_spent_before_any_message_is_read_is_not_ok(
     config = activity_config(tmp_path, sim, sink, db_url, extra=extra)
     assert run_cli(config, "sync") == 1
     assert tracks(sink) == []
-    capsys.readouterr()
+    said = capsys.readouterr()
+    assert "max_requests (2) spent before the open messages were read" in said.out + said.err
     run_cli(config, "status", "--json")
     (row,) = json.loads(capsys.readouterr().out)["activity"]
     assert row["last_pass_status"] == "partial"
