@@ -122,8 +122,8 @@ class Members:
         whose row this scan has unsubscribed since.
         """
         scan.pages += 1
-        if keys.marks is None or scan.pages < _CURRENT_FROM_PAGE:
-            return frozenset()
+        if keys.marks is None or scan.fresh or scan.pages < _CURRENT_FROM_PAGE:
+            return frozenset()  # on a fresh list every stored row is one seen earlier
         if scan.current is None:
             scan.current = self._current(list_id, user_ids=keys.user_ids)
         current = scan.current
