@@ -76,36 +76,55 @@ def seen_rows(
     conn: Connection, list_id: int, message_id: int, keys: Sequence[str]
 ) -> dict[str, Seen]:
     """The rows as last seen, for these addresses of one message."""
-    sql = (
-        f"SELECT email_key, {', '.join(_ROW_COLUMNS)} FROM activity_rows"
-        f" WHERE list_id = {_mark(conn)} AND message_id = {_mark(conn)}"
-    )
-    out: dict[str, Seen] = {}
-    for condition, params in column_in(conn, "email_key", keys):
-        for key, send, o, b, a, total, clicks in fetch(
-            conn, f"{sql} AND {condition}", (list_id, message_id, *params)
-        ):
-            out[key] = Seen(send, bool(o), bool(b), bool(a), float(total), int(clicks))
-    return out
+    select = f"email_key, {', '.join(_ROW_COLUMNS)} FROM activity_rows"
+    where = f"list_id = {_mark(conn)} AND message_id = {_mark(conn)}"
+    rows = _matching(conn, select, (where, (list_id, message_id)), keys)
+    return {
+        key: Seen(send, bool(o), bool(b), bool(a), float(total), int(clicks))
+        for key, send, o, b, a, total, clicks in rows
+    }
 
 
 def known_ids(conn: Connection, ids: Sequence[str]) -> set[str]:
     """Which of these event ids the ledger holds, under any list."""
-    found: set[str] = set()
-    for condition, params in column_in(conn, "message_id", ids):
-        sql = f"SELECT message_id FROM activity_events WHERE {condition}"
-        found.update(row[0] for row in fetch(conn, sql, params))
-    return found
+    rows = _matching(conn, "message_id FROM activity_events", ("", ()), ids, by="message_id")
+    return {row[0] for row in rows}
 
 
 def column_by_key(
     conn: Connection, table: str, column: str, list_id: int, keys: Sequence[str]
 ) -> list[tuple[str, Any]]:
     """(email_key, column) of the table's rows of the list, for these addresses."""
-    out: list[tuple[str, Any]] = []
-    for condition, params in column_in(conn, "email_key", keys):
+    where = f"list_id = {_mark(conn)}", (list_id,)
+    rows = _matching(conn, f"email_key, {column} FROM {table}", where, keys)
+    return [(key, value) for key, value in rows]
+
+
+def _matching(
+    conn: Connection,
+    select: str,
+    where: tuple[str, Sequence[Any]],
+    values: Sequence[Any],
+    *,
+    by: str = "email_key",
+) -> list[Any]:
+    """`select` ("columns FROM table") of the rows that meet `where` (a condition and its
+    parameters) and whose `by` is one of the values.
+
+    On PostgreSQL each value is looked up through the index, in a LATERAL subquery that
+    OFFSET 0 keeps the planner from flattening: as `= ANY(array)`, or as a plain join while
+    the ledger's statistics were still those of an empty table, it read every row of the
+    message and filtered them (0.6 s a page at 1 M rows, against 3 ms). SQLite: IN lists.
+    """
+    condition, params = where
+    condition = f"{condition} AND " if condition else ""
+    if conn.dialect.name == "postgresql":
         sql = (
-            f"SELECT email_key, {column} FROM {table} WHERE list_id = {_mark(conn)} AND {condition}"
+            f"SELECT x.* FROM unnest(%s::text[]) AS v(value) CROSS JOIN LATERAL"
+            f" (SELECT {select} WHERE {condition}{by} = v.value OFFSET 0) AS x"
         )
-        out.extend((key, value) for key, value in fetch(conn, sql, (list_id, *params)))
+        return fetch(conn, sql, (list(values), *params))
+    out: list[Any] = []
+    for test, batch in column_in(conn, by, values):
+        out.extend(fetch(conn, f"SELECT {select} WHERE {condition}{test}", (*params, *batch)))
     return out
