@@ -16,7 +16,6 @@ import orjson
 from sqlalchemy import (
     ColumnElement,
     Connection,
-    Update,
     and_,
     func,
     or_,
@@ -42,11 +41,11 @@ from .activity_sql import (
     stamps,
     upsert_rows,
 )
-from .rows import CHUNK, mark_refused, one_of, update_by_ids
-from .schema import activity_events, activity_lists, activity_messages, activity_rows
+from .rows import CHUNK, label_due, mark_refused, update_by_ids
+from .schema import activity_events, activity_lists, activity_messages
 from .transactions import Transactions
 
-E, M, R, L = activity_events.c, activity_messages.c, activity_rows.c, activity_lists.c
+E, M, L = activity_events.c, activity_messages.c, activity_lists.c
 
 
 def _insert(conn: Connection) -> Any:
@@ -160,12 +159,7 @@ class ActivityLedger:
             "next_attempt_at": None,
             "last_error": None,
         }
-
-        def build(conn: Connection) -> Update:
-            where = E.list_id == list_id, one_of(conn, E.message_id, "ids")
-            return update(activity_events).where(*where).values(values)
-
-        return update_by_ids(self.tx, build, message_ids)
+        return update_by_ids(self.tx, activity_events, list_id, message_ids, values)
 
     def mark_rejected(
         self,
@@ -179,9 +173,7 @@ class ActivityLedger:
 
     def note_waiting(self, list_id: int, now: datetime, label: str) -> int:
         """Say why every event still due waits; no attempt is spent."""
-        stmt = update(activity_events).where(*_due(list_id, now)).values(last_error=label[:1000])
-        with self.tx.begin() as conn:
-            return int(conn.execute(stmt).rowcount)
+        return label_due(self.tx, activity_events, _due(list_id, now), label)
 
     def revive_dead(self, list_id: int | None) -> int:
         """`retry`: dead events become due now, under their own ids."""
@@ -294,7 +286,8 @@ def _insert_events(
     if not fresh:
         return []
     stamp = stamps(conn)
-    at_now, sent_at = stamp(now), stamp(now) if sent else None
+    at_now = stamp(now)
+    sent_at = at_now if sent else None
     values = [
         {
             "message_id": e.message_id,

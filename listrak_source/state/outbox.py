@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Connection, Update, and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
 
 from ..records import Pending, RetryPolicy
-from .rows import CHUNK, carrying_message, clean_slate, mark_refused, one_of, update_by_ids
+from .rows import CHUNK, carrying_message, clean_slate, label_due, mark_refused, update_by_ids
 from .schema import members
 from .transactions import Transactions
 
@@ -62,22 +62,12 @@ class Outbox:
     def mark_posted(self, list_id: int, message_ids: Sequence[str]) -> None:
         """These messages are about to be posted: from now on Segment may hold them, even
         if no answer comes back, so their rows are in doubt until one is accepted."""
-        c = members.c
-
-        def build(conn: Connection) -> Update:
-            where = c.list_id == list_id, one_of(conn, c.message_id, "ids"), c.in_doubt.is_(False)
-            return update(members).where(*where).values(in_doubt=True)
-
-        update_by_ids(self.tx, build, message_ids)
+        doubt = {"in_doubt": True}
+        update_by_ids(self.tx, members, list_id, message_ids, doubt, members.c.in_doubt.is_(False))
 
     def mark_sent(self, list_id: int, message_ids: Sequence[str]) -> int:
         """sent := desired, only where the row still carries the message Segment accepted."""
-
-        def build(conn: Connection) -> Update:
-            where = members.c.list_id == list_id, one_of(conn, members.c.message_id, "ids")
-            return update(members).where(*where).values(**_ACCEPTED)
-
-        return update_by_ids(self.tx, build, message_ids)
+        return update_by_ids(self.tx, members, list_id, message_ids, _ACCEPTED)
 
     def mark_rejected(
         self,
@@ -91,9 +81,7 @@ class Outbox:
 
     def note_waiting(self, list_id: int, now: datetime, label: str) -> int:
         """Say why every row still due waits (an outage, a stop); no attempt is spent."""
-        stmt = update(members).where(*_due(list_id, now)).values(last_error=label[:1000])
-        with self.tx.begin() as conn:
-            return int(conn.execute(stmt).rowcount)
+        return label_due(self.tx, members, _due(list_id, now), label)
 
     def adopt_all(self, list_id: int) -> int:
         """Baseline: take the rows we never told Segment about as already there.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -11,7 +11,6 @@ from sqlalchemy import (
     Connection,
     Select,
     Table,
-    Update,
     any_,
     bindparam,
     or_,
@@ -170,14 +169,31 @@ def _refusal(
     }
 
 
-def update_by_ids(
-    tx: Transactions, build: Callable[[Connection], Update], message_ids: Sequence[str]
+def label_due(
+    tx: Transactions, table: Table, due: Sequence[ColumnElement[bool]], label: str
 ) -> int:
-    """Run the UPDATE `build` makes for the connection, bound to `ids` (see `one_of`), over
-    the message ids a chunk at a time, in one transaction; rows changed."""
+    """Say on every row still due why it waits (an outage, a stop); no attempt is spent."""
+    stmt = update(table).where(*due).values(last_error=label[:1000])
+    with tx.begin() as conn:
+        return int(conn.execute(stmt).rowcount)
+
+
+def update_by_ids(
+    tx: Transactions,
+    table: Table,
+    list_id: int,
+    message_ids: Sequence[str],
+    values: Mapping[str, Any],
+    *where: ColumnElement[bool],
+) -> int:
+    """Set `values` on the list's rows of the table that carry these message ids (and meet
+    `where`), a chunk at a time, in one transaction; rows changed. The ids are bound as one
+    array on PostgreSQL (see `one_of`)."""
     done = 0
     with tx.begin() as conn:
-        stmt = build(conn)
+        c = table.c
+        match = c.list_id == list_id, one_of(conn, c.message_id, "ids"), *where
+        stmt = update(table).where(*match).values(values)
         for chunk in chunks(message_ids):
             done += conn.execute(stmt, {"ids": list(chunk)}).rowcount
     return done
