@@ -140,7 +140,7 @@ class PageKeys(NamedTuple):
         subscribed = [c for c in contacts if c.subscribed]
         seen = [c.key for c in subscribed]
         marks: list[str | None] = [
-            subscription_mark(c.key, _field(c, user_id_field)) for c in subscribed
+            subscription_mark(c.key, user_id_of(c, user_id_field)) for c in subscribed
         ]
         unreadable = [r.email.lower() for r in on_list if r.email is not None]
         return cls(
@@ -157,7 +157,8 @@ def subscription_mark(key: str, user_id: str | None) -> str:
     return f"{key}\0{user_id}" if user_id is not None else f"{key}\1"
 
 
-def _field(contact: Contact, field: int | None) -> str | None:
+def user_id_of(contact: Contact, field: int | None) -> str | None:
+    """The contact's userId: the value of the list's user-id profile field, if it has one."""
     return contact.fields.get(field) if field is not None else None
 
 

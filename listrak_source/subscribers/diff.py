@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 
-from ..records import Change, Contact, Kind, PageDiff, Reject, Stored
+from ..records import Change, Contact, Kind, PageDiff, Reject, Stored, user_id_of
 
 
 def diff_page(
@@ -38,7 +38,7 @@ def _change_for(
         # An unsubscribed contact we never sent as subscribed has nothing in Segment to remove.
         if not contact.subscribed:
             return None
-        user_id = _user_id(contact, user_id_field)
+        user_id = user_id_of(contact, user_id_field)
         return _make(contact, True, user_id, Kind.SUBSCRIBED, new_id, is_new=True)
     return _change_existing(contact, row, user_id_field, new_id)
 
@@ -50,7 +50,7 @@ def _change_existing(
         if not row.desired_subscribed:
             return None
         return _make(contact, False, removal_user_id(row), Kind.UNSUBSCRIBED, new_id, row=row)
-    user_id = _user_id(contact, user_id_field)
+    user_id = user_id_of(contact, user_id_field)
     # Back to exactly what Segment last accepted, with nothing posted since that Segment
     # may have kept: the pending message is dropped, not sent. Only for a subscription: a
     # removal always goes out, since an answer lost after Segment kept a pending `true`
@@ -72,10 +72,6 @@ def removal_user_id(row: Stored) -> str | None:
 
 def _no_message() -> None:
     return None
-
-
-def _user_id(contact: Contact, user_id_field: int | None) -> str | None:
-    return contact.fields.get(user_id_field) if user_id_field is not None else None
 
 
 def _make(
