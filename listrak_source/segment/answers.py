@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from segment.analytics.request import APIError
 
 from .. import records
 from ..logs import hide_emails, redact
+
+if TYPE_CHECKING:
+    from segment.analytics.request import APIError
 
 _MAX_REASON = 200
 # Answers about the endpoint or the key, not about any message: splitting a batch cannot help.
@@ -63,6 +65,9 @@ def classify_response(response: Any) -> Answer:
 
 def classify_error(error: Exception, write_key: str) -> Answer:
     """An error the library's post raised: an HTTP answer, or a request that never got one."""
+    # Only a post raises these, so the library is loaded by then.
+    from segment.analytics.request import APIError  # noqa: PLC0415
+
     if isinstance(error, APIError):
         return _classify_status(error, write_key)
     if isinstance(error, OSError):  # requests' exceptions are OSErrors
