@@ -77,18 +77,13 @@ def _traits(settings: Settings) -> Outcome:
     return Outcome("list traits", True, "each list's trait is the one its messages carry")
 
 
-def has_rows(state: Database, list_id: int) -> bool:
-    """Whether the state holds anything of the list: a first sync sends everyone as new."""
-    return state.runs.last_size(list_id) > 0 or state.runs.status(list_id)["subscribed"] > 0
-
-
 def _first_syncs(settings: Settings) -> list[Outcome]:
     """A list the state knows nothing of: its first sync sends every subscriber as new,
     which a team moving over from Listrak's own source does not want."""
     engine = db.make_engine(settings.database.url)
     try:
         state = Database(engine)
-        new = [cfg.id for cfg in settings.lists if not has_rows(state, cfg.id)]
+        new = [cfg.id for cfg in settings.lists if not state.runs.has_rows(cfg.id)]
     finally:
         engine.dispose()
     return [

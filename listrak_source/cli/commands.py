@@ -11,9 +11,9 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 from ..activity.run import follow_sync
-from ..audiences.push import prune_inbox, push_list
 from ..config import ListSettings, Settings, load_settings
 from ..delivery.context import RunContext
 from ..engage.records import PushResult, PushStatus
@@ -33,10 +33,6 @@ from ..state import Database, make_engine
 from ..state.engine import check_schema, current_revision, database_shown, upgrade
 from ..subscribers.sync import sync_list, trait_mismatch
 from . import output
-from .activity_report import activity_json, print_activity, print_activity_status
-from .audience_report import explained_contact, print_audience_status, print_explanation
-from .check import has_rows, run_checks
-from .health import daemon_answers, gather
 from .progress import Progress
 from .report import (
     lookup_contact,
@@ -100,7 +96,7 @@ def _each_list(
     results = []
     for cfg in lists:
         watch.progress.start(f"list {cfg.id}", _expected(ctx, cfg.id, kind))
-        first = kind == RunKind.SYNC and not has_rows(ctx.db, cfg.id)
+        first = kind == RunKind.SYNC and not ctx.db.runs.has_rows(cfg.id)
         watch.first_sync = cfg.id if first else None
         results.append(_run_one(ctx, cfg, kind, **options))
         if stop.is_set():
@@ -332,6 +328,8 @@ def lookup(args: argparse.Namespace) -> int:
 
 def push(args: argparse.Namespace) -> int:
     """Pending audience values to Listrak once; 0 only when Listrak accepted all of them."""
+    from ..audiences.push import prune_inbox, push_list  # noqa: PLC0415 - only pushes
+
     settings = _settings(args)
     list_ids = _audience_lists(settings, getattr(args, "lists", None))
     engine = open_database(settings)
@@ -378,6 +376,8 @@ def _push_exit_status(results: list[PushResult]) -> int:
 def status(args: argparse.Namespace) -> int:
     """Per list: recent runs, last ok, pending and dead rows, next run and overdue marks;
     each audience's values and pushes; then the verdict, which is also the exit status."""
+    from .health import daemon_answers, gather  # noqa: PLC0415 - reports load per command
+
     settings = _settings(args)
     daemon = daemon_answers(settings)
     engine = open_database(settings, migrate=False)
@@ -390,18 +390,28 @@ def status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(document, indent=2, default=str))
     else:
-        print_status(document, sys.stdout)
-        if "audiences" in document:
-            print_audience_status(document["audiences"], sys.stdout)
-        print_activity_status(document.get("activity", []), sys.stdout)
-        print(f"database: {document['database']}")
-        print_verdict(document["health"], sys.stdout)
+        _print_status(document)
     return int(document["health"]["exit_status"])
+
+
+def _print_status(document: dict[str, Any]) -> None:
+    from .activity_report import print_activity_status  # noqa: PLC0415
+    from .audience_report import print_audience_status  # noqa: PLC0415
+
+    print_status(document, sys.stdout)
+    if "audiences" in document:
+        print_audience_status(document["audiences"], sys.stdout)
+    print_activity_status(document.get("activity", []), sys.stdout)
+    print(f"database: {document['database']}")
+    print_verdict(document["health"], sys.stdout)
 
 
 def explain(args: argparse.Namespace) -> int:
     """Each address's audience chain: the events kept, then desired, sent and read back.
     0 when something is kept about every address, else 1 (as `lookup`)."""
+    from .activity_report import activity_json, print_activity  # noqa: PLC0415
+    from .audience_report import explained_contact, print_explanation  # noqa: PLC0415
+
     settings = _settings(args)
     engine = open_database(settings, migrate=False)
     db = Database(engine)
@@ -435,6 +445,8 @@ def run(args: argparse.Namespace) -> int:
 
 def check(args: argparse.Namespace) -> int:
     """Is it safe to start the daemon? A table of checks and an exit status."""
+    from .check import run_checks  # noqa: PLC0415 - only `check` runs them
+
     settings = _settings(args)
     return 0 if run_checks(settings, sys.stdout) else EXIT_CONFIG
 

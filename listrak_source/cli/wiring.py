@@ -22,7 +22,6 @@ from sqlalchemy import Engine
 from ..config import Settings
 from ..delivery.context import Emitter, RunContext
 from ..errors import ConfigError
-from ..service.statuspage import render
 from ..state import (
     Database,
     SchemaError,
@@ -33,11 +32,11 @@ from ..state import (
     upgrade,
 )
 from ..state.engine import check_schema, head_revision, sqlite_path
-from .health import gather
 from .output import stdout_closed
 
 # The adapters each command needs are imported when it builds them: `status` never loads
-# the Segment library, Starlette or uvicorn, and every cron start is shorter for it.
+# the Segment library, Starlette or uvicorn, a sync loads the Segment library only to post,
+# and every cron start is shorter for it.
 if TYPE_CHECKING:
     from ..audiences.push import PushContext
     from ..audiences.server import ReceiverServer
@@ -259,6 +258,9 @@ def build_daemon(settings: Settings, engine: Engine, **options: Any) -> Daemon:
 
 def status_page(settings: Settings, db: Database) -> str:
     """The page the daemon serves at / of its metrics port: what `status --json` says."""
+    from ..service.statuspage import render  # noqa: PLC0415 - only the daemon serves it
+    from .health import gather  # noqa: PLC0415
+
     return render(gather(settings, db, now=datetime.now(UTC), daemon=True))
 
 

@@ -224,6 +224,10 @@ class Runs:
             ).scalar()
         return int(size or 0)
 
+    def has_rows(self, list_id: int) -> bool:
+        """Whether the state holds anything of the list: a first sync sends everyone as new."""
+        return self.last_size(list_id) > 0 or self.status(list_id)["subscribed"] > 0
+
     def last_success(self, list_id: int) -> datetime | None:
         """When the list last finished a run without failures."""
         with self.tx.read() as conn:

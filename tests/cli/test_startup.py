@@ -12,7 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from listrak_source.simulator import ListrakSimulator, SegmentSink
 from listrak_source.state import make_engine, upgrade
+
+from ..e2e.harness import write_config
 
 # What the parser and `--help` must never load: the database, HTTP, the daemon's server,
 # the scheduler, the metrics, the migrations and the settings library.
@@ -35,6 +38,22 @@ NOT_FOR_STATUS = (
     "starlette",
     "alembic",
     "prometheus_client",
+    "apscheduler",
+)
+
+# A sync loads the Segment library (and `requests` under it) to post its first batch: one
+# that finds nothing to send never loads it, nor another command's reports and checks.
+NOT_FOR_A_QUIET_SYNC = (
+    "segment.analytics",
+    "requests",
+    "jwt",
+    "listrak_source.segment.poster",
+    "listrak_source.cli.check",
+    "listrak_source.cli.health",
+    "listrak_source.audiences.push",
+    "uvicorn",
+    "starlette",
+    "alembic",
     "apscheduler",
 )
 
@@ -91,4 +110,23 @@ def test_status_loads_no_segment_library_server_or_migrations(tmp_path: Path) ->
         ["--config", str(config), "--log-format", "json", "status"], NOT_FOR_STATUS, tmp_path
     )
     assert code == 1  # degraded: the list has never run
+    assert loaded == []
+
+
+@pytest.mark.slow
+def test_a_sync_loads_the_segment_library_only_when_it_posts(
+    tmp_path: Path, sim: ListrakSimulator, sink: SegmentSink
+) -> None:
+    sim.add_list(1, "Main")
+    sim.seed(1, 30, seed=1)
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    config = write_config(tmp_path / "config.toml", sim, sink, url, [{"id": 1}])
+    args = ["--config", str(config), "--log-format", "json", "sync"]
+    code, loaded = loaded_after(args, NOT_FOR_A_QUIET_SYNC, tmp_path)
+    # The first sync posts everyone, through the library.
+    assert code == 0 and len(sink.messages) == 30
+    assert {"segment.analytics", "requests"} <= set(loaded)
+    sink.clear()
+    code, loaded = loaded_after(args, NOT_FOR_A_QUIET_SYNC, tmp_path)
+    assert code == 0 and sink.messages == []
     assert loaded == []
