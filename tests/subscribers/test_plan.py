@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
+from types import MappingProxyType
+
+from hypothesis import given
+from hypothesis import strategies as st
 
 from listrak_source.records import Contact, ListState
 from listrak_source.subscribers.plan import (
+    EARLIEST,
     FULL,
+    REPORT_AFTER,
     future_dated,
     latest_usable,
     newest_date,
@@ -63,3 +69,58 @@ def test_a_last_full_scan_in_our_future_makes_a_full_scan_due() -> None:
     # The clock was set back: "24 h since the last full scan" would never come.
     state = ListState(last_full_scan_at=NOW + timedelta(days=30), high_water_mark=MARK)
     assert plan_scans(state, NOW, **DAY) == FULL
+
+
+# The rule the fast paths must keep, written the plain way: every date, naive, in range.
+def _reference_newest(
+    contacts: list[Contact], current: datetime | None, latest: datetime
+) -> datetime | None:
+    newest = current
+    for contact in contacts:
+        for moment in (contact.subscribe_date, contact.resubscribe_date, contact.unsubscribe_date):
+            naive = None if moment is None else moment.replace(tzinfo=None)
+            if naive is not None and EARLIEST <= naive <= latest:
+                newest = naive if newest is None or naive > newest else newest
+    return newest
+
+
+def _reference_future(contacts: list[Contact], latest: datetime) -> list[Contact]:
+    limit = latest + REPORT_AFTER
+    dated = [(c, (c.subscribe_date, c.resubscribe_date, c.unsubscribe_date)) for c in contacts]
+    return [c for c, dates in dated if any(d and d.replace(tzinfo=None) > limit for d in dates)]
+
+
+# Around every edge the rule has: year 1, 1970, Listrak's now, an hour after it, 2099.
+_EDGES = [datetime(1, 1, 1), EARLIEST, LATEST, LATEST + REPORT_AFTER, datetime(2099, 1, 1)]
+_moments = st.one_of(
+    st.none(),
+    st.sampled_from(_EDGES),
+    st.builds(
+        lambda edge, seconds: edge + timedelta(seconds=seconds),
+        st.sampled_from(_EDGES[1:4]),
+        st.integers(-3, 3),
+    ),
+    st.datetimes(min_value=datetime(1960, 1, 1), max_value=datetime(2100, 1, 1)),
+)
+_aware = st.builds(
+    lambda moment, hours: moment.replace(tzinfo=timezone(timedelta(hours=hours))),
+    st.sampled_from(_EDGES[1:4]),
+    st.integers(-12, 12),
+)
+_contacts = st.lists(
+    st.builds(
+        lambda dates: Contact("c@x.io", True, MappingProxyType({}), *dates),
+        st.tuples(*[st.one_of(_moments, _aware) if i == 1 else _moments for i in range(3)]),
+    ),
+    max_size=6,
+)
+
+
+@given(_contacts, st.one_of(st.none(), st.sampled_from(_EDGES[1:3])))
+def test_a_page_s_dates_give_the_mark_and_the_report_the_plain_rule_gives(
+    contacts: list[Contact], current: datetime | None
+) -> None:
+    assert newest_date(contacts, current, latest=LATEST) == _reference_newest(
+        contacts, current, LATEST
+    )
+    assert future_dated(contacts, LATEST) == _reference_future(contacts, LATEST)
