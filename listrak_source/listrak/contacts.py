@@ -22,6 +22,10 @@ _STATES = {"Subscribed": True, "Unsubscribed": False}
 # encode a lone surrogate (JSON can carry one as an escape).
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 _DIGITS = re.compile(r"^\s*[0-9]+\s*$")
+# The usual address, ASCII (so storable unless it holds NUL) and already stripped: what
+# _EMAIL accepts, matched whole, since a match up to a trailing newline would not do here.
+_PLAIN_EMAIL = re.compile(r"[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+")
+_PLAIN_STATES = {None: True, "Subscribed": True, "Unsubscribed": False}
 
 
 def storable(text: str) -> bool:
@@ -116,7 +120,21 @@ def _subscribed(raw: Mapping[str, Any]) -> bool:
 
 
 def parse_contact(raw: object) -> Contact | Reject:
-    """Turn one JSON contact into a Contact, or a Reject that says what was wrong."""
+    """Turn one JSON contact into a Contact, or a Reject that says what was wrong.
+
+    A re-sync parses every contact of the list, so the usual contact (a plain address,
+    a known state, text or absent field values) takes a shortcut; anything else is
+    checked step by step, and both give the same answer (a property test compares them).
+    """
+    if type(raw) is dict:
+        plain = _plain_contact(raw)
+        if plain is not None:
+            return plain
+    return checked_contact(raw)
+
+
+def checked_contact(raw: object) -> Contact | Reject:
+    """parse_contact with every check spelled out, for any JSON whatever."""
     if not isinstance(raw, dict):  # JSON objects decode to dicts
         return Reject(reason=f"contact is {type(raw).__name__}, not an object", raw=repr(raw)[:200])
     email: str | Reject | None = None
@@ -129,13 +147,62 @@ def parse_contact(raw: object) -> Contact | Reject:
         return Reject(reason=str(exc), email=email if isinstance(email, str) else None)
 
 
-def _contact(raw: Mapping[str, Any], email: str, *, subscribed: bool) -> Contact:
+def _plain_contact(raw: dict[str, Any]) -> Contact | None:
+    """The usual contact, or None for checked_contact to judge."""
+    email = raw.get("emailAddress")
+    state = raw.get("subscriptionState")
+    if (
+        type(email) is not str
+        or not email.isascii()  # lower-casing then keeps the length
+        or len(email) > MAX_EMAIL_LENGTH
+        or not _PLAIN_EMAIL.fullmatch(email)
+        or (type(state) is not str and state is not None)
+        or state not in _PLAIN_STATES
+    ):
+        return None
+    subscribed = _PLAIN_STATES[state]
+    fields = _plain_fields(raw.get("segmentationFieldValues")) if subscribed else {}
+    if fields is None:
+        return None
+    return _contact(raw, email, subscribed=subscribed, fields=fields)
+
+
+def _plain_fields(values: object) -> dict[int, str] | None:
+    """Profile field values that are all text or null, by integer ids; else None."""
+    if not values:
+        return {}
+    if type(values) is not list:
+        return None
+    out: dict[int, str] = {}
+    for item in values:
+        if type(item) is not dict:
+            return None
+        field_id, value = item.get("segmentationFieldId"), item.get("value")
+        if type(field_id) is not int or (value is not None and type(value) is not str):
+            return None
+        text = value.strip() if value is not None else None
+        if text and not (text.isascii() and "\x00" not in text) and not storable(text):
+            return None
+        if text:
+            out[field_id] = text
+    return out
+
+
+def _contact(
+    raw: Mapping[str, Any],
+    email: str,
+    *,
+    subscribed: bool,
+    fields: Mapping[int, str] | None = None,
+) -> Contact:
     # A removal keeps the last known userId, so an unsubscribe needs no readable fields:
     # it is a fact from Listrak whatever else the contact carries.
+    if fields is None:
+        fields = _fields(raw) if subscribed else {}
     return Contact(
         email,
         subscribed,
-        _fields(raw) if subscribed else {},
+        fields,
         _date(raw, "subscribeDate"),
         _date(raw, "resubscribeDate"),
         _date(raw, "unsubscribeDate"),

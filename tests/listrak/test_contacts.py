@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from listrak_source.listrak.contacts import parse_contact, storable
+from listrak_source.listrak.contacts import checked_contact, parse_contact, storable
 from listrak_source.records import Contact, Reject
 
 BAD_FIELDS = [{"segmentationFieldId": "seventy-seven", "value": "x"}]
@@ -72,3 +72,75 @@ def test_field_values_and_ids_are_read_defensively() -> None:
         {"segmentationFieldId": 678.5},
     ):
         assert isinstance(fields(bad), Reject), bad
+
+
+# Mostly addresses the shortcut takes, so the contacts' other fields decide.
+_EMAILS = st.one_of(
+    st.sampled_from(["a@x.io", "User01@Example.COM"]),
+    st.sampled_from(["a@x.io", "User01@Example.COM"]),
+    st.sampled_from(
+        [
+            "a@x.io",
+            "User01@Example.COM",
+            " a@x.io",
+            "a@x.io\n",
+            "a@xio",
+            "a@@x.io",
+            "a b@x.io",
+            "a\x00@x.io",
+            "\ud800@x.io",
+            "İ@x.io",
+            "é@x.io",
+            "a" * 249 + "@x.io",
+            "a" * 250 + "@x.io",
+            "İ" * 126 + "@x.io",
+            "",
+        ]
+    ),
+    st.text(max_size=12),
+    st.none(),
+    st.integers(),
+)
+_TEXTS = st.one_of(
+    st.sampled_from(["v", " v ", "", "  ", "\x00", "a\x00", "\ud800", "é", "12"]),
+    st.text(max_size=6),
+)
+_IDS = st.one_of(st.sampled_from([7, 8]), st.sampled_from([True, "7", " 8 ", "x", 7.0, None]))
+_VALUES = st.one_of(_TEXTS, _TEXTS, st.none(), st.integers(), st.floats(), st.booleans(), JSON)
+_ITEMS = st.one_of(
+    st.fixed_dictionaries({"segmentationFieldId": _IDS, "value": _VALUES}),
+    st.fixed_dictionaries({}, optional={"segmentationFieldId": _IDS, "value": _VALUES}),
+)
+_CONTACTS = st.fixed_dictionaries(
+    {"emailAddress": _EMAILS},
+    optional={
+        "subscriptionState": st.one_of(
+            st.sampled_from(["Subscribed", "Unsubscribed", " Subscribed", "", "Other", None, 1]),
+            JSON,
+        ),
+        "segmentationFieldValues": st.one_of(
+            st.lists(_ITEMS, max_size=3), st.lists(st.one_of(_ITEMS, JSON), max_size=3), JSON
+        ),
+        "subscribeDate": st.one_of(
+            st.sampled_from(["2026-11-05T10:11:12", " 2026-11-05T10:11:12 ", "yesterday", ""]),
+            JSON,
+        ),
+        "unsubscribeMethod": st.one_of(_TEXTS, JSON),
+    },
+)
+
+
+def _with_field(value: object, **more: object) -> dict[str, object]:
+    item = {"segmentationFieldId": 7, "value": value}
+    return {"emailAddress": "a@x.io", "segmentationFieldValues": [item], **more}
+
+
+@settings(max_examples=1000)
+@given(st.one_of(_CONTACTS, JSON))
+@example(_with_field("a\x00"))
+@example(_with_field("\ud800"))
+@example(_with_field(" v "))
+@example(_with_field("v", subscriptionState="Unsubscribed"))
+@example({"emailAddress": "a" * 250 + "@x.io"})
+def test_the_usual_contact_s_shortcut_answers_as_every_check_does(raw: object) -> None:
+    assert parse_contact(raw) == checked_contact(raw)
