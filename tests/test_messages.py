@@ -5,8 +5,16 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from listrak_source.listrak.contacts import parse_contact
-from listrak_source.messages import MessageIds, identify_message, oversize_reason
+from listrak_source.messages import (
+    MessageIds,
+    identify_message,
+    oversize_reason,
+    uuid4_strings,
+)
 from listrak_source.records import Contact, Pending, Reject
 
 WHEN = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
@@ -41,6 +49,14 @@ def test_message_ids_are_distinct_version_4_uuids() -> None:
         parsed = uuid.UUID(text)
         assert str(parsed) == text and parsed.version == 4
         assert parsed.variant == uuid.RFC_4122
+
+
+@given(st.lists(st.binary(min_size=16, max_size=16), max_size=8))
+def test_each_16_bytes_become_the_version_4_uuid_the_standard_library_makes(
+    draws: list[bytes],
+) -> None:
+    made = uuid4_strings(b"".join(draws))
+    assert made == [str(uuid.UUID(bytes=b, version=4)) for b in draws]
 
 
 def test_a_renamed_list_also_removes_its_old_traits() -> None:
