@@ -31,7 +31,7 @@ from sqlalchemy import (
 
 from ..records import Change, PageDiff, PageKeys, Stored, subscription_mark
 from . import page_sql
-from .rows import chunks, new_message, one_of, renew_keys, requeue_subscribed
+from .rows import chunks, listed, new_message, one_of, renew_keys, requeue_subscribed
 from .schema import members, rejects
 from .seen import SeenKeys
 from .transactions import Transactions
@@ -344,7 +344,7 @@ class Members:
             )
             keys = [row[0] for row in self._unseen(conn, list_id, run_id)]
             for chunk in chunks(keys):
-                conn.execute(stmt, {"keys": list(chunk)})
+                conn.execute(stmt, {"keys": listed(conn, chunk)})
             return len(keys)
 
     def remove_unseen(
