@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from types import MappingProxyType
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 
 class RunKind(enum.StrEnum):
@@ -85,6 +85,17 @@ class Page:
 
     contacts: list[Contact]
     rejects: list[Reject]
+    next_cursor: str | None
+
+
+class RawPage(NamedTuple):
+    """One page of a scan as Listrak sent it: its contacts' JSON, not yet checked.
+
+    The reader asks for the next page as soon as it has this one's cursor; checking the
+    contacts is left to the consumer, so Listrak's time and the worker's overlap.
+    """
+
+    data: list[Any]
     next_cursor: str | None
 
 

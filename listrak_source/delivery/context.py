@@ -14,14 +14,14 @@ from typing import Any, Protocol
 
 from ..config import ListSettings, Settings
 from ..messages import MessageIds
-from ..records import Change, Contact, Delivery, Page, Pending, Reject, RunResult
+from ..records import Change, Contact, Delivery, Page, Pending, RawPage, Reject, RunResult
 from ..state import Database
 
 
 class PageSource(Protocol):
-    """The part of the Listrak client a run needs."""
+    """The part of the Listrak client a run needs: pages as sent, and their checking."""
 
-    def iter_pages(
+    def iter_raw_pages(
         self,
         list_id: int,
         *,
@@ -30,7 +30,9 @@ class PageSource(Protocol):
         page_size: int = 5000,
         start_date: datetime | None = None,
         use_original_subscribe_date: bool | None = None,
-    ) -> Iterator[Page]: ...
+    ) -> Iterator[RawPage]: ...
+
+    def parse(self, page: RawPage) -> Page: ...
 
     def get_contact(
         self, list_id: int, email: str, *, field_ids: Sequence[int] = ()

@@ -29,7 +29,7 @@ from ..errors import (
     ListrakProtocolError,
     UnknownListError,
 )
-from ..records import Contact, Page, Reject
+from ..records import Contact, Page, RawPage, Reject
 from .activity import ActivityReads
 from .auth import ClientCredentialsAuth
 from .contacts import parse_contact, parse_page
@@ -201,7 +201,32 @@ class ListrakClient(ActivityReads):
         end_date: datetime | None = None,
         use_original_subscribe_date: bool | None = None,
     ) -> Iterator[Page]:
-        """Every page of one scan; arguments are checked now, requests start on iteration."""
+        """Every page of one scan, parsed; arguments are checked now, requests start on
+        iteration."""
+        pages = self.iter_raw_pages(
+            list_id,
+            subscribed=subscribed,
+            field_ids=field_ids,
+            page_size=page_size,
+            start_date=start_date,
+            end_date=end_date,
+            use_original_subscribe_date=use_original_subscribe_date,
+        )
+        return map(self.parse, pages)
+
+    def iter_raw_pages(
+        self,
+        list_id: int,
+        *,
+        subscribed: bool = True,
+        field_ids: Sequence[int] = (),
+        page_size: int = MAX_PAGE_SIZE,
+        start_date: datetime | None = None,
+        end_date: datetime | None = None,
+        use_original_subscribe_date: bool | None = None,
+    ) -> Iterator[RawPage]:
+        """Every page of one scan as Listrak sent it (see `parse`); arguments are checked
+        now, requests start on iteration."""
         params: dict[str, str] = {
             "subscriptionState": "Subscribed" if subscribed else "Unsubscribed",
             "count": str(_page_size(page_size)),
@@ -239,7 +264,12 @@ class ListrakClient(ActivityReads):
             raise
         return parse_contact(body.get("data"))
 
-    def _scan(self, list_id: int, params: dict[str, str]) -> Iterator[Page]:
+    @staticmethod
+    def parse(page: RawPage) -> Page:
+        """A page's contacts checked: each a Contact, or a Reject that says what was wrong."""
+        return parse_page(page.data, page.next_cursor)
+
+    def _scan(self, list_id: int, params: dict[str, str]) -> Iterator[RawPage]:
         path = f"/List/{list_id}/Contact"
         cursor: str | None = START_CURSOR
         seen = {START_CURSOR}
@@ -249,7 +279,7 @@ class ListrakClient(ActivityReads):
             page = _page(self._get(path, {**params, "cursor": cursor}, list_id=list_id), path)
             cursor = page.next_cursor
             pages += 1
-            empty = 0 if page.contacts or page.rejects else empty + 1
+            empty = 0 if page.data else empty + 1
             if cursor is not None:
                 self._check_progress(path, cursor, seen, pages, empty)
                 _check_repeats(path, repeats.page(page))
@@ -366,7 +396,7 @@ def _format_date(value: datetime, name: str) -> str:
     return value.strftime(_DATE_FORMAT)
 
 
-def _page(body: dict[str, Any], path: str) -> Page:
+def _page(body: dict[str, Any], path: str) -> RawPage:
     data, cursor = body.get("data"), body.get("nextPageCursor")
     if not isinstance(data, list):
         raise ListrakProtocolError(f"GET {path} returned a page whose data is not a list")
@@ -374,7 +404,7 @@ def _page(body: dict[str, Any], path: str) -> Page:
         cursor = str(cursor)  # opaque either way; a number is passed back as its digits
     if cursor is not None and not isinstance(cursor, str):
         raise ListrakProtocolError(f"GET {path} returned a nextPageCursor that is not a string")
-    return parse_page(data, cursor)
+    return RawPage(data, cursor or None)  # an empty cursor ends the scan too
 
 
 def _lenient_json(content: bytes, endpoint: str) -> Any:

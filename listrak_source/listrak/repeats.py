@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from ..records import Page
+from typing import Any
+
+from ..records import RawPage
 
 # One page of repeats can be a list shifting under its cursors; this many in a row is a loop.
 REPEATED_PAGES = 3
@@ -21,11 +23,10 @@ class RepeatWatch:
         self._filter = bytearray(_BITS // 8)
         self.streak = 0
 
-    def page(self, page: Page) -> int:
+    def page(self, page: RawPage) -> int:
         """Add the page's contacts; how many pages in a row held only contacts seen before."""
         # Addresses as Listrak spells them: a page served again spells them the same way.
-        keys = [c.email for c in page.contacts]
-        keys += [r.email or r.raw for r in page.rejects]
+        keys = [_identity(item) for item in page.data]
         if keys:
             self.streak = 0 if self._add(keys) else self.streak + 1
         return self.streak
@@ -42,3 +43,9 @@ class RepeatWatch:
                 bits[byte] |= mask
                 new = True
         return new
+
+
+def _identity(item: Any) -> str:
+    """A contact's address as sent, or the text of what carries none."""
+    email = item.get("emailAddress") if isinstance(item, dict) else None
+    return email if isinstance(email, str) else repr(item)[:200]

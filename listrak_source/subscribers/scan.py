@@ -58,7 +58,7 @@ def _scan_one(
     ctx, cfg = run.ctx, run.cfg
     audience_fields = ctx.settings.audience_fields(cfg.id)
     field_ids = [cfg.user_id_field] if cfg.user_id_field is not None else []
-    pages = ctx.listrak.iter_pages(
+    pages = ctx.listrak.iter_raw_pages(
         cfg.id,
         subscribed=spec.subscribed,
         field_ids=field_ids + audience_fields,
@@ -66,9 +66,12 @@ def _scan_one(
         start_date=spec.start_date,
         use_original_subscribe_date=spec.use_original_subscribe_date,
     )
+    # The reader only fetches and decodes, so its next request goes out as soon as it
+    # has a page's cursor; the contacts are checked here, beside Listrak's time.
     with Prefetch(pages, name=f"listrak-list-{cfg.id}", stop=ctx.stop) as ahead:
         try:
-            for page in ahead:
+            for raw in ahead:
+                page = ctx.listrak.parse(raw)
                 store_page(run, page, on_list=spec.subscribed)
                 if audience_fields:
                     _read_back(run, page, audience_fields)
