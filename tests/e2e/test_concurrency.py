@@ -124,7 +124,9 @@ def test_status_names_the_holder_and_a_killed_one_frees_the_list_at_once(
 
 def test_a_dry_run_of_a_slow_list_holds_up_no_real_sync(tmp_path, sim, sink, db_url) -> None:
     config = setup(tmp_path, sim, sink, db_url)
-    sim.faults.page_delay = 0.3  # ten pages of list 1001: about three seconds
+    # Ten pages of list 1001 for the dry run, one for each real sync: the dry run has
+    # eight seconds of pages left when they start, room for them on a busy machine.
+    sim.faults.page_delay = 1.0
     pages = sim.stats.pages
     dry = worker(config, "sync", "--dry-run", "--list", "1001", env=SLOW, log=tmp_path / "d.log")
     try:
