@@ -78,6 +78,15 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"default {DEFAULT_FOLDER / OUTPUT_NAMES['sqlite']}, "
         f"or {OUTPUT_NAMES['postgresql']} beside it with --postgres",
     )
+    parser.add_argument(
+        "--listrak-ms",
+        type=float,
+        default=0.0,
+        metavar="MS",
+        help="Listrak's own time per page, as a remote API takes it (a wait in the "
+        "simulator, no CPU of this machine), for the floors and the worker alike; "
+        "default 0: pages come as fast as the simulator builds them",
+    )
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed, too")
     return parser
 
@@ -87,21 +96,32 @@ def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
     sys.exit(128 + signum)
 
 
-def output_path(output: Path | None, profile: Path | None, database: str) -> Path:
-    """--output, else this database's file beside this module (or in the profile folder)."""
-    return output or (profile or DEFAULT_FOLDER) / OUTPUT_NAMES[database]
+def output_path(
+    output: Path | None, profile: Path | None, database: str, listrak_ms: float = 0.0
+) -> Path:
+    """--output, else this database's file beside this module (or in the profile folder),
+    named for Listrak's time per page when it is not the simulator's own."""
+    name = OUTPUT_NAMES[database]
+    if listrak_ms:
+        name = name.replace(".json", f"-listrak-{listrak_ms:g}ms.json")
+    return output or (profile or DEFAULT_FOLDER) / name
 
 
 def _run(args: argparse.Namespace, sizes: Sequence[int], database: str) -> list[CaseResult]:
     print(
         f"listrak-source bench on {database}: sizes {list(sizes)}, cases {args.cases}, "
-        f"{args.repeat} run(s) each",
+        f"{args.repeat} run(s) each, Listrak {args.listrak_ms:g} ms a page",
         file=sys.stderr,
     )
     results: list[CaseResult] = []
     for size in sizes:
         results += run_size(
-            size, args.cases, postgres=args.postgres, profile_dir=args.profile, repeat=args.repeat
+            size,
+            args.cases,
+            postgres=args.postgres,
+            profile_dir=args.profile,
+            repeat=args.repeat,
+            page_delay=args.listrak_ms / 1000,
         )
     return results
 
@@ -113,11 +133,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.profile is not None:
         args.profile.mkdir(parents=True, exist_ok=True)
     database = "postgresql" if args.postgres else "sqlite"
-    output = output_path(args.output, args.profile, database)
+    output = output_path(args.output, args.profile, database, args.listrak_ms)
     table = rows(_run(args, [10_000] if args.quick else args.sizes, database))
     found = targets(table)
     print(results_table(table) + "\n\n" + targets_table(found))
-    doc = document(table, found, database=database, profiled=bool(args.profile), repeat=args.repeat)
+    doc = document(
+        table,
+        found,
+        database=database,
+        profiled=bool(args.profile),
+        repeat=args.repeat,
+        listrak_ms=args.listrak_ms,
+    )
     write_json(output, doc)
     print(f"\nwritten to {output}")
     if args.profile is not None:

@@ -122,6 +122,7 @@ def document(
     database: str,
     profiled: bool,
     repeat: int = 1,
+    listrak_ms: float = 0.0,
 ) -> dict[str, Any]:
     """Everything results.json holds."""
     return {
@@ -135,6 +136,8 @@ def document(
         "database": database,
         "profiled": profiled,
         "repeat": repeat,
+        # Listrak's own time per page: 0 is the simulator's speed, more a remote API's.
+        "listrak_ms_per_page": listrak_ms,
         "notes": list(NOTES),
         "results": list(rows),
         "targets": [asdict(t) for t in found],

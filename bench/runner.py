@@ -156,13 +156,16 @@ def run_size(
     postgres: str | None,
     profile_dir: Path | None,
     repeat: int = 1,
+    page_delay: float = 0.0,
 ) -> list[CaseResult]:
-    """Seed one list, then run each case `repeat` times, each repeat after its floor's."""
+    """Seed one list, then run each case `repeat` times, each repeat after its floor's;
+    Listrak takes `page_delay` seconds over each page for every run alike."""
     results: list[CaseResult] = []
     with (
         TemporaryDirectory(prefix="lsrc-bench-") as tmp,
         World(size, Path(tmp), postgres=postgres) as world,
     ):
+        world.sim.faults.page_delay = page_delay
         # The seeded contacts live as long as the run: keep the collector off them.
         gc.freeze()
         for name in CASES:

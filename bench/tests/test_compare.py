@@ -76,3 +76,9 @@ def test_a_postgres_run_writes_its_own_file_by_default(tmp_path: Path) -> None:
     assert output_path(None, None, "sqlite").name == "results.json"
     assert output_path(None, tmp_path, "postgresql") == tmp_path / "results-postgres.json"
     assert output_path(tmp_path / "x.json", None, "postgresql") == tmp_path / "x.json"
+
+
+def test_a_run_with_listrak_s_own_time_per_page_keeps_its_own_results(tmp_path: Path) -> None:
+    assert output_path(None, None, "sqlite", 80).name == "results-listrak-80ms.json"
+    assert output_path(None, None, "postgresql", 80).name == "results-postgres-listrak-80ms.json"
+    assert output_path(tmp_path / "x.json", None, "sqlite", 80) == tmp_path / "x.json"
