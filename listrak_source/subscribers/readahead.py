@@ -2,9 +2,10 @@
 
 A page costs the worker Listrak's time (waiting, with the GIL free), decoding 1.3 MB of
 JSON, then checking its contacts and storing them. A thread that reads ahead lets the
-wait overlap the rest; it only fetches and decodes, so its next request goes out as soon
-as a page's cursor is known. It reads at most `depth` pages ahead, so memory stays
-bounded whatever the size of the list.
+wait overlap the rest. It sends its next request as soon as it has an item, unless the
+consumer is behind: then it first does the consumer's share of the work on the item
+(`ripen`), which overlaps the consumer's own time outside the GIL (SQLite's, say). It reads
+at most `depth` items ahead, so memory stays bounded whatever the size of the list.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import contextvars
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
 from ..errors import StopRequested
@@ -53,8 +54,11 @@ class Prefetch(Generic[T]):
         depth: int = 1,
         name: str = "prefetch",
         stop: threading.Event | None = None,
+        ripen: Callable[[T], T] | None = None,
     ) -> None:
         self._source = source
+        # What the consumer would do to an item first, done here while it is behind.
+        self._ripen = ripen
         # Once set, waiting for an item that has not arrived is abandoned.
         self._stop = stop
         self._queue: queue.Queue[T | _End | _Failure] = queue.Queue(maxsize=depth)
@@ -105,12 +109,18 @@ class Prefetch(Generic[T]):
     def _read(self) -> None:
         try:
             for item in self._source:
-                if not self._put(item) or self._closed.is_set():
+                if not self._put(self._ready(item)) or self._closed.is_set():
                     return
             self._put(_End())
         except BaseException as exc:
             # Whatever it is, the consumer raises it where the scan would have.
             self._put(_Failure(exc))
+
+    def _ready(self, item: T) -> T:
+        """The item, ripened first when the consumer is behind (its queue is full)."""
+        if self._ripen is not None and self._queue.full():
+            return self._ripen(item)
+        return item
 
     def _put(self, item: T | _End | _Failure) -> bool:
         while not self._closed.is_set():

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 
-from ..delivery.context import ListRun
+from ..delivery.context import ListRun, PageSource
 from ..engage.records import is_selected
 from ..errors import StopRequested
 from ..messages import oversize_reason
@@ -17,6 +18,7 @@ from ..records import (
     Page,
     PageDiff,
     PageKeys,
+    RawPage,
     Reject,
     RunResult,
     ScanSpec,
@@ -66,12 +68,14 @@ def _scan_one(
         start_date=spec.start_date,
         use_original_subscribe_date=spec.use_original_subscribe_date,
     )
-    # The reader only fetches and decodes, so its next request goes out as soon as it
-    # has a page's cursor; the contacts are checked here, beside Listrak's time.
-    with Prefetch(pages, name=f"listrak-list-{cfg.id}", stop=ctx.stop) as ahead:
+    # The reader's next request goes out as soon as it has a page's cursor; it checks a
+    # page's contacts itself only while the scan is behind, and the scan checks the rest.
+    check = functools.partial(_checked, ctx.listrak)
+    name = f"listrak-list-{cfg.id}"
+    with Prefetch[RawPage | Page](pages, name=name, stop=ctx.stop, ripen=check) as ahead:
         try:
-            for raw in ahead:
-                page = ctx.listrak.parse(raw)
+            for item in ahead:
+                page = check(item)
                 store_page(run, page, on_list=spec.subscribed)
                 if audience_fields:
                     _read_back(run, page, audience_fields)
@@ -84,6 +88,11 @@ def _scan_one(
             log.info("list %s: stopped waiting for a page; the scan is incomplete", cfg.id)
             return False, newest
     return True, newest
+
+
+def _checked(listrak: PageSource, item: RawPage | Page) -> Page:
+    """The page with its contacts checked, whichever thread checks them."""
+    return item if isinstance(item, Page) else listrak.parse(item)
 
 
 def _count_future_dates(run: ListRun, contacts: Sequence[Contact], latest: datetime) -> None:

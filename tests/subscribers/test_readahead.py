@@ -125,3 +125,33 @@ def test_an_item_already_read_is_still_handed_over_after_a_stop() -> None:
         with pytest.raises(StopRequested):
             next(ahead)
         release.set()
+
+
+def test_the_reader_ripens_an_item_when_the_consumer_is_behind() -> None:
+    ripened = threading.Event()
+
+    def ripen(item: str) -> str:
+        ripened.set()
+        return item.upper()
+
+    with Prefetch(iter("abc"), depth=1, ripen=ripen) as ahead:
+        # "a" waits in the queue untaken, so "b" finds it full and is ripened.
+        assert ripened.wait(5)
+        taken = list(ahead)
+    assert taken[:2] == ["a", "B"] and taken[2] in ("c", "C")
+
+
+def test_a_consumer_that_keeps_up_gets_every_item_as_read() -> None:
+    took = threading.Semaphore(0)
+
+    def items() -> Iterator[str]:
+        for item in "abc":
+            yield item
+            took.acquire(timeout=5)  # the next one only once this one was taken
+
+    with Prefetch(items(), depth=1, ripen=str.upper) as ahead:
+        taken = []
+        for item in ahead:
+            taken.append(item)
+            took.release()
+    assert taken == ["a", "b", "c"]
