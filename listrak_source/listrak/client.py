@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Any
+from typing import Any, TypedDict, Unpack
 from urllib.parse import quote
 
 import httpx
@@ -50,6 +50,17 @@ _DATE_FORMAT = "%Y-%m-%dT%H:%M:%S"
 
 class InvalidSettingError(ConfigError, ValueError):
     """A client or scan argument Listrak would reject; raised before any request is sent."""
+
+
+class ScanOptions(TypedDict, total=False):
+    """Which contacts a scan of a list reads (see ListrakClient.iter_raw_pages)."""
+
+    subscribed: bool
+    field_ids: Sequence[int]
+    page_size: int
+    start_date: datetime | None
+    end_date: datetime | None
+    use_original_subscribe_date: bool | None
 
 
 class ListrakClient(ActivityReads):
@@ -190,29 +201,9 @@ class ListrakClient(ActivityReads):
                 raise _beta_refused(list_id)
             raise _api_error(response, endpoint, list_id)
 
-    def iter_pages(
-        self,
-        list_id: int,
-        *,
-        subscribed: bool = True,
-        field_ids: Sequence[int] = (),
-        page_size: int = MAX_PAGE_SIZE,
-        start_date: datetime | None = None,
-        end_date: datetime | None = None,
-        use_original_subscribe_date: bool | None = None,
-    ) -> Iterator[Page]:
-        """Every page of one scan, parsed; arguments are checked now, requests start on
-        iteration."""
-        pages = self.iter_raw_pages(
-            list_id,
-            subscribed=subscribed,
-            field_ids=field_ids,
-            page_size=page_size,
-            start_date=start_date,
-            end_date=end_date,
-            use_original_subscribe_date=use_original_subscribe_date,
-        )
-        return map(self.parse, pages)
+    def iter_pages(self, list_id: int, **options: Unpack[ScanOptions]) -> Iterator[Page]:
+        """Every page of one scan, parsed (see `iter_raw_pages` for the options)."""
+        return map(self.parse, self.iter_raw_pages(list_id, **options))
 
     def iter_raw_pages(
         self,
@@ -266,8 +257,15 @@ class ListrakClient(ActivityReads):
 
     @staticmethod
     def parse(page: RawPage) -> Page:
-        """A page's contacts checked: each a Contact, or a Reject that says what was wrong."""
-        return parse_page(page.data, page.next_cursor)
+        """A page's contacts checked: each a Contact, or a Reject that says what was wrong.
+
+        The decoded JSON is let go here, though the raw page may still be referred to (the
+        scan's generator holds it until its next request): it is several times the size
+        of what it becomes.
+        """
+        parsed = parse_page(page.data, page.next_cursor)
+        page.data.clear()
+        return parsed
 
     def _scan(self, list_id: int, params: dict[str, str]) -> Iterator[RawPage]:
         path = f"/List/{list_id}/Contact"

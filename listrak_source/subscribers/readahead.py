@@ -108,8 +108,9 @@ class Prefetch(Generic[T]):
 
     def _read(self) -> None:
         try:
-            for item in self._source:
-                if not self._put(self._ready(item)) or self._closed.is_set():
+            # Mapped, so an item ripened is not held while it waits to be taken.
+            for item in map(self._ready, self._source):
+                if not self._put(item) or self._closed.is_set():
                     return
             self._put(_End())
         except BaseException as exc:

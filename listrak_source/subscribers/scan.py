@@ -74,8 +74,7 @@ def _scan_one(
     name = f"listrak-list-{cfg.id}"
     with Prefetch[RawPage | Page](pages, name=name, stop=ctx.stop, ripen=check) as ahead:
         try:
-            for item in ahead:
-                page = check(item)
+            for page in map(check, ahead):
                 store_page(run, page, on_list=spec.subscribed)
                 if audience_fields:
                     _read_back(run, page, audience_fields)
