@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from ..tracking.records import Seen
-from .page_sql import column_in, fetch
+from .page_sql import column_in, fetch, is_postgres, placeholder
 from .schema import activity_events
 
 _EVENT_COLUMNS = (
@@ -37,12 +37,8 @@ _EVENT_COLUMNS = (
 _ROW_COLUMNS = ("send_date", "opened", "bounced", "abused", "order_total", "click_count")
 
 
-def _mark(conn: Connection) -> str:
-    return "?" if conn.dialect.paramstyle == "qmark" else "%s"
-
-
 def _marks(conn: Connection, count: int) -> str:
-    return ", ".join([_mark(conn)] * count)
+    return ", ".join([placeholder(conn)] * count)
 
 
 def stamps(conn: Connection) -> Callable[[datetime | None], Any]:
@@ -77,7 +73,7 @@ def seen_rows(
 ) -> dict[str, Seen]:
     """The rows as last seen, for these addresses of one message."""
     select = f"email_key, {', '.join(_ROW_COLUMNS)} FROM activity_rows"
-    where = f"list_id = {_mark(conn)} AND message_id = {_mark(conn)}"
+    where = f"list_id = {placeholder(conn)} AND message_id = {placeholder(conn)}"
     rows = _matching(conn, select, (where, (list_id, message_id)), keys)
     return {
         key: Seen(send, bool(o), bool(b), bool(a), float(total), int(clicks))
@@ -95,7 +91,7 @@ def column_by_key(
     conn: Connection, table: str, column: str, list_id: int, keys: Sequence[str]
 ) -> list[tuple[str, Any]]:
     """(email_key, column) of the table's rows of the list, for these addresses."""
-    where = f"list_id = {_mark(conn)}", (list_id,)
+    where = f"list_id = {placeholder(conn)}", (list_id,)
     rows = _matching(conn, f"email_key, {column} FROM {table}", where, keys)
     return [(key, value) for key, value in rows]
 
@@ -118,7 +114,7 @@ def _matching(
     """
     condition, params = where
     condition = f"{condition} AND " if condition else ""
-    if conn.dialect.name == "postgresql":
+    if is_postgres(conn):
         sql = (
             f"SELECT x.* FROM unnest(%s::text[]) AS v(value) CROSS JOIN LATERAL"
             f" (SELECT {select} WHERE {condition}{by} = v.value OFFSET 0) AS x"

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from .page_sql import is_postgres, placeholder
 from .schema import audience_values
 
 # Rows per statement: keeps every statement under SQLite's 32,766 bound parameters.
@@ -45,13 +46,8 @@ RETURNING list_id
 """
 
 
-def _is_postgres(conn: Connection) -> bool:
-    return conn.dialect.name == "postgresql"
-
-
 def _rows_sql(conn: Connection, width: int, count: int, tail: str = "") -> str:
-    mark = "%s" if _is_postgres(conn) else "?"
-    row = "(" + ", ".join([mark] * width) + tail + ")"
+    row = "(" + ", ".join([placeholder(conn)] * width) + tail + ")"
     return ", ".join([row] * count)
 
 
@@ -90,7 +86,7 @@ def insert_events(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> set[str]
 
 def upsert_values(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> int:
     """Insert or supersede values (in _VALUES order) where the rank is newer; returns how many."""
-    postgres = _is_postgres(conn)
+    postgres = is_postgres(conn)
     tail = _SUPERSEDE.format(
         distinct="IS DISTINCT FROM" if postgres else "IS NOT",
         # Byte order, as Python and SQLite compare: a locale's order could rank ties apart.

@@ -40,11 +40,13 @@ _CURSOR_NUMBERS = itertools.count()
 _STORED = "desired_subscribed, desired_user_id, sent_subscribed, sent_user_id, in_doubt, email"
 
 
-def _is_postgres(conn: Connection) -> bool:
+def is_postgres(conn: Connection) -> bool:
+    """Whether the connection is PostgreSQL's (else SQLite's)."""
     return conn.dialect.name == "postgresql"
 
 
-def _mark(conn: Connection) -> str:
+def placeholder(conn: Connection) -> str:
+    """The driver's parameter mark: `?` for sqlite3, `%s` for psycopg."""
     return "?" if conn.dialect.paramstyle == "qmark" else "%s"
 
 
@@ -53,7 +55,7 @@ def column_in(
 ) -> Iterator[tuple[str, list[Any]]]:
     """(SQL condition that `column` is one of the values, its parameters): one array on
     Postgres, IN lists of at most CHUNK on SQLite."""
-    if _is_postgres(conn):
+    if is_postgres(conn):
         yield f"{column} = ANY(%s)", [list(values)]
         return
     for chunk in chunks(values):
@@ -77,7 +79,7 @@ def _stream(conn: Connection, sql: str, params: Sequence[Any]) -> Iterator[list[
     streaming result the same million rows took 2.3-3.1 s, through the driver's cursor
     0.8-1.0 s.
     """
-    if _is_postgres(conn):
+    if is_postgres(conn):
         yield from _server_side(conn, sql, params)
         return
     result = conn.exec_driver_sql(sql, tuple(params))
@@ -111,10 +113,10 @@ def subscribed_rows(
     """The list's desired-subscribed rows as (email_key,), (email_key, email) or
     (email_key, desired_user_id), a chunk at a time; only these keys, or only those the
     run `missed_by` missed, when given."""
-    mark = _mark(conn)
+    mark = placeholder(conn)
     columns = "email_key, email" if with_email else "email_key"
     columns = "email_key, desired_user_id" if with_user_id else columns
-    true = "true" if _is_postgres(conn) else "1"
+    true = "true" if is_postgres(conn) else "1"
     sql = f"SELECT {columns} FROM members WHERE list_id = {mark} AND desired_subscribed = {true}"
     params: list[Any] = [list_id]
     if missed_by is not None:
@@ -129,7 +131,7 @@ def subscribed_rows(
 
 def has_rows(conn: Connection, list_id: int) -> bool:
     """Whether the list has any row at all."""
-    sql = f"SELECT 1 FROM members WHERE list_id = {_mark(conn)} LIMIT 1"
+    sql = f"SELECT 1 FROM members WHERE list_id = {placeholder(conn)} LIMIT 1"
     return bool(fetch(conn, sql, (list_id,)))
 
 
@@ -139,7 +141,7 @@ def load_rows(conn: Connection, list_id: int, keys: Sequence[str]) -> list[Row]:
     A page that matches what is stored is then no write at all; the scan keeps the keys
     it has seen in memory (state/seen.py) rather than marking each row.
     """
-    if _is_postgres(conn):
+    if is_postgres(conn):
         # Joined to the page's keys as a set, each found through the primary key. With
         # `email_key = ANY(array)` the planner reads the whole table instead: at 1 M rows,
         # 165 ms a page against 70 (EXPLAIN ANALYZE, keys at random).
@@ -148,7 +150,7 @@ def load_rows(conn: Connection, list_id: int, keys: Sequence[str]) -> list[Row]:
             " JOIN members ON list_id = %s AND email_key = page.key"
         )
         return fetch(conn, sql, (list(keys), list_id))
-    mark = _mark(conn)
+    mark = placeholder(conn)
     out: list[Row] = []
     for condition, params in column_in(conn, "email_key", keys):
         sql = f"SELECT email_key, {_STORED} FROM members WHERE list_id = {mark} AND {condition}"
@@ -169,12 +171,12 @@ def insert_new(
     run; `posting`: their messages are about to be posted, so Segment may hold them now."""
     if not changes:
         return
-    if _is_postgres(conn):
+    if is_postgres(conn):
         _insert_arrays(conn, list_id, changes, _bind(conn, detected_at), (posting, run_id))
         return
     sql = (
         f"INSERT INTO members ({', '.join(_INSERT_COLUMNS)})"
-        f" VALUES ({', '.join([_mark(conn)] * len(_INSERT_COLUMNS))})"
+        f" VALUES ({', '.join([placeholder(conn)] * len(_INSERT_COLUMNS))})"
     )
     # One timestamp per page: convert it as SQLAlchemy would, once, not per row.
     when = _bind(conn, detected_at)
