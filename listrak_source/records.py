@@ -63,6 +63,8 @@ class Contact(NamedTuple):
     resubscribe_date: datetime | None = None
     unsubscribe_date: datetime | None = None
     unsubscribe_method: str | None = None
+    # The digest of the bytes Listrak sent for this contact, when they were split apart.
+    digest: int | None = None
 
     @property
     def key(self) -> str:
@@ -88,15 +90,43 @@ class Page:
     next_cursor: str | None
 
 
-class RawPage(NamedTuple):
+class Pieces(NamedTuple):
+    """A page's contacts as sent, not decoded: `head` + part + `}` is each one's JSON."""
+
+    head: bytes
+    parts: list[bytes]
+    # The page without its contacts (`"data":[]`): its status and cursor.
+    envelope: bytes
+
+
+@dataclass(slots=True)
+class RawPage:
     """One page of a scan as Listrak sent it: its contacts' JSON, not yet checked.
 
     The reader asks for the next page as soon as it has this one's cursor; checking the
-    contacts is left to the consumer, so Listrak's time and the worker's overlap.
+    contacts is left to the consumer, so Listrak's time and the worker's overlap. A page
+    whose contacts split cleanly holds them as `pieces` (with `data` empty, and the body as
+    sent in `content`): each one's digest can then recognize an unchanged contact without
+    decoding it. `digests` are the pieces', once counted.
     """
 
     data: list[Any]
     next_cursor: str | None
+    pieces: Pieces | None = None
+    content: bytes = b""
+    digests: list[int] | None = None
+
+    @property
+    def size(self) -> int:
+        """How many contacts the page holds."""
+        return len(self.pieces.parts) if self.pieces is not None else len(self.data)
+
+    def release(self) -> None:
+        """Let the page's JSON go: it is several times the size of what it becomes."""
+        self.data = []
+        self.pieces = None
+        self.content = b""
+        self.digests = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +164,9 @@ class PageKeys(NamedTuple):
     unsubscribed: list[str]
     marks: list[str | None] | None = None
     user_ids: bool = False
+    # Each key's digest as its first contact in the page carries it (see Contact.digest);
+    # None for one that is not a subscription.
+    digests: Mapping[str, int | None] = MappingProxyType({})
 
     @classmethod
     def of(
@@ -154,11 +187,14 @@ class PageKeys(NamedTuple):
             subscription_mark(c.key, user_id_of(c, user_id_field)) for c in subscribed
         ]
         unreadable = [r.email.lower() for r in on_list if r.email is not None]
+        # Reversed, so the first of a key's contacts is the one kept.
+        digests = {c.key: c.digest if c.subscribed else None for c in reversed(contacts)}
         return cls(
             seen + unreadable,
             [c.key for c in contacts if not c.subscribed],
             marks + [None] * len(unreadable),
             user_id_field is not None,
+            digests,
         )
 
 
@@ -198,6 +234,8 @@ class Stored(NamedTuple):
     in_doubt: bool = False
     # The spelling of the address the row's messages carry: Segment's anonymousId.
     email: str | None = None
+    # The digest of the contact's bytes that set the desired values, if stored.
+    digest: int | None = None
 
 
 class Change(NamedTuple):
@@ -215,6 +253,8 @@ class Change(NamedTuple):
     kind: Kind
     message_id: str | None
     is_new: bool = False
+    # The contact's digest, stored with a subscription it sets (see Contact.digest).
+    digest: int | None = None
 
 
 @dataclass(slots=True)

@@ -29,12 +29,13 @@ from ..errors import (
     ListrakProtocolError,
     UnknownListError,
 )
-from ..records import Contact, Page, RawPage, Reject
+from ..records import Contact, Page, Pieces, RawPage, Reject
 from .activity import ActivityReads
 from .auth import ClientCredentialsAuth
-from .contacts import parse_contact, parse_page
+from .contacts import PARSE_VERSION, parse_contact, parse_page
 from .deadline import DeadlineTransport
 from .pacing import Pacer
+from .pieces import decode, digests, split_page
 from .repeats import REPEATED_PAGES, RepeatWatch
 from .retry import Backoff, ClientStats, Retrier, describe, envelope
 
@@ -259,13 +260,34 @@ class ListrakClient(ActivityReads):
     def parse(page: RawPage) -> Page:
         """A page's contacts checked: each a Contact, or a Reject that says what was wrong.
 
-        The decoded JSON is let go here, though the raw page may still be referred to (the
+        The page's JSON is let go here, though the raw page may still be referred to (the
         scan's generator holds it until its next request): it is several times the size
         of what it becomes.
         """
-        parsed = parse_page(page.data, page.next_cursor)
-        page.data.clear()
+        data = page.data if page.pieces is None else _contacts_of(page.content)
+        parsed = parse_page(data, page.next_cursor)
+        page.release()
         return parsed
+
+    @staticmethod
+    def digest(page: RawPage, context: str) -> None:
+        """Count the digests of a page split into pieces (see `parse_unknown`); `context`
+        names what besides its bytes decides what a contact becomes on the list."""
+        if page.pieces is not None and page.digests is None:
+            page.digests = digests(page.pieces, f"{PARSE_VERSION}\0{context}".encode())
+
+    @staticmethod
+    def parse_unknown(page: RawPage, known: Sequence[int]) -> Page | None:
+        """The page's contacts whose `known` is 0, checked, each with its digest; None when
+        they do not decode one by one, and the page is to be parsed whole (`parse`). The
+        page is kept, to be asked again: `release` it when done."""
+        if page.pieces is None or page.digests is None:
+            raise ValueError("only a page split into pieces, with their digests, has unknowns")
+        data = decode(page.pieces, known)
+        if data is None:
+            return None
+        digests = [d for d, k in zip(page.digests, known, strict=True) if not k]
+        return parse_page(data, page.next_cursor, digests)
 
     def _scan(self, list_id: int, params: dict[str, str]) -> Iterator[RawPage]:
         path = f"/List/{list_id}/Contact"
@@ -274,15 +296,25 @@ class ListrakClient(ActivityReads):
         pages = empty = 0
         repeats = RepeatWatch()
         while cursor is not None:
-            page = _page(self._get(path, {**params, "cursor": cursor}, list_id=list_id), path)
+            page = self._get_page(path, {**params, "cursor": cursor}, list_id)
             cursor = page.next_cursor
             pages += 1
-            empty = 0 if page.data else empty + 1
+            empty = 0 if page.size else empty + 1
             if cursor is not None:
                 self._check_progress(path, cursor, seen, pages, empty)
                 _check_repeats(path, repeats.page(page))
                 seen.add(cursor)
             yield page
+
+    def _get_page(self, path: str, params: Mapping[str, str], list_id: int) -> RawPage:
+        """A page of contacts, split into each one's bytes when they split cleanly."""
+        content = self._fetch(path, params, list_id=list_id)
+        pieces = split_page(content)
+        if pieces is not None:
+            envelope = _decoded(pieces.envelope, f"GET {path}")
+            if isinstance(envelope, dict) and envelope.get("data") == []:
+                return _page(envelope, path, pieces, content)
+        return _page(_body(content, f"GET {path}"), path)
 
     def _check_progress(
         self, path: str, cursor: str, seen: set[str], pages: int, empty: int
@@ -310,20 +342,25 @@ class ListrakClient(ActivityReads):
         label: str | None = None,
     ) -> dict[str, Any]:
         endpoint = label or f"GET {path}"
+        return _body(self._fetch(path, params, list_id=list_id, label=label), endpoint)
+
+    def _fetch(
+        self,
+        path: str,
+        params: Mapping[str, str] | None = None,
+        *,
+        list_id: int | None = None,
+        label: str | None = None,
+    ) -> bytes:
+        """The body of a successful GET, as sent."""
+        endpoint = label or f"GET {path}"
         response = self._retrier.call(endpoint, lambda: self._http.get(path, params=params))
         try:
             if not response.is_success:  # a 3xx (httpx follows none) is no answer either
                 raise _api_error(response, endpoint, list_id)
-            try:
-                # A 5,000-contact page is about 1.7 MB; orjson decodes it several times faster.
-                body = orjson.loads(response.content)
-            except ValueError:
-                body = _lenient_json(response.content, endpoint)
+            return response.content
         finally:
             _release(response)
-        if not isinstance(body, dict):
-            raise ListrakProtocolError(f"{endpoint} returned JSON that is not an object")
-        return body
 
     def _before_request(self, request: httpx.Request) -> None:
         # A hook rather than a loop step so that token renewals and 401 re-sends are paced too.
@@ -394,7 +431,9 @@ def _format_date(value: datetime, name: str) -> str:
     return value.strftime(_DATE_FORMAT)
 
 
-def _page(body: dict[str, Any], path: str) -> RawPage:
+def _page(
+    body: dict[str, Any], path: str, pieces: Pieces | None = None, content: bytes = b""
+) -> RawPage:
     data, cursor = body.get("data"), body.get("nextPageCursor")
     if not isinstance(data, list):
         raise ListrakProtocolError(f"GET {path} returned a page whose data is not a list")
@@ -402,7 +441,28 @@ def _page(body: dict[str, Any], path: str) -> RawPage:
         cursor = str(cursor)  # opaque either way; a number is passed back as its digits
     if cursor is not None and not isinstance(cursor, str):
         raise ListrakProtocolError(f"GET {path} returned a nextPageCursor that is not a string")
-    return RawPage(data, cursor or None)  # an empty cursor ends the scan too
+    return RawPage(data, cursor or None, pieces, content)  # an empty cursor ends the scan too
+
+
+def _body(content: bytes, endpoint: str) -> dict[str, Any]:
+    body = _decoded(content, endpoint)
+    if not isinstance(body, dict):
+        raise ListrakProtocolError(f"{endpoint} returned JSON that is not an object")
+    return body
+
+
+def _decoded(content: bytes, endpoint: str) -> Any:
+    try:
+        # A 5,000-contact page is about 1.7 MB; orjson decodes it several times faster.
+        return orjson.loads(content)
+    except ValueError:
+        return _lenient_json(content, endpoint)
+
+
+def _contacts_of(content: bytes) -> list[Any]:
+    """The contacts of a page whose envelope was read already: its data is a list."""
+    data: list[Any] = _body(content, "GET a page of contacts")["data"]
+    return data
 
 
 def _lenient_json(content: bytes, endpoint: str) -> Any:

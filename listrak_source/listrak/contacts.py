@@ -7,7 +7,7 @@ let one malformed contact stop a scan.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +26,10 @@ _DIGITS = re.compile(r"^\s*[0-9]+\s*$")
 # _EMAIL accepts, matched whole, since a match up to a trailing newline would not do here.
 _PLAIN_EMAIL = re.compile(r"[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+")
 _PLAIN_STATES = {None: True, "Subscribed": True, "Unsubscribed": False}
+# Part of every contact digest (listrak/pieces.py): a stored digest stands for what these
+# functions made of the contact's bytes. Change it with anything that could make them
+# answer otherwise for the same bytes, so every contact is decoded and checked again.
+PARSE_VERSION = 1
 
 
 def storable(text: str) -> bool:
@@ -119,7 +123,7 @@ def _subscribed(raw: Mapping[str, Any]) -> bool:
     return _STATES[state]
 
 
-def parse_contact(raw: object) -> Contact | Reject:
+def parse_contact(raw: object, digest: int | None = None) -> Contact | Reject:
     """Turn one JSON contact into a Contact, or a Reject that says what was wrong.
 
     A re-sync parses every contact of the list, so the usual contact (a plain address,
@@ -127,13 +131,13 @@ def parse_contact(raw: object) -> Contact | Reject:
     checked step by step, and both give the same answer (a property test compares them).
     """
     if type(raw) is dict:
-        plain = _plain_contact(raw)
+        plain = _plain_contact(raw, digest)
         if plain is not None:
             return plain
-    return checked_contact(raw)
+    return checked_contact(raw, digest)
 
 
-def checked_contact(raw: object) -> Contact | Reject:
+def checked_contact(raw: object, digest: int | None = None) -> Contact | Reject:
     """parse_contact with every check spelled out, for any JSON whatever."""
     if not isinstance(raw, dict):  # JSON objects decode to dicts
         return Reject(reason=f"contact is {type(raw).__name__}, not an object", raw=repr(raw)[:200])
@@ -142,12 +146,12 @@ def checked_contact(raw: object) -> Contact | Reject:
         email = _email(raw)
         if isinstance(email, Reject):
             return email
-        return _contact(raw, email, subscribed=_subscribed(raw))
+        return _contact(raw, email, subscribed=_subscribed(raw), digest=digest)
     except ValueError as exc:
         return Reject(reason=str(exc), email=email if isinstance(email, str) else None)
 
 
-def _plain_contact(raw: dict[str, Any]) -> Contact | None:
+def _plain_contact(raw: dict[str, Any], digest: int | None = None) -> Contact | None:
     """The usual contact, or None for checked_contact to judge."""
     email = raw.get("emailAddress")
     state = raw.get("subscriptionState")
@@ -164,7 +168,7 @@ def _plain_contact(raw: dict[str, Any]) -> Contact | None:
     fields = _plain_fields(raw.get("segmentationFieldValues")) if subscribed else {}
     if fields is None:
         return None
-    return _contact(raw, email, subscribed=subscribed, fields=fields)
+    return _contact(raw, email, subscribed=subscribed, fields=fields, digest=digest)
 
 
 def _plain_fields(values: object) -> dict[int, str] | None:
@@ -194,6 +198,7 @@ def _contact(
     *,
     subscribed: bool,
     fields: Mapping[int, str] | None = None,
+    digest: int | None = None,
 ) -> Contact:
     # A removal keeps the last known userId, so an unsubscribe needs no readable fields:
     # it is a fact from Listrak whatever else the contact carries.
@@ -207,15 +212,18 @@ def _contact(
         _date(raw, "resubscribeDate"),
         _date(raw, "unsubscribeDate"),
         _optional_text(raw, "unsubscribeMethod"),
+        digest,
     )
 
 
-def parse_page(data: list[Any], cursor: str | None) -> Page:
-    """Every contact of a page's data, split into those that parsed and those that did not."""
+def parse_page(data: list[Any], cursor: str | None, digests: Sequence[int] | None = None) -> Page:
+    """Every contact of a page's data, split into those that parsed and those that did not;
+    each with its digest (see Contact.digest), when given."""
     contacts: list[Contact] = []
     rejects: list[Reject] = []
-    for raw in data:
-        parsed = parse_contact(raw)
+    given: Sequence[int | None] = digests if digests is not None else [None] * len(data)
+    for raw, digest in zip(data, given, strict=True):
+        parsed = parse_contact(raw, digest)
         if isinstance(parsed, Contact):
             contacts.append(parsed)
         else:

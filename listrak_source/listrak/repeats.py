@@ -25,13 +25,18 @@ class RepeatWatch:
 
     def page(self, page: RawPage) -> int:
         """Add the page's contacts; how many pages in a row held only contacts seen before."""
-        # Addresses as Listrak spells them: a page served again spells them the same way.
-        keys = [_identity(item) for item in page.data]
+        # Addresses as Listrak spells them, or contacts as it sent them: a page served
+        # again spells them the same way.
+        keys: list[str] | list[bytes] = (
+            page.pieces.parts
+            if page.pieces is not None
+            else [_identity(item) for item in page.data]
+        )
         if keys:
             self.streak = 0 if self._add(keys) else self.streak + 1
         return self.streak
 
-    def _add(self, keys: list[str]) -> bool:
+    def _add(self, keys: list[str] | list[bytes]) -> bool:
         """Set each key's bit; True when any was not yet set (a key new to the scan)."""
         bits, new = self._filter, False
         for key in keys:

@@ -17,7 +17,7 @@ __all__ = ["SchemaError", "check_schema", "head_revision", "make_engine", "upgra
 
 # The newest migration in state/migrations/versions; a test keeps the two in step. Knowing it
 # without Alembic lets every command skip importing Alembic when the schema is current.
-SCHEMA_HEAD = "0009_audience_guard"
+SCHEMA_HEAD = "0010_contact_digest"
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 

@@ -31,6 +31,7 @@ from sqlalchemy import (
 
 from ..records import Change, PageDiff, PageKeys, Stored, subscription_mark
 from . import page_sql
+from .digests import DigestIndex
 from .rows import chunks, listed, new_message, one_of, renew_keys, requeue_subscribed
 from .schema import members, rejects
 from .seen import SeenKeys
@@ -59,6 +60,11 @@ class _Scan:
     # Keys whose row this scan unsubscribed: not seen (only subscribed contacts are), so a
     # later page may hold them again, and their mark may be older than their row.
     dropped: set[str] = field(default_factory=set)
+    # The same keys' hashes, as the seen set takes them.
+    dropped_codes: set[int] = field(default_factory=set)
+    # The list's desired-subscribed rows that carry a digest, read with `current` (which
+    # then holds the marks of the others only).
+    known: DigestIndex | None = None
 
 
 class Members:
@@ -83,6 +89,7 @@ class Members:
         detected_at: datetime,
         *,
         posting: bool = False,
+        recognized: Sequence[int] = (),
     ) -> PageDiff:
         """Read the page's rows, diff them, and write the changes with their message ids,
         in one transaction: together or not at all. Its subscribed contacts count as seen
@@ -91,7 +98,8 @@ class Members:
         `differ` is given the stored rows and the keys of contacts known unchanged, which
         it leaves out: their rows are not read. `posting`: the changes go to Segment as soon
         as this commits, so their rows are in doubt from now on (see members.in_doubt),
-        before anything is posted.
+        before anything is posted. `recognized`: the key hashes `recognize` answered for
+        the page's contacts that were not decoded; they count as seen, unchanged.
         """
         scan = self._scan(list_id, run_id)
         codes = scan.seen.codes(keys.subscribed)
@@ -102,9 +110,13 @@ class Members:
             stored = self._load(conn, list_id, run_id, wanted, earlier)
             page = differ(stored, same)
             self._record(conn, list_id, run_id, page, detected_at, posting=posting)
+            page_sql.stamp_digests(conn, list_id, _stamps(keys, stored, same, earlier, page))
         scan.seen.insert(codes)
-        scan.dropped.update(c.key for c in page.changes if not c.subscribed)
-        scan.subscribed += len(same)
+        scan.seen.insert(recognized)
+        dropped = [c.key for c in page.changes if not c.subscribed]
+        scan.dropped.update(dropped)
+        scan.dropped_codes.update(scan.seen.codes(dropped))
+        scan.subscribed += len(same) + len(recognized)
         scan.subscribed += _newly_subscribed(keys.subscribed, stored, page.changes, earlier)
         self._track_growth(sum(1 for c in page.changes if c.is_new))
         return page
@@ -124,9 +136,7 @@ class Members:
         scan.pages += 1
         if keys.marks is None or scan.fresh or scan.pages < _CURRENT_FROM_PAGE:
             return frozenset()  # on a fresh list every stored row is one seen earlier
-        if scan.current is None:
-            scan.current = self._current(list_id, user_ids=keys.user_ids)
-        current = scan.current
+        current = self._current(scan, list_id, user_ids=keys.user_ids)
         marked = [(k, m) for k, m in zip(keys.subscribed, keys.marks, strict=True) if m]
         hits = current.present(current.codes(m for _, m in marked))
         same = {k for (k, _), hit in zip(marked, hits, strict=True) if hit}
@@ -134,13 +144,46 @@ class Members:
             same -= {k for k, n in Counter(keys.subscribed).items() if n > 1}
         return frozenset(same - earlier - scan.dropped - set(keys.unsubscribed))
 
-    def _current(self, list_id: int, *, user_ids: bool) -> SeenKeys:
-        """The marks of the list's desired-subscribed rows, as they are now."""
-        current = SeenKeys(self._size_hint(list_id))
+    def recognize(
+        self, list_id: int, run_id: int, digests: Sequence[int], *, user_ids: bool
+    ) -> list[int]:
+        """For each digest of a page's contacts, the hash of the key whose row holds it, or
+        0: the contact is decoded and diffed. So is one this scan saw before, or unsubscribed,
+        or that the page holds twice, as `_unchanged` would have it. Like the marks, the
+        digests are read at the scan's third page; `user_ids` as in PageKeys."""
+        scan = self._scan(list_id, run_id)
+        if scan.fresh or scan.pages + 1 < _CURRENT_FROM_PAGE:
+            return [0] * len(digests)
+        self._current(scan, list_id, user_ids=user_ids)
+        assert scan.known is not None  # read with the marks
+        codes = scan.known.find(digests)
+        seen = scan.seen.present(codes)
+        twice = {code for code, n in Counter(codes).items() if n > 1}
+        refused = twice | scan.dropped_codes
+        return [
+            0 if hit or code in refused else code for code, hit in zip(codes, seen, strict=True)
+        ]
+
+    def codes_of(self, list_id: int, run_id: int, keys: Sequence[str]) -> list[int]:
+        """The keys' hashes as `recognize` answers them."""
+        return self._scan(list_id, run_id).seen.codes(keys)
+
+    def _current(self, scan: _Scan, list_id: int, *, user_ids: bool) -> SeenKeys:
+        """The marks of the list's desired-subscribed rows without a digest, and the
+        digests of the others (scan.known), as they are now; read once per scan."""
+        if scan.current is not None:
+            return scan.current
+        scan.current = current = SeenKeys()
+        scan.known = known = DigestIndex(self._size_hint(list_id))
         with self.tx.read() as conn:
             for rows in page_sql.subscribed_rows(conn, list_id, with_user_id=True):
-                marks = (subscription_mark(k, u if user_ids else None) for k, u in rows)
+                marks = [
+                    subscription_mark(k, u if user_ids else None) for k, u, d in rows if d is None
+                ]
                 current.insert(current.codes(marks))
+                digested = [(k, d) for k, _, d in rows if d is not None]
+                codes = current.codes(k for k, _ in digested)
+                known.add(zip((d for _, d in digested), codes, strict=True))
         return current
 
     def _scan(self, list_id: int, run_id: int) -> _Scan:
@@ -200,8 +243,9 @@ class Members:
                 sent_uid,
                 bool(doubt),
                 email,
+                digest,
             )
-            for key, sub, uid, sent, sent_uid, doubt, email in rows
+            for key, sub, uid, sent, sent_uid, doubt, email, digest in rows
         }
 
     def _record(
@@ -249,7 +293,7 @@ class Members:
         stmt = (
             update(members)
             .where(members.c.list_id == list_id, members.c.email_key == bindparam("k"))
-            .values(**_changed(detected_at), last_seen_run=run_id)
+            .values(**_changed(detected_at), last_seen_run=run_id, digest=bindparam("d"))
         )
         params = [
             {
@@ -259,6 +303,7 @@ class Members:
                 "u": c.user_id,
                 "m": c.message_id,
                 "p": posting and c.message_id is not None,
+                "d": c.digest,
             }
             for c in changes
         ]
@@ -368,6 +413,7 @@ class Members:
                 detected_at,
                 new_id,
                 desired_subscribed=False,
+                digest=None,
                 **_REMOVAL_USER_ID,
             )
 
@@ -384,6 +430,29 @@ def _to_read(scan: _Scan, keys: PageKeys, earlier: set[str], same: frozenset[str
     if scan.fresh:
         return [k for k in wanted if k in earlier]
     return [k for k in wanted if k not in same] if same else wanted
+
+
+def _stamps(
+    keys: PageKeys,
+    stored: Mapping[str, Stored],
+    same: Collection[str],
+    earlier: set[str],
+    page: PageDiff,
+) -> list[tuple[str, int]]:
+    """(key, digest) for the rows this page leaves holding what their contact's bytes say
+    but under another digest, or none: a key's first contact in the page, a subscription,
+    neither changed (a change carries its digest) nor refused nor seen before this page."""
+    if not any(keys.digests.values()):
+        return []
+    left_out = earlier | {c.key for c in page.changes}
+    left_out.update(r.email.lower() for r in page.rejects if r.email is not None)
+    return [
+        (key, digest)
+        for key, digest in keys.digests.items()
+        if digest is not None
+        and key not in left_out
+        and (key in same or (key in stored and stored[key].digest != digest))
+    ]
 
 
 def _newly_subscribed(

@@ -31,13 +31,16 @@ _INSERT_COLUMNS = (
     "dead",
     "in_doubt",
     "last_seen_run",
+    "digest",
 )
 # (email_key, desired_subscribed, desired_user_id, sent_subscribed, sent_user_id, in_doubt,
-# email) per stored row.
-Row = tuple[str, Any, str | None, Any, str | None, Any, str]
+# email, digest) per stored row.
+Row = tuple[str, Any, str | None, Any, str | None, Any, str, int | None]
 # Server-side cursors' names.
 _CURSOR_NUMBERS = itertools.count()
-_STORED = "desired_subscribed, desired_user_id, sent_subscribed, sent_user_id, in_doubt, email"
+_STORED = (
+    "desired_subscribed, desired_user_id, sent_subscribed, sent_user_id, in_doubt, email, digest"
+)
 
 
 def is_postgres(conn: Connection) -> bool:
@@ -111,11 +114,11 @@ def subscribed_rows(
     missed_by: int | None = None,
 ) -> Iterator[list[Any]]:
     """The list's desired-subscribed rows as (email_key,), (email_key, email) or
-    (email_key, desired_user_id), a chunk at a time; only these keys, or only those the
+    (email_key, desired_user_id, digest), a chunk at a time; only these keys, or only those the
     run `missed_by` missed, when given."""
     mark = placeholder(conn)
     columns = "email_key, email" if with_email else "email_key"
-    columns = "email_key, desired_user_id" if with_user_id else columns
+    columns = "email_key, desired_user_id, digest" if with_user_id else columns
     true = "true" if is_postgres(conn) else "1"
     sql = f"SELECT {columns} FROM members WHERE list_id = {mark} AND desired_subscribed = {true}"
     params: list[Any] = [list_id]
@@ -185,7 +188,7 @@ def insert_new(
         [
             (
                 *(list_id, c.key, c.email, c.subscribed, c.user_id, c.message_id),
-                *(when, 0, False, posting, run_id),
+                *(when, 0, False, posting, run_id, c.digest),
             )
             for c in changes
         ],
@@ -206,9 +209,9 @@ def _insert_arrays(
     """
     sql = (
         f"INSERT INTO members ({', '.join(_INSERT_COLUMNS)})"
-        " SELECT %s, k, e, s, u, m, %s, 0, false, %s, %s"
-        " FROM unnest(%s::text[], %s::text[], %s::boolean[], %s::text[], %s::text[])"
-        " AS page(k, e, s, u, m)"
+        " SELECT %s, k, e, s, u, m, %s, 0, false, %s, %s, d"
+        " FROM unnest(%s::text[], %s::text[], %s::boolean[], %s::text[], %s::text[],"
+        " %s::bigint[]) AS page(k, e, s, u, m, d)"
     )
     columns = (
         [c.key for c in changes],
@@ -216,6 +219,7 @@ def _insert_arrays(
         [c.subscribed for c in changes],
         [c.user_id for c in changes],
         [c.message_id for c in changes],
+        [c.digest for c in changes],
     )
     conn.exec_driver_sql(sql, (list_id, when, *posting_run, *columns))
 
@@ -223,3 +227,21 @@ def _insert_arrays(
 def _bind(conn: Connection, value: datetime) -> Any:
     process: Callable[[Any], Any] | None = members.c.detected_at.type.bind_processor(conn.dialect)
     return process(value) if process is not None else value
+
+
+def stamp_digests(conn: Connection, list_id: int, stamps: Sequence[tuple[str, int]]) -> None:
+    """(key, digest): the bytes these rows' desired values were read from, where the rows
+    already held those values (a new or changed row gets its digest as it is written)."""
+    if not stamps:
+        return
+    if is_postgres(conn):
+        sql = (
+            "UPDATE members SET digest = page.d"
+            " FROM unnest(%s::text[], %s::bigint[]) AS page(k, d)"
+            " WHERE members.list_id = %s AND members.email_key = page.k"
+        )
+        keys, digests = zip(*stamps, strict=True)
+        conn.exec_driver_sql(sql, (list(keys), list(digests), list_id))
+        return
+    sql = "UPDATE members SET digest = ? WHERE list_id = ? AND email_key = ?"
+    conn.exec_driver_sql(sql, [(digest, list_id, key) for key, digest in stamps])

@@ -71,6 +71,11 @@ members = Table(
     # must hold. Set before the post, cleared when Segment accepts one. While it is set, a
     # change back to sent_* is still sent: only a message never posted may be dropped.
     Column("in_doubt", Boolean, nullable=False, default=False, server_default=false()),
+    # The digest of the bytes Listrak sent for the contact whose parse set the desired
+    # values (listrak/pieces.py): a scan that meets the same bytes again recognizes the
+    # contact unchanged without decoding it. Written with the desired values, only for a
+    # subscription, and cleared by every other write of them.
+    Column("digest", BigInteger),
 )
 # Only rows that carry a message (pending or dead) are indexed: delivery pages through
 # them by message id, and a list's backlog is counted from them, however large the list.

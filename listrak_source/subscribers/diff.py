@@ -94,6 +94,7 @@ def _make(
         kind=kind,
         message_id=new_id(),
         is_new=is_new,
+        digest=contact.digest if subscribed else None,
     )
 
 

@@ -68,14 +68,17 @@ def _scan_one(
         start_date=spec.start_date,
         use_original_subscribe_date=spec.use_original_subscribe_date,
     )
-    # The reader's next request goes out as soon as it has a page's cursor; it checks a
-    # page's contacts itself only while the scan is behind, and the scan checks the rest.
-    check = functools.partial(_checked, ctx.listrak)
+    # The reader's next request goes out as soon as it has a page's cursor; it prepares a
+    # page itself only while the scan is behind, and the scan prepares the rest. The
+    # audience read-back judges every subscriber's values, so it recognizes no contact.
+    context = None if audience_fields else f"user id field {cfg.user_id_field}"
+    prepare = functools.partial(_prepared, ctx.listrak, context)
     name = f"listrak-list-{cfg.id}"
-    with Prefetch[RawPage | Page](pages, name=name, stop=ctx.stop, ripen=check) as ahead:
+    with Prefetch[RawPage | Page](pages, name=name, stop=ctx.stop, ripen=prepare) as ahead:
         try:
-            for page in map(check, ahead):
-                store_page(run, page, on_list=spec.subscribed)
+            for item in map(prepare, ahead):
+                page, recognized = _taken(run, item, latest)
+                store_page(run, page, on_list=spec.subscribed, recognized=recognized)
                 if audience_fields:
                     _read_back(run, page, audience_fields)
                 newest = newest_date(page.contacts, newest, latest=latest)
@@ -89,9 +92,59 @@ def _scan_one(
     return True, newest
 
 
-def _checked(listrak: PageSource, item: RawPage | Page) -> Page:
-    """The page with its contacts checked, whichever thread checks them."""
-    return item if isinstance(item, Page) else listrak.parse(item)
+def _prepared(listrak: PageSource, context: str | None, item: RawPage | Page) -> RawPage | Page:
+    """The page with its contacts checked, or with their digests counted when they are to
+    be recognized (a page split into pieces, with a `context` for its digests); whichever
+    thread gets to it first."""
+    if isinstance(item, Page):
+        return item
+    if context is None or item.pieces is None:
+        return listrak.parse(item)
+    listrak.digest(item, context)
+    return item
+
+
+def _taken(run: ListRun, item: RawPage | Page, latest: datetime) -> tuple[Page, list[int]]:
+    """The page's contacts to store, and the key hashes of those recognized unchanged."""
+    if isinstance(item, Page):
+        return item, []
+    try:
+        page, recognized = _recognized(run, item)
+    finally:
+        item.release()
+    return _unstamped_future(page, latest), recognized
+
+
+def _recognized(run: ListRun, item: RawPage) -> tuple[Page, list[int]]:
+    """Contacts whose bytes a stored row was read from are not decoded: they count as seen.
+
+    A recognized contact whose key the page also holds in other bytes is decoded after
+    all, so the diff refuses the second of the two as it would have.
+    """
+    listrak, members, cfg, run_id = run.ctx.listrak, run.ctx.db.members, run.cfg, run.result.run_id
+    assert item.digests is not None  # counted by _prepared
+    user_ids = cfg.user_id_field is not None
+    known = members.recognize(cfg.id, run_id, item.digests, user_ids=user_ids)
+    page = listrak.parse_unknown(item, known)
+    if page is not None and any(known):
+        keys = [c.key for c in page.contacts] + [r.email.lower() for r in page.rejects if r.email]
+        clash = set(known) & set(members.codes_of(cfg.id, run_id, keys))
+        if clash:
+            known = [0 if code in clash else code for code in known]
+            page = listrak.parse_unknown(item, known)
+    if page is None:
+        return listrak.parse(item), []
+    return page, [code for code in known if code]
+
+
+def _unstamped_future(page: Page, latest: datetime) -> Page:
+    """Contacts with dates yet to come keep no digest: they are decoded at every scan, so
+    their dates are reported for as long as they are wrong."""
+    future = {id(c) for c in future_dated(page.contacts, latest)}
+    if not future:
+        return page
+    contacts = [c._replace(digest=None) if id(c) in future else c for c in page.contacts]
+    return Page(contacts, page.rejects, page.next_cursor)
 
 
 def _count_future_dates(run: ListRun, contacts: Sequence[Contact], latest: datetime) -> None:
@@ -117,8 +170,9 @@ def _note_future_dates(run: ListRun, latest: datetime) -> None:
     log.warning("list %s: %s", run.cfg.id, note)
 
 
-def store_page(run: ListRun, page: Page, *, on_list: bool) -> None:
-    """Store one page; `on_list`: a Subscribed scan returned it, so all of it is on the list."""
+def store_page(run: ListRun, page: Page, *, on_list: bool, recognized: Sequence[int] = ()) -> None:
+    """Store one page; `on_list`: a Subscribed scan returned it, so all of it is on the list;
+    `recognized`: the key hashes of its contacts known unchanged without being decoded."""
     ctx, cfg, result = run.ctx, run.cfg, run.result
 
     def differ(stored: Mapping[str, Stored], same: Collection[str]) -> PageDiff:
@@ -141,11 +195,17 @@ def store_page(run: ListRun, page: Page, *, on_list: bool) -> None:
         page.contacts, page.rejects if on_list else (), user_id_field=cfg.user_id_field
     )
     diff = ctx.db.members.save_page(
-        cfg.id, result.run_id, keys, differ, detected_at, posting=run.posting()
+        cfg.id,
+        result.run_id,
+        keys,
+        differ,
+        detected_at,
+        posting=run.posting(),
+        recognized=recognized,
     )
     if run.on_stored is not None:
         run.on_stored(diff.changes, detected_at)
-    result.scanned += len(page.contacts) + len(page.rejects)
+    result.scanned += len(page.contacts) + len(page.rejects) + len(recognized)
     result.rejected += len(diff.rejects)
     for change in diff.changes:
         _count_change(result, change.kind)

@@ -1,0 +1,127 @@
+"""A page of contacts split into each contact's bytes, without decoding them.
+
+A re-sync meets mostly contacts that have not changed since the last run, and Listrak
+sends such a contact as the bytes it sent then. A digest of those bytes, stored with the
+contact's row, recognizes it without decoding or checking it (state/digests.py).
+
+Splitting needs no JSON parser. Every contact object opens with the same first key
+(Listrak sends `emailAddress` first), and `},{"emailAddress":` cannot occur inside a JSON
+string, where every quote is escaped. It can occur inside a contact's nested values, and
+a contact may open with another key: either way a piece is then not one JSON object, which
+decoding it finds, and a piece recognized by its digest has the bytes of one that decoded
+whole when the digest was stored. A page that does not split cleanly is decoded whole.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import operator
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from ..records import Pieces
+
+# What may stand before "data" in the envelope: keys with scalar values only, so the
+# array found is the envelope's own, not one nested in another of its values.
+_STRING = rb'"(?:[^"\\]|\\.)*"'
+_SCALAR = rb"(?:" + _STRING + rb"|-?[0-9][0-9.eE+-]*|true|false|null)"
+_PREFIX = re.compile(rb"\s*\{(?:\s*" + _STRING + rb"\s*:\s*" + _SCALAR + rb"\s*,)*\s*", re.S)
+_DATA = re.compile(rb'"data"\s*:\s*\[\s*')
+# A contact's opening brace and first key.
+_HEAD = re.compile(rb"\{\s*" + _STRING + rb"\s*:\s*", re.S)
+_CLOSE = re.compile(r"\s*\]")
+# Between two contacts: compact, as Listrak sends them, or with a space after the comma.
+_JOINS = (b"},", b"}, ")
+
+_DIGEST = functools.partial(hashlib.blake2b, digest_size=8)
+_SIGNED = functools.partial(int.from_bytes, byteorder="little", signed=True)
+_DIGEST_BYTES = operator.methodcaller("digest")
+
+
+def split_page(content: bytes) -> Pieces | None:
+    """The page's contacts' bytes, or None when the page is to be decoded whole."""
+    found = _DATA.search(content)
+    if found is None or not _PREFIX.fullmatch(content, 0, found.start()):
+        return None
+    head = _HEAD.match(content, found.end())
+    if head is None:
+        return None  # no contact, or not objects: nothing to gain
+    opening = head.group()
+    body = content[head.end() :]
+    parts = _split(body, opening)
+    last = _last(opening, parts[-1])
+    if last is None:
+        return None
+    parts[-1], rest = last
+    return Pieces(opening, parts, content[: found.start()] + b'"data":[]' + rest)
+
+
+def _split(body: bytes, opening: bytes) -> list[bytes]:
+    for join in _JOINS:
+        if join + opening in body:
+            return body.split(join + opening)
+    return [body]
+
+
+def _last(opening: bytes, tail: bytes) -> tuple[bytes, bytes] | None:
+    """The last contact's part, and what follows the array; decoding only that contact
+    finds where it ends, whatever its values hold."""
+    try:
+        text = (opening + tail).decode()
+        _, end = json.JSONDecoder().raw_decode(text)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    close = _CLOSE.match(text, end)
+    if close is None:
+        return None
+    after = text[close.end() :].encode()
+    size = len(tail) - len(text[end:].encode())  # the contact's bytes after the head
+    if size < 1 or tail[size - 1 : size] != b"}":
+        return None
+    return tail[: size - 1], after
+
+
+def digests(pieces: Pieces, context: bytes) -> list[int]:
+    """A signed 64-bit digest of each contact's bytes, never 0 (an empty slot to the
+    tables that hold them). `context` names what else decides what a contact becomes (the
+    parser, the list's settings), so a change there makes every digest new."""
+    material = hashlib.blake2b(context + b"\0" + pieces.head, digest_size=32).digest()
+    keyed = functools.partial(_DIGEST, key=material)
+    return [code or 1 for code in map(_SIGNED, map(_DIGEST_BYTES, map(keyed, pieces.parts)))]
+
+
+def contact_json(pieces: Pieces, index: int) -> bytes:
+    """One contact's JSON, as sent."""
+    return pieces.head + pieces.parts[index] + b"}"
+
+
+def decode(pieces: Pieces, known: Sequence[int]) -> list[dict[str, Any]] | None:
+    """The contacts whose `known` is 0, decoded one by one; None when one is not a single
+    JSON object (the page did not split where its contacts meet): decode it whole."""
+    head, out = pieces.head, []
+    for part, code in zip(pieces.parts, known, strict=True):
+        if code:
+            continue
+        contact = _object(head + part + b"}")
+        if contact is None:
+            return None
+        out.append(contact)
+    return out
+
+
+def _object(text: bytes) -> dict[str, Any] | None:
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        # What orjson refuses but JSON allows (an escaped lone surrogate) is the parser's
+        # to judge, as when a page is decoded whole.
+        try:
+            value = json.loads(text)
+        except (ValueError, RecursionError):
+            return None
+    return value if type(value) is dict else None

@@ -1,0 +1,72 @@
+"""A list's subscribed rows by the digest of the bytes that set them, for one scan.
+
+A re-sync looks each contact's digest up here (listrak/pieces.py): a hit is a contact
+Listrak sends exactly as it sent it when its row was written, so its row already says
+what it says, and only its key needs counting as seen. The table holds each digest beside
+its key's hash as the scan's seen set takes it (state/seen.py), in two flat arrays with
+open addressing, at most half full: 32 MB at 1 M rows, where a dict would cost 150.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Iterable, Sequence
+
+_MIN_SLOTS = 1024
+
+
+class DigestIndex:
+    """digest -> key hash; a digest met with two different keys (two contacts whose bytes
+    share a 64-bit digest) answers neither, so both are decoded."""
+
+    def __init__(self, expected: int = 0) -> None:
+        slots = _MIN_SLOTS
+        while slots < 2 * expected:
+            slots *= 2
+        self._digests = array("q", bytes(8 * slots))
+        self._codes = array("q", bytes(8 * slots))
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def add(self, pairs: Iterable[tuple[int, int]]) -> None:
+        """(digest, key hash) pairs; neither is ever 0 (the empty slot)."""
+        for digest, code in pairs:
+            self._put(digest, code)
+
+    def _put(self, digest: int, code: int) -> None:
+        digests, codes = self._digests, self._codes
+        mask = len(digests) - 1
+        i = digest & mask
+        while (held := digests[i]) != digest and held:
+            i = (i + 1) & mask
+        if held:
+            if codes[i] != code:
+                codes[i] = 0  # shared by two keys: recognizes neither
+            return
+        digests[i], codes[i] = digest, code
+        self._count += 1
+        if 2 * self._count > len(digests):
+            self._grow()
+
+    def find(self, digests: Sequence[int]) -> list[int]:
+        """For each digest, its key's hash, or 0 when no row (or no single row) has it."""
+        table, codes = self._digests, self._codes
+        mask = len(table) - 1
+        found = []
+        for digest in digests:
+            i = digest & mask
+            while (held := table[i]) != digest and held:
+                i = (i + 1) & mask
+            found.append(codes[i] if held else 0)
+        return found
+
+    def _grow(self) -> None:
+        old_digests, old_codes = self._digests, self._codes
+        self._digests = array("q", bytes(16 * len(old_digests)))
+        self._codes = array("q", bytes(16 * len(old_digests)))
+        self._count = 0
+        for digest, code in zip(old_digests, old_codes, strict=True):
+            if digest:
+                self._put(digest, code)
