@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 
 from ..delivery.context import ListRun, PageSource
@@ -116,19 +116,32 @@ def _taken(run: ListRun, item: RawPage | Page, latest: datetime) -> tuple[Page, 
 
 
 def _recognized(run: ListRun, item: RawPage) -> tuple[Page, list[int]]:
-    """Contacts whose bytes a stored row was read from are not decoded: they count as seen.
-
-    A recognized contact whose key the page also holds in other bytes is decoded after
-    all, so the diff refuses the second of the two as it would have.
-    """
-    listrak, members, cfg, run_id = run.ctx.listrak, run.ctx.db.members, run.cfg, run.result.run_id
+    cfg = run.cfg
     assert item.digests is not None  # counted by _prepared
-    user_ids = cfg.user_id_field is not None
-    known = members.recognize(cfg.id, run_id, item.digests, user_ids=user_ids)
+    known = run.ctx.db.members.recognize(
+        cfg.id, run.result.run_id, item.digests, user_ids=cfg.user_id_field is not None
+    )
+    codes = functools.partial(run.ctx.db.members.codes_of, cfg.id, run.result.run_id)
+    return recognized_page(run.ctx.listrak, item, known, codes)
+
+
+def recognized_page(
+    listrak: PageSource,
+    item: RawPage,
+    known: Sequence[int],
+    codes_of: Callable[[Sequence[str]], Sequence[int]],
+) -> tuple[Page, list[int]]:
+    """The page's contacts not `known` (by their digests: see Members.recognize), decoded
+    and checked, and the key hashes of the known ones, which count as seen, unchanged.
+
+    A known contact whose key the page also holds in other bytes is decoded after all, so
+    the diff refuses the second of the two as it would have; `codes_of` hashes keys as
+    `known` holds them.
+    """
     page = listrak.parse_unknown(item, known)
     if page is not None and any(known):
         keys = [c.key for c in page.contacts] + [r.email.lower() for r in page.rejects if r.email]
-        clash = set(known) & set(members.codes_of(cfg.id, run_id, keys))
+        clash = set(known) & set(codes_of(keys))
         if clash:
             known = [0 if code in clash else code for code in known]
             page = listrak.parse_unknown(item, known)

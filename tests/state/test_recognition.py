@@ -1,0 +1,181 @@
+"""From a scan's third page on, a contact sent as the same bytes as when its row was written
+is recognized by their digest, and neither decoded nor diffed. The rule: a scan gives
+exactly what it gives when every contact is decoded: the same changes, the same refusals,
+the same rows, the same count of whom it missed, whatever the pages hold and however the
+list's user-id field changes between scans."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Collection, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from tempfile import TemporaryDirectory
+from typing import Any
+
+import orjson
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import select
+
+from listrak_source.listrak.client import ListrakClient
+from listrak_source.listrak.pieces import split_page
+from listrak_source.records import Page, PageDiff, PageKeys, RawPage, Stored
+from listrak_source.state import Database, make_engine, upgrade
+from listrak_source.state.schema import members
+from listrak_source.subscribers.diff import diff_page
+from listrak_source.subscribers.scan import _drop_oversize, recognized_page
+
+from ..properties import example_database
+
+LIST = 1001
+FIELD = 7
+NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
+EMAILS = ["a@x.io", "A@x.io", "b@x.io", "c@x.io", "d@x.io", "e@x.io", "not an address"]
+
+# A contact as Listrak sends it: the date changes its bytes, not what it means.
+contact = st.fixed_dictionaries(
+    {
+        "emailAddress": st.sampled_from(EMAILS),
+        "subscriptionState": st.sampled_from(["Subscribed", "Unsubscribed", "Pending"]),
+        "subscribeDate": st.sampled_from(["2026-01-01T00:00:00", "2026-02-01T00:00:00"]),
+        "segmentationFieldValues": st.lists(
+            st.fixed_dictionaries(
+                {
+                    "segmentationFieldId": st.sampled_from([FIELD, 8]),
+                    "value": st.sampled_from(["u1", "u2", ""]),
+                }
+            ),
+            max_size=2,
+        ),
+    }
+)
+# Contacts are drawn from a few versions, so later scans meet the bytes of earlier ones.
+versions = st.lists(contact, min_size=1, max_size=8)
+pages = st.lists(st.lists(st.integers(0, 7), max_size=5), min_size=1, max_size=7)
+
+
+def raw_page(contacts: list[dict[str, Any]]) -> RawPage:
+    content = orjson.dumps({"status": 200, "nextPageCursor": None, "data": contacts})
+    pieces = split_page(content)
+    return RawPage(contacts if pieces is None else [], None, pieces, content)
+
+
+class Scanner:
+    """One database; scans recognize contacts by their digests, or decode every one."""
+
+    def __init__(self, folder: Path, name: str, *, recognizing: bool) -> None:
+        engine = make_engine(f"sqlite:///{folder / name}.db")
+        upgrade(engine)
+        self.db = Database(engine)
+        self.recognizing = recognizing
+        self.ids = (f"m{n}" for n in itertools.count())
+
+    def save(self, run_id: int, contacts: list[dict[str, Any]], field: int | None) -> PageDiff:
+        raw = raw_page(contacts)
+        page, recognized = self._take(run_id, raw, field)
+
+        def differ(stored: Mapping[str, Stored], same: Collection[str]) -> PageDiff:
+            fresh = [c for c in page.contacts if c.key not in same]
+            diff = diff_page(
+                fresh, stored, user_id_field=field, run_id=run_id, new_id=self.ids.__next__
+            )
+            diff.rejects[:0] = page.rejects
+            _drop_oversize(diff, "trait")
+            return diff
+
+        keys = PageKeys.of(page.contacts, page.rejects, user_id_field=field)
+        return self.db.members.save_page(LIST, run_id, keys, differ, NOW, recognized=recognized)
+
+    def _take(self, run_id: int, raw: RawPage, field: int | None) -> tuple[Page, list[int]]:
+        if not self.recognizing or raw.pieces is None:
+            return ListrakClient.parse(raw), []
+        ListrakClient.digest(raw, f"user id field {field}")
+        assert raw.digests is not None
+        known = self.db.members.recognize(LIST, run_id, raw.digests, user_ids=field is not None)
+        codes = lambda keys: self.db.members.codes_of(LIST, run_id, keys)  # noqa: E731
+        return recognized_page(ListrakClient, raw, known, codes)
+
+    def rows(self) -> list[tuple[object, ...]]:
+        columns = [c for c in members.c if c.name != "digest"]
+        with self.db.engine.connect() as conn:
+            query = select(*columns).order_by(members.c.email_key)
+            return [tuple(r) for r in conn.execute(query)]
+
+
+def _plain(diff: PageDiff) -> tuple[object, ...]:
+    return ([c._replace(digest=None) for c in diff.changes], diff.rejects)
+
+
+def _version(
+    email: str, state: str = "Subscribed", date: int = 1, uid: str = "u1"
+) -> dict[str, Any]:
+    return {
+        "emailAddress": email,
+        "subscriptionState": state,
+        "subscribeDate": f"2026-0{date}-01T00:00:00",
+        "segmentationFieldValues": [{"segmentationFieldId": FIELD, "value": uid}],
+    }
+
+
+A, B, C = _version("a@x.io"), _version("b@x.io"), _version("c@x.io")
+OUT, LATER, HUGE = (
+    _version("a@x.io", "Unsubscribed"),
+    _version("a@x.io", date=2),
+    _version("a@x.io", uid="u" * 40_000),
+)
+
+
+@settings(max_examples=200, database=example_database())
+# Unsubscribed in this scan after the digests were read, then sent as when it was subscribed.
+@example(
+    versions=[A, OUT, B, C], scans=[([[0]], FIELD), ([[2], [3], [1], [0]], FIELD)], sweep=False
+)
+# Twice in one page, as the same bytes.
+@example(versions=[A, B, C], scans=[([[0]], FIELD), ([[1], [2], [0, 0]], FIELD)], sweep=False)
+# Twice in one page, in other bytes.
+@example(
+    versions=[A, LATER, B, C], scans=[([[0]], FIELD), ([[2], [3], [0, 1]], FIELD)], sweep=False
+)
+@example(
+    versions=[A, LATER, B, C], scans=[([[0]], FIELD), ([[2], [3], [1, 0]], FIELD)], sweep=False
+)
+# A change refused (its message would be too big) leaves the row as it was.
+@example(
+    versions=[A, HUGE, B, C],
+    scans=[([[0]], FIELD), ([[1]], FIELD), ([[2], [3], [1]], FIELD)],
+    sweep=False,
+)
+# The list's user-id field changes under bytes that do not.
+@example(versions=[A, B, C], scans=[([[0]], FIELD), ([[1], [2], [0]], 8)], sweep=True)
+@given(
+    versions=versions,
+    scans=st.lists(st.tuples(pages, st.sampled_from([None, FIELD, 8])), min_size=1, max_size=4),
+    sweep=st.booleans(),
+)
+def test_a_scan_finds_the_same_recognizing_contacts_as_decoding_every_one(
+    versions: list[dict[str, Any]],
+    scans: list[tuple[list[list[int]], int | None]],
+    sweep: bool,
+) -> None:
+    with TemporaryDirectory() as tmp:
+        fast = Scanner(Path(tmp), "fast", recognizing=True)
+        slow = Scanner(Path(tmp), "slow", recognizing=False)
+        for run_id, (pages_, field) in enumerate(scans, start=1):
+            for picks in pages_:
+                contacts = [versions[i % len(versions)] for i in picks]
+                assert _plain(fast.save(run_id, contacts, field)) == _plain(
+                    slow.save(run_id, contacts, field)
+                )
+            assert fast.db.members.count_unseen(LIST, run_id) == slow.db.members.count_unseen(
+                LIST, run_id
+            )
+            assert fast.db.members.unseen(LIST, run_id, 100) == slow.db.members.unseen(
+                LIST, run_id, 100
+            )
+            if sweep:
+                for scanner in (fast, slow):
+                    scanner.db.members.remove_unseen(LIST, run_id, NOW, lambda: "gone")
+            assert fast.rows() == slow.rows()
+            for scanner in (fast, slow):
+                scanner.db.members.end_scan(LIST)
