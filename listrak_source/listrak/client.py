@@ -311,9 +311,7 @@ class ListrakClient(ActivityReads):
         content = self._fetch(path, params, list_id=list_id)
         pieces = split_page(content)
         if pieces is not None:
-            envelope = _decoded(pieces.envelope, f"GET {path}")
-            if isinstance(envelope, dict) and envelope.get("data") == []:
-                return _page(envelope, path, pieces, content)
+            return _page(_body(pieces.envelope, f"GET {path}"), path, pieces, content)
         return _page(_body(content, f"GET {path}"), path)
 
     def _check_progress(

@@ -58,7 +58,12 @@ def split_page(content: bytes) -> Pieces | None:
     if last is None:
         return None
     parts[-1], rest = last
-    return Pieces(opening, parts, content[: found.start()] + b'"data":[]' + rest)
+    envelope = content[: found.start()] + b'"data":[]' + rest
+    # A split inside a contact's nested values can leave an envelope that is not one.
+    body = _object(envelope)
+    if body is None or body.get("data") != []:
+        return None
+    return Pieces(opening, parts, envelope)
 
 
 def _split(body: bytes, opening: bytes) -> list[bytes]:
