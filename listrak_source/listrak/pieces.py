@@ -60,8 +60,8 @@ def split_page(content: bytes) -> Pieces | None:
     parts[-1], rest = last
     envelope = content[: found.start()] + b'"data":[]' + rest
     # A split inside a contact's nested values can leave an envelope that is not one.
-    body = _object(envelope)
-    if body is None or body.get("data") != []:
+    decoded = _object(envelope)
+    if decoded is None or decoded.get("data") != []:
         return None
     return Pieces(opening, parts, envelope)
 
