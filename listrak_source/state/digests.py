@@ -32,23 +32,23 @@ class DigestIndex:
 
     def add(self, pairs: Iterable[tuple[int, int]]) -> None:
         """(digest, key hash) pairs; neither is ever 0 (the empty slot)."""
-        for digest, code in pairs:
-            self._put(digest, code)
-
-    def _put(self, digest: int, code: int) -> None:
+        # One loop, not a call a pair: a million pairs are added at a re-sync's third page.
         digests, codes = self._digests, self._codes
         mask = len(digests) - 1
-        i = digest & mask
-        while (held := digests[i]) != digest and held:
-            i = (i + 1) & mask
-        if held:
-            if codes[i] != code:
-                codes[i] = 0  # shared by two keys: recognizes neither
-            return
-        digests[i], codes[i] = digest, code
-        self._count += 1
-        if 2 * self._count > len(digests):
-            self._grow()
+        for digest, code in pairs:
+            i = digest & mask
+            while (held := digests[i]) != digest and held:
+                i = (i + 1) & mask
+            if held:
+                if codes[i] != code:
+                    codes[i] = 0  # shared by two keys: recognizes neither
+                continue
+            digests[i], codes[i] = digest, code
+            self._count += 1
+            if 2 * self._count > len(digests):
+                self._grow()
+                digests, codes = self._digests, self._codes
+                mask = len(digests) - 1
 
     def find(self, digests: Sequence[int]) -> list[int]:
         """For each digest, its key's hash, or 0 when no row (or no single row) has it."""
@@ -67,6 +67,4 @@ class DigestIndex:
         self._digests = array("q", bytes(16 * len(old_digests)))
         self._codes = array("q", bytes(16 * len(old_digests)))
         self._count = 0
-        for digest, code in zip(old_digests, old_codes, strict=True):
-            if digest:
-                self._put(digest, code)
+        self.add((d, c) for d, c in zip(old_digests, old_codes, strict=True) if d)

@@ -1,0 +1,37 @@
+"""The digest table answers as a dict would, but a digest shared by two keys answers 0."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from listrak_source.state.digests import DigestIndex
+
+nonzero = st.integers(-(2**63), 2**63 - 1).filter(bool)
+small = st.integers(1, 40)  # few values, so digests collide and slots chain
+
+
+@given(
+    st.lists(st.tuples(st.one_of(small, nonzero), small)),
+    st.lists(st.one_of(small, nonzero)),
+    st.integers(0, 3000),
+)
+def test_the_table_answers_each_digest_s_single_key_or_0(
+    pairs: list[tuple[int, int]], asked: list[int], expected: int
+) -> None:
+    table = DigestIndex(expected)
+    table.add(pairs)
+    keys: dict[int, set[int]] = {}
+    for digest, code in pairs:
+        keys.setdefault(digest, set()).add(code)
+    want = [next(iter(keys[d])) if len(keys.get(d, ())) == 1 else 0 for d in asked]
+    assert table.find(asked) == want
+    assert len(table) == len(keys)
+
+
+def test_the_table_grows_past_its_first_size() -> None:
+    table = DigestIndex()
+    table.add((d, d + 1) for d in range(1, 5000))
+    table.add([(7, 9)])  # a digest met again with another key recognizes neither
+    assert table.find([1, 4999, 5000, 7]) == [2, 5000, 0, 0]
+    assert len(table) == 4999
