@@ -29,9 +29,10 @@ def test_the_table_answers_each_digest_s_single_key_or_0(
     assert len(table) == len(keys)
 
 
-def test_the_table_grows_past_its_first_size() -> None:
+def test_the_table_grows_past_its_first_size_and_keeps_what_it_knew() -> None:
     table = DigestIndex()
+    table.add([(-3, 1), (-3, 2)])  # a digest met with two keys recognizes neither...
     table.add((d, d + 1) for d in range(1, 5000))
-    table.add([(7, 9)])  # a digest met again with another key recognizes neither
-    assert table.find([1, 4999, 5000, 7]) == [2, 5000, 0, 0]
-    assert len(table) == 4999
+    table.add([(7, 9), (-3, 1)])  # ...even after the table grew, and met again
+    assert table.find([1, 4999, 5000, 7, -3]) == [2, 5000, 0, 0, 0]
+    assert len(table) == 5000
