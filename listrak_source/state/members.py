@@ -98,8 +98,8 @@ class Members:
         `differ` is given the stored rows and the keys of contacts known unchanged, which
         it leaves out: their rows are not read. `posting`: the changes go to Segment as soon
         as this commits, so their rows are in doubt from now on (see members.in_doubt),
-        before anything is posted. `recognized`: the key hashes `recognize` answered for
-        the page's contacts that were not decoded; they count as seen, unchanged.
+        before anything is posted. `recognized`: the key hashes of the page's contacts that
+        were not decoded (see `take`): seen, and unchanged.
         """
         scan = self._scan(list_id, run_id)
         codes = scan.seen.codes(keys.subscribed)
@@ -112,7 +112,6 @@ class Members:
             self._record(conn, list_id, run_id, page, detected_at, posting=posting)
             page_sql.stamp_digests(conn, list_id, _stamps(keys, stored, same, earlier, page))
         scan.seen.insert(codes)
-        scan.seen.insert(recognized)
         dropped = [c.key for c in page.changes if not c.subscribed]
         scan.dropped.update(dropped)
         scan.dropped_codes.update(scan.seen.codes(dropped))
@@ -148,21 +147,25 @@ class Members:
         self, list_id: int, run_id: int, digests: Sequence[int], *, user_ids: bool
     ) -> list[int]:
         """For each digest of a page's contacts, the hash of the key whose row holds it, or
-        0: the contact is decoded and diffed. So is one this scan saw before, or unsubscribed,
-        or that the page holds twice, as `_unchanged` would have it. Like the marks, the
-        digests are read at the scan's third page; `user_ids` as in PageKeys."""
+        0: the contact is decoded and diffed. So is one whose row this scan unsubscribed,
+        or that the page holds twice, as `_unchanged` would have it; one seen before is
+        found by `take`. Like the marks, the digests are read at the scan's third page;
+        `user_ids` as in PageKeys."""
         scan = self._scan(list_id, run_id)
         if scan.fresh or scan.pages + 1 < _CURRENT_FROM_PAGE:
             return [0] * len(digests)
         self._current(scan, list_id, user_ids=user_ids)
         assert scan.known is not None  # read with the marks
         codes = scan.known.find(digests)
-        seen = scan.seen.present(codes)
-        twice = {code for code, n in Counter(codes).items() if n > 1}
-        refused = twice | scan.dropped_codes
-        return [
-            0 if hit or code in refused else code for code, hit in zip(codes, seen, strict=True)
-        ]
+        refused = {code for code, n in Counter(codes).items() if n > 1} | scan.dropped_codes
+        return [0 if code in refused else code for code in codes] if refused else codes
+
+    def take(self, list_id: int, run_id: int, codes: Sequence[int]) -> list[bool]:
+        """Count the keys of contacts recognized unchanged as seen by the scan now; for
+        each, False if the scan saw it before (the contact is then decoded after all, and
+        the diff refuses it as the duplicate it is). Nothing is written for them, so they
+        need no transaction to be committed first."""
+        return self._scan(list_id, run_id).seen.insert(codes)
 
     def codes_of(self, list_id: int, run_id: int, keys: Sequence[str]) -> list[int]:
         """The keys' hashes as `recognize` answers them."""

@@ -71,22 +71,26 @@ class SeenKeys:
     def __contains__(self, key: object) -> bool:
         return isinstance(key, str) and self.present(self.codes([key]))[0]
 
-    def insert(self, codes: Iterable[int]) -> None:
-        """Add these hashes; the array doubles before it is more than half full."""
+    def insert(self, codes: Iterable[int]) -> list[bool]:
+        """Add these hashes; for each, whether it was new. The array doubles before it is
+        more than half full."""
         slots = self._slots
         mask = len(slots) - 1
+        new = []
         for code in codes:
             i = code & mask
-            while (held := slots[i]) != code:
-                if not held:
-                    slots[i] = code
-                    self._count += 1
-                    if 2 * self._count > len(slots):
-                        self._grow()
-                        slots = self._slots
-                        mask = len(slots) - 1
-                    break
+            while (held := slots[i]) != code and held:
                 i = (i + 1) & mask
+            new.append(not held)
+            if held:
+                continue
+            slots[i] = code
+            self._count += 1
+            if 2 * self._count > len(slots):
+                self._grow()
+                slots = self._slots
+                mask = len(slots) - 1
+        return new
 
     def update(self, keys: Iterable[str]) -> None:
         """Add these keys."""

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from ..delivery.context import ListRun, PageSource
 from ..engage.records import is_selected
-from ..errors import StopRequested
+from ..errors import ListrakProtocolError, StopRequested
 from ..messages import oversize_reason
 from ..privacy import contact_ref
 from ..records import (
@@ -116,13 +116,13 @@ def _taken(run: ListRun, item: RawPage | Page, latest: datetime) -> tuple[Page, 
 
 
 def _recognized(run: ListRun, item: RawPage) -> tuple[Page, list[int]]:
-    cfg = run.cfg
+    cfg, members, run_id = run.cfg, run.ctx.db.members, run.result.run_id
     assert item.digests is not None  # counted by _prepared
-    known = run.ctx.db.members.recognize(
-        cfg.id, run.result.run_id, item.digests, user_ids=cfg.user_id_field is not None
-    )
-    codes = functools.partial(run.ctx.db.members.codes_of, cfg.id, run.result.run_id)
-    return recognized_page(run.ctx.listrak, item, known, codes)
+    user_ids = cfg.user_id_field is not None
+    known = members.recognize(cfg.id, run_id, item.digests, user_ids=user_ids)
+    codes_of = functools.partial(members.codes_of, cfg.id, run_id)
+    take = functools.partial(members.take, cfg.id, run_id)
+    return recognized_page(run.ctx.listrak, item, known, codes_of, take)
 
 
 def recognized_page(
@@ -130,24 +130,35 @@ def recognized_page(
     item: RawPage,
     known: Sequence[int],
     codes_of: Callable[[Sequence[str]], Sequence[int]],
+    take: Callable[[Sequence[int]], Sequence[bool]],
 ) -> tuple[Page, list[int]]:
     """The page's contacts not `known` (by their digests: see Members.recognize), decoded
     and checked, and the key hashes of the known ones, which count as seen, unchanged.
 
     A known contact whose key the page also holds in other bytes is decoded after all, so
     the diff refuses the second of the two as it would have; `codes_of` hashes keys as
-    `known` holds them.
+    `known` holds them. So is one whose key the scan saw before, which `take` (counting
+    the others as seen) finds.
     """
     page = listrak.parse_unknown(item, known)
-    if page is not None and any(known):
-        keys = [c.key for c in page.contacts] + [r.email.lower() for r in page.rejects if r.email]
-        clash = set(known) & set(codes_of(keys))
-        if clash:
-            known = [0 if code in clash else code for code in known]
-            page = listrak.parse_unknown(item, known)
-    if page is None:
-        return listrak.parse(item), []
-    return page, [code for code in known if code]
+    if page is None or not any(known):
+        return (listrak.parse(item), []) if page is None else (page, [])
+    keys = [c.key for c in page.contacts] + [r.email.lower() for r in page.rejects if r.email]
+    clash = set(known) & set(codes_of(keys))
+    if clash:
+        known = [0 if code in clash else code for code in known]
+    recognized = [code for code in known if code]
+    new = take(recognized)
+    if clash or not all(new):
+        seen_before = {code for code, fresh in zip(recognized, new, strict=True) if not fresh}
+        known = [0 if code in seen_before else code for code in known]
+        recognized = [code for code in known if code]
+        page = listrak.parse_unknown(item, known)
+        if page is None:
+            # A piece recognized by its digest decoded whole when the digest was stored: only
+            # two contacts sharing a 64-bit digest get here, and their keys count as seen.
+            raise ListrakProtocolError("a page's contacts no longer decode as they did")
+    return page, recognized
 
 
 def _unstamped_future(page: Page, latest: datetime) -> Page:

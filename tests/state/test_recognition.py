@@ -6,6 +6,7 @@ list's user-id field changes between scans."""
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
@@ -93,8 +94,9 @@ class Scanner:
         ListrakClient.digest(raw, f"user id field {field}")
         assert raw.digests is not None
         known = self.db.members.recognize(LIST, run_id, raw.digests, user_ids=field is not None)
-        codes = lambda keys: self.db.members.codes_of(LIST, run_id, keys)  # noqa: E731
-        return recognized_page(ListrakClient, raw, known, codes)
+        codes = functools.partial(self.db.members.codes_of, LIST, run_id)
+        take = functools.partial(self.db.members.take, LIST, run_id)
+        return recognized_page(ListrakClient, raw, known, codes, take)
 
     def rows(self) -> list[tuple[object, ...]]:
         columns = [c for c in members.c if c.name != "digest"]
@@ -119,6 +121,7 @@ def _version(
 
 
 A, B, C = _version("a@x.io"), _version("b@x.io"), _version("c@x.io")
+MOVED = _version("a@x.io", uid="u2")
 OUT, LATER, HUGE = (
     _version("a@x.io", "Unsubscribed"),
     _version("a@x.io", date=2),
@@ -133,6 +136,12 @@ OUT, LATER, HUGE = (
 )
 # Twice in one page, as the same bytes.
 @example(versions=[A, B, C], scans=[([[0]], FIELD), ([[1], [2], [0, 0]], FIELD)], sweep=False)
+# Twice in one scan, as the same bytes on two pages.
+@example(versions=[A, B, C], scans=[([[0]], FIELD), ([[1], [2], [0], [0]], FIELD)], sweep=False)
+# Twice in one page, the first time with another userId.
+@example(
+    versions=[A, MOVED, B, C], scans=[([[0]], FIELD), ([[2], [3], [1, 0]], FIELD)], sweep=False
+)
 # Twice in one page, in other bytes.
 @example(
     versions=[A, LATER, B, C], scans=[([[0]], FIELD), ([[2], [3], [0, 1]], FIELD)], sweep=False
