@@ -135,7 +135,7 @@ class Members:
         scan.pages += 1
         if keys.marks is None or scan.fresh or scan.pages < _CURRENT_FROM_PAGE:
             return frozenset()  # on a fresh list every stored row is one seen earlier
-        current = self._current(scan, list_id, user_ids=keys.user_ids)
+        current = self._current(scan, list_id, user_ids=keys.user_ids, digests=False)
         marked = [(k, m) for k, m in zip(keys.subscribed, keys.marks, strict=True) if m]
         hits = current.present(current.codes(m for _, m in marked))
         same = {k for (k, _), hit in zip(marked, hits, strict=True) if hit}
@@ -154,8 +154,9 @@ class Members:
         scan = self._scan(list_id, run_id)
         if scan.fresh or scan.pages + 1 < _CURRENT_FROM_PAGE:
             return [0] * len(digests)
-        self._current(scan, list_id, user_ids=user_ids)
-        assert scan.known is not None  # read with the marks
+        self._current(scan, list_id, user_ids=user_ids, digests=True)
+        if scan.known is None:  # the marks were read first, without the digests
+            return [0] * len(digests)
         codes = scan.known.find(digests)
         refused = {code for code, n in Counter(codes).items() if n > 1} | scan.dropped_codes
         return [0 if code in refused else code for code in codes] if refused else codes
@@ -171,22 +172,24 @@ class Members:
         """The keys' hashes as `recognize` answers them."""
         return self._scan(list_id, run_id).seen.codes(keys)
 
-    def _current(self, scan: _Scan, list_id: int, *, user_ids: bool) -> SeenKeys:
-        """The marks of the list's desired-subscribed rows without a digest, and the
-        digests of the others (scan.known), as they are now; read once per scan."""
+    def _current(self, scan: _Scan, list_id: int, *, user_ids: bool, digests: bool) -> SeenKeys:
+        """The marks of the list's desired-subscribed rows, as they are now; with `digests`,
+        those of the rows without a digest, and the others' digests in scan.known (a scan
+        that recognizes no contact, an audience list's, marks them all). Read once a scan."""
         if scan.current is not None:
             return scan.current
-        scan.current = current = SeenKeys()
-        scan.known = known = DigestIndex(self._size_hint(list_id))
+        size = self._size_hint(list_id)
+        scan.current = current = SeenKeys(0 if digests else size)
+        known = scan.known = DigestIndex(size) if digests else None
         with self.tx.read() as conn:
             for rows in page_sql.subscribed_rows(conn, list_id, with_user_id=True):
-                marks = [
-                    subscription_mark(k, u if user_ids else None) for k, u, d in rows if d is None
-                ]
+                marked = [(k, u) for k, u, d in rows if d is None or known is None]
+                marks = (subscription_mark(k, u if user_ids else None) for k, u in marked)
                 current.insert(current.codes(marks))
-                digested = [(k, d) for k, _, d in rows if d is not None]
-                codes = current.codes(k for k, _ in digested)
-                known.add(zip((d for _, d in digested), codes, strict=True))
+                if known is not None:
+                    digested = [(k, d) for k, _, d in rows if d is not None]
+                    codes = current.codes(k for k, _ in digested)
+                    known.add(zip((d for _, d in digested), codes, strict=True))
         return current
 
     def _scan(self, list_id: int, run_id: int) -> _Scan:

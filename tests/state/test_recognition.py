@@ -188,3 +188,21 @@ def test_a_scan_finds_the_same_recognizing_contacts_as_decoding_every_one(
             assert fast.rows() == slow.rows()
             for scanner in (fast, slow):
                 scanner.db.members.end_scan(LIST)
+
+
+def test_a_scan_that_recognizes_nothing_finds_every_unchanged_row_by_its_mark(
+    tmp_path: Path,
+) -> None:
+    """An audience list's scan decodes every contact (its read-back judges them all): rows
+    that carry a digest are then found unchanged by their marks, like the others."""
+    scanner = Scanner(tmp_path, "db", recognizing=True)
+    people = [_version(f"p{n}@x.io") for n in range(6)]
+    scanner.save(1, people, FIELD)
+    with scanner.db.engine.connect() as conn:
+        digested = conn.execute(select(members.c.digest).where(members.c.digest.is_not(None)))
+        assert len(digested.all()) == 6
+    scanner.recognizing = False
+    pages = [scanner.save(2, page, FIELD) for page in ([people[0]], [people[1]], people[2:])]
+    scan = scanner.db.members._scans[LIST]
+    assert scan.known is None and scan.current is not None and len(scan.current) == 6
+    assert all(not page.changes and not page.rejects for page in pages)
