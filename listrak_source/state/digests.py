@@ -10,7 +10,7 @@ open addressing, at most half full: 32 MB at 1 M rows, where a dict would cost 1
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 _MIN_SLOTS = 1024
 
@@ -30,25 +30,23 @@ class DigestIndex:
     def __len__(self) -> int:
         return self._count
 
-    def add(self, pairs: Iterable[tuple[int, int]]) -> None:
-        """(digest, key hash) pairs; neither is ever 0 (the empty slot)."""
-        # One loop, not a call a pair: a million pairs are added at a re-sync's third page.
-        digests, codes = self._digests, self._codes
-        mask = len(digests) - 1
-        for digest, code in pairs:
+    def add(self, digests: Sequence[int], codes: Sequence[int]) -> None:
+        """Digests and their keys' hashes, pair by pair; neither is ever 0 (the empty slot)."""
+        while 2 * (self._count + len(digests)) > len(self._digests):
+            self._grow()
+        # One loop, not a call a pair: a million are added at a re-sync's third page.
+        table, keys = self._digests, self._codes
+        mask, count = len(table) - 1, self._count
+        for digest, code in zip(digests, codes, strict=True):
             i = digest & mask
-            while (held := digests[i]) != digest and held:
+            while (held := table[i]) != digest and held:
                 i = (i + 1) & mask
-            if held:
-                if codes[i] != code:
-                    codes[i] = 0  # shared by two keys: recognizes neither
-                continue
-            digests[i], codes[i] = digest, code
-            self._count += 1
-            if 2 * self._count > len(digests):
-                self._grow()
-                digests, codes = self._digests, self._codes
-                mask = len(digests) - 1
+            if not held:
+                table[i], keys[i] = digest, code
+                count += 1
+            elif keys[i] != code:
+                keys[i] = 0  # shared by two keys: recognizes neither
+        self._count = count
 
     def find(self, digests: Sequence[int]) -> list[int]:
         """For each digest, its key's hash, or 0 when no row (or no single row) has it."""
@@ -67,4 +65,5 @@ class DigestIndex:
         self._digests = array("q", bytes(16 * len(old_digests)))
         self._codes = array("q", bytes(16 * len(old_digests)))
         self._count = 0
-        self.add((d, c) for d, c in zip(old_digests, old_codes, strict=True) if d)
+        held = [i for i, digest in enumerate(old_digests) if digest]
+        self.add([old_digests[i] for i in held], [old_codes[i] for i in held])

@@ -182,14 +182,17 @@ class Members:
         scan.current = current = SeenKeys(0 if digests else size)
         known = scan.known = DigestIndex(size) if digests else None
         with self.tx.read() as conn:
-            for rows in page_sql.subscribed_rows(conn, list_id, with_user_id=True):
+            chunks_ = page_sql.subscribed_rows(
+                conn, list_id, with_user_id=True, digested_without_user_id=digests
+            )
+            for rows in chunks_:
                 marked = [(k, u) for k, u, d in rows if d is None or known is None]
                 marks = (subscription_mark(k, u if user_ids else None) for k, u in marked)
                 current.insert(current.codes(marks))
                 if known is not None:
-                    digested = [(k, d) for k, _, d in rows if d is not None]
-                    codes = current.codes(k for k, _ in digested)
-                    known.add(zip((d for _, d in digested), codes, strict=True))
+                    digested = [d for _, _, d in rows if d is not None]
+                    keys = [k for k, _, d in rows if d is not None]
+                    known.add(digested, current.codes(keys))
         return current
 
     def _scan(self, list_id: int, run_id: int) -> _Scan:

@@ -20,7 +20,7 @@ def test_the_table_answers_each_digest_s_single_key_or_0(
     pairs: list[tuple[int, int]], asked: list[int], expected: int
 ) -> None:
     table = DigestIndex(expected)
-    table.add(pairs)
+    table.add([d for d, _ in pairs], [c for _, c in pairs])
     keys: dict[int, set[int]] = {}
     for digest, code in pairs:
         keys.setdefault(digest, set()).add(code)
@@ -31,8 +31,8 @@ def test_the_table_answers_each_digest_s_single_key_or_0(
 
 def test_the_table_grows_past_its_first_size_and_keeps_what_it_knew() -> None:
     table = DigestIndex()
-    table.add([(-3, 1), (-3, 2)])  # a digest met with two keys recognizes neither...
-    table.add((d, d + 1) for d in range(1, 5000))
-    table.add([(7, 9), (-3, 1)])  # ...even after the table grew, and met again
+    table.add([-3, -3], [1, 2])  # a digest met with two keys recognizes neither...
+    table.add(range(1, 5000), range(2, 5001))
+    table.add([7, -3], [9, 1])  # ...even after the table grew, and met again
     assert table.find([1, 4999, 5000, 7, -3]) == [2, 5000, 0, 0, 0]
     assert len(table) == 5000
