@@ -35,8 +35,8 @@ _DATA = re.compile(rb'"data"\s*:\s*\[\s*')
 # A contact's opening brace and first key.
 _HEAD = re.compile(rb"\{\s*" + _STRING + rb"\s*:\s*", re.S)
 _CLOSE = re.compile(r"\s*\]")
-# Between two contacts: compact, as Listrak sends them, or with a space after the comma.
-_JOINS = (b"},", b"}, ")
+# What ends one contact and starts the next: a brace, a comma and whatever spacing.
+_JOIN = re.compile(rb"\}\s*,\s*")
 
 _DIGEST = functools.partial(hashlib.blake2b, digest_size=8)
 _SIGNED = functools.partial(int.from_bytes, byteorder="little", signed=True)
@@ -67,10 +67,10 @@ def split_page(content: bytes) -> Pieces | None:
 
 
 def _split(body: bytes, opening: bytes) -> list[bytes]:
-    for join in _JOINS:
-        if join + opening in body:
-            return body.split(join + opening)
-    return [body]
+    """Split where one contact ends and the next opens as the first did; the spacing
+    between them is taken from the first two, as a serializer spaces them all alike."""
+    first = re.search(_JOIN.pattern + re.escape(opening), body)
+    return body.split(first.group()) if first is not None else [body]
 
 
 def _last(opening: bytes, tail: bytes) -> tuple[bytes, bytes] | None:

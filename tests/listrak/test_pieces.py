@@ -88,7 +88,7 @@ def test_pieces_decode_to_the_page_s_own_contacts_or_the_page_is_decoded_whole(
     st.dictionaries(st.sampled_from(["status", "nextPageCursor"]), scalar, max_size=2),
     st.lists(contact, min_size=1, max_size=5),
     st.dictionaries(st.sampled_from(["nextPageCursor", "x"]), scalar, max_size=2),
-    st.integers(0, 1),
+    st.integers(0, 4),
 )
 def test_contacts_that_open_with_the_same_key_and_hold_no_contact_always_split(
     head: dict[str, Any], data: list[dict[str, Any]], tail: dict[str, Any], style: int
