@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from .harness import (
     assert_profiles_match,
     member_rows,
     run_cli,
+    run_statuses,
     write_config,
 )
 
@@ -93,3 +95,62 @@ def test_recognized_subscribers_are_seen_by_the_sweep(
     assert gone not in {k for k, r in member_rows(db_url, LIST).items() if r["desired_subscribed"]}
     assert_profiles_match(sim, sink, [WITH_FIELD])
     assert_no_change_under_two_ids(sink.messages)
+
+
+def _twin(sim: ListrakSimulator, email: str, page_size: int) -> tuple[int, int]:
+    """Serve the subscriber a second time, its bytes as they are now, wherever its twin's
+    place falls; (the contact's page, the twin's page), counted from 1."""
+    lst = sim.get(LIST)
+    with sim.lock:
+        contact = lst.contacts[email.lower()]
+        body = lst.full(contact, frozenset([FIELD]))
+    sim.add_raw(LIST, json.loads(body))
+    with sim.lock:
+        twin = lst.raws[-1]
+        assert twin.raw == body  # byte for byte what the contact itself is served as
+        order = list(lst._recs)
+    return order.index(contact) // page_size + 1, order.index(twin) // page_size + 1
+
+
+def _drop_twins(sim: ListrakSimulator) -> None:
+    lst = sim.get(LIST)
+    with sim.lock:
+        for twin in list(lst.raws):
+            lst.raws.remove(twin)
+            lst.drop(twin)
+
+
+@pytest.mark.parametrize("hash_seed", [None, pytest.param("0", marks=_SEEN_KEYED_APART)])
+def test_a_subscriber_served_twice_in_the_same_bytes_is_refused_the_second_time(
+    tmp_path: Path,
+    sim: ListrakSimulator,
+    sink: SegmentSink,
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    hash_seed: str | None,
+) -> None:
+    """Its second serving is recognized by its digest, but the scan saw its key before:
+    the diff refuses it, as when every contact is decoded, and the run is not `ok`."""
+    if hash_seed is None:
+        monkeypatch.delenv("PYTHONHASHSEED", raising=False)
+    else:
+        monkeypatch.setenv("PYTHONHASHSEED", hash_seed)
+    sim.add_list(LIST, "Main", field_ids=[FIELD])
+    sim.seed(LIST, 12, field_id=FIELD, field_ratio=1.0, seed=12)
+    config = _config(tmp_path, sim, sink, db_url, user_id_field=FIELD)
+    assert _quiet(config, "sync") == 0
+    # A contact read on an early page whose twin falls on the third page or later.
+    for email in sorted(sim.truth(LIST, FIELD)):
+        first, second = _twin(sim, email, 2)
+        if first < second and second >= 3:
+            break
+        _drop_twins(sim)
+    else:
+        pytest.fail("no contact's twin falls after it, from the third page on")
+    start = len(sink.messages)
+    assert _quiet(config, "sync", "--full") != 0
+    assert run_statuses(db_url, LIST)[-1] == "partial"
+    assert sink.messages[start:] == []
+    _drop_twins(sim)
+    assert _quiet(config, "sync", "--full") == 0
+    assert_profiles_match(sim, sink, [WITH_FIELD])
