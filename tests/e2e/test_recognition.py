@@ -154,3 +154,146 @@ def test_a_subscriber_served_twice_in_the_same_bytes_is_refused_the_second_time(
     _drop_twins(sim)
     assert _quiet(config, "sync", "--full") == 0
     assert_profiles_match(sim, sink, [WITH_FIELD])
+
+
+def _downgrade_to_0009(db_url: str) -> None:
+    """The schema as the worker before digests left it: its rows then carry none."""
+    from alembic import command
+
+    from listrak_source.state.engine import make_engine, migrations_dir
+    from listrak_source.state.migrate import _config as alembic_config
+
+    engine = make_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            config = alembic_config(migrations_dir())
+            config.attributes["connection"] = conn
+            command.downgrade(config, "0009_audience_guard")
+    finally:
+        engine.dispose()
+
+
+def _columns(db_url: str) -> set[str]:
+    from sqlalchemy import inspect
+
+    from listrak_source.state.engine import make_engine
+
+    engine = make_engine(db_url)
+    try:
+        return {column["name"] for column in inspect(engine).get_columns("members")}
+    finally:
+        engine.dispose()
+
+
+def test_a_database_from_before_digests_stamps_its_rows_then_recognizes_them(
+    tmp_path: Path, sim: ListrakSimulator, sink: SegmentSink, db_url: str
+) -> None:
+    sim.add_list(LIST, "Main", field_ids=[FIELD])
+    emails = sim.seed(LIST, 12, field_id=FIELD, field_ratio=0.5, seed=13)
+    config = _config(tmp_path, sim, sink, db_url, user_id_field=FIELD)
+    assert _quiet(config, "sync") == 0
+    _downgrade_to_0009(db_url)
+    assert "digest" not in _columns(db_url)
+    # The first re-sync decodes every contact, sends nothing, and stamps every row.
+    start = len(sink.messages)
+    assert _quiet(config, "sync", "--full") == 0
+    assert sink.messages[start:] == []
+    assert len(_digested(db_url)) == 12
+    stamped = _digested(db_url)
+    # The second recognizes them; changes made since are still read.
+    sim.set_field(LIST, emails[0], FIELD, "changed-0")
+    sim.unsubscribe(LIST, emails[5])
+    sim.remove(LIST, emails[9])
+    sim.subscribe(LIST, "late@example.com", {FIELD: "late"})
+    assert _quiet(config, "sync", "--full") == 0
+    assert_profiles_match(sim, sink, [WITH_FIELD])
+    now = _digested(db_url)
+    assert {k for k in stamped if now.get(k) != stamped[k]} == {
+        emails[0].lower(),
+        emails[5].lower(),
+        emails[9].lower(),
+    }
+    assert _quiet(config, "sync", "--full") == 0
+    assert_profiles_match(sim, sink, [WITH_FIELD])
+    assert_no_change_under_two_ids(sink.messages)
+
+
+@pytest.mark.parametrize("middle", [None, FIELD + 1])
+def test_the_same_bytes_under_another_user_id_field_are_decoded_again(
+    tmp_path: Path, sim: ListrakSimulator, sink: SegmentSink, db_url: str, middle: int | None
+) -> None:
+    """Contacts without a value for the field are served in the same bytes whichever field
+    the config names, or none: what they mean is not the same."""
+    other = FIELD + 1
+    sim.add_list(LIST, "Main", field_ids=[FIELD, other])
+    emails = sim.seed(LIST, 12, field_id=FIELD, field_ratio=1.0, seed=14)
+    named = _config(tmp_path, sim, sink, db_url, user_id_field=FIELD)
+    assert _quiet(named, "sync") == 0
+    assert _quiet(named, "sync", "--full") == 0
+    # Every userId is cleared in Listrak while the config names another field, or none.
+    item = {} if middle is None else {"user_id_field": middle}
+    elsewhere = _config(tmp_path, sim, sink, db_url, name="elsewhere.toml", **item)
+    for email in emails:
+        sim.set_field(LIST, email, FIELD, None)
+    assert _quiet(elsewhere, "sync", "--full") == 0
+    assert _quiet(elsewhere, "sync", "--full") == 0
+    # Their rows now carry the digests of those bytes, read under the other setting.
+    assert len(_digested(db_url)) == len(emails)
+    # Named again: the contacts' bytes are those of the runs before, their userIds gone.
+    assert _quiet(named, "sync", "--full") == 0
+    rows = member_rows(db_url, LIST)
+    assert {k: r["desired_user_id"] for k, r in rows.items()} == dict.fromkeys(rows)
+    assert_profiles_match(sim, sink, [WITH_FIELD])
+
+
+def test_a_subscriber_removed_by_the_sweep_comes_back_in_the_same_bytes(
+    tmp_path: Path, sim: ListrakSimulator, sink: SegmentSink, db_url: str
+) -> None:
+    sim.add_list(LIST, "Main", field_ids=[FIELD])
+    sim.seed(LIST, 12, field_id=FIELD, field_ratio=1.0, seed=15)
+    config = _config(tmp_path, sim, sink, db_url, user_id_field=FIELD)
+    assert _quiet(config, "sync") == 0
+    assert _quiet(config, "sync", "--full") == 0
+    lst = sim.get(LIST)
+    # Every contact in turn, so that some are read on the pages whose contacts are
+    # recognized: each leaves, is swept, and comes back as it was.
+    for key in sorted(sim.truth(LIST, FIELD))[::3]:
+        with sim.lock:
+            contact = lst.contacts[key]
+        sim.remove(LIST, key)
+        assert _quiet(config, "sync", "--full") == 0
+        assert not member_rows(db_url, LIST)[key]["desired_subscribed"]
+        assert_profiles_match(sim, sink, [WITH_FIELD])
+        with sim.lock:
+            lst.contacts[key] = contact
+            lst.insert(contact)
+        assert _quiet(config, "sync", "--full") == 0
+        assert member_rows(db_url, LIST)[key]["desired_subscribed"]
+        assert_profiles_match(sim, sink, [WITH_FIELD])
+    assert_no_change_under_two_ids(sink.messages)
+
+
+def test_a_subscriber_also_served_unsubscribed_in_the_scan_ends_as_decoding_leaves_it(
+    tmp_path: Path, sim: ListrakSimulator, sink: SegmentSink, db_url: str
+) -> None:
+    """An unsubscribed copy anywhere in the scan, before or after the subscribed one: the
+    subscribed one is recognized only if the copy has not unsubscribed its row yet."""
+    sim.add_list(LIST, "Main", field_ids=[FIELD])
+    sim.seed(LIST, 12, field_id=FIELD, field_ratio=1.0, seed=16)
+    config = _config(tmp_path, sim, sink, db_url, user_id_field=FIELD)
+    assert _quiet(config, "sync") == 0
+    lst = sim.get(LIST)
+    for key in sorted(sim.truth(LIST, FIELD))[::2]:
+        with sim.lock:
+            email = lst.contacts[key].email
+        sim.add_raw(LIST, {"emailAddress": email, "subscriptionState": "Unsubscribed"})
+        with sim.lock:
+            order = list(lst._recs)
+            ahead = order.index(lst.raws[-1]) < order.index(lst.contacts[key])
+        # The scan's outcome, whichever copy it reads first: the later one is refused, or
+        # re-subscribes the row the earlier one unsubscribed.
+        assert _quiet(config, "sync", "--full") != 0 or ahead
+        assert member_rows(db_url, LIST)[key]["desired_subscribed"] is True or not ahead
+        _drop_twins(sim)
+        assert _quiet(config, "sync", "--full") == 0
+        assert_profiles_match(sim, sink, [WITH_FIELD])
