@@ -297,3 +297,104 @@ def test_a_subscriber_also_served_unsubscribed_in_the_scan_ends_as_decoding_leav
         _drop_twins(sim)
         assert _quiet(config, "sync", "--full") == 0
         assert_profiles_match(sim, sink, [WITH_FIELD])
+
+
+def _dry_run(config: Path) -> list[dict[str, Any]]:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        run_cli(config, "sync", "--full", "--dry-run")
+    return [json.loads(line) for line in out.getvalue().splitlines() if line.startswith("{")]
+
+
+def _identifies(messages: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    return sorted(
+        (m["anonymousId"], m.get("userId"), json.dumps(m["traits"], sort_keys=True))
+        for m in messages
+    )
+
+
+def test_a_dry_run_over_recognized_contacts_prints_what_the_sync_after_it_sends(
+    tmp_path: Path, sim: ListrakSimulator, sink: SegmentSink, db_url: str
+) -> None:
+    sim.add_list(LIST, "Main", field_ids=[FIELD])
+    emails = sim.seed(LIST, 16, field_id=FIELD, field_ratio=1.0, seed=17)
+    config = _config(tmp_path, sim, sink, db_url, user_id_field=FIELD)
+    assert _quiet(config, "sync") == 0
+    stamped = _digested(db_url)
+    for email in emails[::4]:
+        sim.set_field(LIST, email, FIELD, f"x-{email}")
+    sim.unsubscribe(LIST, emails[1])
+    sim.subscribe(LIST, "New.One@Example.com", {FIELD: "n1"})
+    printed = _dry_run(config)
+    assert _digested(db_url) == stamped  # a dry run keeps nothing, digests neither
+    start = len(sink.messages)
+    assert _quiet(config, "sync", "--full") == 0
+    assert printed and _identifies(printed) == _identifies(sink.messages[start:])
+    assert _dry_run(config) == []
+    assert_profiles_match(sim, sink, [WITH_FIELD])
+
+
+@pytest.mark.parametrize("command", ["backfill", "baseline", "rename"])
+def test_the_other_commands_over_recognized_contacts(
+    tmp_path: Path, sim: ListrakSimulator, sink: SegmentSink, db_url: str, command: str
+) -> None:
+    """Backfill re-sends every subscriber, a baseline adopts them, a rename moves them to
+    the new trait, whether their contacts were decoded or recognized; and a change made
+    before them is read."""
+    sim.add_list(LIST, "Main", field_ids=[FIELD])
+    emails = sim.seed(LIST, 12, field_id=FIELD, field_ratio=1.0, seed=18)
+    config = _config(tmp_path, sim, sink, db_url, user_id_field=FIELD)
+    assert _quiet(config, "sync") == 0
+    assert _quiet(config, "sync", "--full") == 0
+    sim.set_field(LIST, emails[-1], FIELD, "changed")
+    sim.unsubscribe(LIST, emails[-2])
+    start = len(sink.messages)
+    if command == "rename":
+        renamed = _config(
+            tmp_path, sim, sink, db_url, name="renamed.toml", user_id_field=FIELD, trait="Renamed"
+        )
+        assert _quiet(renamed, "rename-trait", "--list", str(LIST), "--confirm") == 0
+        assert _quiet(renamed, "sync", "--full") == 0
+        profiles = {
+            str(m["anonymousId"]).lower() for m in sink.messages[start:] if "Renamed" in m["traits"]
+        }
+        assert profiles == set(sim.truth(LIST, FIELD)) | {emails[-2].lower()}
+        return
+    assert _quiet(config, command, *(["--confirm"] if command == "backfill" else [])) == 0
+    sent = {str(m["anonymousId"]).lower() for m in sink.messages[start:]}
+    if command == "backfill":
+        assert sent == set(sim.truth(LIST, FIELD)) | {emails[-2].lower()}
+    else:
+        # The baseline's scan reads the two changes; they go out, the rest is adopted.
+        assert sent == {emails[-1].lower(), emails[-2].lower()}
+    assert _quiet(config, "sync", "--full") == 0
+    assert_profiles_match(sim, sink, [WITH_FIELD])
+    assert_no_change_under_two_ids(sink.messages)
+
+
+def test_a_scan_cut_short_after_some_rows_were_stamped(
+    tmp_path: Path, sim: ListrakSimulator, sink: SegmentSink, db_url: str
+) -> None:
+    """A failed scan keeps the digests of the pages it stored, and sweeps nothing; the
+    next one recognizes them and reads the rest."""
+    sim.add_list(LIST, "Main", field_ids=[FIELD])
+    emails = sim.seed(LIST, 16, field_id=FIELD, field_ratio=1.0, seed=19)
+    config = _config(tmp_path, sim, sink, db_url, user_id_field=FIELD)
+    assert _quiet(config, "sync") == 0
+    for email in emails:
+        sim.set_field(LIST, email, FIELD, f"v2-{email}")
+    before = _digested(db_url)
+    sim.faults.die_after_page = 5
+    assert _quiet(config, "sync", "--full") != 0
+    sim.faults.die_after_page = None
+    after = _digested(db_url)
+    assert 0 < sum(after[k] != before[k] for k in before) < len(before)
+    # Listrak goes back to what it held first: the rows read so far hold the new values.
+    for email in emails:
+        sim.set_field(LIST, email, FIELD, email.lower())
+    sim.remove(LIST, emails[3])
+    assert _quiet(config, "sync", "--full") == 0
+    assert_profiles_match(sim, sink, [WITH_FIELD])
+    assert _quiet(config, "sync", "--full") == 0
+    assert_profiles_match(sim, sink, [WITH_FIELD])
+    assert_no_change_under_two_ids(sink.messages)
