@@ -435,7 +435,10 @@ class PagedWorker(Worker):
     def switch_field(self, field: int | None) -> None:
         """The config names another user_id_field, or none, from the next run on: an
         incremental scan reads only the contacts that changed, so only a full one sees it."""
-        if field != self.field:
+        # A baseline adopts the userIds the rows hold as Segment's; with no field named a
+        # scan leaves those as they were, so the other source is taken to have sent them
+        # only while a field is named (see `_run`).
+        if field != self.field and not (field is None and self.adopting):
             self.field = field
             self.hidden = True
 
@@ -487,6 +490,13 @@ class PagedWorker(Worker):
                 lst.raws.remove(twin)
                 lst.drop(twin)
 
+    def _cli(self, kind: str) -> int:
+        if kind != "backfill":
+            return super()._cli(kind)
+        # Without --confirm a backfill only says how many it would send.
+        with contextlib.redirect_stdout(io.StringIO()):
+            return run_cli(self._config_now(), "backfill", "--confirm")
+
     def _bytes(self, n: int) -> bytes | None:
         contact = self._contact(n)
         if contact is None:
@@ -496,6 +506,8 @@ class PagedWorker(Worker):
             return self.sim.get(self.list_id).full(contact, ids)
 
     def _run(self, kind: str, segment: str, kill: int | None, victim: int) -> None:
+        if kind == "baseline" and self.field is None and not self.adopting:
+            kind = "sync"
         try:
             super()._run(kind, segment, kill, victim)
         finally:
