@@ -273,11 +273,21 @@ def test_a_subscriber_removed_by_the_sweep_comes_back_in_the_same_bytes(
     assert_no_change_under_two_ids(sink.messages)
 
 
+@pytest.mark.parametrize("hash_seed", [None, pytest.param("0", marks=_SEEN_KEYED_APART)])
 def test_a_subscriber_also_served_unsubscribed_in_the_scan_ends_as_decoding_leaves_it(
-    tmp_path: Path, sim: ListrakSimulator, sink: SegmentSink, db_url: str
+    tmp_path: Path,
+    sim: ListrakSimulator,
+    sink: SegmentSink,
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    hash_seed: str | None,
 ) -> None:
     """An unsubscribed copy anywhere in the scan, before or after the subscribed one: the
     subscribed one is recognized only if the copy has not unsubscribed its row yet."""
+    if hash_seed is None:
+        monkeypatch.delenv("PYTHONHASHSEED", raising=False)
+    else:
+        monkeypatch.setenv("PYTHONHASHSEED", hash_seed)
     sim.add_list(LIST, "Main", field_ids=[FIELD])
     sim.seed(LIST, 12, field_id=FIELD, field_ratio=1.0, seed=16)
     config = _config(tmp_path, sim, sink, db_url, user_id_field=FIELD)
