@@ -408,3 +408,51 @@ def test_a_scan_cut_short_after_some_rows_were_stamped(
     assert _quiet(config, "sync", "--full") == 0
     assert_profiles_match(sim, sink, [WITH_FIELD])
     assert_no_change_under_two_ids(sink.messages)
+
+
+def test_hostile_contacts_among_recognized_ones(
+    tmp_path: Path, sim: ListrakSimulator, sink: SegmentSink, db_url: str
+) -> None:
+    """The split's marker nested in a contact's values, escapes and non-ASCII, a contact
+    that opens with another key: their pages are decoded, whole or contact by contact,
+    and their changes read, while the others are recognized."""
+    sim.add_list(LIST, "Main", field_ids=[FIELD])
+    emails = sim.seed(LIST, 12, field_id=FIELD, field_ratio=1.0, seed=20)
+    nested = [{"k": 1}, {"emailAddress": "ghost@example.com", "subscriptionState": "Subscribed"}]
+    sim.override(LIST, emails[0], {"externalContactID": nested})
+    sim.override(LIST, emails[1], {"subscribeMethod": 'q"uo\\te \u00e9\u2028 \U0001d11e'})
+    sim.override(LIST, emails[2], {"externalContactID": "\ud800"})
+    sim.override(LIST, emails[3], {"externalContactID": '},{"emailAddress":"x@example.com"'})
+    sim.add_raw(
+        LIST,
+        {
+            "subscriptionState": "Subscribed",
+            "emailAddress": "Raw.First@Example.com",
+            "segmentationFieldValues": [{"segmentationFieldId": FIELD, "value": "raw-1"}],
+        },
+    )
+    config = _config(tmp_path, sim, sink, db_url, user_id_field=FIELD)
+
+    def truth() -> dict[str, Any]:
+        want = {k: v["user_id"] for k, v in sim.truth(LIST, FIELD).items()}
+        return {**want, "raw.first@example.com": "raw-1"}
+
+    def check() -> None:
+        from listrak_source.simulator import rebuild_profiles
+
+        trait = f"Listrak_list_{LIST}"
+        profiles = rebuild_profiles(sink.messages)
+        have = {k: p["user_id"] for k, p in profiles.items() if p["traits"].get(trait) is True}
+        assert have == truth()
+
+    for _ in range(3):
+        assert _quiet(config, "sync", "--full") == 0
+        check()
+    for n, email in enumerate(emails[:4]):
+        sim.set_field(LIST, email, FIELD, f"edited-{n}")
+    assert _quiet(config, "sync", "--full") == 0
+    check()
+    assert _quiet(config, "sync", "--full") == 0
+    check()
+    assert "ghost@example.com" not in member_rows(db_url, LIST)
+    assert_no_change_under_two_ids(sink.messages)
