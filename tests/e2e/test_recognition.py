@@ -456,3 +456,38 @@ def test_hostile_contacts_among_recognized_ones(
     check()
     assert "ghost@example.com" not in member_rows(db_url, LIST)
     assert_no_change_under_two_ids(sink.messages)
+
+
+def test_audience_fields_switched_on_and_off_between_runs(
+    tmp_path: Path, sim: ListrakSimulator, sink: SegmentSink, db_url: str
+) -> None:
+    """With audience fields every contact is decoded; the rows it changes lose their
+    digest, so contacts served again in bytes from before are decoded too."""
+    vip = FIELD + 7
+    sim.add_list(LIST, "Main", field_ids=[FIELD])
+    sim.add_field(LIST, vip, "CheckBox")
+    emails = sim.seed(LIST, 12, field_id=FIELD, field_ratio=1.0, seed=21)
+    plain = _config(tmp_path, sim, sink, db_url, user_id_field=FIELD)
+    audiences = f'[[audiences]]\nkey = "vip"\nlist_id = {LIST}\nfield_id = {vip}\n'
+    with_audience = _config(tmp_path, sim, sink, db_url, name="aud.toml", user_id_field=FIELD)
+    with_audience.write_text(
+        with_audience.read_text().replace("[database]", audiences + "[database]")
+    )
+    assert _quiet(plain, "sync") == 0
+    assert _quiet(plain, "sync", "--full") == 0
+    original = {e: sim.truth(LIST, FIELD)[e.lower()]["user_id"] for e in emails}
+    for email in emails[::2]:
+        sim.set_field(LIST, email, FIELD, f"during-{email}")
+    assert _quiet(with_audience, "sync", "--full") == 0
+    assert_profiles_match(sim, sink, [WITH_FIELD])
+    assert _quiet(with_audience, "sync", "--full") == 0
+    # Back to the values, so the bytes, the rows' digests were stamped from.
+    for email in emails[::2]:
+        sim.set_field(LIST, email, FIELD, str(original[email]))
+    assert _quiet(plain, "sync", "--full") == 0
+    assert_profiles_match(sim, sink, [WITH_FIELD])
+    rows = member_rows(db_url, LIST)
+    assert {k: r["desired_user_id"] for k, r in rows.items()} == {
+        e.lower(): original[e] for e in emails
+    }
+    assert_no_change_under_two_ids(sink.messages)
