@@ -491,3 +491,37 @@ def test_audience_fields_switched_on_and_off_between_runs(
         e.lower(): original[e] for e in emails
     }
     assert_no_change_under_two_ids(sink.messages)
+
+
+def test_incremental_runs_over_recognized_contacts(
+    tmp_path: Path, sim: ListrakSimulator, sink: SegmentSink, db_url: str
+) -> None:
+    """Every contact is in an incremental run's window (all subscribed within its overlap):
+    those served as stamped are recognized; an edit, an unsubscribe, a re-subscribe and a
+    new contact are read."""
+    sim.add_list(LIST, "Main", field_ids=[FIELD])
+    emails = sim.seed(LIST, 12, field_id=FIELD, field_ratio=1.0, seed=22)
+    config = _config(tmp_path, sim, sink, db_url, user_id_field=FIELD, full_scan_every="24h")
+    assert _quiet(config, "sync") == 0
+    assert _quiet(config, "sync") == 0
+    steps = [
+        lambda: sim.set_field(LIST, emails[7], FIELD, "edited"),
+        lambda: sim.unsubscribe(LIST, emails[8]),
+        lambda: sim.subscribe(LIST, emails[8]),
+        lambda: sim.subscribe(LIST, "new@example.com", {FIELD: "new"}),
+        lambda: sim.set_field(LIST, emails[7], FIELD, emails[7].lower()),
+    ]
+    for step in steps:
+        step()
+        assert _quiet(config, "sync") == 0
+        assert_profiles_match(sim, sink, [WITH_FIELD])
+    from sqlalchemy import create_engine, select
+
+    from listrak_source.state.schema import runs
+
+    engine = create_engine(db_url)
+    with engine.connect() as conn:
+        fulls = conn.execute(select(runs.c.full_scan).where(runs.c.list_id == LIST)).scalars()
+        assert [bool(f) for f in fulls] == [True] + [False] * 6
+    engine.dispose()
+    assert_no_change_under_two_ids(sink.messages)
