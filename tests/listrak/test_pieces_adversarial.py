@@ -17,6 +17,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from listrak_source.errors import ListrakProtocolError
 from listrak_source.listrak.contacts import parse_page
 from listrak_source.listrak.pieces import contact_json, decode, digests, split_page
 from listrak_source.records import Page, RawPage
@@ -224,3 +225,40 @@ def test_a_page_with_data_twice_reads_as_decoded_whole() -> None:
     assert _whole(content) == []
     (raw,) = _client_pages(content)
     assert raw.size == 0
+
+
+_WATCHED_BY_BYTES = pytest.mark.xfail(
+    strict=True,
+    reason="split pages are watched for repeats by their contacts' bytes, not addresses: a "
+    "page served again with one contact changed is a new page to the watch",
+)
+
+
+@pytest.mark.parametrize("indent", [1, pytest.param(None, marks=_WATCHED_BY_BYTES)])
+def test_a_page_served_again_and_again_with_a_contact_changing_ends_the_scan(
+    indent: int | None,
+) -> None:
+    """Fresh cursors to the same two contacts forever, one of them edited between two
+    servings (a date, say): the scan ends as an error after a few such pages, whether the
+    pages split (compact) or are decoded whole (indented)."""
+    served = 0
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        nonlocal served
+        if request.url.host.startswith("auth."):
+            return token_response()
+        served += 1
+        data = [
+            {"emailAddress": "a@example.com", "subscribeDate": f"2026-01-01T00:00:{served:02d}"},
+            {"emailAddress": "b@example.com", "subscribeDate": "2026-01-01T00:00:00"},
+        ]
+        body = {"status": 200, "nextPageCursor": f"c{served}", "data": data}
+        return httpx.Response(
+            200, content=json.dumps(body, separators=(",", ":"), indent=indent).encode()
+        )
+
+    with make_client(transport=httpx.MockTransport(answer)) as client:
+        pages = client.iter_raw_pages(5)
+        with pytest.raises(ListrakProtocolError, match="already returned"):
+            for _ in range(10):
+                next(pages)
