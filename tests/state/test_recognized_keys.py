@@ -1,5 +1,6 @@
 """A contact recognized by its digest counts as seen by the scan: the key hash the digest
-index answers is the one the scan's seen set holds, however Python's hash is seeded."""
+index answers is the one the scan's seen set holds, however Python's hash is seeded; and
+the index answers as a dict would."""
 
 from __future__ import annotations
 
@@ -10,9 +11,12 @@ from pathlib import Path
 from types import MappingProxyType
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from listrak_source.records import Contact, PageDiff, PageKeys, Stored
 from listrak_source.state import Database, make_engine, upgrade
+from listrak_source.state.digests import DigestIndex
 from listrak_source.subscribers.diff import diff_page
 
 LIST = 1001
@@ -69,3 +73,24 @@ def test_a_recognized_contact_is_one_the_scan_has_seen(
     # Seen now, each is refused when served again.
     assert db.members.recognize(LIST, 2, [1002, 1003], user_ids=True) == [0, 0]
     engine.dispose()
+
+
+NONZERO = st.integers(-(2**63), 2**63 - 1).filter(bool)
+
+
+@given(st.lists(st.tuples(st.integers(-40, 40).filter(bool) | NONZERO, NONZERO), max_size=3000))
+def test_the_digest_index_answers_as_a_dict_of_unshared_digests(
+    pairs: list[tuple[int, int]],
+) -> None:
+    """Digests close together and far apart, many sharing slots, some shared by two keys
+    (answering neither), past several doublings of the table."""
+    index = DigestIndex(expected=1)
+    model: dict[int, int] = {}
+    for start in range(0, len(pairs), 500):
+        chunk = pairs[start : start + 500]
+        index.add(chunk)
+        for digest, code in chunk:
+            model[digest] = code if model.get(digest, code) == code else 0
+    assert len(index) == len(model)
+    asked = [d for d, _ in pairs] + [d + 1 for d, _ in pairs if d + 1 and d + 1 not in model]
+    assert index.find(asked) == [model.get(d, 0) for d in asked]
