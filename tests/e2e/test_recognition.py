@@ -592,3 +592,34 @@ def test_the_high_water_mark_after_a_scan_is_what_decoding_every_contact_gives(
     assert _quiet(config, "sync", "--full") == 0
     assert_profiles_match(sim, sink, [WITH_FIELD])
     assert _mark(db_url) == when
+
+
+_ENVELOPE_REFUSED = pytest.mark.xfail(
+    strict=True,
+    reason="split_page takes a nested object that opens with the contacts' first key, "
+    "followed by `]`, for the end of the page's data: the envelope left is not JSON, and "
+    "the page is refused as a protocol error instead of being decoded whole",
+)
+
+
+@pytest.mark.parametrize("splitting", [False, pytest.param(True, marks=_ENVELOPE_REFUSED)])
+def test_the_last_contact_of_a_page_with_the_marker_nested_in_a_list_of_objects(
+    tmp_path: Path,
+    sim: ListrakSimulator,
+    sink: SegmentSink,
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    splitting: bool,
+) -> None:
+    """A page of one contact (or any page's last one) whose values hold a list of objects,
+    the last of which opens with `emailAddress`: a valid page, read as every other (as it
+    is when no page is split)."""
+    if not splitting:
+        monkeypatch.setattr("listrak_source.listrak.client.split_page", lambda content: None)
+    sim.add_list(LIST, "Main", field_ids=[FIELD])
+    emails = sim.seed(LIST, 4, field_id=FIELD, field_ratio=1.0, seed=24)
+    nested = [{"k": 1}, {"emailAddress": "ghost@example.com"}]
+    sim.override(LIST, emails[0], {"externalContactID": nested})
+    config = _config(tmp_path, sim, sink, db_url, page_size=1, user_id_field=FIELD)
+    assert _quiet(config, "sync") == 0
+    assert_profiles_match(sim, sink, [WITH_FIELD])
