@@ -248,9 +248,12 @@ def test_the_same_bytes_under_another_user_id_field_are_decoded_again(
     assert_profiles_match(sim, sink, [WITH_FIELD])
 
 
-def test_a_subscriber_removed_by_the_sweep_comes_back_in_the_same_bytes(
-    tmp_path: Path, sim: ListrakSimulator, sink: SegmentSink, db_url: str
+@pytest.mark.parametrize("leaving", ["removed", "unsubscribed"])
+def test_a_subscriber_that_left_comes_back_in_the_same_bytes(
+    tmp_path: Path, sim: ListrakSimulator, sink: SegmentSink, db_url: str, leaving: str
 ) -> None:
+    """Removed from the list (and swept), or unsubscribed; then back exactly as it was
+    served when its row was stamped."""
     sim.add_list(LIST, "Main", field_ids=[FIELD])
     sim.seed(LIST, 12, field_id=FIELD, field_ratio=1.0, seed=15)
     config = _config(tmp_path, sim, sink, db_url, user_id_field=FIELD)
@@ -262,13 +265,20 @@ def test_a_subscriber_removed_by_the_sweep_comes_back_in_the_same_bytes(
     for key in sorted(sim.truth(LIST, FIELD))[::3]:
         with sim.lock:
             contact = lst.contacts[key]
-        sim.remove(LIST, key)
+            state = contact.state
+        if leaving == "removed":
+            sim.remove(LIST, key)
+        else:
+            sim.unsubscribe(LIST, key)
         assert _quiet(config, "sync", "--full") == 0
         assert not member_rows(db_url, LIST)[key]["desired_subscribed"]
         assert_profiles_match(sim, sink, [WITH_FIELD])
         with sim.lock:
-            lst.contacts[key] = contact
-            lst.insert(contact)
+            if leaving == "removed":
+                lst.contacts[key] = contact
+                lst.insert(contact)
+            else:
+                contact.set_state(state)
         assert _quiet(config, "sync", "--full") == 0
         assert member_rows(db_url, LIST)[key]["desired_subscribed"]
         assert_profiles_match(sim, sink, [WITH_FIELD])
