@@ -58,6 +58,8 @@ def split_page(content: bytes) -> Pieces | None:
     if last is None:
         return None
     parts[-1], rest = last
+    if b'"data"' in rest:
+        return None  # a second `data` key, which decoding whole would take instead
     envelope = content[: found.start()] + b'"data":[]' + rest
     # A split inside a contact's nested values can leave an envelope that is not one.
     decoded = _object(envelope)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from ..records import RawPage
+from ..records import Pieces, RawPage
 
 # One page of repeats can be a list shifting under its cursors; this many in a row is a loop.
 REPEATED_PAGES = 3
@@ -25,10 +26,9 @@ class RepeatWatch:
 
     def page(self, page: RawPage) -> int:
         """Add the page's contacts; how many pages in a row held only contacts seen before."""
-        # Addresses as Listrak spells them, or contacts as it sent them: a page served
-        # again spells them the same way.
-        keys: list[str] | list[bytes] = (
-            page.pieces.parts
+        # Addresses as Listrak spells them: a page served again spells them the same way.
+        keys: Sequence[str | bytes] = (
+            _raw_identities(page.pieces)
             if page.pieces is not None
             else [_identity(item) for item in page.data]
         )
@@ -36,7 +36,7 @@ class RepeatWatch:
             self.streak = 0 if self._add(keys) else self.streak + 1
         return self.streak
 
-    def _add(self, keys: list[str] | list[bytes]) -> bool:
+    def _add(self, keys: Sequence[str | bytes]) -> bool:
         """Set each key's bit; True when any was not yet set (a key new to the scan)."""
         bits, new = self._filter, False
         for key in keys:
@@ -48,6 +48,15 @@ class RepeatWatch:
                 bits[byte] |= mask
                 new = True
         return new
+
+
+def _raw_identities(pieces: Pieces) -> list[bytes]:
+    """Each contact's address as its bytes spell it, when contacts open with it (the bytes
+    up to the first comma: the whole address, or as much of it as is stable); else the
+    contacts' bytes whole."""
+    if not pieces.head.rstrip().endswith(b'"emailAddress":'):
+        return pieces.parts
+    return [part[: part.find(b",")] for part in pieces.parts]
 
 
 def _identity(item: Any) -> str:

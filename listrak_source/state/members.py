@@ -192,7 +192,9 @@ class Members:
                 if known is not None:
                     digested = [d for _, _, d in rows if d is not None]
                     keys = [k for k, _, d in rows if d is not None]
-                    known.add(digested, current.codes(keys))
+                    # Hashed as the scan's seen set hashes them (their salt is the set's
+                    # own when the hash seed is fixed), so a recognized key counts as seen.
+                    known.add(digested, scan.seen.codes(keys))
         return current
 
     def _scan(self, list_id: int, run_id: int) -> _Scan:

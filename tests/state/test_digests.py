@@ -12,15 +12,21 @@ small = st.integers(1, 40)  # few values, so digests collide and slots chain
 
 
 @given(
-    st.lists(st.tuples(st.one_of(small, nonzero), small)),
+    st.lists(st.tuples(st.one_of(small, nonzero), st.one_of(small, nonzero)), max_size=3000),
     st.lists(st.one_of(small, nonzero)),
     st.integers(0, 3000),
+    st.integers(1, 600),
 )
 def test_the_table_answers_each_digest_s_single_key_or_0(
-    pairs: list[tuple[int, int]], asked: list[int], expected: int
+    pairs: list[tuple[int, int]], asked: list[int], expected: int, chunk: int
 ) -> None:
+    """Digests close together and far apart, many sharing slots, some shared by two keys,
+    added a chunk at a time past several doublings of the table."""
     table = DigestIndex(expected)
-    table.add([d for d, _ in pairs], [c for _, c in pairs])
+    for start in range(0, len(pairs), chunk):
+        part = pairs[start : start + chunk]
+        table.add([d for d, _ in part], [c for _, c in part])
+    asked += [d for d, _ in pairs]
     keys: dict[int, set[int]] = {}
     for digest, code in pairs:
         keys.setdefault(digest, set()).add(code)
