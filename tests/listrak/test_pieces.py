@@ -94,9 +94,8 @@ def test_contacts_that_open_with_the_same_key_and_hold_no_contact_always_split(
     head: dict[str, Any], data: list[dict[str, Any]], tail: dict[str, Any], style: int
 ) -> None:
     flat = [
-        {k: v for k, v in c.items() if k in ("emailAddress", "subscriptionState")} for c in data
+        {"emailAddress": str(c["emailAddress"]), "subscriptionState": str(c.get("x"))} for c in data
     ]
-    flat = [{**c, "emailAddress": str(c["emailAddress"]).replace("{", "")} for c in flat]
     pieces = split_page(page(head, flat, tail, style))
     assert pieces is not None
     assert decode(pieces, [0] * len(pieces.parts)) == flat
