@@ -161,6 +161,18 @@ class Members:
         refused = {code for code, n in Counter(codes).items() if n > 1} | scan.dropped_codes
         return [0 if code in refused else code for code in codes] if refused else codes
 
+    def recognizes(self, list_id: int, run_id: int) -> bool:
+        """Whether `recognize` looks digests up for the run's next page; asked from the
+        reader thread, so it reads only, and may answer no a page late (the page is then
+        decoded, as every page may be)."""
+        scan = self._scans.get(list_id)
+        return (
+            scan is not None
+            and scan.run_id == run_id
+            and not scan.fresh
+            and scan.pages + 1 >= _CURRENT_FROM_PAGE
+        )
+
     def take(self, list_id: int, run_id: int, codes: Sequence[int]) -> list[bool]:
         """Count the keys of contacts recognized unchanged as seen by the scan now; for
         each, False if the scan saw it before (the contact is then decoded after all, and

@@ -72,7 +72,8 @@ def _scan_one(
     # page itself only while the scan is behind, and the scan prepares the rest. The
     # audience read-back judges every subscriber's values, so it recognizes no contact.
     context = None if audience_fields else f"user id field {cfg.user_id_field}"
-    prepare = functools.partial(_prepared, ctx.listrak, context)
+    recognizing = functools.partial(ctx.db.members.recognizes, cfg.id, run.result.run_id)
+    prepare = functools.partial(_prepared, ctx.listrak, context, recognizing)
     name = f"listrak-list-{cfg.id}"
     with Prefetch[RawPage | Page](pages, name=name, stop=ctx.stop, ripen=prepare) as ahead:
         try:
@@ -92,22 +93,36 @@ def _scan_one(
     return True, newest
 
 
-def _prepared(listrak: PageSource, context: str | None, item: RawPage | Page) -> RawPage | Page:
-    """The page with its contacts checked, or with their digests counted when they are to
-    be recognized (a page split into pieces, with a `context` for its digests); whichever
-    thread gets to it first."""
+def _prepared(
+    listrak: PageSource,
+    context: str | None,
+    recognizing: Callable[[], bool],
+    item: RawPage | Page,
+) -> RawPage | Page:
+    """The page with its contacts checked, each with its digest when the page was split
+    into pieces and a `context` names what else its digests stand for; or, while the scan
+    recognizes contacts, with only their digests counted. Whichever thread gets to it first
+    does this: the reader does while the scan is behind, beside the scan's own time outside
+    the GIL."""
     if isinstance(item, Page):
         return item
     if context is None or item.pieces is None:
         return listrak.parse(item)
     listrak.digest(item, context)
-    return item
+    if recognizing():
+        return item
+    # Nothing to recognize yet (a scan's first pages, a first sync): decoded here.
+    page = listrak.parse_unknown(item, [0] * item.size)
+    if page is None:
+        return listrak.parse(item)
+    item.release()
+    return page
 
 
 def _taken(run: ListRun, item: RawPage | Page, latest: datetime) -> tuple[Page, list[int]]:
     """The page's contacts to store, and the key hashes of those recognized unchanged."""
     if isinstance(item, Page):
-        return item, []
+        return _unstamped_future(item, latest), []
     try:
         page, recognized = _recognized(run, item)
     finally:

@@ -22,12 +22,13 @@ from sqlalchemy import select
 from listrak_source.listrak.client import ListrakClient
 from listrak_source.listrak.pieces import split_page
 from listrak_source.records import Page, PageDiff, PageKeys, RawPage, Stored
-from listrak_source.state import Database, make_engine, upgrade
+from listrak_source.state import Database
 from listrak_source.state.schema import members
 from listrak_source.subscribers.diff import diff_page
 from listrak_source.subscribers.scan import _drop_oversize, recognized_page
 
 from ..properties import example_database
+from .migrated import fresh_sqlite
 
 LIST = 1001
 FIELD = 7
@@ -66,8 +67,7 @@ class Scanner:
     """One database; scans recognize contacts by their digests, or decode every one."""
 
     def __init__(self, folder: Path, name: str, *, recognizing: bool) -> None:
-        engine = make_engine(f"sqlite:///{folder / name}.db")
-        upgrade(engine)
+        engine = fresh_sqlite(folder / f"{name}.db")
         self.db = Database(engine)
         self.recognizing = recognizing
         self.ids = (f"m{n}" for n in itertools.count())

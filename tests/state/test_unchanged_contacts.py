@@ -18,9 +18,11 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from listrak_source.records import Contact, PageDiff, PageKeys, Stored
-from listrak_source.state import Database, make_engine, upgrade
+from listrak_source.state import Database
 from listrak_source.state.schema import members
 from listrak_source.subscribers.diff import diff_page
+
+from .migrated import fresh_sqlite
 
 LIST = 1001
 FIELD = 7
@@ -42,8 +44,7 @@ class Scanner:
     """One database, scanned with marks (found unchanged) or without (every row read)."""
 
     def __init__(self, folder: Path, name: str, *, marks: bool, field: int | None) -> None:
-        engine = make_engine(f"sqlite:///{folder / name}.db")
-        upgrade(engine)
+        engine = fresh_sqlite(folder / f"{name}.db")
         self.db = Database(engine)
         self.marks, self.field = marks, field
         self.ids = (f"m{n}" for n in itertools.count())
