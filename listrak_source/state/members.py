@@ -90,6 +90,7 @@ class Members:
         *,
         posting: bool = False,
         recognized: Sequence[int] = (),
+        recognizing: bool = False,
     ) -> PageDiff:
         """Read the page's rows, diff them, and write the changes with their message ids,
         in one transaction: together or not at all. Its subscribed contacts count as seen
@@ -99,12 +100,13 @@ class Members:
         it leaves out: their rows are not read. `posting`: the changes go to Segment as soon
         as this commits, so their rows are in doubt from now on (see members.in_doubt),
         before anything is posted. `recognized`: the key hashes of the page's contacts that
-        were not decoded (see `take`): seen, and unchanged.
+        were not decoded (see `take`): seen, and unchanged. `recognizing`: the scan looks
+        contacts up by digest, so only rows without a digest are found by their marks.
         """
         scan = self._scan(list_id, run_id)
         codes = scan.seen.codes(keys.subscribed)
         earlier = self._earlier(scan.seen, keys, codes)
-        same = self._unchanged(scan, list_id, keys, earlier)
+        same = self._unchanged(scan, list_id, keys, earlier, recognizing=recognizing)
         wanted = _to_read(scan, keys, earlier, same)
         with self.tx.begin() as conn:
             stored = self._load(conn, list_id, run_id, wanted, earlier)
@@ -121,7 +123,7 @@ class Members:
         return page
 
     def _unchanged(
-        self, scan: _Scan, list_id: int, keys: PageKeys, earlier: set[str]
+        self, scan: _Scan, list_id: int, keys: PageKeys, earlier: set[str], *, recognizing: bool
     ) -> frozenset[str]:
         """The page's subscribed contacts whose stored row says what Listrak says now.
 
@@ -135,7 +137,7 @@ class Members:
         scan.pages += 1
         if keys.marks is None or scan.fresh or scan.pages < _CURRENT_FROM_PAGE:
             return frozenset()  # on a fresh list every stored row is one seen earlier
-        current = self._current(scan, list_id, user_ids=keys.user_ids, digests=False)
+        current = self._current(scan, list_id, user_ids=keys.user_ids, digests=recognizing)
         marked = [(k, m) for k, m in zip(keys.subscribed, keys.marks, strict=True) if m]
         hits = current.present(current.codes(m for _, m in marked))
         same = {k for (k, _), hit in zip(marked, hits, strict=True) if hit}

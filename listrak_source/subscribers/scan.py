@@ -79,7 +79,13 @@ def _scan_one(
         try:
             for item in map(prepare, ahead):
                 page, recognized = _taken(run, item, latest)
-                store_page(run, page, on_list=spec.subscribed, recognized=recognized)
+                store_page(
+                    run,
+                    page,
+                    on_list=spec.subscribed,
+                    recognized=recognized,
+                    recognizing=context is not None,
+                )
                 if audience_fields:
                     _read_back(run, page, audience_fields)
                 newest = newest_date(page.contacts, newest, latest=latest)
@@ -209,9 +215,17 @@ def _note_future_dates(run: ListRun, latest: datetime) -> None:
     log.warning("list %s: %s", run.cfg.id, note)
 
 
-def store_page(run: ListRun, page: Page, *, on_list: bool, recognized: Sequence[int] = ()) -> None:
+def store_page(
+    run: ListRun,
+    page: Page,
+    *,
+    on_list: bool,
+    recognized: Sequence[int] = (),
+    recognizing: bool = False,
+) -> None:
     """Store one page; `on_list`: a Subscribed scan returned it, so all of it is on the list;
-    `recognized`: the key hashes of its contacts known unchanged without being decoded."""
+    `recognized`: the key hashes of its contacts known unchanged without being decoded, by
+    a scan that is `recognizing` contacts by their digests."""
     ctx, cfg, result = run.ctx, run.cfg, run.result
 
     def differ(stored: Mapping[str, Stored], same: Collection[str]) -> PageDiff:
@@ -241,6 +255,7 @@ def store_page(run: ListRun, page: Page, *, on_list: bool, recognized: Sequence[
         detected_at,
         posting=run.posting(),
         recognized=recognized,
+        recognizing=recognizing,
     )
     if run.on_stored is not None:
         run.on_stored(diff.changes, detected_at)

@@ -72,9 +72,19 @@ class Scanner:
         self.recognizing = recognizing
         self.ids = (f"m{n}" for n in itertools.count())
 
-    def save(self, run_id: int, contacts: list[dict[str, Any]], field: int | None) -> PageDiff:
+    def save(
+        self,
+        run_id: int,
+        contacts: list[dict[str, Any]],
+        field: int | None,
+        *,
+        decoded: bool = False,
+    ) -> PageDiff:
+        """Store a page; `decoded`: prepared before the scan looked contacts up, so every
+        contact of it is decoded, with its digest."""
         raw = raw_page(contacts)
-        page, recognized = self._take(run_id, raw, field)
+        page, recognized = self._take(run_id, raw, field, decoded=decoded)
+        self.recognized = len(recognized)
 
         def differ(stored: Mapping[str, Stored], same: Collection[str]) -> PageDiff:
             fresh = [c for c in page.contacts if c.key not in same]
@@ -86,13 +96,20 @@ class Scanner:
             return diff
 
         keys = PageKeys.of(page.contacts, page.rejects, user_id_field=field)
-        return self.db.members.save_page(LIST, run_id, keys, differ, NOW, recognized=recognized)
+        return self.db.members.save_page(
+            LIST, run_id, keys, differ, NOW, recognized=recognized, recognizing=self.recognizing
+        )
 
-    def _take(self, run_id: int, raw: RawPage, field: int | None) -> tuple[Page, list[int]]:
+    def _take(
+        self, run_id: int, raw: RawPage, field: int | None, *, decoded: bool
+    ) -> tuple[Page, list[int]]:
         if not self.recognizing or raw.pieces is None:
             return ListrakClient.parse(raw), []
         ListrakClient.digest(raw, f"user id field {field}")
         assert raw.digests is not None
+        if decoded:
+            page = ListrakClient.parse_unknown(raw, [0] * raw.size)
+            return (ListrakClient.parse(raw) if page is None else page), []
         known = self.db.members.recognize(LIST, run_id, raw.digests, user_ids=field is not None)
         codes = functools.partial(self.db.members.codes_of, LIST, run_id)
         take = functools.partial(self.db.members.take, LIST, run_id)
@@ -206,3 +223,18 @@ def test_a_scan_that_recognizes_nothing_finds_every_unchanged_row_by_its_mark(
     scan = scanner.db.members._scans[LIST]
     assert scan.known is None and scan.current is not None and len(scan.current) == 6
     assert all(not page.changes and not page.rejects for page in pages)
+
+
+def test_a_scan_whose_first_pages_were_decoded_recognizes_the_rest(tmp_path: Path) -> None:
+    """Pages the reader prepared before the scan could look contacts up are decoded whole;
+    the third page's marks are then read as the recognizing scan reads them, and the next
+    pages are recognized, with no row written."""
+    scanner = Scanner(tmp_path, "db", recognizing=True)
+    people = [_version(f"p{n}@x.io") for n in range(8)]
+    scanner.save(1, people, FIELD)
+    scanner.db.members.end_scan(LIST)
+    for page in ([people[0]], [people[1]], [people[2]]):
+        assert not scanner.save(2, page, FIELD, decoded=True).changes
+    assert not scanner.save(2, people[3:], FIELD).changes
+    assert scanner.recognized == 5
+    assert scanner.db.members.count_unseen(LIST, 2) == (0, 0)
