@@ -154,7 +154,7 @@ class Members:
         found by `take`. Like the marks, the digests are read at the scan's third page;
         `user_ids` as in PageKeys."""
         scan = self._scan(list_id, run_id)
-        if scan.fresh or scan.pages + 1 < _CURRENT_FROM_PAGE:
+        if not self.recognizes(list_id, run_id):
             return [0] * len(digests)
         self._current(scan, list_id, user_ids=user_ids, digests=True)
         if scan.known is None:  # the marks were read first, without the digests
