@@ -131,5 +131,7 @@ def test_applying_the_diff_reaches_the_page(
             assert state[key] == (True, contact.fields.get(FIELD))
         elif key in state:
             assert state[key][0] is False
-    assert len({c.message_id for c in page.changes}) == len(page.changes)
+    # A change back to what Segment accepted carries no message (it is dropped, not sent).
+    ids = [c.message_id for c in page.changes if c.message_id is not None]
+    assert len(set(ids)) == len(ids)
     assert len({c.key for c in page.changes}) == len(page.changes)
