@@ -4,6 +4,12 @@ A page is 5,000 rows. Through SQLAlchemy's compiler an expanding IN of 5,000 key
 re-rendered on every call, and an insert runs five bind processors per row: measured,
 that cost more than SQLite's own work. These statements are the hot path, so
 they are written once here for both dialects; everything else stays SQLAlchemy Core.
+
+On SQLite a page's rows go in and come out as one JSON array, in one step of one
+statement. The driver gives up the GIL at every step, a row each with `executemany` or a
+row-by-row read; while another thread ran Python (the reader, the Segment library's
+consumer), each row then waited for the GIL's next switch, and a first sync's inserts
+took three times SQLite's own time.
 """
 
 from __future__ import annotations
@@ -160,12 +166,15 @@ def load_rows(conn: Connection, list_id: int, keys: Sequence[str]) -> list[Row]:
             " JOIN members ON list_id = %s AND email_key = page.key"
         )
         return fetch(conn, sql, (list(keys), list_id))
-    mark = placeholder(conn)
-    out: list[Row] = []
-    for condition, params in column_in(conn, "email_key", keys):
-        sql = f"SELECT email_key, {_STORED} FROM members WHERE list_id = {mark} AND {condition}"
-        out.extend(fetch(conn, sql, (list_id, *params)))
-    return out
+    # SQLite: the rows as one JSON array, in one step (see the module's docstring).
+    columns = ", ".join(("email_key", _STORED))
+    sql = (
+        f"SELECT json_group_array(json_array({columns})) FROM members"
+        " WHERE list_id = ? AND email_key IN (SELECT value FROM json_each(?))"
+    )
+    (found,) = fetch(conn, sql, (list_id, orjson.dumps(list(keys)).decode()))
+    rows: list[Row] = orjson.loads(found[0])
+    return rows
 
 
 def insert_new(
@@ -194,10 +203,7 @@ def insert_new(
     conn.exec_driver_sql(_INSERT_JSON, (list_id, when, posting, run_id, page.decode()))
 
 
-# SQLite: the page's new rows as one JSON array, inserted by one statement. `executemany`
-# steps once a row and gives up the GIL at each step: while another thread ran Python (the
-# reader, the Segment library's consumer), each row then waited for the GIL's next switch,
-# and a first sync's inserts took three times SQLite's own time.
+# SQLite: the page's new rows as one JSON array, in one step (see the module's docstring).
 _INSERT_JSON = (
     f"INSERT INTO members ({', '.join(_INSERT_COLUMNS)})"
     " SELECT ?, json_extract(value, '$[0]'), json_extract(value, '$[1]'),"

@@ -85,3 +85,32 @@ def test_inserted_rows_hold_each_value_as_given(
         for ch in page
     }
     assert got == want
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(page=changes, asked=st.lists(texts, max_size=10), sent=st.booleans())
+def test_loaded_rows_are_the_stored_rows_of_the_keys_asked(
+    engine: Engine, page: list[Change], asked: list[str], sent: bool
+) -> None:
+    with engine.begin() as conn:
+        conn.execute(delete(members))
+        page_sql.insert_new(conn, LIST, page, NOW, posting=False, run_id=7)
+        conn.execute(members.update().values(sent_subscribed=sent, sent_user_id="u"))
+    keys = [c.key for c in page[::2]] + asked + [c.key for c in page[:1]]
+    with engine.connect() as conn:
+        # A key asked twice may come back twice (PostgreSQL joins the keys as given).
+        got = {row[0]: _plain(tuple(row)) for row in page_sql.load_rows(conn, LIST, keys)}
+    want = {
+        c.key: (c.key, c.subscribed, c.user_id, sent, "u", False, c.email, c.digest)
+        for c in page
+        if c.key in keys
+    }
+    assert got == want
+
+
+def _plain(row: tuple[object, ...]) -> tuple[object, ...]:
+    """Booleans as the drivers give them: SQLite's 0 and 1, PostgreSQL's bools."""
+    key, subscribed, user_id, sent, sent_user_id, doubt, email, digest = row
+    return (key, bool(subscribed), user_id, bool(sent), sent_user_id, bool(doubt), email, digest)
