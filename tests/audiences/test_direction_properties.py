@@ -346,5 +346,5 @@ def test_the_audience_direction_ends_where_the_newest_events_say(
 ) -> None:
     run_state_machine_as_test(
         lambda: AudienceDirection(sink, db_url, engine),
-        settings=settings(max_examples=10, stateful_step_count=12, database=example_database()),
+        settings=settings(max_examples=7, stateful_step_count=12, database=example_database()),
     )

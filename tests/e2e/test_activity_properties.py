@@ -576,7 +576,7 @@ def test_segment_holds_each_fact_listrak_implies_once(
         Activity.env = Env(sim, sink, db_url, tmp_path)
         run_state_machine_as_test(
             Activity,
-            settings=settings(max_examples=15, stateful_step_count=10, database=example_database()),
+            settings=settings(max_examples=10, stateful_step_count=10, database=example_database()),
         )
     finally:
         Transactions.begin = original  # type: ignore[method-assign]

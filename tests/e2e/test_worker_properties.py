@@ -362,7 +362,7 @@ def test_segment_holds_what_listrak_holds(
         Worker.env = Env(sim, sink, db_url, tmp_path, engine)
         run_state_machine_as_test(
             Worker,
-            settings=settings(max_examples=15, stateful_step_count=12, database=example_database()),
+            settings=settings(max_examples=10, stateful_step_count=12, database=example_database()),
         )
     finally:
         Transactions.begin = original  # type: ignore[method-assign]
@@ -526,7 +526,7 @@ def test_segment_holds_what_listrak_holds_when_contacts_are_recognized(
         PagedWorker.env = Env(sim, sink, db_url, tmp_path, engine)
         run_state_machine_as_test(
             PagedWorker,
-            settings=settings(max_examples=12, stateful_step_count=10, database=example_database()),
+            settings=settings(max_examples=8, stateful_step_count=10, database=example_database()),
         )
     finally:
         Transactions.begin = original  # type: ignore[method-assign]

@@ -146,7 +146,7 @@ OUT, LATER, HUGE = (
 )
 
 
-@settings(max_examples=100, database=example_database())
+@settings(max_examples=60, database=example_database())
 # Unsubscribed in this scan after the digests were read, then sent as when it was subscribed.
 @example(
     versions=[A, OUT, B, C], scans=[([[0]], FIELD), ([[2], [3], [1], [0]], FIELD)], sweep=False

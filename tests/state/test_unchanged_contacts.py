@@ -68,7 +68,7 @@ class Scanner:
             return [tuple(r) for r in conn.execute(select(members).order_by(members.c.email_key))]
 
 
-@settings(max_examples=150)
+@settings(max_examples=60)
 @given(
     first=st.lists(st.lists(contact, max_size=5), max_size=3),
     scan=pages,
