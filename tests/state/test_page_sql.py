@@ -114,3 +114,15 @@ def _plain(row: tuple[object, ...]) -> tuple[object, ...]:
     """Booleans as the drivers give them: SQLite's 0 and 1, PostgreSQL's bools."""
     key, subscribed, user_id, sent, sent_user_id, doubt, email, digest = row
     return (key, bool(subscribed), user_id, bool(sent), sent_user_id, bool(doubt), email, digest)
+
+
+def test_more_keys_than_one_statement_binds_load_every_row(engine: Engine) -> None:
+    page = [
+        Change(f"c{n}@x.io", f"C{n}@x.io", True, None, Kind.SUBSCRIBED, None, True, n)
+        for n in range(6001)
+    ]
+    with engine.begin() as conn:
+        page_sql.insert_new(conn, LIST, page, NOW, posting=False, run_id=7)
+    with engine.connect() as conn:
+        rows = page_sql.load_rows(conn, LIST, [c.key for c in page])
+    assert sorted((row[0], row[7]) for row in rows) == sorted((c.key, c.digest) for c in page)
