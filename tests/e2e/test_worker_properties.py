@@ -354,19 +354,7 @@ class Worker(RuleBasedStateMachine):
 def test_segment_holds_what_listrak_holds(
     sim: ListrakSimulator, sink: SegmentSink, db_url: str, tmp_path: Path
 ) -> None:
-    engine = make_engine(db_url)
-    upgrade(engine)
-    original = Transactions.begin
-    Transactions.begin = _dying(original)  # type: ignore[method-assign]
-    try:
-        Worker.env = Env(sim, sink, db_url, tmp_path, engine)
-        run_state_machine_as_test(
-            Worker,
-            settings=settings(max_examples=10, stateful_step_count=12, database=example_database()),
-        )
-    finally:
-        Transactions.begin = original  # type: ignore[method-assign]
-        engine.dispose()
+    _run_dying(Worker, (sim, sink, db_url, tmp_path), examples=10, steps=12)
 
 
 # A list read one contact a page, so that from the third page on its contacts are
@@ -518,15 +506,30 @@ class PagedWorker(Worker):
 def test_segment_holds_what_listrak_holds_when_contacts_are_recognized(
     sim: ListrakSimulator, sink: SegmentSink, db_url: str, tmp_path: Path
 ) -> None:
-    engine = make_engine(db_url)
+    _run_dying(PagedWorker, (sim, sink, db_url, tmp_path), examples=8, steps=10)
+
+
+def _run_dying(
+    machine: type[Worker],
+    world: tuple[ListrakSimulator, SegmentSink, str, Path],
+    *,
+    examples: int,
+    steps: int,
+) -> None:
+    """Run the machine against (simulator, sink, database URL, folder), with transactions
+    that die when told to. The example database keys each machine's examples by the
+    machine, not by this runner."""
+    engine = make_engine(world[2])
     upgrade(engine)
     original = Transactions.begin
     Transactions.begin = _dying(original)  # type: ignore[method-assign]
     try:
-        PagedWorker.env = Env(sim, sink, db_url, tmp_path, engine)
+        machine.env = Env(*world, engine)
         run_state_machine_as_test(
-            PagedWorker,
-            settings=settings(max_examples=8, stateful_step_count=10, database=example_database()),
+            machine,
+            settings=settings(
+                max_examples=examples, stateful_step_count=steps, database=example_database()
+            ),
         )
     finally:
         Transactions.begin = original  # type: ignore[method-assign]
