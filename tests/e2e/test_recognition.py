@@ -60,21 +60,26 @@ def _digested(db_url: str) -> dict[str, Any]:
     return {k: r["digest"] for k, r in member_rows(db_url, LIST).items() if r["digest"]}
 
 
-@pytest.mark.parametrize("hash_seed", [None, "0"])
+@pytest.fixture(params=[None, "0"], ids=["None", "0"])
+def hash_seed(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str | None:
+    """The workers' PYTHONHASHSEED: unset (a random seed a process), or fixed by an operator."""
+    seed: str | None = request.param
+    if seed is None:
+        monkeypatch.delenv("PYTHONHASHSEED", raising=False)
+    else:
+        monkeypatch.setenv("PYTHONHASHSEED", seed)
+    return seed
+
+
 def test_recognized_subscribers_are_seen_by_the_sweep(
     tmp_path: Path,
     sim: ListrakSimulator,
     sink: SegmentSink,
     db_url: str,
-    monkeypatch: pytest.MonkeyPatch,
     hash_seed: str | None,
 ) -> None:
     """An operator who fixes PYTHONHASHSEED gets a seen set keyed per set (state/seen.py):
     a recognized contact must still count as seen by the sweep that follows."""
-    if hash_seed is None:
-        monkeypatch.delenv("PYTHONHASHSEED", raising=False)
-    else:
-        monkeypatch.setenv("PYTHONHASHSEED", hash_seed)
     sim.add_list(LIST, "Main", field_ids=[FIELD])
     sim.seed(LIST, 12, field_id=FIELD, field_ratio=1.0, seed=11)
     # No subscriber is confirmed one by one: the unseen are removed once two full scans
@@ -116,21 +121,15 @@ def _drop_twins(sim: ListrakSimulator) -> None:
             lst.drop(twin)
 
 
-@pytest.mark.parametrize("hash_seed", [None, "0"])
 def test_a_subscriber_served_twice_in_the_same_bytes_is_refused_the_second_time(
     tmp_path: Path,
     sim: ListrakSimulator,
     sink: SegmentSink,
     sqlite_url: str,
-    monkeypatch: pytest.MonkeyPatch,
     hash_seed: str | None,
 ) -> None:
     """Its second serving is recognized by its digest, but the scan saw its key before:
     the diff refuses it, as when every contact is decoded, and the run is not `ok`."""
-    if hash_seed is None:
-        monkeypatch.delenv("PYTHONHASHSEED", raising=False)
-    else:
-        monkeypatch.setenv("PYTHONHASHSEED", hash_seed)
     sim.add_list(LIST, "Main", field_ids=[FIELD])
     sim.seed(LIST, 12, field_id=FIELD, field_ratio=1.0, seed=12)
     config = _config(tmp_path, sim, sink, sqlite_url, user_id_field=FIELD)
@@ -279,21 +278,15 @@ def test_a_subscriber_that_left_comes_back_in_the_same_bytes(
     assert_no_change_under_two_ids(sink.messages)
 
 
-@pytest.mark.parametrize("hash_seed", [None, "0"])
 def test_a_subscriber_also_served_unsubscribed_in_the_scan_ends_as_decoding_leaves_it(
     tmp_path: Path,
     sim: ListrakSimulator,
     sink: SegmentSink,
     sqlite_url: str,
-    monkeypatch: pytest.MonkeyPatch,
     hash_seed: str | None,
 ) -> None:
     """An unsubscribed copy anywhere in the scan, before or after the subscribed one: the
     subscribed one is recognized only if the copy has not unsubscribed its row yet."""
-    if hash_seed is None:
-        monkeypatch.delenv("PYTHONHASHSEED", raising=False)
-    else:
-        monkeypatch.setenv("PYTHONHASHSEED", hash_seed)
     sim.add_list(LIST, "Main", field_ids=[FIELD])
     sim.seed(LIST, 12, field_id=FIELD, field_ratio=1.0, seed=16)
     config = _config(tmp_path, sim, sink, sqlite_url, user_id_field=FIELD)
