@@ -50,6 +50,8 @@ class _Scan:
     # How many of the seen keys have desired-subscribed rows: the list's subscribed rows
     # less these are the ones the scan missed, counted without reading them.
     subscribed: int = 0
+    # New rows the scan stored: whether the planner must learn the list's size again.
+    inserted: int = 0
     pages: int = 0
     # The subscription marks of the list's desired-subscribed rows, read once the scan is
     # past its first pages (see Members._unchanged).
@@ -119,7 +121,9 @@ class Members:
         scan.dropped_codes.update(scan.seen.codes(dropped))
         scan.subscribed += len(same) + len(recognized)
         scan.subscribed += _newly_subscribed(keys.subscribed, stored, page.changes, earlier)
-        self._track_growth(sum(1 for c in page.changes if c.is_new))
+        inserted = sum(1 for c in page.changes if c.is_new)
+        scan.inserted += inserted
+        self._track_growth(inserted)
         return page
 
     def _unchanged(
@@ -369,6 +373,15 @@ class Members:
             return
         with self.tx.begin() as conn:
             conn.exec_driver_sql("ANALYZE members")
+
+    def refresh_statistics_after_scan(self, list_id: int, run_id: int) -> None:
+        """After a complete scan: analyze when it stored new rows amounting to a tenth of
+        the subscribers it saw (a first sync, a list that grew by a tenth), since the plans
+        that follow depend on the list's size. A re-sync that stored fewer leaves the
+        statistics as they are: ANALYZE costs 0.2 s a run at 1 M rows on PostgreSQL."""
+        scan = self._scan(list_id, run_id)
+        if 10 * scan.inserted >= max(scan.subscribed, 1):
+            self.refresh_statistics()
 
     def count_unseen(
         self,

@@ -226,7 +226,7 @@ def _scan_and_confirm(
         if complete and run.result.full_scan:
             # The confirmation and delivery that follow read the whole list; a full scan
             # is when the list's size may have changed enough to matter to the planner.
-            run.ctx.db.members.refresh_statistics()
+            run.ctx.db.members.refresh_statistics_after_scan(run.cfg.id, run.result.run_id)
             confirm_unseen(run, state, allow_mass_removal=allow_mass_removal)
     except ListrakError as exc:
         log.error("list %s: scan failed, nothing swept: %s", run.cfg.id, exc)

@@ -114,6 +114,33 @@ def test_after_statistics_sqlite_reads_a_whole_list_in_table_order(sqlite_url: s
     engine.dispose()
 
 
+def test_a_scan_analyzes_only_when_it_stored_a_tenth_of_what_it_saw(sqlite_url: str) -> None:
+    engine = make_engine(sqlite_url)
+    upgrade(engine)
+    store = Database(engine)
+
+    def scan_then_settle(run_id: int, count: int) -> bool:
+        """Whether the scan of the first `count` contacts left statistics behind."""
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DROP TABLE IF EXISTS sqlite_stat1")
+        save(store, run_id, [Contact(f"c{n}@x.io", True) for n in range(count)])
+        store.members.refresh_statistics_after_scan(LIST, run_id)
+        with engine.connect() as conn:
+            return bool(
+                conn.exec_driver_sql(
+                    "SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'"
+                ).all()
+            )
+
+    assert scan_then_settle(1, 200)  # a first sync: every row new
+    assert not scan_then_settle(2, 200)  # nothing new
+    assert not scan_then_settle(3, 222)  # 22 new of 222 seen: less than a tenth
+    assert scan_then_settle(4, 270)  # 48 new of 270: more
+    assert scan_then_settle(5, 300)  # 30 new of 300: a tenth
+    assert not scan_then_settle(6, 333)  # 33 new of 333: just under
+    engine.dispose()
+
+
 def test_the_unseen_are_counted_right_past_duplicates_and_unreadable_contacts(
     store: Database,
 ) -> None:
