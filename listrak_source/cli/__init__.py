@@ -81,9 +81,10 @@ def settle_collector() -> None:
     as long as the process: frozen, it is no longer walked by every full collection. A
     scan builds a few containers a contact and frees nearly all of them by their reference
     counts, so the young generation is collected every 50,000 new containers rather than
-    700. Both GIL-bound: at 100 k, medians of three, a first sync went from 2.96 to 2.49 times
-    its floor with the threshold, and a no-change re-sync from 2.79 to 2.47 times with the
-    freeze. Cycles are still collected, a generation at a time.
+    700. A scan is GIL-bound, and the collector was a large share of its Python: at 100 k,
+    medians of three, a first sync went from about 3.1 to 2.6 times its floor, a no-change
+    re-sync from about 2.7 to 2.35 (README, "Performance"). Cycles are still collected, a
+    generation at a time.
     """
     gc.freeze()
     gc.set_threshold(_YOUNG_COLLECTION, 20, 10)
