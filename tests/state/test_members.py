@@ -6,15 +6,16 @@ from __future__ import annotations
 import itertools
 from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event, select, text
+from sqlalchemy import Engine, select, text
 
 from listrak_source.records import Contact, PageDiff, PageKeys, Reject, Stored
 from listrak_source.state import Database, make_engine, page_sql, upgrade
 from listrak_source.state.schema import members
 from listrak_source.subscribers.diff import diff_page
+
+from .statements import recorded
 
 LIST = 1001
 NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
@@ -119,21 +120,12 @@ def test_after_a_scan_sqlite_always_analyzes_postgres_when_the_list_grew_a_tenth
     engine: Engine,
 ) -> None:
     store = Database(engine)
-    analyzed: list[str] = []
-
-    def note(_conn: Any, _cursor: Any, sql: str, *_: Any) -> None:
-        if sql.startswith("ANALYZE"):
-            analyzed.append(sql)
 
     def scan_then_settle(run_id: int, count: int) -> bool:
         """Whether settling after a scan of the first `count` contacts ran ANALYZE."""
         save(store, run_id, [Contact(f"c{n}@x.io", True) for n in range(count)])
-        analyzed.clear()
-        event.listen(engine, "before_cursor_execute", note)
-        try:
+        with recorded(engine, "ANALYZE") as analyzed:
             store.members.refresh_statistics_after_scan(LIST, run_id)
-        finally:
-            event.remove(engine, "before_cursor_execute", note)
         return bool(analyzed)
 
     # (contacts scanned, new among them): all new, none, 22 of 222, 48 of 270, 30 of 300

@@ -14,10 +14,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine
 
 from listrak_source.state import Database
 from listrak_source.state.engine import make_engine, upgrade
+
+from .statements import recorded
 
 LIST = 1001
 NOW = datetime(2026, 12, 6, 12, tzinfo=UTC)
@@ -52,24 +54,13 @@ def engine(postgres_url: str) -> Iterator[Engine]:
 
 def plans_of(engine: Engine, action: Callable[[], Any]) -> list[dict[str, Any]]:
     """The plan of every UPDATE the action runs, as EXPLAIN gives it for its parameters."""
-    statements: list[tuple[str, Any]] = []
-
-    def record(_conn: Any, _cursor: Any, sql: str, params: Any, *_: Any) -> None:
-        if sql.startswith("UPDATE"):
-            statements.append((sql, params))
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
+    with recorded(engine, "UPDATE") as statements:
         action()
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
-    explain = create_engine(engine.url)
-    with explain.connect() as conn:
+    with engine.connect() as conn:
         plans = [
             conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {sql}", params).scalar_one()
             for sql, params in statements
         ]
-    explain.dispose()
     # psycopg hands EXPLAIN's JSON back decoded.
     return [plan[0]["Plan"] for plan in plans]
 
