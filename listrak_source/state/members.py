@@ -230,6 +230,10 @@ class Members:
         """The run is over: free the keys its scan saw."""
         self._scans.pop(list_id, None)
 
+    @property
+    def _on_postgres(self) -> bool:
+        return self.tx.engine.dialect.name == "postgresql"
+
     def _track_growth(self, inserted: int) -> None:
         """On PostgreSQL, re-analyze each time the table has doubled since the last time.
 
@@ -240,7 +244,7 @@ class Members:
         planner uses the key indexes without statistics).
         """
         self._grown += inserted
-        if self._grown < max(self._known, 5000) or self.tx.engine.dialect.name != "postgresql":
+        if self._grown < max(self._known, 5000) or not self._on_postgres:
             return
         self._known += self._grown
         self._grown = 0
@@ -387,7 +391,7 @@ class Members:
         """
         scan = self._scan(list_id, run_id)
         grown = 10 * scan.inserted >= max(scan.subscribed, 1)
-        if grown or self.tx.engine.dialect.name != "postgresql":
+        if grown or not self._on_postgres:
             self.refresh_statistics()
 
     def count_unseen(
