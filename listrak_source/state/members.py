@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     Boolean,
@@ -31,11 +31,14 @@ from sqlalchemy import (
 
 from ..records import Change, PageDiff, PageKeys, Stored, subscription_mark
 from . import page_sql
-from .digests import DigestIndex
 from .rows import chunks, listed, new_message, one_of, renew_keys, requeue_subscribed
 from .schema import members, rejects
-from .seen import SeenKeys
 from .transactions import Transactions
+
+if TYPE_CHECKING:
+    # numpy loads with the first scan: `status` and `check` never need it.
+    from .digests import DigestIndex
+    from .seen import SeenKeys
 
 # A scan's page from which unchanged contacts are found by their marks (see _unchanged).
 _CURRENT_FROM_PAGE = 3
@@ -196,6 +199,9 @@ class Members:
         that recognizes no contact, an audience list's, marks them all). Read once a scan."""
         if scan.current is not None:
             return scan.current
+        from .digests import DigestIndex  # noqa: PLC0415 - loads numpy
+        from .seen import SeenKeys  # noqa: PLC0415 - loads numpy
+
         size = self._size_hint(list_id)
         scan.current = current = SeenKeys(0 if digests else size)
         known = scan.known = DigestIndex(size) if digests else None
@@ -204,15 +210,9 @@ class Members:
                 conn, list_id, with_user_id=True, digested_without_user_id=digests
             )
             for rows in chunks_:
-                marked = [(k, u) for k, u, d in rows if d is None or known is None]
-                marks = (subscription_mark(k, u if user_ids else None) for k, u in marked)
+                unknown = rows if known is None else _index_digests(scan.seen, known, rows)
+                marks = (subscription_mark(k, u if user_ids else None) for k, u, _ in unknown)
                 current.insert(current.codes(marks))
-                if known is not None:
-                    digested = [d for _, _, d in rows if d is not None]
-                    keys = [k for k, _, d in rows if d is not None]
-                    # Hashed as the scan's seen set hashes them (their salt is the set's
-                    # own when the hash seed is fixed), so a recognized key counts as seen.
-                    known.add(digested, scan.seen.codes(keys))
         return current
 
     def _scan(self, list_id: int, run_id: int) -> _Scan:
@@ -220,6 +220,8 @@ class Members:
         the list drops the last one's)."""
         scan = self._scans.get(list_id)
         if scan is None or scan.run_id != run_id:
+            from .seen import SeenKeys  # noqa: PLC0415 - loads numpy
+
             scan = _Scan(run_id, SeenKeys(self._size_hint(list_id)))
             with self.tx.read() as conn:
                 scan.fresh = not page_sql.has_rows(conn, list_id)
@@ -470,6 +472,17 @@ class Members:
         """Backfill: every subscribed row pending again, each under a fresh message id."""
         with self.tx.begin() as conn:
             return requeue_subscribed(conn, list_id, detected_at, new_id)
+
+
+def _index_digests(seen: SeenKeys, known: DigestIndex, rows: list[Any]) -> list[Any]:
+    """Put the rows that carry a digest (0 for none) into the digest table; return the
+    others, to be found by their marks. Their keys are hashed as the scan's seen set hashes
+    them (with its own salt when the hash seed is fixed), so a recognized key counts as
+    seen."""
+    if not rows:
+        return rows
+    keys, _, digests = zip(*rows, strict=True)
+    return [rows[i] for i in known.add_carried(digests, seen.codes(keys))]
 
 
 def _to_read(scan: _Scan, keys: PageKeys, earlier: set[str], same: frozenset[str]) -> list[str]:

@@ -124,14 +124,17 @@ def subscribed_rows(
     """The list's desired-subscribed rows as (email_key,), (email_key, email) or
     (email_key, desired_user_id, digest), a chunk at a time; only these keys, or only those
     the run `missed_by` missed, when given. `digested_without_user_id`: a row that carries a
-    digest has None for its userId, which is then not read (a fifth of the time at 1 M)."""
+    digest has None for its userId, which is then not read (a fifth of the time at 1 M), and
+    one that carries none has 0 for its digest (digests are never 0)."""
     mark = placeholder(conn)
     columns = "email_key, email" if with_email else "email_key"
     if with_user_id:
         user_id = "desired_user_id"
+        digest = "digest"
         if digested_without_user_id:
             user_id = f"CASE WHEN digest IS NULL THEN {user_id} END"
-        columns = f"email_key, {user_id}, digest"
+            digest = "COALESCE(digest, 0)"
+        columns = f"email_key, {user_id}, {digest}"
     true = "true" if is_postgres(conn) else "1"
     sql = f"SELECT {columns} FROM members WHERE list_id = {mark} AND desired_subscribed = {true}"
     params: list[Any] = [list_id]
