@@ -7,7 +7,7 @@ the next run starts a set of its own.
 
 A million addresses as Python strings in a `set` would cost about 100 MB, and their hashes
 as Python ints about 75 MB; this keeps each key's 64-bit hash in one flat array with open
-addressing instead, at most two thirds full: 12 MB at 1 M keys. A page of keys is probed
+addressing instead, at most two thirds full: 13.5 MB at 1 M keys. A page of keys is probed
 as a whole with numpy's array operations: a loop in Python cost about half a microsecond a
 key, a million times a scan. Python's string hash is keyed
 afresh in every process, so two addresses share a hash in one run with odds of about 1 in
@@ -51,7 +51,9 @@ class SeenKeys:
 
     def __init__(self, expected: int = 0) -> None:
         self._hash = _keyed_hash()
-        slots = max(_MIN_SLOTS, 3 * expected // 2 + 1)
+        # Room for an eighth more keys than expected (a list grows between runs) before
+        # the array is two thirds full and doubles.
+        slots = max(_MIN_SLOTS, 3 * (expected + expected // 8) // 2 + 1)
         self._slots: Codes = np.zeros(slots, np.int64)
         self._count = 0
 

@@ -65,3 +65,14 @@ def test_each_batch_is_answered_as_a_set_would_answer_it_in_order(
         assert seen.insert(batch) == new
         assert len(seen) == len(model)
     assert seen.present(sorted(model)) == [True] * len(model)
+
+
+def test_a_list_an_eighth_larger_than_expected_fits_without_doubling() -> None:
+    """Lists grow between runs: the array sized for last run's keys takes an eighth more
+    before it doubles, and doubles once it is more than two thirds full."""
+    seen = SeenKeys(expected=8000)
+    size = seen._slots.nbytes
+    seen.update(f"c{n}@x.io" for n in range(9000))
+    assert seen._slots.nbytes == size
+    seen.update(f"d{n}@x.io" for n in range(len(seen._slots) * 2 // 3 - 9000 + 1))
+    assert seen._slots.nbytes == 2 * size
