@@ -228,6 +228,14 @@ class Members:
             self._scans[list_id] = scan
         return scan
 
+    def forget_digests(self, list_id: int) -> None:
+        """The scan's planned passes are over: let its digest table go (18 MB at 1 M rows)
+        before the confirmation, the sweep and the delivery that follow; a page stored
+        after this is decoded whole, as a page that recognizes nothing is."""
+        scan = self._scans.get(list_id)
+        if scan is not None:
+            scan.known = None
+
     def end_scan(self, list_id: int) -> None:
         """The run is over: free the keys its scan saw."""
         self._scans.pop(list_id, None)

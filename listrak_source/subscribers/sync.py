@@ -223,6 +223,9 @@ def _scan_and_confirm(
 ) -> tuple[bool, datetime | None]:
     try:
         complete, newest = scan(run, specs)
+        # Recognizing contacts by digest served the planned passes; what follows needs only
+        # the keys the scan saw, so the table goes before they run.
+        run.ctx.db.members.forget_digests(run.cfg.id)
         if complete and run.result.full_scan:
             # The confirmation and delivery that follow read the whole list; a full scan
             # is when the list's size may have changed enough to matter to the planner.

@@ -238,3 +238,22 @@ def test_a_scan_whose_first_pages_were_decoded_recognizes_the_rest(tmp_path: Pat
     assert not scanner.save(2, people[3:], FIELD).changes
     assert scanner.recognized == 5
     assert scanner.db.members.count_unseen(LIST, 2) == (0, 0)
+
+
+def test_after_the_planned_passes_pages_are_decoded_and_give_the_same_result(
+    tmp_path: Path,
+) -> None:
+    """The digest table goes once the planned passes are over: a later page of the run
+    recognizes nothing, is decoded whole, and still writes nothing for unchanged contacts
+    and counts them as seen."""
+    scanner = Scanner(tmp_path, "db", recognizing=True)
+    people = [_version(f"p{n}@x.io") for n in range(8)]
+    scanner.save(1, people, FIELD)
+    scanner.db.members.end_scan(LIST)
+    for page in ([people[0]], [people[1]], [people[2]], [people[3]]):
+        assert not scanner.save(2, page, FIELD).changes
+    assert scanner.recognized == 1  # the fourth page's one contact
+    scanner.db.members.forget_digests(LIST)
+    assert not scanner.save(2, people[4:], FIELD).changes
+    assert scanner.recognized == 0
+    assert scanner.db.members.count_unseen(LIST, 2) == (0, 0)
