@@ -3,10 +3,11 @@
 A re-sync looks each contact's digest up here (listrak/pieces.py): a hit is a contact
 Listrak sends exactly as it sent it when its row was written, so its row already says
 what it says, and only its key needs counting as seen. The table holds each digest beside
-its key's hash as the scan's seen set takes it (state/seen.py): two flat arrays, filled as
-the rows are read and sorted by digest before the first lookup, so a page's digests are
-found together by binary search in numpy, not one by one in Python. 16 MB at 1 M rows,
-where a dict would cost 150.
+its key's hash as the scan's seen set takes it (state/seen.py), in sixteen buckets by the
+digest's top bits: each bucket is two flat arrays sorted by digest, so a page's digests
+are found together by binary search in numpy, not one by one in Python. 16 MB at 1 M
+rows, where a dict would cost 150; sorting a bucket at a time needs a sixteenth of that
+beside it, where sorting the whole table at once needed as much again.
 """
 
 from __future__ import annotations
@@ -14,38 +15,35 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from .seen import Codes, as_codes
 
-_MIN_ROWS = 1024
+_BUCKET_BITS = 4
+_BUCKETS = 1 << _BUCKET_BITS
 
 
 class DigestIndex:
     """digest -> key hash; a digest met with two different keys (two contacts whose bytes
     share a 64-bit digest) answers neither, so both are decoded."""
 
-    def __init__(self, expected: int = 0) -> None:
-        # Room for an eighth more rows than expected before the arrays grow.
-        size = max(_MIN_ROWS, expected + expected // 8)
-        self._digests: Codes = np.zeros(size, np.int64)
-        self._codes: Codes = np.zeros(size, np.int64)
-        self._rows = 0  # rows filled
-        self._sorted = 0  # rows sorted by digest, one a digest: all of them after _sort
+    def __init__(self) -> None:
+        self._buckets = [_Bucket() for _ in range(_BUCKETS)]
 
     def __len__(self) -> int:
-        self._sort()
-        return self._rows
+        return sum(len(bucket) for bucket in self._buckets)
 
     def add(self, digests: Sequence[int] | Codes, codes: Sequence[int] | Codes) -> None:
         """Digests and their keys' hashes, pair by pair; neither is ever 0."""
-        if len(digests) != len(codes):
+        values, keys = as_codes(digests), as_codes(codes)
+        if len(values) != len(keys):
             raise ValueError("one key hash a digest")
-        end = self._rows + len(digests)
-        while end > len(self._digests):
-            self._grow()
-        self._digests[self._rows : end] = as_codes(digests)
-        self._codes[self._rows : end] = as_codes(codes)
-        self._rows = end
+        buckets = _bucket_of(values)
+        order = np.argsort(buckets, kind="stable")
+        ends = np.cumsum(np.bincount(buckets, minlength=_BUCKETS))
+        for bucket, part in zip(self._buckets, np.split(order, ends[:-1]), strict=True):
+            if len(part):
+                bucket.pending.append((values[part], keys[part]))
 
     def add_carried(self, digests: Sequence[int], codes: Sequence[int]) -> list[int]:
         """Add the pairs whose digest is not 0; return the positions of the others."""
@@ -57,36 +55,56 @@ class DigestIndex:
 
     def find(self, digests: Sequence[int]) -> list[int]:
         """For each digest, its key's hash, or 0 when no row (or no single row) has it."""
-        self._sort()
         wanted = as_codes(digests)
-        table, codes = self._digests[: self._rows], self._codes[: self._rows]
-        if not len(table):
-            return [0] * len(wanted)
-        at = np.minimum(np.searchsorted(table, wanted), len(table) - 1)
-        found: list[int] = np.where(table[at] == wanted, codes[at], 0).tolist()
-        return found
+        found = np.zeros(len(wanted), np.int64)
+        buckets = _bucket_of(wanted)
+        for number in np.unique(buckets).tolist():
+            asked = np.flatnonzero(buckets == number)
+            found[asked] = self._buckets[number].find(wanted[asked])
+        answer: list[int] = found.tolist()
+        return answer
+
+
+class _Bucket:
+    """The digests of one bucket sorted, one row a digest, and those added since."""
+
+    __slots__ = ("codes", "digests", "pending")
+
+    def __init__(self) -> None:
+        self.digests: Codes = np.zeros(0, np.int64)
+        self.codes: Codes = np.zeros(0, np.int64)
+        self.pending: list[tuple[Codes, Codes]] = []
+
+    def __len__(self) -> int:
+        self._sort()
+        return len(self.digests)
+
+    def find(self, wanted: Codes) -> Codes:
+        self._sort()
+        if not len(self.digests):
+            return np.zeros(len(wanted), np.int64)
+        at = np.minimum(np.searchsorted(self.digests, wanted), len(self.digests) - 1)
+        hit: npt.NDArray[np.bool_] = self.digests[at] == wanted
+        return np.where(hit, self.codes[at], 0)
 
     def _sort(self) -> None:
-        """Sort what was added by digest; a digest held twice becomes one row, whose key
-        hash is 0 unless both rows had the same one."""
-        if self._sorted == self._rows:
+        """Sort what was added in among the rest; a digest held twice becomes one row, whose
+        key hash is 0 unless both rows had the same one."""
+        if not self.pending:
             return
-        digests, codes = self._digests[: self._rows], self._codes[: self._rows]
+        digests = np.concatenate([self.digests, *(d for d, _ in self.pending)])
+        codes = np.concatenate([self.codes, *(c for _, c in self.pending)])
+        self.pending = []
         order = np.argsort(digests, kind="stable")
-        digests[:] = digests[order]
-        codes[:] = codes[order]
-        del order
+        digests, codes = digests[order], codes[order]
         starts = np.flatnonzero(np.concatenate(([True], digests[1:] != digests[:-1])))
-        if len(starts) < self._rows:
+        if len(starts) < len(digests):
             lowest = np.minimum.reduceat(codes, starts)
             shared = lowest != np.maximum.reduceat(codes, starts)
-            digests[: len(starts)] = digests[starts]
-            codes[: len(starts)] = np.where(shared, 0, lowest)
-            self._rows = len(starts)
-        self._sorted = self._rows
+            digests, codes = digests[starts], np.where(shared, 0, lowest)
+        self.digests, self.codes = digests, codes
 
-    def _grow(self) -> None:
-        """Half as many rows again: a list that grew since its last scan."""
-        size = len(self._digests) + len(self._digests) // 2
-        self._digests = np.resize(self._digests, size)
-        self._codes = np.resize(self._codes, size)
+
+def _bucket_of(digests: Codes) -> npt.NDArray[np.intp]:
+    """Each digest's bucket: its top bits (digests are uniform, so buckets are even)."""
+    return ((digests >> (64 - _BUCKET_BITS)) & (_BUCKETS - 1)).astype(np.intp)

@@ -126,9 +126,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    # Contacts arrive in Listrak's order, so every page writes all over the indexes; a
-    # 16 MB cache (default 2 MB) holds their hot pages without memory growing with the list.
-    cursor.execute("PRAGMA cache_size=-16384")
+    # Contacts arrive in Listrak's order, so every page writes all over the indexes; an
+    # 8 MB cache (default 2 MB) holds their hot pages without memory growing with the list.
+    # 16 MB was no faster at 1 M contacts, and took 10 MB more of the worker's memory.
+    cursor.execute("PRAGMA cache_size=-8192")
     cursor.close()
 
 
