@@ -5,7 +5,7 @@ Listrak sends exactly as it sent it when its row was written, so its row already
 what it says, and only its key needs counting as seen. The table holds each digest beside
 its key's hash as the scan's seen set takes it (state/seen.py), in sixteen buckets by the
 digest's top bits: each bucket is two flat arrays sorted by digest, so a page's digests
-are found together by binary search in numpy, not one by one in Python. 16 MB at 1 M
+are found together by binary search in numpy, not one by one in Python. 18 MB at 1 M
 rows, where a dict would cost 150; sorting a bucket at a time needs a sixteenth of that
 beside it, where sorting the whole table at once needed as much again.
 """
@@ -21,14 +21,15 @@ from .seen import Codes, as_codes
 
 _BUCKET_BITS = 4
 _BUCKETS = 1 << _BUCKET_BITS
+_MIN_ROWS = 64
 
 
 class DigestIndex:
     """digest -> key hash; a digest met with two different keys (two contacts whose bytes
     share a 64-bit digest) answers neither, so both are decoded."""
 
-    def __init__(self) -> None:
-        self._buckets = [_Bucket() for _ in range(_BUCKETS)]
+    def __init__(self, expected: int = 0) -> None:
+        self._buckets = [_Bucket(expected // _BUCKETS) for _ in range(_BUCKETS)]
 
     def __len__(self) -> int:
         return sum(len(bucket) for bucket in self._buckets)
@@ -42,8 +43,7 @@ class DigestIndex:
         order = np.argsort(buckets, kind="stable")
         ends = np.cumsum(np.bincount(buckets, minlength=_BUCKETS))
         for bucket, part in zip(self._buckets, np.split(order, ends[:-1]), strict=True):
-            if len(part):
-                bucket.pending.append((values[part], keys[part]))
+            bucket.add(values[part], keys[part])
 
     def add_carried(self, digests: Sequence[int], codes: Sequence[int]) -> list[int]:
         """Add the pairs whose digest is not 0; return the positions of the others."""
@@ -66,43 +66,60 @@ class DigestIndex:
 
 
 class _Bucket:
-    """The digests of one bucket sorted, one row a digest, and those added since."""
+    """Two arrays filled as rows come; sorted by digest, one row a digest, before a lookup.
 
-    __slots__ = ("codes", "digests", "pending")
+    Each is allocated once for the rows expected, with room for an eighth more, and grows
+    by half when outgrown: many small arrays, one a bucket a chunk, would leave the heap
+    as fragmented as they were many."""
 
-    def __init__(self) -> None:
-        self.digests: Codes = np.zeros(0, np.int64)
-        self.codes: Codes = np.zeros(0, np.int64)
-        self.pending: list[tuple[Codes, Codes]] = []
+    __slots__ = ("codes", "digests", "rows", "sorted")
+
+    def __init__(self, expected: int) -> None:
+        size = max(_MIN_ROWS, expected + expected // 8)
+        self.digests: Codes = np.zeros(size, np.int64)
+        self.codes: Codes = np.zeros(size, np.int64)
+        self.rows = 0  # rows filled
+        self.sorted = 0  # rows sorted, one a digest: all of them after _sort
 
     def __len__(self) -> int:
         self._sort()
-        return len(self.digests)
+        return self.rows
+
+    def add(self, digests: Codes, codes: Codes) -> None:
+        end = self.rows + len(digests)
+        while end > len(self.digests):
+            size = len(self.digests) + len(self.digests) // 2
+            self.digests, self.codes = np.resize(self.digests, size), np.resize(self.codes, size)
+        self.digests[self.rows : end] = digests
+        self.codes[self.rows : end] = codes
+        self.rows = end
 
     def find(self, wanted: Codes) -> Codes:
         self._sort()
-        if not len(self.digests):
+        digests, codes = self.digests[: self.rows], self.codes[: self.rows]
+        if not self.rows:
             return np.zeros(len(wanted), np.int64)
-        at = np.minimum(np.searchsorted(self.digests, wanted), len(self.digests) - 1)
-        hit: npt.NDArray[np.bool_] = self.digests[at] == wanted
-        return np.where(hit, self.codes[at], 0)
+        at = np.minimum(np.searchsorted(digests, wanted), self.rows - 1)
+        hit: npt.NDArray[np.bool_] = digests[at] == wanted
+        return np.where(hit, codes[at], 0)
 
     def _sort(self) -> None:
         """Sort what was added in among the rest; a digest held twice becomes one row, whose
         key hash is 0 unless both rows had the same one."""
-        if not self.pending:
+        if self.sorted == self.rows:
             return
-        digests = np.concatenate([self.digests, *(d for d, _ in self.pending)])
-        codes = np.concatenate([self.codes, *(c for _, c in self.pending)])
-        self.pending = []
+        digests, codes = self.digests[: self.rows], self.codes[: self.rows]
         order = np.argsort(digests, kind="stable")
-        digests, codes = digests[order], codes[order]
+        digests[:] = digests[order]
+        codes[:] = codes[order]
         starts = np.flatnonzero(np.concatenate(([True], digests[1:] != digests[:-1])))
-        if len(starts) < len(digests):
+        if len(starts) < self.rows:
             lowest = np.minimum.reduceat(codes, starts)
             shared = lowest != np.maximum.reduceat(codes, starts)
-            digests, codes = digests[starts], np.where(shared, 0, lowest)
-        self.digests, self.codes = digests, codes
+            digests[: len(starts)] = digests[starts]
+            codes[: len(starts)] = np.where(shared, 0, lowest)
+            self.rows = len(starts)
+        self.sorted = self.rows
 
 
 def _bucket_of(digests: Codes) -> npt.NDArray[np.intp]:

@@ -59,3 +59,15 @@ def test_adding_after_a_lookup_answers_as_if_everything_was_added_first(
             next(iter(keys[d])) if len(keys.get(d, ())) == 1 else 0 for d in asked
         ]
         assert len(table) == len(keys)
+
+
+def test_a_bucket_outgrowing_its_room_chunk_after_chunk_keeps_every_row() -> None:
+    """Rows expected for a smaller list: each bucket grows several times, between adds and
+    after lookups, and answers for every row it took before."""
+    table = DigestIndex(expected=160)
+    spread = [(n * 0x9E3779B97F4A7C15) % 2**64 - 2**63 or 1 for n in range(1, 6001)]
+    for start in range(0, 6000, 500):
+        part = spread[start : start + 500]
+        table.add(part, [d % 1000 + 1 for d in part])
+        assert table.find(spread[: start + 500]) == [d % 1000 + 1 for d in spread[: start + 500]]
+    assert len(table) == 6000
