@@ -42,3 +42,21 @@ def test_the_table_grows_past_its_first_size_and_keeps_what_it_knew() -> None:
     table.add([7, -3], [9, 1])  # ...even after the table grew, and met again
     assert table.find([1, 4999, 5000, 7, -3]) == [2, 5000, 0, 0, 0]
     assert len(table) == 5000
+
+
+@given(st.lists(st.lists(st.tuples(small, small), max_size=60), max_size=8))
+def test_adding_after_a_lookup_answers_as_if_everything_was_added_first(
+    chunks: list[list[tuple[int, int]]],
+) -> None:
+    """The table sorts itself at its first lookup; rows added after that are sorted in at
+    the next, and a digest met again with another key still answers 0."""
+    table, keys = DigestIndex(), dict[int, set[int]]()
+    for chunk in chunks:
+        table.add([d for d, _ in chunk], [c for _, c in chunk])
+        for digest, code in chunk:
+            keys.setdefault(digest, set()).add(code)
+        asked = list(range(0, 42))
+        assert table.find(asked) == [
+            next(iter(keys[d])) if len(keys.get(d, ())) == 1 else 0 for d in asked
+        ]
+        assert len(table) == len(keys)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from listrak_source.state.seen import SeenKeys
 
@@ -41,3 +43,25 @@ def test_with_a_fixed_hash_seed_it_uses_a_hash_keyed_per_set(
     # Each set draws its own key, so a pair of addresses that collide in one run need not
     # collide in the next.
     assert one.codes(["a@x.io"]) != other.codes(["a@x.io"])
+
+
+codes = st.one_of(st.integers(1, 3000), st.integers(-(2**63), 2**63 - 1).filter(bool))
+
+
+@given(st.lists(st.lists(codes, max_size=700), max_size=12), st.integers(0, 2000))
+def test_each_batch_is_answered_as_a_set_would_answer_it_in_order(
+    batches: list[list[int]], expected: int
+) -> None:
+    """Hashes that share home slots and chain, repeated within a batch and across batches,
+    inserted past several doublings: `insert` says new exactly for the first time a hash is
+    met, `present` exactly for what was inserted."""
+    seen, model = SeenKeys(expected), set[int]()
+    for batch in batches:
+        assert seen.present(batch) == [code in model for code in batch]
+        new = []
+        for code in batch:
+            new.append(code not in model)
+            model.add(code)
+        assert seen.insert(batch) == new
+        assert len(seen) == len(model)
+    assert seen.present(sorted(model)) == [True] * len(model)
