@@ -204,7 +204,7 @@ class Members:
 
         size = self._size_hint(list_id)
         scan.current = current = SeenKeys(0 if digests else size)
-        known = scan.known = DigestIndex() if digests else None
+        known = scan.known = DigestIndex(size) if digests else None
         with self.tx.read() as conn:
             chunks_ = page_sql.subscribed_rows(
                 conn, list_id, with_user_id=True, digested_without_user_id=digests
