@@ -29,6 +29,9 @@ def migrations_dir() -> Path:
 
 
 _MASK = "***"
+# SQLite's write-ahead log is copied back into the database once it holds this many
+# pages (4 KiB each): 64 MiB. See _sqlite_pragmas.
+WAL_CHECKPOINT_PAGES = 16384
 # Query keys libpq reads a password from: postgresql://host/db?password=...
 _SECRET_QUERY = frozenset({"password", "sslpassword"})
 
@@ -130,6 +133,15 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # 8 MB cache (default 2 MB) holds their hot pages without memory growing with the list.
     # 16 MB was no faster at 1 M contacts, and took 10 MB more of the worker's memory.
     cursor.execute("PRAGMA cache_size=-8192")
+    # A page of new contacts dirties thousands of the key index's pages, so with the
+    # default (a checkpoint once the log passes 1,000 pages) every page's commit copied
+    # the log back and waited for two fsyncs. Letting the log reach 64 MB first makes
+    # that a checkpoint every few pages: 1 M inserts in pages of 5,000 took 25.6 s of
+    # SQLite's time against 31.7 s, and with no fsync at all 2.9 against 5.2 s at 300 k.
+    # A commit is still durable against a killed process, as NORMAL always was; a power
+    # loss may take back the commits since the last checkpoint, which Listrak's next read
+    # repeats (a message posted from them is then sent again, never lost).
+    cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
     cursor.close()
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from sqlalchemy import inspect
 
 from listrak_source.state import engine as db
@@ -75,3 +77,23 @@ def test_upgrade_keeps_only_the_first_line_of_stored_errors(db_url: str) -> None
             == "(sqlite3.IntegrityError) refused"
         )
     engine.dispose()
+
+
+def test_sqlite_connections_log_ahead_and_checkpoint_in_large_steps(tmp_path: Path) -> None:
+    """Every connection of the pool gets the same settings, the log's size among them."""
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'state.db'}")
+    try:
+        with engine.connect() as conn:
+            pragmas = {
+                name: conn.exec_driver_sql(f"PRAGMA {name}").scalar()
+                for name in ("journal_mode", "synchronous", "cache_size", "wal_autocheckpoint")
+            }
+    finally:
+        engine.dispose()
+    assert pragmas == {
+        "journal_mode": "wal",
+        "synchronous": 1,  # NORMAL
+        "cache_size": -8192,
+        "wal_autocheckpoint": db.WAL_CHECKPOINT_PAGES,
+    }
+    assert db.WAL_CHECKPOINT_PAGES * 4096 == 64 * 2**20
