@@ -14,6 +14,7 @@ from .report import document, results_table, targets_table, write_json
 from .rows import rows
 from .runner import CASES, CaseResult, run_size
 from .targets import targets
+from .worker import compile_sources
 
 DEFAULT_SIZES = (10_000, 100_000, 1_000_000)
 # One file per database, so a PostgreSQL run never overwrites the SQLite figures.
@@ -134,6 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.profile.mkdir(parents=True, exist_ok=True)
     database = "postgresql" if args.postgres else "sqlite"
     output = output_path(args.output, args.profile, database, args.listrak_ms)
+    compile_sources()
     table = rows(_run(args, [10_000] if args.quick else args.sizes, database))
     found = targets(table)
     print(results_table(table) + "\n\n" + targets_table(found))
