@@ -415,18 +415,19 @@ class Members:
         """(subscribed rows a complete scan did not see, all desired-subscribed rows).
 
         The total is only needed to judge a removal, so a scan that saw everyone skips it.
+        Of all the list's rows, the number is every subscribed row less those the scan
+        saw (one count, not a million keys read): it only chooses how the unseen are
+        confirmed, and whatever confirms or removes them names them row by row.
         """
         total = select(func.count()).where(
             members.c.list_id == list_id, members.c.desired_subscribed.is_(True)
         )
         with self.tx.begin() as conn:
             if keys is None and missed_by is None:
-                # Every subscribed row less those seen: one count instead of a million keys
-                # read, when it says the scan saw everyone. Any other answer is counted row
-                # by row, as the rows it names will be.
                 subscribed = int(conn.execute(total).scalar_one())
-                if subscribed == self._scan(list_id, run_id).subscribed:
-                    return 0, 0
+                missing = subscribed - self._scan(list_id, run_id).subscribed
+                if missing >= 0:
+                    return missing, subscribed if missing else 0
             unseen = self._unseen(conn, list_id, run_id, keys=keys, missed_by=missed_by)
             missing = sum(1 for _ in unseen)
             return missing, int(conn.execute(total).scalar_one()) if missing else 0
