@@ -17,7 +17,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import operator
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -38,9 +37,7 @@ _CLOSE = re.compile(r"\s*\]")
 # What ends one contact and starts the next: a brace, a comma and whatever spacing.
 _JOIN = re.compile(rb"\}\s*,\s*")
 
-_DIGEST = functools.partial(hashlib.blake2b, digest_size=8)
 _SIGNED = functools.partial(int.from_bytes, byteorder="little", signed=True)
-_DIGEST_BYTES = operator.methodcaller("digest")
 
 
 def split_page(content: bytes) -> Pieces | None:
@@ -98,8 +95,16 @@ def digests(pieces: Pieces, context: bytes) -> list[int]:
     tables that hold them). `context` names what else decides what a contact becomes (the
     parser, the list's settings), so a change there makes every digest new."""
     material = hashlib.blake2b(context + b"\0" + pieces.head, digest_size=32).digest()
-    keyed = functools.partial(_DIGEST, key=material)
-    return [code or 1 for code in map(_SIGNED, map(_DIGEST_BYTES, map(keyed, pieces.parts)))]
+    # Each contact's hash starts from a copy of one keyed hash that holds the key's block:
+    # the same digest as keying afresh, without parsing the key and size a contact
+    # (about 0.65 against 0.9 µs).
+    fresh = hashlib.blake2b(digest_size=8, key=material).copy
+    out: list[bytes] = []
+    for part in pieces.parts:
+        keyed = fresh()
+        keyed.update(part)
+        out.append(keyed.digest())
+    return [code or 1 for code in map(_SIGNED, out)]
 
 
 def contact_json(pieces: Pieces, index: int) -> bytes:

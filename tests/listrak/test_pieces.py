@@ -7,6 +7,7 @@ JSON object, the page is decoded whole. Pages as Listrak sends them always split
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -15,6 +16,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from listrak_source.listrak.pieces import contact_json, decode, digests, split_page
+from listrak_source.records import Pieces
 
 TRICKY = ['},{"emailAddress":', '"}]', "\\", "é", "\u2028", '{"data":[', "\n"]
 text = st.one_of(st.sampled_from(TRICKY), st.text(max_size=8))
@@ -119,6 +121,23 @@ def test_the_same_bytes_give_the_same_digest_and_a_context_changes_every_one() -
     one, other = digests(pieces, b"field 7"), digests(pieces, b"field 8")
     assert one[0] == one[1] and other[0] == other[1] and one[0] != other[0]
     assert all(-(2**63) <= d < 2**63 and d != 0 for d in one + other)
+
+
+@given(st.lists(st.binary(max_size=400), min_size=1, max_size=20), st.binary(max_size=40))
+@example([b""], b"")
+def test_digests_are_the_ones_stored_rows_already_hold(parts: list[bytes], context: bytes) -> None:
+    """BLAKE2b of 8 bytes keyed by the context and head's own hash, read little-endian and
+    signed, 0 made 1: a changed formula would make every stored digest new."""
+    pieces = Pieces(b'{"emailAddress":', parts, b'{"data":[]}')
+    key = hashlib.blake2b(context + b"\0" + pieces.head, digest_size=32).digest()
+    expected = [
+        int.from_bytes(
+            hashlib.blake2b(part, digest_size=8, key=key).digest(), "little", signed=True
+        )
+        or 1
+        for part in parts
+    ]
+    assert digests(pieces, context) == expected
 
 
 def test_a_page_listrak_sends_splits_into_its_contacts() -> None:
