@@ -191,9 +191,6 @@ def insert_new(
     run; `posting`: their messages are about to be posted, so Segment may hold them now."""
     if not changes:
         return
-    if is_postgres(conn):
-        _insert_arrays(conn, list_id, changes, _bind(conn, detected_at), (posting, run_id))
-        return
     # One timestamp per page: convert it as SQLAlchemy would, once, not per row.
     when = _bind(conn, detected_at)
     # Contacts holding NUL or a lone surrogate were refused when parsed, so JSON carries
@@ -201,7 +198,8 @@ def insert_new(
     page = orjson.dumps(
         [(c.key, c.email, c.subscribed, c.user_id, c.message_id, c.digest) for c in changes]
     )
-    conn.exec_driver_sql(_INSERT_JSON, (list_id, when, posting, run_id, page.decode()))
+    sql = _INSERT_JSONB if is_postgres(conn) else _INSERT_JSON
+    conn.exec_driver_sql(sql, (list_id, when, posting, run_id, page.decode()))
 
 
 # SQLite: the page's new rows as one JSON array, in one step (see the module's docstring).
@@ -211,35 +209,15 @@ _INSERT_JSON = (
     " json_extract(value, '$[2]'), json_extract(value, '$[3]'), json_extract(value, '$[4]'),"
     " ?, 0, 0, ?, ?, json_extract(value, '$[5]') FROM json_each(?)"
 )
-
-
-def _insert_arrays(
-    conn: Connection,
-    list_id: int,
-    changes: Sequence[Change],
-    when: Any,
-    posting_run: tuple[bool, int],
-) -> None:
-    """PostgreSQL: the page's new rows as one statement over five arrays, not a row each.
-
-    One statement, parsed and planned once, instead of 5,000 in psycopg's pipeline; at 50 k
-    rows on this project's machine about a quarter less time than that `executemany`.
-    """
-    sql = (
-        f"INSERT INTO members ({', '.join(_INSERT_COLUMNS)})"
-        " SELECT %s, k, e, s, u, m, %s, 0, false, %s, %s, d"
-        " FROM unnest(%s::text[], %s::text[], %s::boolean[], %s::text[], %s::text[],"
-        " %s::bigint[]) AS page(k, e, s, u, m, d)"
-    )
-    columns = (
-        [c.key for c in changes],
-        [c.email for c in changes],
-        [c.subscribed for c in changes],
-        [c.user_id for c in changes],
-        [c.message_id for c in changes],
-        [c.digest for c in changes],
-    )
-    conn.exec_driver_sql(sql, (list_id, when, *posting_run, *columns))
+# PostgreSQL: the same array, as one parameter, parsed once by the server (jsonb). Five
+# arrays instead (`unnest`) are the same work for the server, but psycopg builds an
+# array's text in Python, element by element: 0.8 s of the worker's time per 100 k rows
+# against 0.03 s for the JSON, which orjson writes in C.
+_INSERT_JSONB = (
+    f"INSERT INTO members ({', '.join(_INSERT_COLUMNS)})"
+    " SELECT %s, r->>0, r->>1, (r->>2)::boolean, r->>3, r->>4, %s, 0, false, %s, %s,"
+    " (r->>5)::bigint FROM jsonb_array_elements(%s::jsonb) AS page(r)"
+)
 
 
 def _bind(conn: Connection, value: datetime) -> Any:
