@@ -94,7 +94,6 @@ class Members:
         detected_at: datetime,
         *,
         posting: bool = False,
-        recognized: Sequence[int] = (),
         recognizing: bool = False,
     ) -> PageDiff:
         """Read the page's rows, diff them, and write the changes with their message ids,
@@ -104,9 +103,9 @@ class Members:
         `differ` is given the stored rows and the keys of contacts known unchanged, which
         it leaves out: their rows are not read. `posting`: the changes go to Segment as soon
         as this commits, so their rows are in doubt from now on (see members.in_doubt),
-        before anything is posted. `recognized`: the key hashes of the page's contacts that
-        were not decoded (see `take`): seen, and unchanged. `recognizing`: the scan looks
-        contacts up by digest, so only rows without a digest are found by their marks.
+        before anything is posted. The page's contacts recognized by their digests are not
+        in it: `take` counted them as seen. `recognizing`: the scan looks contacts up by
+        digest, so only rows without a digest are found by their marks.
         """
         scan = self._scan(list_id, run_id)
         codes = scan.seen.codes(keys.subscribed)
@@ -122,7 +121,7 @@ class Members:
         dropped = [c.key for c in page.changes if not c.subscribed]
         scan.dropped.update(dropped)
         scan.dropped_codes.update(scan.seen.codes(dropped))
-        scan.subscribed += len(same) + len(recognized)
+        scan.subscribed += len(same)
         scan.subscribed += _newly_subscribed(keys.subscribed, stored, page.changes, earlier)
         inserted = sum(1 for c in page.changes if c.is_new)
         scan.inserted += inserted
@@ -186,8 +185,13 @@ class Members:
         """Count the keys of contacts recognized unchanged as seen by the scan now; for
         each, False if the scan saw it before (the contact is then decoded after all, and
         the diff refuses it as the duplicate it is). Nothing is written for them, so they
-        need no transaction to be committed first."""
-        return self._scan(list_id, run_id).seen.insert(codes)
+        need no transaction to be committed first. Each new one is a subscribed row seen,
+        counted here as the seen set takes it: the two agree even when the page fails to
+        store after this, and `count_unseen` says what `unseen` names."""
+        scan = self._scan(list_id, run_id)
+        new = scan.seen.insert(codes)
+        scan.subscribed += sum(new)
+        return new
 
     def codes_of(self, list_id: int, run_id: int, keys: Sequence[str]) -> list[int]:
         """The keys' hashes as `recognize` answers them."""

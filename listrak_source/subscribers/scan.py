@@ -224,8 +224,9 @@ def store_page(
     recognizing: bool = False,
 ) -> None:
     """Store one page; `on_list`: a Subscribed scan returned it, so all of it is on the list;
-    `recognized`: the key hashes of its contacts known unchanged without being decoded, by
-    a scan that is `recognizing` contacts by their digests."""
+    `recognized`: the key hashes of its contacts known unchanged without being decoded (the
+    scan counted them as seen when it took them), by a scan that is `recognizing` contacts
+    by their digests."""
     ctx, cfg, result = run.ctx, run.cfg, run.result
 
     def differ(stored: Mapping[str, Stored], same: Collection[str]) -> PageDiff:
@@ -254,7 +255,6 @@ def store_page(
         differ,
         detected_at,
         posting=run.posting(),
-        recognized=recognized,
         recognizing=recognizing,
     )
     if run.on_stored is not None:

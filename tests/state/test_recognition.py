@@ -15,9 +15,10 @@ from tempfile import TemporaryDirectory
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 
 from listrak_source.listrak.client import ListrakClient
 from listrak_source.listrak.pieces import split_page
@@ -97,7 +98,7 @@ class Scanner:
 
         keys = PageKeys.of(page.contacts, page.rejects, user_id_field=field)
         return self.db.members.save_page(
-            LIST, run_id, keys, differ, NOW, recognized=recognized, recognizing=self.recognizing
+            LIST, run_id, keys, differ, NOW, recognizing=self.recognizing
         )
 
     def _take(
@@ -257,3 +258,48 @@ def test_after_the_planned_passes_pages_are_decoded_and_give_the_same_result(
     assert not scanner.save(2, people[4:], FIELD).changes
     assert scanner.recognized == 0
     assert scanner.db.members.count_unseen(LIST, 2) == (0, 0)
+
+
+def _store(
+    db: Database, run_id: int, contacts: list[dict[str, Any]], *, fail: bool = False
+) -> None:
+    """One page through recognition and `save_page`; with `fail`, its diff raises."""
+    raw = raw_page(contacts)
+    ListrakClient.digest(raw, f"user id field {FIELD}")
+    assert raw.digests is not None
+    members_ = db.members
+    known = members_.recognize(LIST, run_id, raw.digests, user_ids=True)
+    codes = functools.partial(members_.codes_of, LIST, run_id)
+    page, _ = recognized_page(
+        ListrakClient, raw, known, codes, functools.partial(members_.take, LIST, run_id)
+    )
+
+    def differ(stored: Mapping[str, Stored], same: Collection[str]) -> PageDiff:
+        if fail:
+            raise RuntimeError("the page fails to store")
+        fresh = [c for c in page.contacts if c.key not in same]
+        return diff_page(fresh, stored, user_id_field=FIELD, run_id=run_id, new_id=lambda: "m")
+
+    keys = PageKeys.of(page.contacts, page.rejects, user_id_field=FIELD)
+    members_.save_page(LIST, run_id, keys, differ, NOW, recognizing=True)
+
+
+def test_a_page_that_fails_after_recognizing_leaves_the_count_as_the_rows_named(
+    engine: Engine,
+) -> None:
+    """Recognized contacts count as seen when the scan takes them, before their page's
+    transaction; when that transaction fails, they are seen all the same, and the count
+    of the unseen agrees with the rows the sweep would name."""
+    db = Database(engine)
+    people = [_version(f"p{n}@x.io") for n in range(6)]
+    _store(db, 1, people)
+    db.members.end_scan(LIST)
+    _store(db, 2, people[:1])
+    _store(db, 2, people[1:2])
+    with pytest.raises(RuntimeError):
+        _store(db, 2, people[2:4], fail=True)
+    taken_again = db.members.take(LIST, 2, db.members.codes_of(LIST, 2, ["p2@x.io", "p3@x.io"]))
+    assert taken_again == [False, False]  # recognized, and taken, before the failure
+    named = db.members.unseen(LIST, 2, 100)
+    assert named == [("p4@x.io", "p4@x.io"), ("p5@x.io", "p5@x.io")]
+    assert db.members.count_unseen(LIST, 2) == (2, 6)

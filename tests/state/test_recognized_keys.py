@@ -27,7 +27,7 @@ def _contact(n: int) -> Contact:
     return Contact(EMAILS[n], True, fields=fields, digest=1000 + n)
 
 
-def _save(db: Database, run_id: int, contacts: list[Contact], recognized: list[int]) -> None:
+def _save(db: Database, run_id: int, contacts: list[Contact]) -> None:
     ids = (f"m{n}" for n in itertools.count())
 
     def differ(stored: Mapping[str, Stored], same: Collection[str]) -> PageDiff:
@@ -35,7 +35,7 @@ def _save(db: Database, run_id: int, contacts: list[Contact], recognized: list[i
         return diff_page(fresh, stored, user_id_field=FIELD, run_id=run_id, new_id=ids.__next__)
 
     keys = PageKeys.of(contacts, user_id_field=FIELD)
-    db.members.save_page(LIST, run_id, keys, differ, NOW, recognized=recognized)
+    db.members.save_page(LIST, run_id, keys, differ, NOW)
 
 
 @pytest.mark.parametrize("hash_seed", [None, "0"])
@@ -50,16 +50,16 @@ def test_a_recognized_contact_is_one_the_scan_has_seen(
     upgrade(engine)
     db = Database(engine)
     for n in range(4):  # the first run stores each contact with its digest, a page each
-        _save(db, 1, [_contact(n)], [])
+        _save(db, 1, [_contact(n)])
     db.members.end_scan(LIST)
-    _save(db, 2, [_contact(0)], [])
-    _save(db, 2, [_contact(1)], [])
+    _save(db, 2, [_contact(0)])
+    _save(db, 2, [_contact(1)])
     # From the third page on the digests are looked up: the contacts are recognized.
     known = db.members.recognize(LIST, 2, [1002, 1003], user_ids=True)
     assert all(known)
     assert known == db.members.codes_of(LIST, 2, [EMAILS[2], EMAILS[3]])
     assert db.members.take(LIST, 2, known) == [True, True]
-    _save(db, 2, [], known)
+    _save(db, 2, [])
     assert db.members.unseen(LIST, 2, 10) == []
     # Seen now, each is found so when served again.
     assert db.members.take(LIST, 2, known) == [False, False]
