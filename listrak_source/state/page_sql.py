@@ -209,7 +209,7 @@ _INSERT_JSON = (
     " json_extract(value, '$[2]'), json_extract(value, '$[3]'), json_extract(value, '$[4]'),"
     " ?, 0, 0, ?, ?, json_extract(value, '$[5]') FROM json_each(?)"
 )
-# PostgreSQL: the same array, as one parameter, parsed once by the server (jsonb). Five
+# PostgreSQL: the same array, as one parameter, parsed once by the server (jsonb). Six
 # arrays instead (`unnest`) are the same work for the server, but psycopg builds an
 # array's text in Python, element by element: 0.8 s of the worker's time per 100 k rows
 # against 0.03 s for the JSON, which orjson writes in C.
