@@ -67,11 +67,15 @@ def raw_page(contacts: list[dict[str, Any]]) -> RawPage:
 class Scanner:
     """One database; scans recognize contacts by their digests, or decode every one."""
 
-    def __init__(self, folder: Path, name: str, *, recognizing: bool) -> None:
-        engine = fresh_sqlite(folder / f"{name}.db")
-        self.db = Database(engine)
+    def __init__(self, db: Database, *, recognizing: bool) -> None:
+        self.db = db
         self.recognizing = recognizing
         self.ids = (f"m{n}" for n in itertools.count())
+
+    @classmethod
+    def on_sqlite(cls, folder: Path, name: str, *, recognizing: bool) -> Scanner:
+        """A scanner over a fresh SQLite file of its own in `folder`."""
+        return cls(Database(fresh_sqlite(folder / f"{name}.db")), recognizing=recognizing)
 
     def save(
         self,
@@ -80,14 +84,17 @@ class Scanner:
         field: int | None,
         *,
         decoded: bool = False,
+        fail: bool = False,
     ) -> PageDiff:
         """Store a page; `decoded`: prepared before the scan looked contacts up, so every
-        contact of it is decoded, with its digest."""
+        contact of it is decoded, with its digest; `fail`: its diff raises."""
         raw = raw_page(contacts)
         page, recognized = self._take(run_id, raw, field, decoded=decoded)
         self.recognized = len(recognized)
 
         def differ(stored: Mapping[str, Stored], same: Collection[str]) -> PageDiff:
+            if fail:
+                raise RuntimeError("the page fails to store")
             fresh = [c for c in page.contacts if c.key not in same]
             diff = diff_page(
                 fresh, stored, user_id_field=field, run_id=run_id, new_id=self.ids.__next__
@@ -186,8 +193,8 @@ def test_a_scan_finds_the_same_recognizing_contacts_as_decoding_every_one(
     sweep: bool,
 ) -> None:
     with TemporaryDirectory() as tmp:
-        fast = Scanner(Path(tmp), "fast", recognizing=True)
-        slow = Scanner(Path(tmp), "slow", recognizing=False)
+        fast = Scanner.on_sqlite(Path(tmp), "fast", recognizing=True)
+        slow = Scanner.on_sqlite(Path(tmp), "slow", recognizing=False)
         for run_id, (pages_, field) in enumerate(scans, start=1):
             for picks in pages_:
                 contacts = [versions[i % len(versions)] for i in picks]
@@ -213,7 +220,7 @@ def test_a_scan_that_recognizes_nothing_finds_every_unchanged_row_by_its_mark(
 ) -> None:
     """An audience list's scan decodes every contact (its read-back judges them all): rows
     that carry a digest are then found unchanged by their marks, like the others."""
-    scanner = Scanner(tmp_path, "db", recognizing=True)
+    scanner = Scanner.on_sqlite(tmp_path, "db", recognizing=True)
     people = [_version(f"p{n}@x.io") for n in range(6)]
     scanner.save(1, people, FIELD)
     with scanner.db.engine.connect() as conn:
@@ -230,7 +237,7 @@ def test_a_scan_whose_first_pages_were_decoded_recognizes_the_rest(tmp_path: Pat
     """Pages the reader prepared before the scan could look contacts up are decoded whole;
     the third page's marks are then read as the recognizing scan reads them, and the next
     pages are recognized, with no row written."""
-    scanner = Scanner(tmp_path, "db", recognizing=True)
+    scanner = Scanner.on_sqlite(tmp_path, "db", recognizing=True)
     people = [_version(f"p{n}@x.io") for n in range(8)]
     scanner.save(1, people, FIELD)
     scanner.db.members.end_scan(LIST)
@@ -247,7 +254,7 @@ def test_after_the_planned_passes_pages_are_decoded_and_give_the_same_result(
     """The digest table goes once the planned passes are over: a later page of the run
     recognizes nothing, is decoded whole, and still writes nothing for unchanged contacts
     and counts them as seen."""
-    scanner = Scanner(tmp_path, "db", recognizing=True)
+    scanner = Scanner.on_sqlite(tmp_path, "db", recognizing=True)
     people = [_version(f"p{n}@x.io") for n in range(8)]
     scanner.save(1, people, FIELD)
     scanner.db.members.end_scan(LIST)
@@ -260,44 +267,21 @@ def test_after_the_planned_passes_pages_are_decoded_and_give_the_same_result(
     assert scanner.db.members.count_unseen(LIST, 2) == (0, 0)
 
 
-def _store(
-    db: Database, run_id: int, contacts: list[dict[str, Any]], *, fail: bool = False
-) -> None:
-    """One page through recognition and `save_page`; with `fail`, its diff raises."""
-    raw = raw_page(contacts)
-    ListrakClient.digest(raw, f"user id field {FIELD}")
-    assert raw.digests is not None
-    members_ = db.members
-    known = members_.recognize(LIST, run_id, raw.digests, user_ids=True)
-    codes = functools.partial(members_.codes_of, LIST, run_id)
-    page, _ = recognized_page(
-        ListrakClient, raw, known, codes, functools.partial(members_.take, LIST, run_id)
-    )
-
-    def differ(stored: Mapping[str, Stored], same: Collection[str]) -> PageDiff:
-        if fail:
-            raise RuntimeError("the page fails to store")
-        fresh = [c for c in page.contacts if c.key not in same]
-        return diff_page(fresh, stored, user_id_field=FIELD, run_id=run_id, new_id=lambda: "m")
-
-    keys = PageKeys.of(page.contacts, page.rejects, user_id_field=FIELD)
-    members_.save_page(LIST, run_id, keys, differ, NOW, recognizing=True)
-
-
 def test_a_page_that_fails_after_recognizing_leaves_the_count_as_the_rows_named(
     engine: Engine,
 ) -> None:
     """Recognized contacts count as seen when the scan takes them, before their page's
     transaction; when that transaction fails, they are seen all the same, and the count
     of the unseen agrees with the rows the sweep would name."""
-    db = Database(engine)
+    scanner = Scanner(Database(engine), recognizing=True)
+    db = scanner.db
     people = [_version(f"p{n}@x.io") for n in range(6)]
-    _store(db, 1, people)
+    scanner.save(1, people, FIELD)
     db.members.end_scan(LIST)
-    _store(db, 2, people[:1])
-    _store(db, 2, people[1:2])
+    scanner.save(2, people[:1], FIELD)
+    scanner.save(2, people[1:2], FIELD)
     with pytest.raises(RuntimeError):
-        _store(db, 2, people[2:4], fail=True)
+        scanner.save(2, people[2:4], FIELD, fail=True)
     taken_again = db.members.take(LIST, 2, db.members.codes_of(LIST, 2, ["p2@x.io", "p3@x.io"]))
     assert taken_again == [False, False]  # recognized, and taken, before the failure
     named = db.members.unseen(LIST, 2, 100)
