@@ -14,7 +14,6 @@ whole when the digest was stored. A page that does not split cleanly is decoded 
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import re
@@ -36,8 +35,6 @@ _HEAD = re.compile(rb"\{\s*" + _STRING + rb"\s*:\s*", re.S)
 _CLOSE = re.compile(r"\s*\]")
 # What ends one contact and starts the next: a brace, a comma and whatever spacing.
 _JOIN = re.compile(rb"\}\s*,\s*")
-
-_SIGNED = functools.partial(int.from_bytes, byteorder="little", signed=True)
 
 
 def split_page(content: bytes) -> Pieces | None:
@@ -94,17 +91,22 @@ def digests(pieces: Pieces, context: bytes) -> list[int]:
     """A signed 64-bit digest of each contact's bytes, never 0 (an empty slot to the
     tables that hold them). `context` names what else decides what a contact becomes (the
     parser, the list's settings), so a change there makes every digest new."""
+    import numpy as np  # noqa: PLC0415 - loads with the first scan, not with the client
+
     material = hashlib.blake2b(context + b"\0" + pieces.head, digest_size=32).digest()
     # Each contact's hash starts from a copy of one keyed hash that holds the key's block:
-    # the same digest as keying afresh, without parsing the key and size a contact
-    # (about 0.65 against 0.9 µs).
+    # the same digest as keying afresh, without parsing the key and size a contact. The
+    # loop only hashes; the page's digests become integers together, in numpy (about 0.75
+    # against 0.95 µs a contact when each was converted on its own).
     fresh = hashlib.blake2b(digest_size=8, key=material).copy
     out: list[bytes] = []
     for part in pieces.parts:
         keyed = fresh()
         keyed.update(part)
         out.append(keyed.digest())
-    return [code or 1 for code in map(_SIGNED, out)]
+    codes = np.frombuffer(b"".join(out), "<i8")
+    signed: list[int] = np.where(codes == 0, 1, codes).tolist()
+    return signed
 
 
 def contact_json(pieces: Pieces, index: int) -> bytes:

@@ -210,12 +210,10 @@ class Members:
         scan.current = current = SeenKeys(0 if digests else size)
         known = scan.known = DigestIndex(size) if digests else None
         with self.tx.read() as conn:
-            chunks_ = page_sql.subscribed_rows(
-                conn, list_id, with_user_id=True, digested_without_user_id=digests
-            )
-            for rows in chunks_:
-                unknown = rows if known is None else _index_digests(scan.seen, known, rows)
-                marks = (subscription_mark(k, u if user_ids else None) for k, u, _ in unknown)
+            chunks_ = page_sql.subscribed_columns(conn, list_id, digested_without_user_id=digests)
+            for columns in chunks_:
+                keys, ids = columns[:2] if known is None else _index_digests(scan, known, columns)
+                marks = map(subscription_mark, keys, ids if user_ids else [None] * len(keys))
                 current.insert(current.codes(marks))
         return current
 
@@ -487,15 +485,18 @@ class Members:
             return requeue_subscribed(conn, list_id, detected_at, new_id)
 
 
-def _index_digests(seen: SeenKeys, known: DigestIndex, rows: list[Any]) -> list[Any]:
+def _index_digests(
+    scan: _Scan, known: DigestIndex, columns: page_sql.Columns
+) -> tuple[list[str], list[str | None]]:
     """Put the rows that carry a digest (0 for none) into the digest table; return the
-    others, to be found by their marks. Their keys are hashed as the scan's seen set hashes
-    them (with its own salt when the hash seed is fixed), so a recognized key counts as
-    seen."""
-    if not rows:
-        return rows
-    keys, _, digests = zip(*rows, strict=True)
-    return [rows[i] for i in known.add_carried(digests, seen.codes(keys))]
+    others' keys and userIds, to be found by their marks. Their keys are hashed as the
+    scan's seen set hashes them (with its own salt when the hash seed is fixed), so a
+    recognized key counts as seen."""
+    keys, ids, digests = columns
+    if not keys:
+        return keys, ids
+    missing = known.add_carried(digests, scan.seen.codes(keys))
+    return [keys[i] for i in missing], [ids[i] for i in missing]
 
 
 def _to_read(scan: _Scan, keys: PageKeys, earlier: set[str], same: frozenset[str]) -> list[str]:

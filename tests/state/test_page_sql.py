@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, delete, select
@@ -126,3 +127,76 @@ def test_more_keys_than_one_statement_binds_load_every_row(engine: Engine) -> No
     with engine.connect() as conn:
         rows = page_sql.load_rows(conn, LIST, [c.key for c in page])
     assert sorted((row[0], row[7]) for row in rows) == sorted((c.key, c.digest) for c in page)
+
+
+OTHER = 2002
+
+
+def _fill(engine: Engine, sizes: dict[int, int]) -> None:
+    """Lists of these sizes, their rows interleaved in the table; every third row without a
+    digest, every fifth without a userId, every seventh unsubscribed."""
+    pages: dict[int, list[Change]] = {list_id: [] for list_id in sizes}
+    for n in range(max(sizes.values())):
+        for list_id, size in sizes.items():
+            if n < size:
+                digest = None if n % 3 == 0 else n - size // 2  # 0 too, and negatives
+                user_id = None if n % 5 == 0 else f"u{n}"
+                change = Change(
+                    f"c{n}@x.io",
+                    f"C{n}@x.io",
+                    n % 7 != 0,
+                    user_id,
+                    Kind.SUBSCRIBED,
+                    None,
+                    True,
+                    digest,
+                )
+                pages[list_id].append(change)
+    with engine.begin() as conn:
+        # Page by page, the lists in turn, so neither list's rows are one run of rowids.
+        for start in range(0, max(sizes.values()), 1000):
+            for list_id, page in pages.items():
+                page_sql.insert_new(
+                    conn, list_id, page[start : start + 1000], NOW, posting=False, run_id=7
+                )
+
+
+@pytest.mark.parametrize("digested", [True, False])
+def test_subscribed_columns_are_the_subscribed_rows_column_by_column(
+    engine: Engine, digested: bool
+) -> None:
+    _fill(engine, {LIST: 2 * page_sql.CHUNK + 1001, OTHER: 1500})
+    with engine.connect() as conn:
+        for list_id in (LIST, OTHER):
+            rows = page_sql.subscribed_rows(
+                conn, list_id, with_user_id=True, digested_without_user_id=digested
+            )
+            want = sorted(tuple(row) for chunk in rows for row in chunk)
+            readers = [
+                page_sql.subscribed_columns(conn, list_id, digested_without_user_id=digested)
+            ]
+            if engine.dialect.name == "sqlite":
+                # Also walked by rowid, as SQLite reads a list that is most of the table.
+                readers.append(page_sql._rowid_chunks(conn, list_id, digested))
+            for chunks in readers:
+                got = [row for columns in chunks for row in zip(*columns, strict=True)]
+                assert len(got) == len(want)
+                assert sorted(got) == want
+
+
+def test_sqlite_reads_a_list_that_fills_the_table_a_chunk_a_step(engine: Engine) -> None:
+    """Once ANALYZE has said how the rows spread over lists (as a scan has it run), a list
+    that is the table is walked in rowid order a chunk at a time; among many lists, one is
+    read through the key index."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL streams through a server-side cursor")
+    _fill(engine, {LIST: 3000})
+    with engine.connect() as conn:
+        conn.exec_driver_sql("ANALYZE")
+        assert page_sql._walks_table(conn, LIST)
+    _fill(engine, {OTHER + n: 30 for n in range(10)})
+    with engine.connect() as conn:
+        conn.exec_driver_sql("ANALYZE")
+        assert not page_sql._walks_table(conn, OTHER)
+        chunks = list(page_sql.subscribed_columns(conn, OTHER, digested_without_user_id=True))
+    assert sum(len(keys) for keys, _, _ in chunks) == sum(n % 7 != 0 for n in range(30))
