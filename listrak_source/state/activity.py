@@ -22,7 +22,6 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 
 from ..records import RetryPolicy
 from ..tracking.records import (
@@ -41,16 +40,11 @@ from .activity_sql import (
     stamps,
     upsert_rows,
 )
-from .rows import CHUNK, label_due, mark_refused, update_by_ids
+from .rows import CHUNK, dialect_insert, label_due, mark_refused, update_by_ids
 from .schema import activity_events, activity_lists, activity_messages
 from .transactions import Transactions
 
 E, M, L = activity_events.c, activity_messages.c, activity_lists.c
-
-
-def _insert(conn: Connection) -> Any:
-    """The dialect's INSERT, which knows ON CONFLICT on SQLite and PostgreSQL alike."""
-    return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
 
 
 def _json(value: Mapping[str, Any]) -> str:
@@ -81,7 +75,7 @@ class ActivityLedger:
             "properties": _json(message.properties),
         }
         with self.tx.begin() as conn:
-            stmt = _insert(conn)(activity_messages).values(values)
+            stmt = dialect_insert(conn)(activity_messages).values(values)
             conn.execute(stmt.on_conflict_do_nothing())
 
     def message_read(
@@ -261,7 +255,7 @@ class ActivityLedger:
             "unsub_mark": done.unsub_mark,
         }
         with self.tx.begin() as conn:
-            stmt = _insert(conn)(activity_lists).values(values)
+            stmt = dialect_insert(conn)(activity_lists).values(values)
             update_values = {k: stmt.excluded[k] for k in values if k != "list_id"}
             conn.execute(stmt.on_conflict_do_update(index_elements=["list_id"], set_=update_values))
 

@@ -27,7 +27,6 @@ from sqlalchemy import (
     true,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 
 from ..engage.coalesce import fold
 from ..engage.guard import FieldCounts
@@ -44,7 +43,7 @@ from ..engage.records import (
 )
 from ..records import RetryPolicy
 from . import audience_sql
-from .rows import chunks
+from .rows import chunks, dialect_insert
 from .schema import (
     audience_counters,
     audience_inbox,
@@ -70,11 +69,6 @@ def event_us(moment: datetime) -> int:
 def from_event_us(value: int) -> datetime:
     """The instant event_us() encoded."""
     return EPOCH + value * _MICROSECOND
-
-
-def _insert(conn: Connection) -> Any:
-    """The dialect's INSERT, which knows ON CONFLICT on SQLite and PostgreSQL alike."""
-    return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
 
 
 class Audiences:
@@ -455,7 +449,7 @@ def _add_counters(conn: Connection, counts: Mapping[str, int]) -> None:
     rows = [{"name": name, "value": n} for name, n in sorted(counts.items()) if n]
     if not rows:
         return
-    stmt = _insert(conn)(audience_counters)
+    stmt = dialect_insert(conn)(audience_counters)
     stmt = stmt.on_conflict_do_update(
         index_elements=[audience_counters.c.name],
         set_={"value": audience_counters.c.value + stmt.excluded.value},

@@ -19,7 +19,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import postgresql, sqlite
 
 from ..records import RetryPolicy
 from .schema import members
@@ -115,6 +115,11 @@ def one_of(conn: Connection, column: ColumnElement[Any], name: str) -> ColumnEle
         return column == values.c.value
     values = func.json_each(bindparam(name, type_=Text)).table_valued("value")
     return column.in_(select(values.c.value))
+
+
+def dialect_insert(conn: Connection) -> Any:
+    """The dialect's INSERT, which knows ON CONFLICT on SQLite and PostgreSQL alike."""
+    return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
 
 
 def listed(conn: Connection, values: Sequence[str]) -> Any:
