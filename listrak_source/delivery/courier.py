@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextvars
 import queue
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Generic
@@ -29,6 +30,12 @@ from .deliver import Queue, Row, record, stop_for_outage
 
 # Pages waiting for the courier; the scan blocks beyond this, so memory stays bounded.
 _DEPTH = 2
+# Pages are gathered, for a moment at most, until they hold this many messages (most of
+# what one of Segment's batches holds), to go out together: a re-sync's pages carry tens of
+# changes each, and a post apiece cost a request, its thread and a write of what was
+# answered. A first sync's pages, thousands of messages each, go as they come.
+_GATHER_MESSAGES = 2000
+_GATHER_SECONDS = 1.0
 # A timed wait, so the main thread still runs its signal handlers while it waits here.
 _POLL_SECONDS = 0.1
 
@@ -104,11 +111,32 @@ class Courier(Generic[Row]):
 
     def _work(self) -> None:
         try:
-            while not isinstance(rows := self._queue.get(), _End):
-                if self.outage is None:
+            ended = False
+            while not ended:
+                rows, ended = self._gather()
+                if rows and self.outage is None:
                     self._deliver(rows)
         except BaseException as exc:
             self._failure = exc
+
+    def _gather(self) -> tuple[list[Row], bool]:
+        """The next rows to post, and whether the read is over: the pages handed over,
+        together until they hold a batch, the read ends, or the first has waited its
+        moment."""
+        item = self._queue.get()
+        if isinstance(item, _End):
+            return [], True
+        rows = list(item)
+        until = time.monotonic() + _GATHER_SECONDS
+        while len(rows) < _GATHER_MESSAGES:
+            try:
+                item = self._queue.get(timeout=max(0.0, until - time.monotonic()))
+            except queue.Empty:
+                break
+            if isinstance(item, _End):
+                return rows, True
+            rows += item
+        return rows, False
 
     def _deliver(self, rows: list[Row]) -> None:
         now = self.run.ctx.clock()

@@ -51,6 +51,18 @@ def test_first_sync_sends_every_subscriber_once(config: Path, sim, sink) -> None
     assert message["timestamp"].endswith("+00:00")
 
 
+@pytest.mark.parametrize("page_size", [7])
+def test_pages_of_few_changes_are_posted_together(config: Path, sim, sink) -> None:
+    """61 pages of 7 contacts reach Segment in a few batches, not a request a page: the
+    courier gathers pages smaller than a batch for up to a second, and posts what it holds
+    as soon as the read ends. Fewer than half as many requests as pages leaves room for a
+    machine so loaded that two pages take a second."""
+    assert run_cli(config, "sync") == 0
+    assert len(sink.messages) == 420
+    assert sink.stats.requests < 61 / 2
+    assert_profiles_match(sim, sink, [MAIN, OTHER])
+
+
 # Pages of 7 make a scan of dozens of pages: from the third on, unchanged contacts are
 # found by their marks and not read, and every change must still be found.
 @pytest.mark.parametrize("page_size", [5000, 7])
