@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -256,10 +257,12 @@ def insert_new(
     # One timestamp per page: convert it as SQLAlchemy would, once, not per row.
     when = _bind(conn, detected_at)
     # Contacts holding NUL or a lone surrogate were refused when parsed, so JSON carries
-    # every value here as it is.
-    page = orjson.dumps(
-        [(c.key, c.email, c.subscribed, c.user_id, c.message_id, c.digest) for c in changes]
-    )
+    # every value here as it is. In key order: a page's keys land all over the key index,
+    # and taken in order each of its index pages is reached once, while the cache still
+    # holds it (a script inserting 1 M rows in pages of 5,000 spent 22 % less of SQLite's
+    # time, 19.5-20.9 s of CPU against 25.9-26.6).
+    rows = [(c.key, c.email, c.subscribed, c.user_id, c.message_id, c.digest) for c in changes]
+    page = orjson.dumps(sorted(rows, key=itemgetter(0)))
     sql = _INSERT_JSONB if is_postgres(conn) else _INSERT_JSON
     conn.exec_driver_sql(sql, (list_id, when, posting, run_id, page.decode()))
 

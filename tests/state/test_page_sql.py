@@ -200,3 +200,19 @@ def test_sqlite_reads_a_list_that_fills_the_table_a_chunk_a_step(engine: Engine)
         assert not page_sql._walks_table(conn, OTHER)
         chunks = list(page_sql.subscribed_columns(conn, OTHER, digested_without_user_id=True))
     assert sum(len(keys) for keys, _, _ in chunks) == sum(n % 7 != 0 for n in range(30))
+
+
+def test_sqlite_stores_a_page_in_key_order(engine: Engine) -> None:
+    """A page's new rows reach the key index in key order, whatever the page's own order:
+    taken in order, each of the index's pages is reached once (see insert_new)."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL has no rowid that shows the order rows went in")
+    keys = [f"{n * 7919 % 1000:04d}@x.io" for n in range(1000)]
+    page = [Change(k, k, True, None, Kind.SUBSCRIBED, None, True, None) for k in keys]
+    with engine.begin() as conn:
+        page_sql.insert_new(conn, LIST, page, NOW, posting=False, run_id=7)
+        stored = [
+            row[0]
+            for row in page_sql.fetch(conn, "SELECT email_key FROM members ORDER BY rowid", ())
+        ]
+    assert stored == sorted(keys) != keys
