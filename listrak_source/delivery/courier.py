@@ -1,4 +1,5 @@
-"""Delivery beside the read: each stored page's new messages go to Segment from a thread.
+"""Delivery beside the read: each stored page's new messages go to Segment from a thread,
+pages of few messages gathered into one post.
 
 A first sync or a first activity pass otherwise pays for the read and the delivery one
 after the other. Posting a batch is mostly gzip and the socket, which release the GIL, so a
