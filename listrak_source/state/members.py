@@ -15,23 +15,16 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
-    Boolean,
     Connection,
-    Text,
-    and_,
-    bindparam,
     case,
     func,
-    literal,
-    null,
-    or_,
     select,
     update,
 )
 
 from ..records import Change, PageDiff, PageKeys, Stored, subscription_mark
 from . import page_sql
-from .rows import chunks, listed, new_message, one_of, renew_keys, requeue_subscribed
+from .rows import chunks, listed, one_of, renew_keys, requeue_subscribed
 from .schema import members, rejects
 from .transactions import Transactions
 
@@ -306,7 +299,7 @@ class Members:
         new = [c for c in page.changes if c.is_new]
         page_sql.insert_new(conn, list_id, new, at, posting=posting, run_id=run_id)
         changed = [c for c in page.changes if not c.is_new]
-        self._apply_changes(conn, list_id, changed, at, posting=posting, run_id=run_id)
+        page_sql.update_changed(conn, list_id, changed, at, posting=posting, run_id=run_id)
         if page.rejects:
             conn.execute(
                 rejects.insert(),
@@ -321,38 +314,6 @@ class Members:
                     for r in page.rejects
                 ],
             )
-
-    @staticmethod
-    def _apply_changes(
-        conn: Connection,
-        list_id: int,
-        changes: Sequence[Change],
-        detected_at: datetime,
-        *,
-        posting: bool,
-        run_id: int,
-    ) -> None:
-        # A dead row that Listrak changes is sent again with the fresh values.
-        if not changes:
-            return
-        stmt = (
-            update(members)
-            .where(members.c.list_id == list_id, members.c.email_key == bindparam("k"))
-            .values(**_changed(detected_at), last_seen_run=run_id, digest=bindparam("d"))
-        )
-        params = [
-            {
-                "k": c.key,
-                "e": c.email,
-                "s": c.subscribed,
-                "u": c.user_id,
-                "m": c.message_id,
-                "p": posting and c.message_id is not None,
-                "d": c.digest,
-            }
-            for c in changes
-        ]
-        conn.execute(stmt, params)
 
     def _unseen(
         self,
@@ -558,33 +519,3 @@ _REMOVAL_USER_ID = {
         else_=members.c.desired_user_id,
     )
 }
-
-
-def _changed(detected_at: datetime) -> dict[str, Any]:
-    """A row's new desired values (bound as :e, :s, :u) with its new message (:m).
-
-    Back to a subscription Segment last accepted, and no message of the row posted since
-    (not in doubt), the pending message has nothing left to say, so it is dropped rather
-    than replaced. A removal always goes out: an answer lost after Segment kept the
-    pending true would otherwise leave the trait set. The diff decides the same; this
-    repeats it in SQL against the row as it is when written. A row in doubt stays so;
-    one whose message is about to be posted (:p) becomes so.
-    """
-    c = members.c
-    values = new_message(
-        detected_at,
-        email=bindparam("e"),
-        desired_subscribed=bindparam("s"),
-        desired_user_id=bindparam("u"),
-    )
-    as_accepted = and_(
-        bindparam("s", type_=Boolean).is_(True),
-        c.sent_subscribed.is_(True),
-        c.sent_user_id.is_not_distinct_from(bindparam("u", type_=Text)),
-        c.in_doubt.is_(False),
-    )
-    values["in_doubt"] = or_(c.in_doubt, bindparam("p", type_=Boolean))
-    values["message_id"] = case((as_accepted, null()), else_=bindparam("m"))
-    when = literal(detected_at, c.detected_at.type)
-    values["detected_at"] = case((as_accepted, null()), else_=when)
-    return values

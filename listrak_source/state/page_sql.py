@@ -5,11 +5,11 @@ re-rendered on every call, and an insert runs five bind processors per row: meas
 that cost more than SQLite's own work. These statements are the hot path, so
 they are written once here for both dialects; everything else stays SQLAlchemy Core.
 
-On SQLite a page's rows go in and come out as one JSON array, in one step of one
-statement. The driver gives up the GIL at every step, a row each with `executemany` or a
-row-by-row read; while another thread ran Python (the reader, the Segment library's
-consumer), each row then waited for the GIL's next switch, and a first sync's inserts
-took three times SQLite's own time.
+On SQLite a page's new rows go in, its changed rows are rewritten and its stored rows come
+out as one JSON array, each in one step of one statement. The driver gives up the GIL at
+every step, a row each with `executemany` or a row-by-row read; while another thread ran
+Python (the reader, the Segment library's consumer), each row then waited for the GIL's
+next switch, and a first sync's inserts took three times SQLite's own time.
 """
 
 from __future__ import annotations
@@ -262,10 +262,15 @@ def insert_new(
     # and taken in order each of its index pages is reached once, while the cache still
     # holds it (a script inserting 1 M rows in pages of 5,000 spent 22 % less of SQLite's
     # time, 19.5-20.9 s of CPU against 25.9-26.6).
-    rows = [(c.key, c.email, c.subscribed, c.user_id, c.message_id, c.digest) for c in changes]
-    page = orjson.dumps(sorted(rows, key=itemgetter(0)))
     sql = _INSERT_JSONB if is_postgres(conn) else _INSERT_JSON
-    conn.exec_driver_sql(sql, (list_id, when, posting, run_id, page.decode()))
+    conn.exec_driver_sql(sql, (list_id, when, posting, run_id, _page_json(changes)))
+
+
+def _page_json(changes: Sequence[Change]) -> str:
+    """The changes as one JSON array of (key, email, subscribed, userId, message id, digest),
+    in key order."""
+    rows = [(c.key, c.email, c.subscribed, c.user_id, c.message_id, c.digest) for c in changes]
+    return orjson.dumps(sorted(rows, key=itemgetter(0))).decode()
 
 
 # SQLite: the page's new rows as one JSON array, in one step (see the module's docstring).
@@ -283,6 +288,65 @@ _INSERT_JSONB = (
     f"INSERT INTO members ({', '.join(_INSERT_COLUMNS)})"
     " SELECT %s, r->>0, r->>1, (r->>2)::boolean, r->>3, r->>4, %s, 0, false, %s, %s,"
     " (r->>5)::bigint FROM jsonb_array_elements(%s::jsonb) AS page(r)"
+)
+
+
+def update_changed(
+    conn: Connection,
+    list_id: int,
+    changes: Sequence[Change],
+    detected_at: datetime,
+    *,
+    posting: bool,
+    run_id: int,
+) -> None:
+    """Stored contacts' new desired values and digests, each with its new message, in one
+    statement over the page's changes.
+
+    Back to a subscription Segment last accepted, and no message of the row posted since
+    (not in doubt), the pending message has nothing left to say, so it is dropped rather
+    than replaced. A removal always goes out: an answer lost after Segment kept the
+    pending true would otherwise leave the trait set. The diff decides the same; this
+    repeats it in SQL against the row as it is when written. A row in doubt stays so; one
+    whose message is about to be posted (`posting`) becomes so. Every write of a row's
+    desired values gives it a clean slate of retries.
+    """
+    if not changes:
+        return
+    # The last change of a key wins, as when each was its own statement.
+    page = _page_json(list({c.key: c for c in changes}.values()))
+    sql = _UPDATE_JSONB if is_postgres(conn) else _UPDATE_JSON
+    conn.exec_driver_sql(sql, (posting, _bind(conn, detected_at), run_id, page, list_id))
+
+
+# SET expressions read the row as it was before the statement, on both databases. SQLite's
+# `IS` compares as PostgreSQL's IS NOT DISTINCT FROM does, NULL equal to NULL.
+_AS_ACCEPTED = (
+    "page.s AND members.sent_subscribed IS TRUE"
+    " AND members.sent_user_id {same} page.u AND members.in_doubt IS FALSE"
+)
+_UPDATE_SET = (
+    "UPDATE members SET email = page.e, desired_subscribed = page.s,"
+    " desired_user_id = page.u, attempts = 0, next_attempt_at = NULL, last_error = NULL,"
+    " dead = {false}, in_doubt = (members.in_doubt OR ({mark} AND page.m IS NOT NULL)),"
+    f" message_id = CASE WHEN {_AS_ACCEPTED} THEN NULL ELSE page.m END,"
+    f" detected_at = CASE WHEN {_AS_ACCEPTED} THEN NULL ELSE {{mark}} END,"
+    " last_seen_run = {mark}, digest = page.d"
+)
+# SQLite: the page as one JSON array, one step of one statement (see the module's docstring).
+_UPDATE_JSON = _UPDATE_SET.format(false="0", mark="?", same="IS") + (
+    " FROM (SELECT json_extract(value, '$[0]') AS k, json_extract(value, '$[1]') AS e,"
+    " json_extract(value, '$[2]') AS s, json_extract(value, '$[3]') AS u,"
+    " json_extract(value, '$[4]') AS m, json_extract(value, '$[5]') AS d FROM json_each(?))"
+    " AS page"
+    " WHERE members.list_id = ? AND members.email_key = page.k"
+)
+# PostgreSQL: the same array as one jsonb parameter.
+_UPDATE_JSONB = _UPDATE_SET.format(false="false", mark="%s", same="IS NOT DISTINCT FROM") + (
+    " FROM (SELECT r->>0 AS k, r->>1 AS e, (r->>2)::boolean AS s, r->>3 AS u, r->>4 AS m,"
+    " (r->>5)::bigint AS d"
+    " FROM jsonb_array_elements(%s::jsonb) AS rows(r)) AS page"
+    " WHERE members.list_id = %s AND members.email_key = page.k"
 )
 
 

@@ -111,6 +111,102 @@ def test_loaded_rows_are_the_stored_rows_of_the_keys_asked(
     assert got == want
 
 
+EARLIER = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+user_ids = st.sampled_from([None, "u1", "u2"])
+# What a stored row held before its change: what Segment last accepted, and its retries.
+stored_states = st.tuples(st.sampled_from([None, True, False]), user_ids, st.booleans())
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    page=changes, states=st.lists(stored_states, min_size=30, max_size=30), posting=st.booleans()
+)
+def test_changed_rows_take_their_new_message_unless_back_to_what_segment_accepted(
+    engine: Engine,
+    page: list[Change],
+    states: list[tuple[bool | None, str | None, bool]],
+    posting: bool,
+) -> None:
+    page = [
+        c._replace(is_new=False, user_id=states[n][1] if n % 2 else c.user_id)
+        for n, c in enumerate(page)
+    ]
+    with engine.begin() as conn:
+        conn.execute(delete(members))
+        for list_id in (LIST, OTHER):
+            page_sql.insert_new(conn, list_id, page, EARLIER, posting=False, run_id=3)
+        for c, (sent, sent_user_id, doubt) in zip(page, states, strict=False):
+            conn.execute(
+                members.update()
+                .where(members.c.email_key == c.key)
+                .values(
+                    sent_subscribed=sent,
+                    sent_user_id=sent_user_id,
+                    in_doubt=doubt,
+                    attempts=4,
+                    dead=True,
+                    last_error="503",
+                    next_attempt_at=EARLIER,
+                    digest=11,
+                )
+            )
+        page_sql.update_changed(conn, LIST, page, NOW, posting=posting, run_id=7)
+    got = _rows(engine)
+    for c, (sent, sent_user_id, doubt) in zip(page, states, strict=False):
+        accepted = c.subscribed and sent is True and sent_user_id == c.user_id and not doubt
+        message = None if accepted else c.message_id
+        assert got[LIST, c.key] == (
+            c.email,
+            c.subscribed,
+            c.user_id,
+            message,
+            None if accepted else NOW,
+            doubt or (posting and c.message_id is not None),
+            0,
+            False,
+            None,
+            None,
+            7,
+            c.digest,
+        )
+        # The same key on another list is left as it was.
+        assert got[OTHER, c.key][3:] == (
+            c.message_id,
+            EARLIER,
+            doubt,
+            4,
+            True,
+            "503",
+            EARLIER,
+            3,
+            11,
+        )
+
+
+def _rows(engine: Engine) -> dict[tuple[int, str], tuple[object, ...]]:
+    c = members.c
+    query = select(
+        c.list_id,
+        c.email_key,
+        c.email,
+        c.desired_subscribed,
+        c.desired_user_id,
+        c.message_id,
+        c.detected_at,
+        c.in_doubt,
+        c.attempts,
+        c.dead,
+        c.last_error,
+        c.next_attempt_at,
+        c.last_seen_run,
+        c.digest,
+    )
+    with engine.connect() as conn:
+        return {(row[0], row[1]): tuple(row[2:]) for row in conn.execute(query)}
+
+
 def _plain(row: tuple[object, ...]) -> tuple[object, ...]:
     """Booleans as the drivers give them: SQLite's 0 and 1, PostgreSQL's bools."""
     key, subscribed, user_id, sent, sent_user_id, doubt, email, digest = row
