@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import URL, Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DisconnectionError, OperationalError, SQLAlchemyError
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from ..errors import ConfigError, SchemaError
 
@@ -103,15 +105,58 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         kwargs["connect_args"] = {"timeout": 30}
         _ensure_sqlite_dir(parsed.database)
-    elif parsed.get_backend_name() == "postgresql":
-        kwargs["pool_pre_ping"] = True
     try:
         engine = create_engine(parsed, **kwargs)
     except (ArgumentError, ModuleNotFoundError, SQLAlchemyError) as exc:
         raise ConfigError(f"database.url: cannot use {redact_url(url)}: {exc}") from None
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+    elif parsed.get_backend_name() == "postgresql":
+        IdlePing(engine).listen()
     return engine
+
+
+# A pooled connection given back this recently is used again without a ping.
+PING_AFTER_IDLE_S = 1.0
+
+
+class IdlePing:
+    """Pings a pooled PostgreSQL connection before it is used again, only after it sat idle.
+
+    A session the server or the network ended while it waited in the pool (a restart, an
+    idle timeout) is then replaced before a statement fails on it. SQLAlchemy's own
+    pre-ping asks at every checkout: a scan takes a connection a few times a page, and on
+    a machine whose two cores were busy each ping's round trip cost about 1.3 ms, 0.26 s
+    of a 1 % churn re-sync of 1 M. Within a second of its last use the session is taken
+    as alive; if it ended in that second, the next statement fails with the run, whose
+    lock session would have ended with it.
+    """
+
+    def __init__(self, engine: Engine, clock: Callable[[], float] = time.monotonic) -> None:
+        self._engine = engine
+        self._clock = clock
+
+    def listen(self) -> None:
+        """Attach to the engine's pool."""
+        for name, handler in (
+            ("connect", self._returned),
+            ("checkin", self._returned),
+            ("checkout", self._checkout),
+        ):
+            event.listen(self._engine, name, handler)
+
+    def _returned(self, _dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info["listrak_source_returned_at"] = self._clock()
+
+    def _checkout(self, dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
+        returned = record.info.get("listrak_source_returned_at")
+        if returned is not None and self._clock() - returned < PING_AFTER_IDLE_S:
+            return
+        try:
+            self._engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            # The pool throws this connection away and checks out a new one.
+            raise DisconnectionError("the pooled session ended") from exc
 
 
 def _ensure_sqlite_dir(database: str | None) -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import inspect
+import pytest
+from sqlalchemy import Engine, create_engine, inspect, text
 
 from listrak_source.state import engine as db
 from listrak_source.state import migrate as _migrate
@@ -97,3 +98,47 @@ def test_sqlite_connections_log_ahead_and_checkpoint_in_large_steps(tmp_path: Pa
         "wal_autocheckpoint": db.WAL_CHECKPOINT_PAGES,
     }
     assert db.WAL_CHECKPOINT_PAGES * 4096 == 64 * 2**20
+
+
+def _backend_pid(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
+
+
+@pytest.mark.postgres
+def test_a_postgres_session_ended_while_idle_is_replaced_before_use(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = db.make_engine(postgres_url)
+    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    try:
+        ended = _backend_pid(engine)
+        with admin.connect() as conn:
+            conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": ended})
+        # As if the pooled connection had sat idle past the ping's threshold.
+        monkeypatch.setattr(db, "PING_AFTER_IDLE_S", 0.0)
+        assert _backend_pid(engine) != ended
+    finally:
+        engine.dispose()
+        admin.dispose()
+
+
+@pytest.mark.postgres
+def test_a_postgres_connection_given_back_recently_is_used_without_a_ping(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = db.make_engine(postgres_url)
+    pings: list[object] = []
+    ping = engine.dialect.do_ping
+    monkeypatch.setattr(engine.dialect, "do_ping", lambda conn: pings.append(conn) or ping(conn))
+    try:
+        monkeypatch.setattr(db, "PING_AFTER_IDLE_S", 3600.0)
+        for _ in range(5):
+            _backend_pid(engine)
+        assert pings == []
+        monkeypatch.setattr(db, "PING_AFTER_IDLE_S", 0.0)
+        pids = {_backend_pid(engine) for _ in range(5)}
+        assert len(pings) == 5
+        assert len(pids) == 1  # the same live session, pinged and kept
+    finally:
+        engine.dispose()
