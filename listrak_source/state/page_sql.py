@@ -313,7 +313,8 @@ def update_changed(
     """
     if not changes:
         return
-    # The last change of a key wins, as when each was its own statement.
+    # The diff gives a key one change a page (it refuses a second); were there two, the
+    # last would win.
     page = _page_json(list({c.key: c for c in changes}.values()))
     sql = _UPDATE_JSONB if is_postgres(conn) else _UPDATE_JSON
     conn.exec_driver_sql(sql, (posting, _bind(conn, detected_at), run_id, page, list_id))
