@@ -39,10 +39,7 @@ class DigestIndex:
         values, keys = as_codes(digests), as_codes(codes)
         if len(values) != len(keys):
             raise ValueError("one key hash a digest")
-        buckets = _bucket_of(values)
-        order = np.argsort(buckets, kind="stable")
-        ends = np.cumsum(np.bincount(buckets, minlength=_BUCKETS))
-        for bucket, part in zip(self._buckets, np.split(order, ends[:-1]), strict=True):
+        for bucket, part in zip(self._buckets, _by_bucket(values), strict=True):
             bucket.add(values[part], keys[part])
 
     def add_carried(self, digests: Sequence[int], codes: Sequence[int]) -> list[int]:
@@ -57,21 +54,15 @@ class DigestIndex:
         """For each digest, its key's hash, or 0 when no row (or no single row) has it.
 
         The page's digests are put in bucket order once and each bucket searches its own
-        slice: numpy gives up the GIL for a sort, a search or an operation over more than
+        part: numpy gives up the GIL for a sort, a search or an operation over more than
         a few hundred values, and each time it wants it back it may wait behind the page
         reader's Python, so a page costs as few such calls as its sixteen searches allow.
         """
         wanted = as_codes(digests)
-        buckets = _bucket_of(wanted)
-        order = np.argsort(buckets, kind="stable")
-        ends = np.cumsum(np.bincount(buckets, minlength=_BUCKETS)).tolist()
-        ordered = wanted[order]
         found = np.zeros(len(wanted), np.int64)
-        start = 0
-        for bucket, end in zip(self._buckets, ends, strict=True):
-            if end > start:
-                found[order[start:end]] = bucket.find(ordered[start:end])
-            start = end
+        for bucket, part in zip(self._buckets, _by_bucket(wanted), strict=True):
+            if len(part):
+                found[part] = bucket.find(wanted[part])
         answer: list[int] = found.tolist()
         return answer
 
@@ -131,6 +122,15 @@ class _Bucket:
             codes[: len(starts)] = np.where(shared, 0, lowest)
             self.rows = len(starts)
         self.sorted = self.rows
+
+
+def _by_bucket(digests: Codes) -> list[npt.NDArray[np.intp]]:
+    """The digests' positions, bucket by bucket: one stable sort by bucket, then a slice
+    of it each (a bucket that gets none gets an empty slice)."""
+    buckets = _bucket_of(digests)
+    order = np.argsort(buckets, kind="stable")
+    ends = np.cumsum(np.bincount(buckets, minlength=_BUCKETS))
+    return np.split(order, ends[:-1])
 
 
 def _bucket_of(digests: Codes) -> npt.NDArray[np.intp]:
