@@ -321,7 +321,8 @@ def update_changed(
 
 
 # SET expressions read the row as it was before the statement, on both databases. SQLite's
-# `IS` compares as PostgreSQL's IS NOT DISTINCT FROM does, NULL equal to NULL.
+# `IS` compares as PostgreSQL's IS NOT DISTINCT FROM does, NULL equal to NULL. The retry
+# columns get `rows.clean_slate`'s values, written out here as SQL.
 _AS_ACCEPTED = (
     "page.s AND members.sent_subscribed IS TRUE"
     " AND members.sent_user_id {same} page.u AND members.in_doubt IS FALSE"
