@@ -25,7 +25,7 @@ from sqlalchemy import (
 from ..records import Change, PageDiff, PageKeys, Stored, subscription_mark
 from . import page_sql
 from .rows import chunks, listed, one_of, renew_keys, requeue_subscribed
-from .schema import members, rejects
+from .schema import members
 from .transactions import Transactions
 
 if TYPE_CHECKING:
@@ -105,11 +105,13 @@ class Members:
         earlier = self._earlier(scan.seen, keys, codes)
         same = self._unchanged(scan, list_id, keys, earlier, recognizing=recognizing)
         wanted = _to_read(scan, keys, earlier, same)
-        with self.tx.begin() as conn:
+        with self.tx.read_then_write() as conn:
             stored = self._load(conn, list_id, run_id, wanted, earlier)
             page = differ(stored, same)
-            self._record(conn, list_id, run_id, page, detected_at, posting=posting)
-            page_sql.stamp_digests(conn, list_id, _stamps(keys, stored, same, earlier, page))
+            writes = page_sql.PageWrites(conn)
+            self._record(writes, list_id, run_id, page, detected_at, posting=posting)
+            page_sql.stamp_digests(writes, list_id, _stamps(keys, stored, same, earlier, page))
+            writes.flush()
         scan.seen.insert(codes)
         dropped = [c.key for c in page.changes if not c.subscribed]
         scan.dropped.update(dropped)
@@ -286,9 +288,9 @@ class Members:
             for key, sub, uid, sent, sent_uid, doubt, email, digest in rows
         }
 
+    @staticmethod
     def _record(
-        self,
-        conn: Connection,
+        writes: page_sql.PageWrites,
         list_id: int,
         run_id: int,
         page: PageDiff,
@@ -297,23 +299,10 @@ class Members:
         posting: bool,
     ) -> None:
         new = [c for c in page.changes if c.is_new]
-        page_sql.insert_new(conn, list_id, new, at, posting=posting, run_id=run_id)
+        page_sql.insert_new(writes, list_id, new, at, posting=posting, run_id=run_id)
         changed = [c for c in page.changes if not c.is_new]
-        page_sql.update_changed(conn, list_id, changed, at, posting=posting, run_id=run_id)
-        if page.rejects:
-            conn.execute(
-                rejects.insert(),
-                [
-                    {
-                        "list_id": list_id,
-                        "run_id": run_id,
-                        "email": r.email,
-                        "reason": r.reason,
-                        "created_at": at,
-                    }
-                    for r in page.rejects
-                ],
-            )
+        page_sql.update_changed(writes, list_id, changed, at, posting=posting, run_id=run_id)
+        page_sql.insert_rejects(writes, list_id, run_id, page.rejects, at)
 
     def _unseen(
         self,

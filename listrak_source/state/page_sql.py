@@ -10,6 +10,11 @@ out as one JSON array, each in one step of one statement. The driver gives up th
 every step, a row each with `executemany` or a row-by-row read; while another thread ran
 Python (the reader, the Segment library's consumer), each row then waited for the GIL's
 next switch, and a first sync's inserts took three times SQLite's own time.
+
+On PostgreSQL a page's writes are one statement (`PageWrites`), each of them a
+data-modifying WITH of it, so that on a connection that commits each statement by itself
+a page takes a round trip for its read and one for its writes, where a transaction's
+BEGIN, statements and COMMIT took five or six.
 """
 
 from __future__ import annotations
@@ -23,9 +28,12 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection
 
-from ..records import Change
+from ..records import Change, Reject
 from .rows import CHUNK, chunks
 from .schema import members
+
+# A statement's parameters: one tuple, or (SQLite) a list of them, one a row.
+Params = tuple[Any, ...] | list[tuple[Any, ...]]
 
 _INSERT_COLUMNS = (
     "list_id",
@@ -80,6 +88,35 @@ def fetch(conn: Connection, sql: str, params: Sequence[Any]) -> list[Any]:
         return list(result.cursor.fetchall())
     finally:
         result.close()
+
+
+class PageWrites:
+    """A page's writes, gathered, then made by `flush`: on SQLite each in turn, in the
+    page's transaction; on PostgreSQL as one statement that holds each of them as a
+    data-modifying WITH, which commits them together even on a connection that commits
+    each statement by itself. They must touch different rows: within one statement no
+    part sees another's changes. The statement's own SELECT reads none of them."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self._parts: list[tuple[str, Params]] = []
+
+    def add(self, sql: str, params: Params) -> None:
+        """One more write; a list of parameter tuples (SQLite only) runs it once for each."""
+        self._parts.append((sql, params))
+
+    def flush(self) -> None:
+        """Make the writes gathered so far, and forget them."""
+        parts, self._parts = self._parts, []
+        if not parts:
+            return
+        if not is_postgres(self.conn):
+            for sql, params in parts:
+                self.conn.exec_driver_sql(sql, params)
+            return
+        with_ = ", ".join(f"w{n} AS ({sql})" for n, (sql, _) in enumerate(parts))
+        params = tuple(itertools.chain.from_iterable(p for _, p in parts))
+        self.conn.exec_driver_sql(f"WITH {with_} SELECT 1", params).close()
 
 
 def _stream(conn: Connection, sql: str, params: Sequence[Any]) -> Iterator[list[Any]]:
@@ -243,7 +280,7 @@ def load_rows(conn: Connection, list_id: int, keys: Sequence[str]) -> list[Row]:
 
 
 def insert_new(
-    conn: Connection,
+    writes: PageWrites,
     list_id: int,
     changes: Sequence[Change],
     detected_at: datetime,
@@ -255,6 +292,7 @@ def insert_new(
     run; `posting`: their messages are about to be posted, so Segment may hold them now."""
     if not changes:
         return
+    conn = writes.conn
     # One timestamp per page: convert it as SQLAlchemy would, once, not per row.
     when = _bind(conn, detected_at)
     # Contacts holding NUL or a lone surrogate were refused when parsed, so JSON carries
@@ -263,7 +301,7 @@ def insert_new(
     # holds it (a script inserting 1 M rows in pages of 5,000 spent 22 % less of SQLite's
     # time, 19.5-20.9 s of CPU against 25.9-26.6).
     sql = _INSERT_JSONB if is_postgres(conn) else _INSERT_JSON
-    conn.exec_driver_sql(sql, (list_id, when, posting, run_id, _page_json(changes)))
+    writes.add(sql, (list_id, when, posting, run_id, _page_json(changes)))
 
 
 def _page_json(changes: Sequence[Change]) -> str:
@@ -292,7 +330,7 @@ _INSERT_JSONB = (
 
 
 def update_changed(
-    conn: Connection,
+    writes: PageWrites,
     list_id: int,
     changes: Sequence[Change],
     detected_at: datetime,
@@ -316,8 +354,9 @@ def update_changed(
     # The diff gives a key one change a page (it refuses a second); were there two, the
     # last would win.
     page = _page_json(list({c.key: c for c in changes}.values()))
+    conn = writes.conn
     sql = _UPDATE_JSONB if is_postgres(conn) else _UPDATE_JSON
-    conn.exec_driver_sql(sql, (posting, _bind(conn, detected_at), run_id, page, list_id))
+    writes.add(sql, (posting, _bind(conn, detected_at), run_id, page, list_id))
 
 
 # SET expressions read the row as it was before the statement, on both databases. SQLite's
@@ -357,19 +396,38 @@ def _bind(conn: Connection, value: datetime) -> Any:
     return process(value) if process is not None else value
 
 
-def stamp_digests(conn: Connection, list_id: int, stamps: Sequence[tuple[str, int]]) -> None:
+def stamp_digests(writes: PageWrites, list_id: int, stamps: Sequence[tuple[str, int]]) -> None:
     """(key, digest): the bytes these rows' desired values were read from, where the rows
     already held those values (a new or changed row gets its digest as it is written)."""
     if not stamps:
         return
-    if is_postgres(conn):
+    if is_postgres(writes.conn):
         sql = (
             "UPDATE members SET digest = page.d"
             " FROM unnest(%s::text[], %s::bigint[]) AS page(k, d)"
             " WHERE members.list_id = %s AND members.email_key = page.k"
         )
         keys, digests = zip(*stamps, strict=True)
-        conn.exec_driver_sql(sql, (list(keys), list(digests), list_id))
+        writes.add(sql, (list(keys), list(digests), list_id))
         return
     sql = "UPDATE members SET digest = ? WHERE list_id = ? AND email_key = ?"
-    conn.exec_driver_sql(sql, [(digest, list_id, key) for key, digest in stamps])
+    writes.add(sql, [(digest, list_id, key) for key, digest in stamps])
+
+
+def insert_rejects(
+    writes: PageWrites, list_id: int, run_id: int, rejected: Sequence[Reject], at: datetime
+) -> None:
+    """The page's contacts the scan refused, with why: `status` and the run report list them."""
+    if not rejected:
+        return
+    rows = [(r.email, r.reason) for r in rejected]
+    if is_postgres(writes.conn):
+        sql = (
+            "INSERT INTO rejects (list_id, run_id, email, reason, created_at)"
+            " SELECT %s, %s, r->>0, r->>1, %s FROM jsonb_array_elements(%s::jsonb) AS page(r)"
+        )
+        writes.add(sql, (list_id, run_id, _bind(writes.conn, at), orjson.dumps(rows).decode()))
+        return
+    sql = "INSERT INTO rejects (list_id, run_id, email, reason, created_at) VALUES (?, ?, ?, ?, ?)"
+    when = _bind(writes.conn, at)
+    writes.add(sql, [(list_id, run_id, email, reason, when) for email, reason in rows])

@@ -34,6 +34,23 @@ class Transactions:
             yield conn
 
     @contextmanager
+    def read_then_write(self) -> Iterator[Connection]:
+        """A connection for reads, then at most one write statement, together or not at all.
+
+        On PostgreSQL each statement commits by itself there: the one write is atomic as
+        any statement is, and it and each read are a round trip, where a transaction adds
+        its BEGIN and COMMIT. Each statement reads what is committed when it starts, as
+        in PostgreSQL's READ COMMITTED transactions. Elsewhere, and on a dry run's
+        connection, it is a transaction as `begin` gives.
+        """
+        if self._connection is not None or self.engine.dialect.name != "postgresql":
+            with self.begin() as conn:
+                yield conn
+            return
+        with self.engine.connect() as conn:
+            yield conn.execution_options(isolation_level="AUTOCOMMIT")
+
+    @contextmanager
     def read(self) -> Iterator[Connection]:
         """A connection for reads only."""
         if self._connection is not None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Connection, Engine, delete, select
 
 from listrak_source.records import Change, Kind
 from listrak_source.state import page_sql
@@ -15,6 +17,14 @@ from listrak_source.state.schema import members
 
 LIST = 1001
 NOW = datetime(2026, 12, 6, 12, 30, 15, 123456, tzinfo=UTC)
+
+
+def written(conn: Connection, write: Callable[..., None], *args: Any, **kwargs: Any) -> None:
+    """One of page_sql's writes, made at once."""
+    writes = page_sql.PageWrites(conn)
+    write(writes, *args, **kwargs)
+    writes.flush()
+
 
 # Any text a parsed contact can hold: no NUL, no lone surrogate (both refused when parsed).
 texts = st.text(
@@ -51,7 +61,7 @@ def test_inserted_rows_hold_each_value_as_given(
 ) -> None:
     with engine.begin() as conn:
         conn.execute(delete(members))
-        page_sql.insert_new(conn, LIST, page, NOW, posting=posting, run_id=7)
+        written(conn, page_sql.insert_new, LIST, page, NOW, posting=posting, run_id=7)
     c = members.c
     query = select(
         c.email_key,
@@ -97,7 +107,7 @@ def test_loaded_rows_are_the_stored_rows_of_the_keys_asked(
 ) -> None:
     with engine.begin() as conn:
         conn.execute(delete(members))
-        page_sql.insert_new(conn, LIST, page, NOW, posting=False, run_id=7)
+        written(conn, page_sql.insert_new, LIST, page, NOW, posting=False, run_id=7)
         conn.execute(members.update().values(sent_subscribed=sent, sent_user_id="u"))
     keys = [c.key for c in page[::2]] + asked + [c.key for c in page[:1]]
     with engine.connect() as conn:
@@ -136,7 +146,7 @@ def test_changed_rows_take_their_new_message_unless_back_to_what_segment_accepte
     with engine.begin() as conn:
         conn.execute(delete(members))
         for list_id in (LIST, OTHER):
-            page_sql.insert_new(conn, list_id, page, EARLIER, posting=False, run_id=3)
+            written(conn, page_sql.insert_new, list_id, page, EARLIER, posting=False, run_id=3)
         for c, (sent, sent_user_id, doubt) in zip(page, states, strict=False):
             conn.execute(
                 members.update()
@@ -152,7 +162,7 @@ def test_changed_rows_take_their_new_message_unless_back_to_what_segment_accepte
                     digest=11,
                 )
             )
-        page_sql.update_changed(conn, LIST, page, NOW, posting=posting, run_id=7)
+        written(conn, page_sql.update_changed, LIST, page, NOW, posting=posting, run_id=7)
     got = _rows(engine)
     for c, (sent, sent_user_id, doubt) in zip(page, states, strict=False):
         accepted = c.subscribed and sent is True and sent_user_id == c.user_id and not doubt
@@ -219,7 +229,7 @@ def test_more_keys_than_one_statement_binds_load_every_row(engine: Engine) -> No
         for n in range(6001)
     ]
     with engine.begin() as conn:
-        page_sql.insert_new(conn, LIST, page, NOW, posting=False, run_id=7)
+        written(conn, page_sql.insert_new, LIST, page, NOW, posting=False, run_id=7)
     with engine.connect() as conn:
         rows = page_sql.load_rows(conn, LIST, [c.key for c in page])
     assert sorted((row[0], row[7]) for row in rows) == sorted((c.key, c.digest) for c in page)
@@ -252,8 +262,14 @@ def _fill(engine: Engine, sizes: dict[int, int]) -> None:
         # Page by page, the lists in turn, so neither list's rows are one run of rowids.
         for start in range(0, max(sizes.values()), 1000):
             for list_id, page in pages.items():
-                page_sql.insert_new(
-                    conn, list_id, page[start : start + 1000], NOW, posting=False, run_id=7
+                written(
+                    conn,
+                    page_sql.insert_new,
+                    list_id,
+                    page[start : start + 1000],
+                    NOW,
+                    posting=False,
+                    run_id=7,
                 )
 
 
@@ -306,7 +322,7 @@ def test_sqlite_stores_a_page_in_key_order(engine: Engine) -> None:
     keys = [f"{n * 7919 % 1000:04d}@x.io" for n in range(1000)]
     page = [Change(k, k, True, None, Kind.SUBSCRIBED, None, True, None) for k in keys]
     with engine.begin() as conn:
-        page_sql.insert_new(conn, LIST, page, NOW, posting=False, run_id=7)
+        written(conn, page_sql.insert_new, LIST, page, NOW, posting=False, run_id=7)
         stored = [
             row[0]
             for row in page_sql.fetch(conn, "SELECT email_key FROM members ORDER BY rowid", ())
