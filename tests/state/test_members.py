@@ -9,10 +9,12 @@ from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import Engine, select, text
+from sqlalchemy.exc import IntegrityError
 
-from listrak_source.records import Contact, PageDiff, PageKeys, Reject, Stored
+from listrak_source.records import Change, Contact, Kind, PageDiff, PageKeys, Reject, Stored
 from listrak_source.state import Database, make_engine, page_sql, upgrade
-from listrak_source.state.schema import members
+from listrak_source.state.schema import members, rejects
+from listrak_source.state.transactions import Transactions
 from listrak_source.subscribers.diff import diff_page
 
 from .statements import recorded
@@ -93,6 +95,60 @@ def test_a_page_that_fails_to_diff_counts_nobody_as_seen(store: Database) -> Non
     assert store.members.count_unseen(LIST, 2) == (1, 1)
     # Stored again, it is no duplicate: the failed page left nothing behind.
     assert save(store, 2, [Contact("a@x.io", True)]).rejects == []
+
+
+def test_a_pages_writes_land_together_or_not_at_all(store: Database) -> None:
+    save(store, 1, [Contact("a@x.io", True), Contact("b@x.io", True)])
+    before = stored_rows(store.engine)
+    new = Change("new@x.io", "new@x.io", True, None, Kind.SUBSCRIBED, "m-2-0", is_new=True)
+    gone = Change("a@x.io", "a@x.io", False, None, Kind.UNSUBSCRIBED, "m-2-1")
+    reject = Reject("invalid emailAddress", "not-an-address")
+    # The new row is written first; this change breaks a constraint (a row's address is
+    # never empty), so its write fails, and the page's others with it.
+    broken = gone._replace(email=None)
+    keys = PageKeys(["new@x.io"], ["a@x.io"])
+    with pytest.raises(IntegrityError):
+        store.members.save_page(
+            LIST, 2, keys, lambda _s, _same: PageDiff([new, broken], [reject]), NOW
+        )
+    assert stored_rows(store.engine) == before
+    assert stored_rejects(store.engine) == []
+    store.members.save_page(LIST, 3, keys, lambda _s, _same: PageDiff([new, gone], [reject]), NOW)
+    assert [r[1:4] for r in stored_rows(store.engine)] == [
+        ("a@x.io", "a@x.io", False),
+        ("b@x.io", "b@x.io", True),
+        ("new@x.io", "new@x.io", True),
+    ]
+    assert stored_rejects(store.engine) == [
+        (LIST, 3, "not-an-address", "invalid emailAddress", NOW)
+    ]
+
+
+def test_on_postgres_a_pages_statements_each_commit_by_themselves(store: Database) -> None:
+    """There a page's read and its writes (one statement) are a round trip each, with no
+    BEGIN and COMMIT around them; a dry run's shared connection keeps its transaction."""
+    postgres = store.engine.dialect.name == "postgresql"
+    with Transactions(store.engine).read_then_write() as conn:
+        driver = conn.connection.driver_connection
+        assert _autocommit(driver) is postgres
+    assert not _autocommit(driver)  # back in the pool as it was
+    with (
+        store.engine.connect() as shared,
+        Transactions(store.engine, shared).read_then_write() as conn,
+    ):
+        assert conn is shared and not _autocommit(conn.connection.driver_connection)
+
+
+def _autocommit(driver: object) -> bool:
+    """psycopg's own flag; sqlite3 (before Python 3.12) has none, and never autocommits here."""
+    return getattr(driver, "autocommit", False) is True
+
+
+def stored_rejects(engine: Engine) -> list[tuple[object, ...]]:
+    c = rejects.c
+    with engine.connect() as conn:
+        query = select(c.list_id, c.run_id, c.email, c.reason, c.created_at).order_by(c.id)
+        return [tuple(row) for row in conn.execute(query)]
 
 
 def test_a_new_run_of_the_list_starts_with_nobody_seen(store: Database) -> None:
