@@ -207,9 +207,16 @@ def subscribed_columns(
     gave up the GIL and, while the page reader ran Python, waited for its next switch
     (1.0-1.8 s at 1 M rows against 0.75 s). A small list among large ones is read through
     the key index, row by row, as SQLite plans it.
+
+    PostgreSQL reads such a list by ranges of the table's blocks, a JSON array a column
+    each, in one REPEATABLE READ snapshot (see `_block_chunks`); otherwise (a server before
+    14, which has no TID range scan, or a dry run's connection, whose transaction has begun)
+    through a server-side cursor, 5,000 rows a fetch.
     """
-    if not is_postgres(conn) and _walks_table(conn, list_id):
-        yield from _rowid_chunks(conn, list_id, digested_without_user_id)
+    walk = _walks_blocks if is_postgres(conn) else _walks_table
+    if walk(conn, list_id):
+        chunks_ = _block_chunks if is_postgres(conn) else _rowid_chunks
+        yield from chunks_(conn, list_id, digested_without_user_id)
         return
     rows = subscribed_rows(
         conn, list_id, with_user_id=True, digested_without_user_id=digested_without_user_id
@@ -224,6 +231,57 @@ def _walks_table(conn: Connection, list_id: int) -> bool:
     sql = f"EXPLAIN QUERY PLAN SELECT email_key FROM members WHERE {_subscribed(conn)}"
     details = [row[-1] for row in fetch(conn, sql, (list_id,))]
     return len(details) == 1 and details[0].startswith("SCAN") and "USING" not in details[0]
+
+
+def _walks_blocks(conn: Connection, list_id: int) -> bool:
+    """Whether PostgreSQL reads the list's subscribed rows by scanning the table, and can
+    read them by ranges of its blocks in one snapshot. Called before the connection's
+    first statement, it makes the connection's transaction REPEATABLE READ."""
+    version = conn.dialect.server_version_info or (0,)
+    if version < (14,) or _transaction_begun(conn):
+        return False
+    conn.execution_options(isolation_level="REPEATABLE READ")
+    sql = f"EXPLAIN SELECT email_key FROM members WHERE {_subscribed(conn)}"
+    plan = " ".join(row[0] for row in fetch(conn, sql, (list_id,)))
+    return "Seq Scan" in plan and "Index" not in plan and "Bitmap" not in plan
+
+
+def _transaction_begun(conn: Connection) -> bool:
+    """Whether a transaction is open on the connection: SQLAlchemy's, or psycopg's own,
+    which a server-side cursor (`_server_side`) opens without SQLAlchemy knowing."""
+    driver = conn.connection.driver_connection
+    return conn.in_transaction() or driver.info.transaction_status.name != "IDLE"  # type: ignore[union-attr]
+
+
+# Blocks of the table one statement reads by TID range: 8 MiB, some 25,000 rows of a list.
+BLOCKS = 1000
+
+
+def _block_chunks(
+    conn: Connection, list_id: int, digested_without_user_id: bool
+) -> Iterator[Columns]:
+    """The chunks of PostgreSQL's table, BLOCKS blocks at a time.
+
+    All in one REPEATABLE READ snapshot: a row's update puts its new version in another
+    block, which in a snapshot of each statement's own could be read twice or not at all.
+    Blocks added after the snapshot hold no row it sees. At 1 M rows, in a script: 0.63 s
+    (0.18 s of the client's CPU) against 0.87-1.15 s (0.57-0.85) through the server-side
+    cursor, and beside a thread spinning Python 1.05 s against 3.2-3.5 s, each fetch's
+    rows made into tuples under the GIL.
+    """
+    user_id, digest = _user_id_and_digest(digested_without_user_id)
+    size = "SELECT pg_relation_size('members'::regclass) / current_setting('block_size')::int"
+    blocks = int(fetch(conn, size, ())[0][0])
+    sql = (
+        "SELECT json_agg(email_key)::text, json_agg(user_id)::text, json_agg(digest)::text FROM"
+        f" (SELECT email_key, {user_id} AS user_id, {digest} AS digest FROM members"
+        f" WHERE ctid >= %s::tid AND ctid < %s::tid AND {_subscribed(conn)}) AS chunk"
+    )
+    for start in range(0, blocks, BLOCKS):
+        bounds = (f"({start},0)", f"({start + BLOCKS},0)")
+        keys, user_ids, digests = fetch(conn, sql, (*bounds, list_id))[0]
+        if keys is not None:
+            yield orjson.loads(keys), orjson.loads(user_ids), orjson.loads(digests)
 
 
 def _rowid_chunks(

@@ -12,8 +12,10 @@ from hypothesis import strategies as st
 from sqlalchemy import Connection, Engine, delete, select
 
 from listrak_source.records import Change, Kind
-from listrak_source.state import page_sql
+from listrak_source.state import make_engine, page_sql, upgrade
 from listrak_source.state.schema import members
+
+from .statements import recorded
 
 LIST = 1001
 NOW = datetime(2026, 12, 6, 12, 30, 15, 123456, tzinfo=UTC)
@@ -275,8 +277,9 @@ def _fill(engine: Engine, sizes: dict[int, int]) -> None:
 
 @pytest.mark.parametrize("digested", [True, False])
 def test_subscribed_columns_are_the_subscribed_rows_column_by_column(
-    engine: Engine, digested: bool
+    engine: Engine, digested: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(page_sql, "BLOCKS", 7)  # many ranges, some empty of a list
     _fill(engine, {LIST: 2 * page_sql.CHUNK + 1001, OTHER: 1500})
     with engine.connect() as conn:
         for list_id in (LIST, OTHER):
@@ -290,6 +293,9 @@ def test_subscribed_columns_are_the_subscribed_rows_column_by_column(
             if engine.dialect.name == "sqlite":
                 # Also walked by rowid, as SQLite reads a list that is most of the table.
                 readers.append(page_sql._rowid_chunks(conn, list_id, digested))
+            else:
+                # And by ranges of blocks, as PostgreSQL reads such a list.
+                readers.append(page_sql._block_chunks(conn, list_id, digested))
             for chunks in readers:
                 got = [row for columns in chunks for row in zip(*columns, strict=True)]
                 assert len(got) == len(want)
@@ -312,6 +318,36 @@ def test_sqlite_reads_a_list_that_fills_the_table_a_chunk_a_step(engine: Engine)
         assert not page_sql._walks_table(conn, OTHER)
         chunks = list(page_sql.subscribed_columns(conn, OTHER, digested_without_user_id=True))
     assert sum(len(keys) for keys, _, _ in chunks) == sum(n % 7 != 0 for n in range(30))
+
+
+def test_postgres_reads_a_list_that_fills_the_table_by_block_ranges_in_one_snapshot(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every row once, though each was rewritten (so moved) while the walk was half done;
+    among many lists, and on a connection whose transaction has begun, through the cursor."""
+    engine = make_engine(postgres_url)
+    upgrade(engine)
+    monkeypatch.setattr(page_sql, "BLOCKS", 5)
+    _fill(engine, {LIST: 3000})
+    with engine.begin() as conn:
+        conn.exec_driver_sql("ANALYZE")
+    with engine.connect() as conn, recorded(engine, "SELECT json_agg") as walked:
+        chunks = page_sql.subscribed_columns(conn, LIST, digested_without_user_id=True)
+        keys = next(chunks)[0]
+        with engine.begin() as other:
+            other.exec_driver_sql("UPDATE members SET last_seen_run = 8")
+        keys += [key for columns in chunks for key in columns[0]]
+    assert len(walked) > 2
+    assert sorted(keys) == sorted(f"c{n}@x.io" for n in range(3000) if n % 7 != 0)
+    _fill(engine, {OTHER + n: 30 for n in range(10)})
+    with engine.begin() as conn:
+        conn.exec_driver_sql("ANALYZE")
+    with engine.connect() as conn:
+        assert not page_sql._walks_blocks(conn, OTHER)
+    with engine.connect() as conn:
+        conn.exec_driver_sql("SELECT 1")
+        assert not page_sql._walks_blocks(conn, LIST)
+    engine.dispose()
 
 
 def test_sqlite_stores_a_page_in_key_order(engine: Engine) -> None:
