@@ -7,12 +7,18 @@ thread that takes each page's new messages (identifies, or track events) as soon
 page is committed lets the two overlap, and the rows never need to be read back from the
 state table.
 
-The courier only posts; what Segment answered is written by the scanning thread between
-pages, so the two never wait for each other's SQLite write lock. Nothing about
-correctness changes: a page's changes and their message ids are committed before the
-courier sees them, a row is marked sent only while it still carries the id Segment
-accepted, and an answer not yet written when the process dies only means the row goes
-again under the same id, which Segment drops as a copy.
+On SQLite the courier only posts; what Segment answered is written by the scanning thread
+between pages, so the two never wait for each other's write lock. On PostgreSQL, which
+takes writes from two connections at once, a courier told to (`records_answers`) writes
+each answer itself as soon as it comes: the server marks a page's rows sent beside the
+scan's next pages instead of between them (a first sync's sent marks are about as much
+of the server's work as its inserts). The rows it marks are of pages already committed,
+and the scan writes each contact once, so the two write different rows. An outage is
+still the scanning thread's to record. Nothing about correctness changes: a page's
+changes and their message ids are committed before the courier sees them, a row is
+marked sent only while it still carries the id Segment accepted, and an answer not yet
+written when the process dies only means the row goes again under the same id, which
+Segment drops as a copy.
 """
 
 from __future__ import annotations
@@ -50,15 +56,22 @@ class Courier(Generic[Row]):
     fails; `send` posts a page's rows, and `ledger` records what Segment answered."""
 
     def __init__(
-        self, run: ListRun, send: Callable[[list[Row]], Delivery], ledger: Queue[Row]
+        self,
+        run: ListRun,
+        send: Callable[[list[Row]], Delivery],
+        ledger: Queue[Row],
+        *,
+        records_answers: bool = False,
     ) -> None:
         self.run = run
         self.send, self._ledger = send, ledger
+        self._records_answers = records_answers
         self._queue: queue.Queue[list[Row] | _End] = queue.Queue(maxsize=_DEPTH)
         self.outage: str | None = None
         self._failure: BaseException | None = None
-        # (when, what Segment answered), appended by the courier, written by the scan's thread.
-        self._answers: queue.SimpleQueue[tuple[datetime, Delivery]] = queue.SimpleQueue()
+        # (when, what Segment answered, whether the courier wrote it already), appended by
+        # the courier; the scan's thread writes the rest, and records an outage.
+        self._answers: queue.SimpleQueue[tuple[datetime, Delivery, bool]] = queue.SimpleQueue()
         context = contextvars.copy_context()  # logs carry the run's list and run ids
         self._thread = threading.Thread(
             target=context.run, args=(self._work,), name=f"courier-{run.cfg.id}", daemon=True
@@ -88,11 +101,11 @@ class Courier(Generic[Row]):
         """Record what Segment answered for the pages delivered so far (caller's thread)."""
         while True:
             try:
-                now, delivery = self._answers.get_nowait()
+                now, delivery, recorded = self._answers.get_nowait()
             except queue.Empty:
                 return
-            # What the courier is handed was never posted before: no attempt is spent yet.
-            record(self.run, delivery, dict.fromkeys(delivery.rejected, 0), now, self._ledger)
+            if not recorded:
+                self._record(now, delivery)
             if delivery.outage is not None:
                 stop_for_outage(self.run, delivery.outage, now, self._ledger)
 
@@ -139,8 +152,14 @@ class Courier(Generic[Row]):
             rows += item
         return rows, False
 
+    def _record(self, now: datetime, delivery: Delivery) -> None:
+        # What the courier is handed was never posted before: no attempt is spent yet.
+        record(self.run, delivery, dict.fromkeys(delivery.rejected, 0), now, self._ledger)
+
     def _deliver(self, rows: list[Row]) -> None:
         now = self.run.ctx.clock()
         delivery = self.send(rows)
         self.outage = delivery.outage
-        self._answers.put((now, delivery))
+        if self._records_answers:
+            self._record(now, delivery)
+        self._answers.put((now, delivery, self._records_answers))

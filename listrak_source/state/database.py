@@ -26,7 +26,7 @@ class Database:
 
     def __init__(self, engine: Engine, *, connection: Connection | None = None) -> None:
         self.engine = engine
-        tx = Transactions(engine, connection)
+        tx = self._tx = Transactions(engine, connection)
         self.runs = Runs(tx)
         # A scan's set of seen keys is sized for the list's last full scan from the start.
         self.members = Members(tx, size_hint=self.runs.last_size)
@@ -35,6 +35,11 @@ class Database:
         self.audiences = Audiences(tx)
         self.audience_reports = AudienceReports(tx)
         self.activity = ActivityLedger(tx)
+
+    @property
+    def writes_in_parallel(self) -> bool:
+        """Whether a thread beside the scan may write while the scan writes (PostgreSQL)."""
+        return self._tx.writes_in_parallel
 
     @functools.cached_property
     def locks(self) -> Locks:

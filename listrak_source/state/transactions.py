@@ -20,6 +20,13 @@ class Transactions:
         self._connection = connection
 
     @property
+    def writes_in_parallel(self) -> bool:
+        """Whether two threads may write at once, each in its own transaction: on
+        PostgreSQL's engine. SQLite takes one writer at a time, and a dry run's one
+        connection is not for two threads."""
+        return self._connection is None and self.engine.dialect.name == "postgresql"
+
+    @property
     def keeps_writes(self) -> bool:
         """False for a dry run's connection, whose transaction is rolled back."""
         return self._connection is None

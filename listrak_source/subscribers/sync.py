@@ -200,7 +200,7 @@ def _courier(run: ListRun) -> Courier[Pending] | None:
     def send(rows: list[Pending]) -> Delivery:
         return ctx.emitter.deliver(rows, cfg.trait_name, retired)
 
-    courier = Courier(run, send, ctx.db.outbox)
+    courier = Courier(run, send, ctx.db.outbox, records_answers=ctx.db.writes_in_parallel)
 
     def stored(changes: list[Change], detected_at: datetime) -> None:
         courier.page(_pending(cfg.id, changes, detected_at))

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine, event
 
 from listrak_source.simulator import ListrakSimulator, SegmentSink
 
@@ -61,6 +63,29 @@ def test_pages_of_few_changes_are_posted_together(config: Path, sim, sink) -> No
     assert len(sink.messages) == 420
     assert sink.stats.requests < 61 / 2
     assert_profiles_match(sim, sink, [MAIN, OTHER])
+
+
+@pytest.mark.parametrize("page_size", [50])
+def test_segments_answers_are_written_beside_the_scan_only_on_postgres(
+    config: Path, sink: SegmentSink, db_url: str
+) -> None:
+    """PostgreSQL takes the sent marks from the courier's own thread while the scan goes
+    on; SQLite, one writer at a time, from the scan's thread between pages. Either way every
+    row ends sent, and the run is ok."""
+    threads: list[str] = []
+
+    def note(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if "sent_subscribed=members.desired_subscribed" in statement:
+            threads.append(threading.current_thread().name)
+
+    event.listen(Engine, "before_cursor_execute", note)
+    try:
+        assert run_cli(config, "sync") == 0
+    finally:
+        event.remove(Engine, "before_cursor_execute", note)
+    assert len(sink.messages) == 420
+    couriers = {name.startswith("courier-") for name in threads}
+    assert couriers == {db_url.startswith("postgresql")}
 
 
 # Pages of 7 make a scan of dozens of pages: from the third on, unchanged contacts are
