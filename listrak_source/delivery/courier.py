@@ -9,16 +9,17 @@ state table.
 
 On SQLite the courier only posts; what Segment answered is written by the scanning thread
 between pages, so the two never wait for each other's write lock. On PostgreSQL, which
-takes writes from two connections at once, a courier told to (`records_answers`) writes
-each answer itself as soon as it comes: the server marks a page's rows sent beside the
-scan's next pages instead of between them (a first sync's sent marks are about as much
-of the server's work as its inserts). The rows it marks are of pages already committed,
-and the scan writes each contact once, so the two write different rows. An outage is
-still the scanning thread's to record. Nothing about correctness changes: a page's
-changes and their message ids are committed before the courier sees them, a row is
-marked sent only while it still carries the id Segment accepted, and an answer not yet
-written when the process dies only means the row goes again under the same id, which
-Segment drops as a copy.
+takes writes from two connections at once, a courier told to (`records_answers`) has a
+thread of its own write each answer as soon as it comes: the server marks a page's rows
+sent beside the scan's next pages instead of between them (a first sync's sent marks are
+about as much of the server's work as its inserts), and the courier goes on posting. The
+rows it marks are of pages already committed, and the scan writes each contact once, so
+the two write different rows. An outage is still the scanning thread's to record.
+
+Nothing about correctness changes: a page's changes and their message ids are committed
+before the courier sees them, a row is marked sent only while it still carries the id
+Segment accepted, and an answer not yet written when the process dies only means the row
+goes again under the same id, which Segment drops as a copy.
 """
 
 from __future__ import annotations
@@ -51,6 +52,44 @@ class _End:
     """Put after the last page."""
 
 
+class _Recorder:
+    """Writes what Segment answered, in the order answered, on a thread of its own; keeps
+    the first failure and then writes nothing more."""
+
+    def __init__(self, write: Callable[[datetime, Delivery], None], name: str) -> None:
+        self._write = write
+        # Bounded, so answers (thousands of ids each) wait in the courier, not in memory.
+        self._inbox: queue.Queue[tuple[datetime, Delivery] | None] = queue.Queue(_DEPTH)
+        self.failure: BaseException | None = None
+        context = contextvars.copy_context()
+        self._thread = threading.Thread(
+            target=context.run, args=(self._work,), name=name, daemon=True
+        )
+        self._thread.start()
+
+    def put(self, now: datetime, delivery: Delivery) -> None:
+        """One more answer to write."""
+        self._inbox.put((now, delivery))
+
+    def close(self, wait: float | None = None) -> None:
+        """Write what was put, then stop; `wait` at most so long for it."""
+        self._inbox.put(None)
+        deadline = None if wait is None else time.monotonic() + wait
+        while self._thread.is_alive():
+            if deadline is not None and time.monotonic() >= deadline:
+                return
+            self._thread.join(_POLL_SECONDS)
+
+    def _work(self) -> None:
+        while (item := self._inbox.get()) is not None:
+            if self.failure is not None:
+                continue
+            try:
+                self._write(*item)
+            except BaseException as exc:
+                self.failure = exc
+
+
 class Courier(Generic[Row]):
     """Takes committed pages' messages and delivers them until the read is over or Segment
     fails; `send` posts a page's rows, and `ledger` records what Segment answered."""
@@ -65,13 +104,14 @@ class Courier(Generic[Row]):
     ) -> None:
         self.run = run
         self.send, self._ledger = send, ledger
-        self._records_answers = records_answers
         self._queue: queue.Queue[list[Row] | _End] = queue.Queue(maxsize=_DEPTH)
         self.outage: str | None = None
         self._failure: BaseException | None = None
         # (when, what Segment answered, whether the courier wrote it already), appended by
         # the courier; the scan's thread writes the rest, and records an outage.
         self._answers: queue.SimpleQueue[tuple[datetime, Delivery, bool]] = queue.SimpleQueue()
+        name = f"answers-{run.cfg.id}"
+        self._recorder = _Recorder(self._record, name) if records_answers else None
         context = contextvars.copy_context()  # logs carry the run's list and run ids
         self._thread = threading.Thread(
             target=context.run, args=(self._work,), name=f"courier-{run.cfg.id}", daemon=True
@@ -80,7 +120,11 @@ class Courier(Generic[Row]):
 
     def taking(self) -> bool:
         """Whether a page handed over now will be posted (no outage or failure stopped us)."""
-        return self.outage is None and self._failure is None
+        return self.outage is None and self._failure is None and self._recorded()
+
+    def _recorded(self) -> bool:
+        """Whether every answer so far was written (or is on its way)."""
+        return self._recorder is None or self._recorder.failure is None
 
     def page(self, rows: list[Row]) -> None:
         """Write the answers so far, then hand over one committed page's new messages."""
@@ -93,9 +137,13 @@ class Courier(Generic[Row]):
         self._put(_End())
         while self._thread.is_alive():
             self._thread.join(_POLL_SECONDS)
+        if self._recorder is not None:
+            self._recorder.close()
         self._settle()
-        if self._failure is not None:
-            raise self._failure
+        unwritten = self._recorder.failure if self._recorder is not None else None
+        for failure in (self._failure, unwritten):
+            if failure is not None:
+                raise failure
 
     def _settle(self) -> None:
         """Record what Segment answered for the pages delivered so far (caller's thread)."""
@@ -114,6 +162,8 @@ class Courier(Generic[Row]):
         self.outage = self.outage or "stopped"
         self._put(_End())
         self._thread.join(_POLL_SECONDS)
+        if self._recorder is not None:
+            self._recorder.close(wait=_POLL_SECONDS)
 
     def _put(self, item: list[Row] | _End) -> None:
         while self._thread.is_alive():
@@ -160,6 +210,6 @@ class Courier(Generic[Row]):
         now = self.run.ctx.clock()
         delivery = self.send(rows)
         self.outage = delivery.outage
-        if self._records_answers:
-            self._record(now, delivery)
-        self._answers.put((now, delivery, self._records_answers))
+        if self._recorder is not None:
+            self._recorder.put(now, delivery)
+        self._answers.put((now, delivery, self._recorder is not None))

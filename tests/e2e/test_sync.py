@@ -69,7 +69,7 @@ def test_pages_of_few_changes_are_posted_together(config: Path, sim, sink) -> No
 def test_segments_answers_are_written_beside_the_scan_only_on_postgres(
     config: Path, sink: SegmentSink, db_url: str
 ) -> None:
-    """PostgreSQL takes the sent marks from the courier's own thread while the scan goes
+    """PostgreSQL takes the sent marks from a thread of their own while the scan goes
     on; SQLite, one writer at a time, from the scan's thread between pages. Either way every
     row ends sent, and the run is ok."""
     threads: list[str] = []
@@ -84,8 +84,8 @@ def test_segments_answers_are_written_beside_the_scan_only_on_postgres(
     finally:
         event.remove(Engine, "before_cursor_execute", note)
     assert len(sink.messages) == 420
-    couriers = {name.startswith("courier-") for name in threads}
-    assert couriers == {db_url.startswith("postgresql")}
+    beside = {name.startswith("answers-") for name in threads}
+    assert beside == {db_url.startswith("postgresql")}
 
 
 # Pages of 7 make a scan of dozens of pages: from the third on, unchanged contacts are
