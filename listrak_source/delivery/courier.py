@@ -14,7 +14,10 @@ thread of its own write each answer as soon as it comes: the server marks a page
 sent beside the scan's next pages instead of between them (a first sync's sent marks are
 about as much of the server's work as its inserts), and the courier goes on posting. The
 rows it marks are of pages already committed, and the scan writes each contact once, so
-the two write different rows. An outage is still the scanning thread's to record.
+the two write different rows. An outage is still the scanning thread's to record, once
+the answers before it are written: labelling the list's due rows while the marks of some
+of them were being written locked the same rows in another order, and PostgreSQL ended one
+of the two as a deadlock.
 
 Nothing about correctness changes: a page's changes and their message ids are committed
 before the courier sees them, a row is marked sent only while it still carries the id
@@ -61,6 +64,9 @@ class _Recorder:
         # Bounded, so answers (thousands of ids each) wait in the courier, not in memory.
         self._inbox: queue.Queue[tuple[datetime, Delivery] | None] = queue.Queue(_DEPTH)
         self.failure: BaseException | None = None
+        # Answers put and not yet written (or skipped after a failure).
+        self._unwritten = 0
+        self._written = threading.Condition()
         context = contextvars.copy_context()
         self._thread = threading.Thread(
             target=context.run, args=(self._work,), name=name, daemon=True
@@ -69,7 +75,15 @@ class _Recorder:
 
     def put(self, now: datetime, delivery: Delivery) -> None:
         """One more answer to write."""
+        with self._written:
+            self._unwritten += 1
         self._inbox.put((now, delivery))
+
+    def drain(self) -> None:
+        """Wait until every answer put so far is written (or skipped after a failure)."""
+        with self._written:
+            while self._unwritten and self._thread.is_alive():
+                self._written.wait(_POLL_SECONDS)
 
     def close(self, wait: float | None = None) -> None:
         """Write what was put, then stop; `wait` at most so long for it."""
@@ -82,12 +96,15 @@ class _Recorder:
 
     def _work(self) -> None:
         while (item := self._inbox.get()) is not None:
-            if self.failure is not None:
-                continue
             try:
-                self._write(*item)
+                if self.failure is None:
+                    self._write(*item)
             except BaseException as exc:
                 self.failure = exc
+            finally:
+                with self._written:
+                    self._unwritten -= 1
+                    self._written.notify_all()
 
 
 class Courier(Generic[Row]):
@@ -155,6 +172,8 @@ class Courier(Generic[Row]):
             if not recorded:
                 self._record(now, delivery)
             if delivery.outage is not None:
+                if self._recorder is not None:
+                    self._recorder.drain()
                 stop_for_outage(self.run, delivery.outage, now, self._ledger)
 
     def abandon(self) -> None:
