@@ -88,6 +88,7 @@ class Members:
         *,
         posting: bool = False,
         recognizing: bool = False,
+        before_writing: Callable[[], None] = lambda: None,
     ) -> PageDiff:
         """Read the page's rows, diff them, and write the changes with their message ids,
         in one transaction: together or not at all. Its subscribed contacts count as seen
@@ -98,7 +99,8 @@ class Members:
         as this commits, so their rows are in doubt from now on (see members.in_doubt),
         before anything is posted. The page's contacts recognized by their digests are not
         in it: `take` counted them as seen. `recognizing`: the scan looks contacts up by
-        digest, so only rows without a digest are found by their marks.
+        digest, so only rows without a digest are found by their marks. `before_writing` is
+        called just before the page's writes, when it has any (a check of the run's lock).
         """
         scan = self._scan(list_id, run_id)
         codes = scan.seen.codes(keys.subscribed)
@@ -111,7 +113,9 @@ class Members:
             writes = page_sql.PageWrites(conn)
             self._record(writes, list_id, run_id, page, detected_at, posting=posting)
             page_sql.stamp_digests(writes, list_id, _stamps(keys, stored, same, earlier, page))
-            writes.flush()
+            if writes:
+                before_writing()
+                writes.flush()
         scan.seen.insert(codes)
         dropped = [c.key for c in page.changes if not c.subscribed]
         scan.dropped.update(dropped)

@@ -101,6 +101,10 @@ class PageWrites:
         self.conn = conn
         self._parts: list[tuple[str, Params]] = []
 
+    def __bool__(self) -> bool:
+        """Whether any write is gathered."""
+        return bool(self._parts)
+
     def add(self, sql: str, params: Params) -> None:
         """One more write; a list of parameter tuples (SQLite only) runs it once for each."""
         self._parts.append((sql, params))

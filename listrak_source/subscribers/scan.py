@@ -57,6 +57,15 @@ def scan_pass(run: ListRun, spec: ScanSpec) -> bool:
 def _scan_one(
     run: ListRun, spec: ScanSpec, newest: datetime | None, latest: datetime
 ) -> tuple[bool, datetime | None]:
+    complete, newest = _read_pass(run, spec, newest, latest)
+    # A page that wrote nothing checked no lock (see store_page); what follows a pass writes.
+    run.lock.verify()
+    return complete, newest
+
+
+def _read_pass(
+    run: ListRun, spec: ScanSpec, newest: datetime | None, latest: datetime
+) -> tuple[bool, datetime | None]:
     ctx, cfg = run.ctx, run.cfg
     audience_fields = ctx.settings.audience_fields(cfg.id)
     field_ids = [cfg.user_id_field] if cfg.user_id_field is not None else []
@@ -87,6 +96,7 @@ def _scan_one(
                     recognizing=context is not None,
                 )
                 if audience_fields:
+                    run.lock.verify()
                     _read_back(run, page, audience_fields)
                 newest = newest_date(page.contacts, newest, latest=latest)
                 _count_future_dates(run, page.contacts, latest)
@@ -242,8 +252,6 @@ def store_page(
         _drop_oversize(diff, cfg.trait_name)
         return diff
 
-    # A run whose lock has gone writes nothing more: another worker may hold the list now.
-    run.lock.verify()
     detected_at = ctx.clock()
     keys = PageKeys.of(
         page.contacts, page.rejects if on_list else (), user_id_field=cfg.user_id_field
@@ -256,6 +264,10 @@ def store_page(
         detected_at,
         posting=run.posting(),
         recognizing=recognizing,
+        # A run whose lock has gone writes nothing more: another worker may hold the list
+        # now. A page that writes nothing (most of a re-sync's) needs no check: on
+        # PostgreSQL each is a round trip.
+        before_writing=run.lock.verify,
     )
     if run.on_stored is not None:
         run.on_stored(diff.changes, detected_at)

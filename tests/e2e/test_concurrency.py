@@ -20,7 +20,7 @@ from listrak_source.config import load_settings
 from listrak_source.simulator import ListrakSimulator, SegmentSink
 from listrak_source.state import make_engine
 from listrak_source.state.locks import lock_folder
-from listrak_source.state.schema import runs
+from listrak_source.state.schema import list_state, runs
 from listrak_source.subscribers.sync import sync_list
 
 from .harness import (
@@ -237,3 +237,37 @@ def test_a_run_whose_lock_dies_stops_before_writing_more(
     assert run_cli(config, "sync") == 0
     assert_profiles_match(sim, sink, [MAIN, OTHER])
     assert_no_change_under_two_ids(sink.messages)
+
+
+def test_a_re_sync_whose_lock_dies_writes_nothing_after_its_pages(
+    tmp_path, sim, sink, db_url, monkeypatch
+) -> None:
+    """A page that writes nothing checks no lock; the end of the scan does, before the
+    sweep and the list's state are written."""
+    monkeypatch.setenv("LISTRAK_SOURCE_LISTRAK__PAGE_SIZE", "100")
+    config = setup(tmp_path, sim, sink, db_url)
+    assert run_cli(config, "sync") == 0
+    rows, state = member_rows(db_url, 1001), list_states(db_url)
+    settings = load_settings(config)
+    cuts = itertools.count()
+    with run_context(settings) as ctx:
+
+        def once(_stage: str, _count: int) -> None:
+            if next(cuts) == 0:
+                cut_the_lock(db_url, ctx.holder, 1001)
+
+        result = sync_list(dataclasses.replace(ctx, on_progress=once), settings.lists[0])
+    assert next(cuts) > 2, "the scan went on past the page that lost the lock"
+    assert result.status == "failed" and result.error is not None
+    assert result.error.startswith("list 1001: lost its lock")
+    assert member_rows(db_url, 1001) == rows and list_states(db_url) == state
+    assert run_statuses(db_url, 1001) == ["ok", "failed"]
+
+
+def list_states(db_url: str) -> list[tuple[object, ...]]:
+    engine = make_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(select(list_state))]
+    finally:
+        engine.dispose()
