@@ -103,6 +103,10 @@ def test_even_trace_logging_shows_no_secret_email_or_body(
     start_receiver: StartReceiver, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(1)  # below uvicorn's TRACE, which logs every ASGI message
+    # uvicorn logs ASGI messages only when uvicorn.error allows TRACE, and configure_logging
+    # (any run of the CLI earlier in this process) leaves it at WARNING.
+    for name in ("uvicorn.error", "uvicorn.asgi"):
+        caplog.set_level(1, logger=name)
     receiver = start_receiver(shared_secret=SHARED, access_log=True)
     receiver.post([track(email=EMAIL)], headers={"X-Signature": "0" * 40})
     receiver.post([track(email=EMAIL)], secret="wrong")
