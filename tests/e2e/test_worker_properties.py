@@ -521,8 +521,10 @@ def _run_dying(
     machine, not by this runner."""
     engine = make_engine(world[2])
     upgrade(engine)
-    original = Transactions.begin
+    # A page's read and write on PostgreSQL take a connection of their own, not begin().
+    original, page = Transactions.begin, Transactions.read_then_write
     Transactions.begin = _dying(original)  # type: ignore[method-assign]
+    Transactions.read_then_write = _dying(page)  # type: ignore[method-assign]
     try:
         machine.env = Env(*world, engine)
         run_state_machine_as_test(
@@ -533,4 +535,5 @@ def _run_dying(
         )
     finally:
         Transactions.begin = original  # type: ignore[method-assign]
+        Transactions.read_then_write = page  # type: ignore[method-assign]
         engine.dispose()
