@@ -9,7 +9,7 @@ from datetime import datetime
 
 from ..delivery.context import ListRun, PageSource
 from ..engage.records import is_selected
-from ..errors import ListrakProtocolError, StopRequested
+from ..errors import ListrakError, ListrakProtocolError, StopRequested
 from ..messages import oversize_reason
 from ..privacy import contact_ref
 from ..records import (
@@ -57,8 +57,14 @@ def scan_pass(run: ListRun, spec: ScanSpec) -> bool:
 def _scan_one(
     run: ListRun, spec: ScanSpec, newest: datetime | None, latest: datetime
 ) -> tuple[bool, datetime | None]:
-    complete, newest = _read_pass(run, spec, newest, latest)
-    # A page that wrote nothing checked no lock (see store_page); what follows a pass writes.
+    # A page that wrote nothing checked no lock (see store_page), and what follows a pass
+    # writes: the sweep, the delivery of what was due, the run's record; so does what
+    # follows a pass that Listrak failed.
+    try:
+        complete, newest = _read_pass(run, spec, newest, latest)
+    except ListrakError:
+        run.lock.verify()
+        raise
     run.lock.verify()
     return complete, newest
 

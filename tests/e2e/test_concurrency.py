@@ -264,6 +264,33 @@ def test_a_re_sync_whose_lock_dies_writes_nothing_after_its_pages(
     assert run_statuses(db_url, 1001) == ["ok", "failed"]
 
 
+def test_a_failed_re_sync_whose_lock_died_delivers_nothing(
+    tmp_path, sim, sink, db_url, monkeypatch
+) -> None:
+    """Listrak fails part way through a re-sync whose pages wrote nothing, and whose lock
+    died on its first page: the run stops there, before it posts what was left due."""
+    monkeypatch.setenv("LISTRAK_SOURCE_LISTRAK__PAGE_SIZE", "100")
+    monkeypatch.setenv("LISTRAK_SOURCE_LISTRAK__MAX_ATTEMPTS", "2")  # Listrak fails at once
+    config = setup(tmp_path, sim, sink, db_url)
+    sink.faults.refuse_all = 400  # an outage at once: every message left due
+    assert run_cli(config, "sync") == 1
+    sink.faults.refuse_all = None
+    sent = len(sink.messages)
+    sim.faults.die_after_page = 4
+    settings = load_settings(config)
+    cuts = itertools.count()
+    with run_context(settings) as ctx:
+
+        def once(_stage: str, _count: int) -> None:
+            if next(cuts) == 0:
+                cut_the_lock(db_url, ctx.holder, 1001)
+
+        result = sync_list(dataclasses.replace(ctx, on_progress=once), settings.lists[0])
+    assert result.status == "failed" and result.error is not None
+    assert result.error.startswith("list 1001: lost its lock")
+    assert len(sink.messages) == sent
+
+
 def list_states(db_url: str) -> list[tuple[object, ...]]:
     engine = make_engine(db_url)
     try:
