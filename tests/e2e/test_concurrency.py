@@ -17,6 +17,7 @@ from sqlalchemy import Engine, select, text
 
 from listrak_source.cli.wiring import run_context
 from listrak_source.config import load_settings
+from listrak_source.records import RunResult
 from listrak_source.simulator import ListrakSimulator, SegmentSink
 from listrak_source.state import make_engine
 from listrak_source.state.locks import lock_folder
@@ -248,16 +249,8 @@ def test_a_re_sync_whose_lock_dies_writes_nothing_after_its_pages(
     config = setup(tmp_path, sim, sink, db_url)
     assert run_cli(config, "sync") == 0
     rows, state = member_rows(db_url, 1001), list_states(db_url)
-    settings = load_settings(config)
-    cuts = itertools.count()
-    with run_context(settings) as ctx:
-
-        def once(_stage: str, _count: int) -> None:
-            if next(cuts) == 0:
-                cut_the_lock(db_url, ctx.holder, 1001)
-
-        result = sync_list(dataclasses.replace(ctx, on_progress=once), settings.lists[0])
-    assert next(cuts) > 2, "the scan went on past the page that lost the lock"
+    result, progress = sync_losing_the_lock(config, db_url)
+    assert progress > 2, "the scan went on past the page that lost the lock"
     assert result.status == "failed" and result.error is not None
     assert result.error.startswith("list 1001: lost its lock")
     assert member_rows(db_url, 1001) == rows and list_states(db_url) == state
@@ -277,18 +270,25 @@ def test_a_failed_re_sync_whose_lock_died_delivers_nothing(
     sink.faults.refuse_all = None
     sent = len(sink.messages)
     sim.faults.die_after_page = 4
-    settings = load_settings(config)
-    cuts = itertools.count()
-    with run_context(settings) as ctx:
-
-        def once(_stage: str, _count: int) -> None:
-            if next(cuts) == 0:
-                cut_the_lock(db_url, ctx.holder, 1001)
-
-        result = sync_list(dataclasses.replace(ctx, on_progress=once), settings.lists[0])
+    result, _ = sync_losing_the_lock(config, db_url)
     assert result.status == "failed" and result.error is not None
     assert result.error.startswith("list 1001: lost its lock")
     assert len(sink.messages) == sent
+
+
+def sync_losing_the_lock(config: Path, db_url: str) -> tuple[RunResult, int]:
+    """A sync of list 1001 whose lock is cut once its first page is stored; its outcome,
+    and how many progress reports it made in all."""
+    settings = load_settings(config)
+    reports = itertools.count()
+    with run_context(settings) as ctx:
+
+        def once(_stage: str, _count: int) -> None:
+            if next(reports) == 0:
+                cut_the_lock(db_url, ctx.holder, 1001)
+
+        result = sync_list(dataclasses.replace(ctx, on_progress=once), settings.lists[0])
+    return result, next(reports)
 
 
 def list_states(db_url: str) -> list[tuple[object, ...]]:
