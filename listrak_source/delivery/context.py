@@ -103,6 +103,9 @@ class ListRun:
     # Whether on_stored posts what it is handed (no outage has stopped it): a page's rows
     # are then recorded in doubt in the page's own transaction, before they are posted.
     posting: Callable[[], bool] = lambda: False
+    # Whether on_stored was handed messages this run: until the run ends they may be
+    # posted, and what Segment answers recorded, whatever the page being stored writes.
+    handed: Callable[[], bool] = lambda: False
     # The first contact whose dates are yet to come, as an example for the run's note.
     first_future: Contact | None = None
 

@@ -124,6 +124,7 @@ class Courier(Generic[Row]):
         self._queue: queue.Queue[list[Row] | _End] = queue.Queue(maxsize=_DEPTH)
         self.outage: str | None = None
         self._failure: BaseException | None = None
+        self._handed = False
         # (when, what Segment answered, whether the courier wrote it already), appended by
         # the courier; the scan's thread writes the rest, and records an outage.
         self._answers: queue.SimpleQueue[tuple[datetime, Delivery, bool]] = queue.SimpleQueue()
@@ -134,6 +135,10 @@ class Courier(Generic[Row]):
             target=context.run, args=(self._work,), name=f"courier-{run.cfg.id}", daemon=True
         )
         self._thread.start()
+
+    def handed(self) -> bool:
+        """Whether any page's messages were handed over (posted, or to be)."""
+        return self._handed
 
     def taking(self) -> bool:
         """Whether a page handed over now will be posted (no outage or failure stopped us)."""
@@ -147,6 +152,7 @@ class Courier(Generic[Row]):
         """Write the answers so far, then hand over one committed page's new messages."""
         self._settle()
         if rows and self.taking():
+            self._handed = True
             self._put(rows)
 
     def finish(self) -> None:

@@ -205,7 +205,7 @@ def _courier(run: ListRun) -> Courier[Pending] | None:
     def stored(changes: list[Change], detected_at: datetime) -> None:
         courier.page(_pending(cfg.id, changes, detected_at))
 
-    run.on_stored, run.posting = stored, courier.taking
+    run.on_stored, run.posting, run.handed = stored, courier.taking, courier.handed
     return courier
 
 

@@ -276,6 +276,32 @@ def test_a_failed_re_sync_whose_lock_died_delivers_nothing(
     assert len(sink.messages) == sent
 
 
+def test_a_re_sync_whose_lock_dies_after_a_page_of_changes_posts_them_not(
+    tmp_path, sim, sink, db_url, monkeypatch
+) -> None:
+    """The first page hands its changes to the courier, which gathers pages for a moment;
+    the pages after it write nothing, but the run is stopped at the next, before the courier
+    posts or records anything."""
+    monkeypatch.setenv("LISTRAK_SOURCE_LISTRAK__PAGE_SIZE", "100")
+    config = setup(tmp_path, sim, sink, db_url)
+    assert run_cli(config, "sync") == 0
+    truth, listed = sim.truth(1001, FIELD), sim.get(1001).contacts
+    first_page = sorted(truth, key=lambda key: listed[key].order)[:5]  # in Listrak's order
+    for n, key in enumerate(first_page):
+        sim.set_field(1001, str(truth[key]["email"]), FIELD, f"changed-{n}")
+    rows, sent = member_rows(db_url, 1001), len(sink.messages)
+    # Nine pages of nothing outlast the courier's second of gathering; the next page does not.
+    sim.faults.page_delay = 0.25
+    result, _ = sync_losing_the_lock(config, db_url)
+    assert result.status == "failed" and result.error is not None
+    assert result.error.startswith("list 1001: lost its lock")
+    assert len(sink.messages) == sent
+    after = member_rows(db_url, 1001)
+    written = [key for key in rows if after[key] != rows[key]]
+    assert sorted(written) == sorted(first_page)
+    assert all(after[key]["message_id"] for key in written), "still due, never marked sent"
+
+
 def sync_losing_the_lock(config: Path, db_url: str) -> tuple[RunResult, int]:
     """A sync of list 1001 whose lock is cut once its first page is stored; its outcome,
     and how many progress reports it made in all."""
