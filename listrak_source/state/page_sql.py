@@ -483,13 +483,13 @@ def insert_rejects(
     if not rejected:
         return
     rows = [(r.email, r.reason) for r in rejected]
+    when = _bind(writes.conn, at)
     if is_postgres(writes.conn):
         sql = (
             "INSERT INTO rejects (list_id, run_id, email, reason, created_at)"
             " SELECT %s, %s, r->>0, r->>1, %s FROM jsonb_array_elements(%s::jsonb) AS page(r)"
         )
-        writes.add(sql, (list_id, run_id, _bind(writes.conn, at), orjson.dumps(rows).decode()))
+        writes.add(sql, (list_id, run_id, when, orjson.dumps(rows).decode()))
         return
     sql = "INSERT INTO rejects (list_id, run_id, email, reason, created_at) VALUES (?, ?, ?, ?, ?)"
-    when = _bind(writes.conn, at)
     writes.add(sql, [(list_id, run_id, email, reason, when) for email, reason in rows])

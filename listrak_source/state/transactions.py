@@ -50,7 +50,7 @@ class Transactions:
         in PostgreSQL's READ COMMITTED transactions. Elsewhere, and on a dry run's
         connection, it is a transaction as `begin` gives.
         """
-        if self._connection is not None or self.engine.dialect.name != "postgresql":
+        if not self.writes_in_parallel:  # SQLite, or a dry run's one connection
             with self.begin() as conn:
                 yield conn
             return
