@@ -8,8 +8,9 @@ list's subscribed rows less those.
 from __future__ import annotations
 
 import heapq
+import threading
 from collections import Counter
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,7 @@ from sqlalchemy import (
 
 from ..records import Change, PageDiff, PageKeys, Stored, subscription_mark
 from . import page_sql
+from .ahead import Ahead, Cancelled
 from .rows import chunks, listed, one_of, renew_keys, requeue_subscribed
 from .schema import members
 from .transactions import Transactions
@@ -32,6 +34,9 @@ if TYPE_CHECKING:
     # numpy loads with the first scan: `status` and `check` never need it.
     from .digests import DigestIndex
     from .seen import SeenKeys
+
+    # The marks of the rows found by them, and the digest table of the others.
+    _Current = tuple[SeenKeys, DigestIndex | None]
 
 # A scan's page from which unchanged contacts are found by their marks (see _unchanged).
 _CURRENT_FROM_PAGE = 3
@@ -63,6 +68,10 @@ class _Scan:
     # The list's desired-subscribed rows that carry a digest, read with `current` (which
     # then holds the marks of the others only).
     known: DigestIndex | None = None
+    # The read of `current` and `known`, begun on a thread of its own (see read_ahead),
+    # and what it was asked for: (user_ids, digests).
+    ahead: Ahead[_Current] | None = None
+    ahead_for: tuple[bool, bool] = (False, False)
 
 
 class Members:
@@ -196,25 +205,78 @@ class Members:
         """The keys' hashes as `recognize` answers them."""
         return self._scan(list_id, run_id).seen.codes(keys)
 
+    def read_ahead(self, list_id: int, run_id: int, *, user_ids: bool, digests: bool) -> None:
+        """Begin the read `_current` makes, on a thread of its own: a pass over the whole
+        list is about to begin, and will need it at its third page.
+
+        The read then overlaps the pass's first pages. What those pages write cannot make
+        it wrong: every row a scan writes is of a key it has counted as seen, or has
+        unsubscribed, before its next page is recognized, and such keys are never taken
+        by their marks or digests (`_unchanged`, `recognize`, `take`); no other run writes
+        the list's rows while this one holds its lock, and Segment's answers touch no
+        column read here. Not on a list empty when the scan began, which reads no row, nor
+        on a dry run's one connection, which is not for two threads.
+        """
+        scan = self._scan(list_id, run_id)
+        if scan.fresh or scan.current is not None or scan.ahead is not None:
+            return
+        if not self.tx.keeps_writes:
+            return
+        size, codes = self._size_hint(list_id), scan.seen.codes
+
+        def work(cancelled: threading.Event) -> _Current:
+            return self._read_current(
+                list_id, size, codes, user_ids=user_ids, digests=digests, cancelled=cancelled
+            )
+
+        scan.ahead = Ahead(work, name=f"rows-{list_id}")
+        scan.ahead_for = (user_ids, digests)
+
     def _current(self, scan: _Scan, list_id: int, *, user_ids: bool, digests: bool) -> SeenKeys:
         """The marks of the list's desired-subscribed rows, as they are now; with `digests`,
         those of the rows without a digest, and the others' digests in scan.known (a scan
-        that recognizes no contact, an audience list's, marks them all). Read once a scan."""
+        that recognizes no contact, an audience list's, marks them all). Read once a scan,
+        by `read_ahead`'s thread when it was asked for the same."""
         if scan.current is not None:
             return scan.current
+        ahead, scan.ahead = scan.ahead, None
+        if ahead is not None and scan.ahead_for == (user_ids, digests):
+            scan.current, scan.known = ahead.result()
+            return scan.current
+        if ahead is not None:
+            ahead.cancel()
+        size = self._size_hint(list_id)
+        scan.current, scan.known = self._read_current(
+            list_id, size, scan.seen.codes, user_ids=user_ids, digests=digests
+        )
+        return scan.current
+
+    def _read_current(
+        self,
+        list_id: int,
+        size: int,
+        codes: Callable[[Iterable[str]], list[int]],
+        *,
+        user_ids: bool,
+        digests: bool,
+        cancelled: threading.Event | None = None,
+    ) -> _Current:
+        """What `_current` reads: the marks and, with `digests`, the digest table, whose
+        keys are hashed by `codes`, as the scan's seen set hashes them."""
         from .digests import DigestIndex  # noqa: PLC0415 - loads numpy
         from .seen import SeenKeys  # noqa: PLC0415 - loads numpy
 
-        size = self._size_hint(list_id)
-        scan.current = current = SeenKeys(0 if digests else size)
-        known = scan.known = DigestIndex(size) if digests else None
+        current = SeenKeys(0 if digests else size)
+        known = DigestIndex(size) if digests else None
         with self.tx.read() as conn:
             chunks_ = page_sql.subscribed_columns(conn, list_id, digested_without_user_id=digests)
             for columns in chunks_:
-                keys, ids = columns[:2] if known is None else _index_digests(scan, known, columns)
+                if cancelled is not None and cancelled.is_set():
+                    raise Cancelled("the scan no longer needs the list's rows")
+                keys, ids = columns[:2] if known is None else _index_digests(codes, known, columns)
                 marks = map(subscription_mark, keys, ids if user_ids else [None] * len(keys))
                 current.insert(current.codes(marks))
-        return current
+        return current, known
 
     def _scan(self, list_id: int, run_id: int) -> _Scan:
         """This run's scan; it has seen nobody until its first page is stored (a new run of
@@ -222,6 +284,9 @@ class Members:
         scan = self._scans.get(list_id)
         if scan is None or scan.run_id != run_id:
             from .seen import SeenKeys  # noqa: PLC0415 - loads numpy
+
+            if scan is not None:
+                _stop_ahead(scan)
 
             scan = _Scan(run_id, SeenKeys(self._size_hint(list_id)))
             with self.tx.read() as conn:
@@ -236,10 +301,13 @@ class Members:
         scan = self._scans.get(list_id)
         if scan is not None:
             scan.known = None
+            _stop_ahead(scan)
 
     def end_scan(self, list_id: int) -> None:
         """The run is over: free the keys its scan saw."""
-        self._scans.pop(list_id, None)
+        scan = self._scans.pop(list_id, None)
+        if scan is not None:
+            _stop_ahead(scan)
 
     @property
     def _on_postgres(self) -> bool:
@@ -439,8 +507,16 @@ class Members:
             return requeue_subscribed(conn, list_id, detected_at, new_id)
 
 
+def _stop_ahead(scan: _Scan) -> None:
+    """The scan will not use the read begun ahead (it never got to its third page, or it
+    is over): stop it."""
+    if scan.ahead is not None:
+        scan.ahead.cancel()
+        scan.ahead = None
+
+
 def _index_digests(
-    scan: _Scan, known: DigestIndex, columns: page_sql.Columns
+    codes: Callable[[Iterable[str]], list[int]], known: DigestIndex, columns: page_sql.Columns
 ) -> tuple[list[str], list[str | None]]:
     """Put the rows that carry a digest (0 for none) into the digest table; return the
     others' keys and userIds, to be found by their marks. Their keys are hashed as the
@@ -449,7 +525,7 @@ def _index_digests(
     keys, ids, digests = columns
     if not keys:
         return keys, ids
-    missing = known.add_carried(digests, scan.seen.codes(keys))
+    missing = known.add_carried(digests, codes(keys))
     return [keys[i] for i in missing], [ids[i] for i in missing]
 
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import Collection, Mapping
+import threading
+from collections import Counter
+from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from tempfile import TemporaryDirectory
@@ -24,6 +26,7 @@ from listrak_source.listrak.client import ListrakClient
 from listrak_source.listrak.pieces import split_page
 from listrak_source.records import Page, PageDiff, PageKeys, RawPage, Stored
 from listrak_source.state import Database
+from listrak_source.state.ahead import Cancelled
 from listrak_source.state.schema import members
 from listrak_source.subscribers.diff import diff_page
 from listrak_source.subscribers.scan import _drop_oversize, recognized_page
@@ -65,17 +68,41 @@ def raw_page(contacts: list[dict[str, Any]]) -> RawPage:
 
 
 class Scanner:
-    """One database; scans recognize contacts by their digests, or decode every one."""
+    """One database; scans recognize contacts by their digests, or decode every one.
 
-    def __init__(self, db: Database, *, recognizing: bool) -> None:
+    `ahead`: each run reads the list's rows on a thread of its own from its start, as a
+    pass over the whole list does; "early" lets that read finish before the first page is
+    stored, "late" holds it until two pages have been.
+    """
+
+    def __init__(self, db: Database, *, recognizing: bool, ahead: str | None = None) -> None:
         self.db = db
         self.recognizing = recognizing
         self.ids = (f"m{n}" for n in itertools.count())
+        self.ahead = ahead
+        self.pages: Counter[int] = Counter()
+        self.gate = threading.Event()
+        if ahead == "late":
+            read = db.members._read_current
+            db.members._read_current = functools.partial(_gated, read, self.gate)  # type: ignore[method-assign]
 
     @classmethod
-    def on_sqlite(cls, folder: Path, name: str, *, recognizing: bool) -> Scanner:
+    def on_sqlite(
+        cls, folder: Path, name: str, *, recognizing: bool, ahead: str | None = None
+    ) -> Scanner:
         """A scanner over a fresh SQLite file of its own in `folder`."""
-        return cls(Database(fresh_sqlite(folder / f"{name}.db")), recognizing=recognizing)
+        db = Database(fresh_sqlite(folder / f"{name}.db"))
+        return cls(db, recognizing=recognizing, ahead=ahead)
+
+    def _read_ahead(self, run_id: int, field: int | None) -> None:
+        if self.ahead is None or self.pages[run_id]:
+            return
+        self.gate.clear()
+        members = self.db.members
+        members.read_ahead(LIST, run_id, user_ids=field is not None, digests=self.recognizing)
+        ahead = members._scans[LIST].ahead
+        if ahead is not None and self.ahead == "early":
+            ahead.result()
 
     def save(
         self,
@@ -88,6 +115,7 @@ class Scanner:
     ) -> PageDiff:
         """Store a page; `decoded`: prepared before the scan looked contacts up, so every
         contact of it is decoded, with its digest; `fail`: its diff raises."""
+        self._read_ahead(run_id, field)
         raw = raw_page(contacts)
         page, recognized = self._take(run_id, raw, field, decoded=decoded)
         self.recognized = len(recognized)
@@ -104,9 +132,14 @@ class Scanner:
             return diff
 
         keys = PageKeys.of(page.contacts, page.rejects, user_id_field=field)
-        return self.db.members.save_page(
-            LIST, run_id, keys, differ, NOW, recognizing=self.recognizing
-        )
+        try:
+            return self.db.members.save_page(
+                LIST, run_id, keys, differ, NOW, recognizing=self.recognizing
+            )
+        finally:
+            self.pages[run_id] += 1
+            if self.pages[run_id] >= 2:
+                self.gate.set()
 
     def _take(
         self, run_id: int, raw: RawPage, field: int | None, *, decoded: bool
@@ -128,6 +161,15 @@ class Scanner:
         with self.db.engine.connect() as conn:
             query = select(*columns).order_by(members.c.email_key)
             return [tuple(r) for r in conn.execute(query)]
+
+
+def _gated(read: Callable[..., Any], gate: threading.Event, *args: Any, **kwargs: Any) -> Any:
+    """The read, once the gate opens; given up when the scan no longer wants it."""
+    cancelled = kwargs.get("cancelled")
+    while not gate.wait(0.01):
+        if cancelled is not None and cancelled.is_set():
+            raise Cancelled("not wanted")
+    return read(*args, **kwargs)
 
 
 def _plain(diff: PageDiff) -> tuple[object, ...]:
@@ -157,43 +199,75 @@ OUT, LATER, HUGE = (
 @settings(max_examples=60, database=example_database())
 # Unsubscribed in this scan after the digests were read, then sent as when it was subscribed.
 @example(
-    versions=[A, OUT, B, C], scans=[([[0]], FIELD), ([[2], [3], [1], [0]], FIELD)], sweep=False
+    versions=[A, OUT, B, C],
+    scans=[([[0]], FIELD), ([[2], [3], [1], [0]], FIELD)],
+    sweep=False,
+    ahead="early",
 )
 # Twice in one page, as the same bytes.
-@example(versions=[A, B, C], scans=[([[0]], FIELD), ([[1], [2], [0, 0]], FIELD)], sweep=False)
+@example(
+    versions=[A, B, C],
+    scans=[([[0]], FIELD), ([[1], [2], [0, 0]], FIELD)],
+    sweep=False,
+    ahead="early",
+)
 # Twice in one scan, as the same bytes on two pages.
-@example(versions=[A, B, C], scans=[([[0]], FIELD), ([[1], [2], [0], [0]], FIELD)], sweep=False)
+@example(
+    versions=[A, B, C],
+    scans=[([[0]], FIELD), ([[1], [2], [0], [0]], FIELD)],
+    sweep=False,
+    ahead="early",
+)
 # Twice in one page, the first time with another userId.
 @example(
-    versions=[A, MOVED, B, C], scans=[([[0]], FIELD), ([[2], [3], [1, 0]], FIELD)], sweep=False
+    versions=[A, MOVED, B, C],
+    scans=[([[0]], FIELD), ([[2], [3], [1, 0]], FIELD)],
+    sweep=False,
+    ahead="early",
 )
 # Twice in one page, in other bytes.
 @example(
-    versions=[A, LATER, B, C], scans=[([[0]], FIELD), ([[2], [3], [0, 1]], FIELD)], sweep=False
+    versions=[A, LATER, B, C],
+    scans=[([[0]], FIELD), ([[2], [3], [0, 1]], FIELD)],
+    sweep=False,
+    ahead="early",
 )
 @example(
-    versions=[A, LATER, B, C], scans=[([[0]], FIELD), ([[2], [3], [1, 0]], FIELD)], sweep=False
+    versions=[A, LATER, B, C],
+    scans=[([[0]], FIELD), ([[2], [3], [1, 0]], FIELD)],
+    sweep=False,
+    ahead="early",
 )
 # A change refused (its message would be too big) leaves the row as it was.
 @example(
     versions=[A, HUGE, B, C],
     scans=[([[0]], FIELD), ([[1]], FIELD), ([[2], [3], [1]], FIELD)],
     sweep=False,
+    ahead="early",
 )
 # The list's user-id field changes under bytes that do not.
-@example(versions=[A, B, C], scans=[([[0]], FIELD), ([[1], [2], [0]], 8)], sweep=True)
+@example(
+    versions=[A, B, C],
+    scans=[([[0]], FIELD), ([[1], [2], [0]], 8)],
+    sweep=True,
+    ahead="early",
+)
 @given(
     versions=versions,
     scans=st.lists(st.tuples(pages, st.sampled_from([None, FIELD, 8])), min_size=1, max_size=4),
     sweep=st.booleans(),
+    ahead=st.sampled_from([None, "early", "late"]),
 )
 def test_a_scan_finds_the_same_recognizing_contacts_as_decoding_every_one(
     versions: list[dict[str, Any]],
     scans: list[tuple[list[list[int]], int | None]],
     sweep: bool,
+    ahead: str | None,
 ) -> None:
+    """Whenever the list's rows are read: before the scan's first page is stored, or
+    after its first two."""
     with TemporaryDirectory() as tmp:
-        fast = Scanner.on_sqlite(Path(tmp), "fast", recognizing=True)
+        fast = Scanner.on_sqlite(Path(tmp), "fast", recognizing=True, ahead=ahead)
         slow = Scanner.on_sqlite(Path(tmp), "slow", recognizing=False)
         for run_id, (pages_, field) in enumerate(scans, start=1):
             for picks in pages_:

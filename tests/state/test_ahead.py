@@ -1,0 +1,126 @@
+"""The list's rows read on a thread of their own while a pass's first pages are stored: the
+read's result and errors reach the scan's thread, the thread is used only where it may be,
+and a read nobody needs any more stops."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine
+
+from listrak_source.records import Contact
+from listrak_source.state import Database
+from listrak_source.state.ahead import Ahead, Cancelled
+from listrak_source.state.members import Members
+
+from .test_members import LIST, save
+
+
+def test_the_result_and_the_error_reach_the_thread_that_waits() -> None:
+    assert Ahead(lambda _cancelled: 42, name="t").result() == 42
+
+    def fail(_cancelled: threading.Event) -> int:
+        raise ValueError("the read failed")
+
+    with pytest.raises(ValueError, match="the read failed"):
+        Ahead(fail, name="t").result()
+
+
+def test_a_cancelled_read_stops_at_its_next_look() -> None:
+    looked = threading.Event()
+
+    def work(cancelled: threading.Event) -> int:
+        while not cancelled.wait(0.01):
+            looked.set()
+        raise Cancelled("not wanted")
+
+    ahead = Ahead(work, name="t")
+    assert looked.wait(5)
+    assert ahead.running
+    ahead.cancel()
+    with pytest.raises(Cancelled):
+        ahead.result()
+    assert not ahead.running
+
+
+@pytest.fixture
+def threads(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """The names of the threads that read the list's rows, one a read."""
+    names: list[str] = []
+    read = Members._read_current
+
+    def recorded(self: Members, *args: Any, **kwargs: Any) -> Any:
+        names.append(threading.current_thread().name)
+        return read(self, *args, **kwargs)
+
+    monkeypatch.setattr(Members, "_read_current", recorded)
+    yield names
+
+
+def _stored(db: Database) -> None:
+    contacts = [Contact(f"p{n}@x.io", True) for n in range(6)]
+    save(db, 1, contacts)
+    db.members.end_scan(LIST)
+
+
+def _third_page(db: Database, run_id: int) -> None:
+    for n in range(3):
+        save(db, run_id, [Contact(f"p{n}@x.io", True)])
+
+
+def test_a_pass_over_the_list_reads_its_rows_on_a_thread_the_third_page_waits_for(
+    engine: Engine, threads: list[str]
+) -> None:
+    db = Database(engine)
+    _stored(db)
+    db.members.read_ahead(LIST, 2, user_ids=False, digests=False)
+    _third_page(db, 2)
+    assert threads == [f"rows-{LIST}"]
+    assert db.members.count_unseen(LIST, 2) == (3, 6)
+
+
+def test_a_read_asked_for_other_rows_than_the_scan_needs_is_made_again_in_its_thread(
+    engine: Engine, threads: list[str]
+) -> None:
+    db = Database(engine)
+    _stored(db)
+    db.members.read_ahead(LIST, 2, user_ids=True, digests=False)
+    _third_page(db, 2)
+    assert threads[-1] == "MainThread"
+    assert db.members.count_unseen(LIST, 2) == (3, 6)
+
+
+def test_no_thread_reads_a_new_list_or_a_dry_runs_connection(
+    engine: Engine, threads: list[str]
+) -> None:
+    db = Database(engine)
+    db.members.read_ahead(LIST, 1, user_ids=False, digests=False)  # nothing stored yet
+    _stored(db)
+    assert db.members._scans == {}
+    with engine.connect() as conn, conn.begin():
+        dry = Database(engine, connection=conn)
+        dry.members.read_ahead(LIST, 2, user_ids=False, digests=False)
+        _third_page(dry, 2)
+    assert threads == ["MainThread"]
+
+
+def test_a_scan_that_ends_before_its_third_page_stops_the_read(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = Database(engine)
+    _stored(db)
+    stopped = threading.Event()
+
+    def read(self: Members, *_args: Any, cancelled: threading.Event, **_kwargs: Any) -> Any:
+        assert cancelled.wait(10)
+        stopped.set()
+        raise Cancelled("not wanted")
+
+    monkeypatch.setattr(Members, "_read_current", read)
+    db.members.read_ahead(LIST, 2, user_ids=False, digests=False)
+    save(db, 2, [Contact("p0@x.io", True)])
+    db.members.end_scan(LIST)
+    assert stopped.wait(10)
