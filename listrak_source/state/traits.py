@@ -53,7 +53,12 @@ class Traits:
             return requeue_subscribed(conn, list_id, detected_at, new_id)
 
     def retire_done(self, list_id: int) -> None:
-        """Forget the old traits once no row of the list has a message left to deliver."""
+        """Forget the old traits once no row of the list has a message left to deliver.
+
+        Most lists have none, and are left alone: PostgreSQL looks for a row carrying a
+        message before it reads list_state, and after a first sync whose sent marks left a
+        million dead row versions it read the whole table to find none (90 ms at 1 M).
+        """
         busy = exists().where(*carrying_message(list_id))
         stmt = (
             update(list_state)
@@ -61,7 +66,8 @@ class Traits:
             .values(retired_trait=None)
         )
         with self.tx.begin() as conn:
-            conn.execute(stmt)
+            if _recorded(conn, list_id)[1]:
+                conn.execute(stmt)
 
 
 def _recorded(conn: Connection, list_id: int) -> tuple[str | None, tuple[str, ...]]:
