@@ -144,9 +144,10 @@ class Members:
         Most of a re-sync's contacts: found by their mark in the scan's set, they are
         neither read nor diffed. The set is one read of the list's subscribed rows, taken at
         the scan's third page (begun beside the first pages of a pass over the whole list:
-        `read_ahead`), so a run of a page or two (an incremental one) never pays for it. A key this scan saw before, or twice in the page, or also unsubscribed in
-        it, goes the stored rows' way, where the diff refuses the duplicate; so does one
-        whose row this scan has unsubscribed since.
+        `read_ahead`), so a run of a page or two (an incremental one) never pays for it.
+        A key this scan saw before, or twice in the page, or also unsubscribed in it, goes
+        the stored rows' way, where the diff refuses the duplicate; so does one whose row
+        this scan has unsubscribed since.
         """
         scan.pages += 1
         if keys.marks is None or scan.fresh or scan.pages < _CURRENT_FROM_PAGE:
