@@ -292,10 +292,11 @@ def _rowid_chunks(
     conn: Connection, list_id: int, digested_without_user_id: bool
 ) -> Iterator[Columns]:
     user_id, digest = _user_id_and_digest(digested_without_user_id)
-    # Each statement is a read of its own. Between two, nothing writes this list's rows: the
-    # scan reads them on its own thread, which is also the one that writes what Segment
-    # answered (between pages), and the list's lock keeps every other run out. So the
-    # chunks add up to one read of what this scan needs.
+    # Each statement is a read of its own, and a row keeps its rowid when it is updated, so
+    # each row is read once: as it was before a write between two statements, or after.
+    # Only the scan itself writes the list's rows meanwhile (the list's lock keeps every
+    # other run out), and the rows it writes are of keys it has seen or unsubscribed, which
+    # it never takes by what this read found (Members.read_ahead).
     sql = (
         "SELECT max(rowid), json_group_array(email_key), json_group_array(user_id),"
         " json_group_array(digest) FROM"
