@@ -424,10 +424,33 @@ class Members:
         a tenth), which autovacuum may not have reached yet: a re-sync then saves the 0.2 s
         that ANALYZE takes at 1 M rows.
         """
-        scan = self._scan(list_id, run_id)
-        grown = 10 * scan.inserted >= max(scan.subscribed, 1)
-        if grown or not self._on_postgres:
+        if self._grew(self._scan(list_id, run_id)) or not self._on_postgres:
             self.refresh_statistics()
+
+    def vacuum_after_growth(self, list_id: int, run_id: int) -> None:
+        """On PostgreSQL, once a scan that stored a tenth of the list anew (a first sync)
+        has been delivered: VACUUM the table.
+
+        Each row such a scan stored was written again when Segment accepted its message
+        (its sent mark, which also takes the message id out of the partial index), so the
+        table then holds a dead version of every row it stored, and the partial index a
+        dead entry. Until autovacuum gets to them, the planner reads the whole table for
+        the rows that carry a message, which each run asks for several times: 55-95 ms
+        a query at 1 M rows, against well under a millisecond after VACUUM (about 1 s).
+        """
+        scan = self._scans.get(list_id)
+        if scan is None or scan.run_id != run_id or not self._grew(scan):
+            return
+        if not self._on_postgres or not self.tx.keeps_writes:
+            return
+        with self.tx.engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+            conn.exec_driver_sql("VACUUM members")
+
+    @staticmethod
+    def _grew(scan: _Scan) -> bool:
+        """Whether the scan stored new rows amounting to a tenth of the subscribers it saw."""
+        return 10 * scan.inserted >= max(scan.subscribed, 1)
 
     def count_unseen(
         self,

@@ -186,6 +186,7 @@ def _run(
         stop_for_outage(run, courier.outage, run.ctx.clock())
     else:
         deliver(run)
+        run.ctx.db.members.vacuum_after_growth(run.cfg.id, run.result.run_id)
     run.ctx.db.traits.retire_done(run.cfg.id)
 
 

@@ -88,6 +88,36 @@ def test_segments_answers_are_written_beside_the_scan_only_on_postgres(
     assert beside == {db_url.startswith("postgresql")}
 
 
+def test_a_first_sync_vacuums_the_table_once_delivered_on_postgres_and_a_re_sync_not(
+    config: Path, sim: ListrakSimulator, sink: SegmentSink, db_url: str
+) -> None:
+    """Its sent marks left a dead version of every row it stored; a re-sync stores few."""
+    statements: list[str] = []
+
+    def note(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if (
+            statement.startswith("VACUUM")
+            or "sent_subscribed=members.desired_subscribed" in statement
+        ):
+            statements.append(statement.split(maxsplit=1)[0])
+
+    event.listen(Engine, "before_cursor_execute", note)
+    try:
+        assert run_cli(config, "sync") == 0
+        first = statements[:]
+        statements.clear()
+        sim.unsubscribe(1001, sorted(sim.truth(1001, FIELD))[0])
+        assert run_cli(config, "sync") == 0
+    finally:
+        event.remove(Engine, "before_cursor_execute", note)
+    on_postgres = db_url.startswith("postgresql")
+    # One a list, each after its list's sent marks.
+    assert first.count("VACUUM") == (2 if on_postgres else 0)
+    assert first[-1] == ("VACUUM" if on_postgres else "UPDATE")
+    assert "VACUUM" not in statements and "UPDATE" in statements
+    assert_profiles_match(sim, sink, [MAIN, OTHER])
+
+
 # Pages of 7 make a scan of dozens of pages: from the third on, unchanged contacts are
 # found by their marks and not read, and every change must still be found.
 @pytest.mark.parametrize("page_size", [5000, 7])

@@ -202,6 +202,31 @@ def test_after_a_scan_sqlite_always_analyzes_postgres_when_the_list_grew_a_tenth
         assert scan_then_settle(run_id, count) == (grew_a_tenth or not on_postgres), count
 
 
+def test_postgres_vacuums_after_a_scan_that_grew_the_list_a_tenth_and_sqlite_never(
+    engine: Engine,
+) -> None:
+    store = Database(engine)
+
+    def scan_then_vacuum(run_id: int, count: int) -> bool:
+        """Whether a scan of the first `count` contacts, delivered, ran VACUUM."""
+        save(store, run_id, [Contact(f"c{n}@x.io", True) for n in range(count)])
+        accept_all(store)
+        with recorded(engine, "VACUUM") as vacuumed:
+            store.members.vacuum_after_growth(LIST, run_id)
+        return bool(vacuumed)
+
+    # (contacts scanned, new among them): all new, none, 100 of 300, 33 of 333 (under a
+    # tenth).
+    scans = [(200, True), (200, False), (300, True), (333, False)]
+    on_postgres = engine.dialect.name == "postgresql"
+    for run_id, (count, grew_a_tenth) in enumerate(scans, start=1):
+        assert scan_then_vacuum(run_id, count) == (grew_a_tenth and on_postgres), count
+    store.members.end_scan(LIST)
+    with recorded(engine, "VACUUM") as vacuumed:
+        store.members.vacuum_after_growth(LIST, 4)  # the scan is over: nothing to judge by
+    assert vacuumed == []
+
+
 def test_the_unseen_are_counted_right_past_duplicates_and_unreadable_contacts(
     store: Database,
 ) -> None:
