@@ -50,15 +50,20 @@ class Ahead(Generic[T]):
 
     def result(self) -> T:
         """What the work returned, once it has; its exception, raised here."""
-        while not self._done.wait(_POLL_SECONDS):
-            pass
+        self._wait()
         if self._error is not None:
             raise self._error
         return cast(T, self._value)
 
     def cancel(self) -> None:
-        """Not wanted any more: the work stops at its next look, and nobody waits for it."""
+        """Not wanted any more: the work stops at its next look, and this returns once it
+        has, so that nothing of it is left using a connection the run goes on to close."""
         self._cancelled.set()
+        self._wait()
+
+    def _wait(self) -> None:
+        while not self._done.wait(_POLL_SECONDS):
+            pass
 
     @property
     def running(self) -> bool:

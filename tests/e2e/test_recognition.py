@@ -10,6 +10,9 @@ import contextlib
 import io
 import itertools
 import json
+import logging
+import threading
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -17,6 +20,7 @@ from typing import Any
 import pytest
 
 from listrak_source.simulator import ListrakSimulator, SegmentSink
+from listrak_source.state.members import Members
 
 from .harness import (
     FIELD,
@@ -616,4 +620,31 @@ def test_the_last_contact_of_a_page_with_the_marker_nested_in_a_list_of_objects(
     sim.override(LIST, emails[0], {"externalContactID": nested})
     config = _config(tmp_path, sim, sink, sqlite_url, page_size=1, user_id_field=FIELD)
     assert _quiet(config, "sync") == 0
+    assert_profiles_match(sim, sink, [WITH_FIELD])
+
+
+def test_a_pass_too_short_to_use_the_rows_read_ahead_leaves_no_read_behind(
+    tmp_path: Path,
+    sim: ListrakSimulator,
+    sink: SegmentSink,
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A re-sync of two pages never needs the list's rows it began reading beside them:
+    the read stops, and is over before the run closes its connections, however slow."""
+    sim.add_list(LIST, "Main", field_ids=[FIELD])
+    sim.seed(LIST, 4, field_id=FIELD, field_ratio=1.0, seed=13)
+    config = _config(tmp_path, sim, sink, db_url, user_id_field=FIELD)
+    assert _quiet(config, "sync") == 0
+    read = Members._read_current
+
+    def slow(self: Members, *args: Any, **kwargs: Any) -> Any:
+        time.sleep(0.5)
+        return read(self, *args, **kwargs)
+
+    monkeypatch.setattr(Members, "_read_current", slow)
+    assert _quiet(config, "sync") == 0
+    assert [t.name for t in threading.enumerate() if t.name.startswith("rows-")] == []
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
     assert_profiles_match(sim, sink, [WITH_FIELD])
