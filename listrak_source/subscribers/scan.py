@@ -88,14 +88,11 @@ def _read_pass(
     # audience read-back judges every subscriber's values, so it recognizes no contact.
     context = None if audience_fields else f"user id field {cfg.user_id_field}"
     recognizing = functools.partial(ctx.db.members.recognizes, cfg.id, run.result.run_id)
-    if spec.subscribed and spec.start_date is None:
-        # A pass over the whole list: the rows it recognizes its contacts by are read
-        # beside its first pages rather than before its third.
-        user_ids, digests = cfg.user_id_field is not None, context is not None
-        ctx.db.members.read_ahead(cfg.id, run.result.run_id, user_ids=user_ids, digests=digests)
     prepare = functools.partial(_prepared, ctx.listrak, context, recognizing)
     name = f"listrak-list-{cfg.id}"
     with Prefetch[RawPage | Page](pages, name=name, stop=ctx.stop, ripen=prepare) as ahead:
+        # Once the first request is on its way.
+        _read_rows_ahead(run, spec, recognizing=context is not None)
         try:
             for item in map(prepare, ahead):
                 page, recognized = _taken(run, item, latest)
@@ -118,6 +115,16 @@ def _read_pass(
             log.info("list %s: stopped waiting for a page; the scan is incomplete", cfg.id)
             return False, newest
     return True, newest
+
+
+def _read_rows_ahead(run: ListRun, spec: ScanSpec, *, recognizing: bool) -> None:
+    """On a pass over the whole list, begin reading the rows its contacts are recognized
+    by, beside its first pages rather than before its third (Members.read_ahead)."""
+    if spec.subscribed and spec.start_date is None:
+        cfg = run.cfg
+        user_ids = cfg.user_id_field is not None
+        members = run.ctx.db.members
+        members.read_ahead(cfg.id, run.result.run_id, user_ids=user_ids, digests=recognizing)
 
 
 def _prepared(
