@@ -8,6 +8,7 @@ list's subscribed rows less those.
 from __future__ import annotations
 
 import heapq
+import logging
 import threading
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
@@ -22,10 +23,12 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.exc import SQLAlchemyError
 
 from ..records import Change, PageDiff, PageKeys, Stored, subscription_mark
 from . import page_sql
 from .ahead import Ahead, Cancelled
+from .engine import describe_db_error
 from .rows import chunks, listed, one_of, renew_keys, requeue_subscribed
 from .schema import members
 from .transactions import Transactions
@@ -37,6 +40,8 @@ if TYPE_CHECKING:
 
     # The marks of the rows found by them, and the digest table of the others.
     _Current = tuple[SeenKeys, DigestIndex | None]
+
+log = logging.getLogger(__name__)
 
 # A scan's page from which unchanged contacts are found by their marks (see _unchanged).
 _CURRENT_FROM_PAGE = 3
@@ -443,9 +448,13 @@ class Members:
             return
         if not self._on_postgres or not self.tx.keeps_writes:
             return
-        with self.tx.engine.connect() as conn:
-            conn.execution_options(isolation_level="AUTOCOMMIT")
-            conn.exec_driver_sql("VACUUM members")
+        try:
+            with self.tx.engine.connect() as conn:
+                conn.execution_options(isolation_level="AUTOCOMMIT")
+                conn.exec_driver_sql("VACUUM members")
+        except SQLAlchemyError as exc:
+            # Housekeeping, which autovacuum also does in its own time: the run stands.
+            log.warning("VACUUM after the list grew did not finish: %s", describe_db_error(exc))
 
     @staticmethod
     def _grew(scan: _Scan) -> bool:

@@ -8,8 +8,8 @@ from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import Engine, select, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Engine, event, select, text
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from listrak_source.records import Change, Contact, Kind, PageDiff, PageKeys, Reject, Stored
 from listrak_source.state import Database, make_engine, page_sql, upgrade
@@ -225,6 +225,32 @@ def test_postgres_vacuums_after_a_scan_that_grew_the_list_a_tenth_and_sqlite_nev
     with recorded(engine, "VACUUM") as vacuumed:
         store.members.vacuum_after_growth(LIST, 4)  # the scan is over: nothing to judge by
     assert vacuumed == []
+
+
+@pytest.mark.postgres
+def test_a_vacuum_that_fails_leaves_the_run_standing(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """VACUUM is housekeeping autovacuum also does: its failure is a warning, not an error."""
+    engine = make_engine(postgres_url)
+    upgrade(engine)
+    store = Database(engine)
+
+    def refuse(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if statement.startswith("VACUUM"):
+            cause = Exception("canceling statement due to statement timeout")
+            raise OperationalError(statement, None, cause)
+
+    save(store, 1, [Contact(f"c{n}@x.io", True) for n in range(10)])
+    event.listen(engine, "before_cursor_execute", refuse)
+    try:
+        store.members.vacuum_after_growth(LIST, 1)
+    finally:
+        event.remove(engine, "before_cursor_execute", refuse)
+        engine.dispose()
+    assert [r.getMessage() for r in caplog.records] == [
+        "VACUUM after the list grew did not finish: canceling statement due to statement timeout"
+    ]
 
 
 def test_the_unseen_are_counted_right_past_duplicates_and_unreadable_contacts(
