@@ -91,6 +91,12 @@ class Members:
         # list id -> the scan of its running run.
         self._scans: dict[int, _Scan] = {}
         self._size_hint = size_hint or (lambda _list_id: 0)
+        # Whether a pass over a whole list reads its rows beside its first pages
+        # (read_ahead): on PostgreSQL, where that read is the server's work. SQLite's is
+        # the worker's own CPU, which on two cores only moved time from the wait at the
+        # third page to the first pages, and a second connection's page cache cost the
+        # worker 10-25 MB more at 1 M; nor is a dry run's one connection for two threads.
+        self.reads_ahead = tx.writes_in_parallel
 
     def save_page(
         self,
@@ -220,13 +226,13 @@ class Members:
         unsubscribed, before its next page is recognized, and such keys are never taken
         by their marks or digests (`_unchanged`, `recognize`, `take`); no other run writes
         the list's rows while this one holds its lock, and Segment's answers touch no
-        column read here. Not on a list empty when the scan began, which reads no row, nor
-        on a dry run's one connection, which is not for two threads.
+        column read here. Not on a list empty when the scan began, which reads no row, and
+        only where `reads_ahead` says.
         """
+        if not self.reads_ahead:
+            return
         scan = self._scan(list_id, run_id)
         if scan.fresh or scan.current is not None or scan.ahead is not None:
-            return
-        if not self.tx.keeps_writes:
             return
         size, codes = self._size_hint(list_id), scan.seen.codes
 

@@ -74,11 +74,13 @@ def _third_page(db: Database, run_id: int) -> None:
 def test_a_pass_over_the_list_reads_its_rows_on_a_thread_the_third_page_waits_for(
     engine: Engine, threads: list[str]
 ) -> None:
+    """On PostgreSQL, where that read is the server's work; SQLite reads at the third page."""
     db = Database(engine)
     _stored(db)
     db.members.read_ahead(LIST, 2, user_ids=False, digests=False)
     _third_page(db, 2)
-    assert threads == [f"rows-{LIST}"]
+    on_postgres = engine.dialect.name == "postgresql"
+    assert threads == [f"rows-{LIST}" if on_postgres else "MainThread"]
     assert db.members.count_unseen(LIST, 2) == (3, 6)
 
 
@@ -87,6 +89,7 @@ def test_a_read_asked_for_other_rows_than_the_scan_needs_is_made_again_in_its_th
 ) -> None:
     db = Database(engine)
     _stored(db)
+    db.members.reads_ahead = True
     db.members.read_ahead(LIST, 2, user_ids=True, digests=False)
     _third_page(db, 2)
     assert threads[-1] == "MainThread"
@@ -97,6 +100,7 @@ def test_no_thread_reads_a_new_list_or_a_dry_runs_connection(
     engine: Engine, threads: list[str]
 ) -> None:
     db = Database(engine)
+    db.members.reads_ahead = True
     db.members.read_ahead(LIST, 1, user_ids=False, digests=False)  # nothing stored yet
     _stored(db)
     assert db.members._scans == {}
@@ -120,6 +124,7 @@ def test_a_scan_that_ends_before_its_third_page_stops_the_read(
         raise Cancelled("not wanted")
 
     monkeypatch.setattr(Members, "_read_current", read)
+    db.members.reads_ahead = True  # SQLite too, which reads at the third page unless told
     db.members.read_ahead(LIST, 2, user_ids=False, digests=False)
     save(db, 2, [Contact("p0@x.io", True)])
     db.members.end_scan(LIST)

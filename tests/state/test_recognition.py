@@ -82,6 +82,8 @@ class Scanner:
         self.ahead = ahead
         self.pages: Counter[int] = Counter()
         self.gate = threading.Event()
+        # The rule holds on any database: SQLite is told to read ahead, as PostgreSQL does.
+        db.members.reads_ahead = ahead is not None
         if ahead == "late":
             read = db.members._read_current
             db.members._read_current = functools.partial(_gated, read, self.gate)  # type: ignore[method-assign]
