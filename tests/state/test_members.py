@@ -4,7 +4,7 @@ matches what is stored writes nothing, and the run remembers whom its scan saw."
 from __future__ import annotations
 
 import itertools
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime
 
 import pytest
@@ -186,41 +186,40 @@ def test_after_a_scan_sqlite_always_analyzes_postgres_when_the_list_grew_a_tenth
     engine: Engine,
 ) -> None:
     store = Database(engine)
-
-    def scan_then_settle(run_id: int, count: int) -> bool:
-        """Whether settling after a scan of the first `count` contacts ran ANALYZE."""
-        save(store, run_id, [Contact(f"c{n}@x.io", True) for n in range(count)])
-        with recorded(engine, "ANALYZE") as analyzed:
-            store.members.refresh_statistics_after_scan(LIST, run_id)
-        return bool(analyzed)
-
+    settle = store.members.refresh_statistics_after_scan
     # (contacts scanned, new among them): all new, none, 22 of 222, 48 of 270, 30 of 300
     # (a tenth exactly), 33 of 333 (just under).
     scans = [(200, True), (200, False), (222, False), (270, True), (300, True), (333, False)]
     on_postgres = engine.dialect.name == "postgresql"
     for run_id, (count, grew_a_tenth) in enumerate(scans, start=1):
-        assert scan_then_settle(run_id, count) == (grew_a_tenth or not on_postgres), count
+        ran = _after_a_scan(store, run_id, count, settle, "ANALYZE")
+        assert ran == (grew_a_tenth or not on_postgres), count
+
+
+def _after_a_scan(
+    store: Database, run_id: int, count: int, settle: Callable[[int, int], None], verb: str
+) -> bool:
+    """Whether `settle`, after a delivered scan of the first `count` contacts, sent a
+    statement beginning with `verb`."""
+    save(store, run_id, [Contact(f"c{n}@x.io", True) for n in range(count)])
+    accept_all(store)
+    with recorded(store.engine, verb) as sent:
+        settle(LIST, run_id)
+    return bool(sent)
 
 
 def test_postgres_vacuums_after_a_scan_that_grew_the_list_a_tenth_and_sqlite_never(
     engine: Engine,
 ) -> None:
     store = Database(engine)
-
-    def scan_then_vacuum(run_id: int, count: int) -> bool:
-        """Whether a scan of the first `count` contacts, delivered, ran VACUUM."""
-        save(store, run_id, [Contact(f"c{n}@x.io", True) for n in range(count)])
-        accept_all(store)
-        with recorded(engine, "VACUUM") as vacuumed:
-            store.members.vacuum_after_growth(LIST, run_id)
-        return bool(vacuumed)
-
+    settle = store.members.vacuum_after_growth
     # (contacts scanned, new among them): all new, none, 100 of 300, 33 of 333 (under a
     # tenth).
     scans = [(200, True), (200, False), (300, True), (333, False)]
     on_postgres = engine.dialect.name == "postgresql"
     for run_id, (count, grew_a_tenth) in enumerate(scans, start=1):
-        assert scan_then_vacuum(run_id, count) == (grew_a_tenth and on_postgres), count
+        ran = _after_a_scan(store, run_id, count, settle, "VACUUM")
+        assert ran == (grew_a_tenth and on_postgres), count
     store.members.end_scan(LIST)
     with recorded(engine, "VACUUM") as vacuumed:
         store.members.vacuum_after_growth(LIST, 4)  # the scan is over: nothing to judge by
