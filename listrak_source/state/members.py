@@ -280,8 +280,12 @@ class Members:
 
         current = SeenKeys(0 if digests else size)
         known = DigestIndex(size) if digests else None
+        # A second connection reads half of PostgreSQL's table beside the first.
+        beside = self.tx.read if self.tx.writes_in_parallel else None
         with self.tx.read() as conn:
-            chunks_ = page_sql.subscribed_columns(conn, list_id, digested_without_user_id=digests)
+            chunks_ = page_sql.subscribed_columns(
+                conn, list_id, digested_without_user_id=digests, beside=beside
+            )
             for columns in chunks_:
                 if cancelled is not None and cancelled.is_set():
                     raise Cancelled("the scan no longer needs the list's rows")

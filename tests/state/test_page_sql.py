@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -294,12 +294,20 @@ def test_subscribed_columns_are_the_subscribed_rows_column_by_column(
                 # Also walked by rowid, as SQLite reads a list that is most of the table.
                 readers.append(page_sql._rowid_chunks(conn, list_id, digested))
             else:
-                # And by ranges of blocks, as PostgreSQL reads such a list.
-                readers.append(page_sql._block_chunks(conn, list_id, digested))
+                # And by ranges of blocks, as PostgreSQL reads such a list: on one
+                # connection, and in two halves at once, the second on another.
+                readers.append(page_sql._block_chunks(conn, list_id, digested, None))
+                readers.append(_in_halves(engine, list_id, digested))
             for chunks in readers:
                 got = [row for columns in chunks for row in zip(*columns, strict=True)]
                 assert len(got) == len(want)
                 assert sorted(got) == want
+
+
+def _in_halves(engine: Engine, list_id: int, digested: bool) -> Iterator[page_sql.Columns]:
+    with engine.connect() as conn:
+        conn.execution_options(isolation_level="REPEATABLE READ")
+        yield from page_sql._block_chunks(conn, list_id, digested, engine.connect)
 
 
 def test_sqlite_reads_a_list_that_fills_the_table_a_chunk_a_step(engine: Engine) -> None:
@@ -331,14 +339,17 @@ def test_postgres_reads_a_list_that_fills_the_table_by_block_ranges_in_one_snaps
     _fill(engine, {LIST: 3000})
     with engine.begin() as conn:
         conn.exec_driver_sql("ANALYZE")
-    with engine.connect() as conn, recorded(engine, "SELECT json_agg") as walked:
-        chunks = page_sql.subscribed_columns(conn, LIST, digested_without_user_id=True)
-        keys = next(chunks)[0]
-        with engine.begin() as other:
-            other.exec_driver_sql("UPDATE members SET last_seen_run = 8")
-        keys += [key for columns in chunks for key in columns[0]]
-    assert len(walked) > 2
-    assert sorted(keys) == sorted(f"c{n}@x.io" for n in range(3000) if n % 7 != 0)
+    for beside in (None, engine.connect):
+        with engine.connect() as conn, recorded(engine, "SELECT json_agg") as walked:
+            chunks = page_sql.subscribed_columns(
+                conn, LIST, digested_without_user_id=True, beside=beside
+            )
+            keys = next(chunks)[0]
+            with engine.begin() as other:
+                other.exec_driver_sql("UPDATE members SET last_seen_run = 8")
+            keys += [key for columns in chunks for key in columns[0]]
+        assert len(walked) > 2
+        assert sorted(keys) == sorted(f"c{n}@x.io" for n in range(3000) if n % 7 != 0)
     _fill(engine, {OTHER + n: 30 for n in range(10)})
     with engine.begin() as conn:
         conn.exec_driver_sql("ANALYZE")
