@@ -329,8 +329,11 @@ def _in_halves(
     half = len(starts) // 2
     other = _OtherHalf(beside, str(snapshot), starts[half:], read)
     try:
-        yield from (read(conn, start) for start in starts[:half])
-        yield from other
+        for start in starts[:half]:
+            yield read(conn, start)
+            # Taken as they come, so that only a few wait: each is a few MB of JSON.
+            yield from other.ready()
+        yield from other.rest()
     finally:
         other.close()
 
@@ -345,8 +348,9 @@ class _OtherHalf:
         starts: list[int],
         read: Callable[[Connection, int], _Texts],
     ) -> None:
-        self._queue: queue.Queue[_Texts | BaseException | None] = queue.Queue(maxsize=4)
+        self._queue: queue.Queue[_Texts | BaseException | None] = queue.Queue(maxsize=2)
         self._closed = threading.Event()
+        self._ended = False
         context = contextvars.copy_context()
         args = (beside, snapshot, starts, read)
         self._thread = threading.Thread(
@@ -380,10 +384,24 @@ class _OtherHalf:
                 continue
         return False
 
-    def __iter__(self) -> Iterator[_Texts]:
-        while (item := self._queue.get()) is not None:
-            if isinstance(item, BaseException):
-                raise item
+    def ready(self) -> Iterator[_Texts]:
+        """The ranges read so far and not yet taken."""
+        while not self._ended and not self._queue.empty():
+            yield from self._take()
+
+    def rest(self) -> Iterator[_Texts]:
+        """Every range not yet taken, as each is read."""
+        while not self._ended:
+            yield from self._take()
+
+    def _take(self) -> Iterator[_Texts]:
+        item = self._queue.get()
+        if item is None:
+            self._ended = True
+        elif isinstance(item, BaseException):
+            self._ended = True
+            raise item
+        else:
             yield item
 
     def close(self) -> None:

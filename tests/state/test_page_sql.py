@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -302,6 +304,25 @@ def test_subscribed_columns_are_the_subscribed_rows_column_by_column(
                 got = [row for columns in chunks for row in zip(*columns, strict=True)]
                 assert len(got) == len(want)
                 assert sorted(got) == want
+
+
+@pytest.mark.postgres
+def test_a_failure_reading_the_second_half_of_the_table_is_raised_by_the_walk(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = make_engine(postgres_url)
+    upgrade(engine)
+    monkeypatch.setattr(page_sql, "BLOCKS", 5)
+    _fill(engine, {LIST: 3000})
+
+    def beside() -> AbstractContextManager[Connection]:
+        raise RuntimeError("no second connection")
+
+    with engine.connect() as conn, pytest.raises(RuntimeError, match="no second connection"):
+        conn.execution_options(isolation_level="REPEATABLE READ")
+        list(page_sql._block_chunks(conn, LIST, True, beside))
+    assert [t for t in threading.enumerate() if t.name == "rows-beside"] == []
+    engine.dispose()
 
 
 def _in_halves(engine: Engine, list_id: int, digested: bool) -> Iterator[page_sql.Columns]:
