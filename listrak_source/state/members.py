@@ -12,6 +12,7 @@ import logging
 import threading
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -282,10 +283,17 @@ class Members:
         known = DigestIndex(size) if digests else None
         # A second connection reads half of PostgreSQL's table beside the first.
         beside = self.tx.read if self.tx.writes_in_parallel else None
-        with self.tx.read() as conn:
-            chunks_ = page_sql.subscribed_columns(
-                conn, list_id, digested_without_user_id=digests, beside=beside
-            )
+        # The walk is closed on the way out, not when collected: one in two halves then
+        # stops its other half and gives its connection back (a Cancelled raised below
+        # would keep the walk alive in its traceback).
+        with (
+            self.tx.read() as conn,
+            closing(
+                page_sql.subscribed_columns(
+                    conn, list_id, digested_without_user_id=digests, beside=beside
+                )
+            ) as chunks_,
+        ):
             for columns in chunks_:
                 if cancelled is not None and cancelled.is_set():
                     raise Cancelled("the scan no longer needs the list's rows")

@@ -24,7 +24,7 @@ import itertools
 import queue
 import re
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from operator import itemgetter
@@ -210,7 +210,7 @@ def subscribed_columns(
     *,
     digested_without_user_id: bool,
     beside: Callable[[], AbstractContextManager[Connection]] | None = None,
-) -> Iterator[Columns]:
+) -> Generator[Columns, None, None]:
     """The list's desired-subscribed rows as `subscribed_rows(..., with_user_id=True)` has
     them, a chunk at a time as three columns: keys, userIds, digests.
 

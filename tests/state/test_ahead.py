@@ -4,6 +4,7 @@ and a read nobody needs any more stops."""
 
 from __future__ import annotations
 
+import gc
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -12,7 +13,7 @@ import pytest
 from sqlalchemy import Engine
 
 from listrak_source.records import Contact
-from listrak_source.state import Database
+from listrak_source.state import Database, make_engine, page_sql, upgrade
 from listrak_source.state.ahead import Ahead, Cancelled
 from listrak_source.state.members import Members
 
@@ -129,3 +130,36 @@ def test_a_scan_that_ends_before_its_third_page_stops_the_read(
     save(db, 2, [Contact("p0@x.io", True)])
     db.members.end_scan(LIST)
     assert stopped.is_set()  # before the run goes on to close its connections
+
+
+@pytest.mark.postgres
+def test_a_cancelled_read_in_two_halves_leaves_no_half_reading(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second half's thread and connection are gone once the read has stopped, without
+    waiting for the garbage collector."""
+    engine = make_engine(postgres_url)
+    upgrade(engine)
+    monkeypatch.setattr(page_sql, "BLOCKS", 1)
+    db = Database(engine)
+    save(db, 1, [Contact(f"p{n}@x.io", True) for n in range(600)])
+    db.members.end_scan(LIST)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("ANALYZE")
+
+    def work(cancelled: threading.Event) -> object:
+        cancelled.wait()  # looked at once the first chunk is in
+        return db.members._read_current(
+            LIST, 600, hash, user_ids=False, digests=True, cancelled=cancelled
+        )
+
+    gc.disable()
+    try:
+        ahead = Ahead(work, name="rows")
+        ahead.cancel()  # the read's Cancelled stays in `ahead`, with its traceback
+        assert [t for t in threading.enumerate() if t.name == "rows-beside"] == []
+        with pytest.raises(Cancelled):
+            ahead.result()
+    finally:
+        gc.enable()
+        engine.dispose()
