@@ -79,7 +79,17 @@ def db_url(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def engine(db_url: str) -> Iterator[Engine]:
     """An engine on a migrated database, on each backend."""
-    engine = make_engine(db_url)
+    yield from _migrated(db_url)
+
+
+@pytest.fixture
+def postgres_engine(postgres_url: str) -> Iterator[Engine]:
+    """An engine on a migrated PostgreSQL schema, for what only PostgreSQL does."""
+    yield from _migrated(postgres_url)
+
+
+def _migrated(url: str) -> Iterator[Engine]:
+    engine = make_engine(url)
     upgrade(engine)
     yield engine
     engine.dispose()

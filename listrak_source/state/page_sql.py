@@ -348,28 +348,22 @@ class _OtherHalf:
         starts: list[int],
         read: Callable[[Connection, int], _Texts],
     ) -> None:
+        self._beside, self._snapshot, self._starts, self._read = beside, snapshot, starts, read
         self._queue: queue.Queue[_Texts | BaseException | None] = queue.Queue(maxsize=2)
         self._closed = threading.Event()
         self._ended = False
         context = contextvars.copy_context()
-        args = (beside, snapshot, starts, read)
         self._thread = threading.Thread(
-            target=context.run, args=(self._run, *args), name="rows-beside", daemon=True
+            target=context.run, args=(self._run,), name="rows-beside", daemon=True
         )
         self._thread.start()
 
-    def _run(
-        self,
-        beside: Callable[[], AbstractContextManager[Connection]],
-        snapshot: str,
-        starts: list[int],
-        read: Callable[[Connection, int], _Texts],
-    ) -> None:
+    def _run(self) -> None:
         try:
-            with beside() as conn:
-                _take_snapshot(conn, snapshot)
-                for start in starts:
-                    if self._closed.is_set() or not self._put(read(conn, start)):
+            with self._beside() as conn:
+                _take_snapshot(conn, self._snapshot)
+                for start in self._starts:
+                    if self._closed.is_set() or not self._put(self._read(conn, start)):
                         return
             self._put(None)
         except BaseException as exc:  # raised again in the thread that reads the chunks

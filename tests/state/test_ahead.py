@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import Engine
 
 from listrak_source.records import Contact
-from listrak_source.state import Database, make_engine, page_sql, upgrade
+from listrak_source.state import Database, page_sql
 from listrak_source.state.ahead import Ahead, Cancelled
 from listrak_source.state.members import Members
 
@@ -134,12 +134,11 @@ def test_a_scan_that_ends_before_its_third_page_stops_the_read(
 
 @pytest.mark.postgres
 def test_a_cancelled_read_in_two_halves_leaves_no_half_reading(
-    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+    postgres_engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The second half's thread and connection are gone once the read has stopped, without
     waiting for the garbage collector."""
-    engine = make_engine(postgres_url)
-    upgrade(engine)
+    engine = postgres_engine
     monkeypatch.setattr(page_sql, "BLOCKS", 1)
     db = Database(engine)
     save(db, 1, [Contact(f"p{n}@x.io", True) for n in range(600)])
@@ -162,4 +161,3 @@ def test_a_cancelled_read_in_two_halves_leaves_no_half_reading(
             ahead.result()
     finally:
         gc.enable()
-        engine.dispose()

@@ -228,11 +228,10 @@ def test_postgres_vacuums_after_a_scan_that_grew_the_list_a_tenth_and_sqlite_nev
 
 @pytest.mark.postgres
 def test_a_vacuum_that_fails_leaves_the_run_standing(
-    postgres_url: str, caplog: pytest.LogCaptureFixture
+    postgres_engine: Engine, caplog: pytest.LogCaptureFixture
 ) -> None:
     """VACUUM is housekeeping autovacuum also does: its failure is a warning, not an error."""
-    engine = make_engine(postgres_url)
-    upgrade(engine)
+    engine = postgres_engine
     store = Database(engine)
 
     def refuse(_conn: object, _cursor: object, statement: str, *_: object) -> None:
@@ -246,7 +245,6 @@ def test_a_vacuum_that_fails_leaves_the_run_standing(
         store.members.vacuum_after_growth(LIST, 1)
     finally:
         event.remove(engine, "before_cursor_execute", refuse)
-        engine.dispose()
     assert [r.getMessage() for r in caplog.records] == [
         "VACUUM after the list grew did not finish: canceling statement due to statement timeout"
     ]

@@ -308,10 +308,9 @@ def test_subscribed_columns_are_the_subscribed_rows_column_by_column(
 
 @pytest.mark.postgres
 def test_a_failure_reading_the_second_half_of_the_table_is_raised_by_the_walk(
-    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+    postgres_engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    engine = make_engine(postgres_url)
-    upgrade(engine)
+    engine = postgres_engine
     monkeypatch.setattr(page_sql, "BLOCKS", 5)
     _fill(engine, {LIST: 3000})
 
@@ -322,7 +321,6 @@ def test_a_failure_reading_the_second_half_of_the_table_is_raised_by_the_walk(
         conn.execution_options(isolation_level="REPEATABLE READ")
         list(page_sql._block_chunks(conn, LIST, True, beside))
     assert [t for t in threading.enumerate() if t.name == "rows-beside"] == []
-    engine.dispose()
 
 
 def _in_halves(engine: Engine, list_id: int, digested: bool) -> Iterator[page_sql.Columns]:
