@@ -252,12 +252,11 @@ class Members:
         by `read_ahead`'s thread when it was asked for the same."""
         if scan.current is not None:
             return scan.current
-        ahead, scan.ahead = scan.ahead, None
-        if ahead is not None and scan.ahead_for == (user_ids, digests):
+        if scan.ahead is not None and scan.ahead_for == (user_ids, digests):
+            ahead, scan.ahead = scan.ahead, None
             scan.current, scan.known = ahead.result()
             return scan.current
-        if ahead is not None:
-            ahead.cancel()
+        _stop_ahead(scan)
         size = self._size_hint(list_id)
         scan.current, scan.known = self._read_current(
             list_id, size, scan.seen.codes, user_ids=user_ids, digests=digests
@@ -464,11 +463,12 @@ class Members:
         scan = self._scans.get(list_id)
         if scan is None or scan.run_id != run_id or not self._grew(scan):
             return
-        if not self._on_postgres or not self.tx.keeps_writes:
+        if not self.tx.writes_in_parallel:  # SQLite, or a dry run's one connection
             return
         try:
-            with self.tx.engine.connect() as conn:
-                conn.execution_options(isolation_level="AUTOCOMMIT")
+            # On PostgreSQL, a connection that commits each statement by itself: VACUUM
+            # runs outside any transaction.
+            with self.tx.read_then_write() as conn:
                 conn.exec_driver_sql("VACUUM members")
         except SQLAlchemyError as exc:
             # Housekeeping, which autovacuum also does in its own time: the run stands.
