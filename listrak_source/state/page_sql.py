@@ -441,6 +441,23 @@ def _rowid_chunks(
         after = last
 
 
+def statistics_behind(conn: Connection) -> bool:
+    """SQLite: whether ANALYZE never ran on the members table, or ran when it held fewer
+    than ten elevenths of the rows it holds now. No member row is ever deleted, so the
+    largest rowid counts them, in one step down the table."""
+    stats = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sqlite_stat1'"
+    if not fetch(conn, stats, ()):
+        return True
+    # The primary key's index has every row: its statistics begin with their number.
+    sql = "SELECT stat FROM sqlite_stat1 WHERE tbl = 'members' AND idx = ?"
+    found = fetch(conn, sql, ("sqlite_autoindex_members_1",))
+    if not found:
+        return True
+    counted = int(str(found[0][0]).split()[0])
+    (rows,) = fetch(conn, "SELECT coalesce(max(rowid), 0) FROM members", ())[0]
+    return 10 * int(rows) > 11 * counted
+
+
 def has_rows(conn: Connection, list_id: int) -> bool:
     """Whether the list has any row at all."""
     sql = f"SELECT 1 FROM members WHERE list_id = {placeholder(conn)} LIMIT 1"

@@ -182,18 +182,29 @@ def test_after_statistics_sqlite_reads_a_whole_list_in_table_order(sqlite_url: s
     engine.dispose()
 
 
-def test_after_a_scan_sqlite_always_analyzes_postgres_when_the_list_grew_a_tenth(
+def test_after_a_scan_both_analyze_when_the_list_grew_a_tenth_sqlite_also_when_the_table_did(
     engine: Engine,
 ) -> None:
     store = Database(engine)
     settle = store.members.refresh_statistics_after_scan
-    # (contacts scanned, new among them): all new, none, 22 of 222, 48 of 270, 30 of 300
-    # (a tenth exactly), 33 of 333 (just under).
-    scans = [(200, True), (200, False), (222, False), (270, True), (300, True), (333, False)]
+    # (contacts scanned, whether PostgreSQL analyzes, whether SQLite does): all new; none
+    # new; 10 of 210 (the table a twentieth larger than when analyzed); 11 of 221 (the
+    # list grew under a tenth, the table over a tenth since 200); 49 of 270 (a tenth and
+    # more); 30 of 300 (a tenth exactly, of the list and of the table); 30 of 330 (under a
+    # tenth of the list, and the table exactly a tenth larger than at 300).
+    scans = [
+        (200, True, True),
+        (200, False, False),
+        (210, False, False),
+        (221, False, True),
+        (270, True, True),
+        (300, True, True),
+        (330, False, False),
+    ]
     on_postgres = engine.dialect.name == "postgresql"
-    for run_id, (count, grew_a_tenth) in enumerate(scans, start=1):
+    for run_id, (count, on_pg, on_sqlite) in enumerate(scans, start=1):
         ran = _after_a_scan(store, run_id, count, settle, "ANALYZE")
-        assert ran == (grew_a_tenth or not on_postgres), count
+        assert ran == (on_pg if on_postgres else on_sqlite), count
 
 
 def _after_a_scan(
