@@ -20,6 +20,7 @@ from sqlalchemy import (
     TypeDecorator,
     false,
     text,
+    true,
 )
 
 
@@ -57,10 +58,10 @@ members = Table(
     Column("sent_user_id", Text),
     Column("message_id", String(36)),
     Column("detected_at", UTCDateTime),
-    Column("attempts", Integer, nullable=False, default=0),
+    Column("attempts", Integer, nullable=False, default=0, server_default="0"),
     Column("next_attempt_at", UTCDateTime),
     Column("last_error", Text),
-    Column("dead", Boolean, nullable=False, default=False),
+    Column("dead", Boolean, nullable=False, default=False, server_default=false()),
     # The last run that wrote the row from a scan (a new or changed contact); `lookup` reads
     # it. The sweep does not: a scan keeps the keys it has seen in memory (state/seen.py),
     # so a re-sync with no change writes no row.
@@ -94,17 +95,17 @@ runs = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("list_id", BigInteger, nullable=False),
     Column("kind", String(16), nullable=False),
-    Column("full_scan", Boolean, nullable=False, default=True),
+    Column("full_scan", Boolean, nullable=False, default=True, server_default=true()),
     Column("started_at", UTCDateTime, nullable=False),
     Column("finished_at", UTCDateTime),
     Column("status", String(16), nullable=False),
-    Column("scanned", Integer, nullable=False, default=0),
-    Column("subscribed", Integer, nullable=False, default=0),
-    Column("unsubscribed", Integer, nullable=False, default=0),
-    Column("user_id_changed", Integer, nullable=False, default=0),
-    Column("rejected", Integer, nullable=False, default=0),
-    Column("delivered", Integer, nullable=False, default=0),
-    Column("failed", Integer, nullable=False, default=0),
+    Column("scanned", Integer, nullable=False, default=0, server_default="0"),
+    Column("subscribed", Integer, nullable=False, default=0, server_default="0"),
+    Column("unsubscribed", Integer, nullable=False, default=0, server_default="0"),
+    Column("user_id_changed", Integer, nullable=False, default=0, server_default="0"),
+    Column("rejected", Integer, nullable=False, default=0, server_default="0"),
+    Column("delivered", Integer, nullable=False, default=0, server_default="0"),
+    Column("failed", Integer, nullable=False, default=0, server_default="0"),
     Column("error", Text),
     Column("note", Text),
 )
@@ -169,13 +170,13 @@ audience_values = Table(
     Column("sent", Boolean),
     Column("sent_at", UTCDateTime),
     Column("pending", Boolean, nullable=False),
-    Column("attempts", Integer, nullable=False, default=0),
+    Column("attempts", Integer, nullable=False, default=0, server_default="0"),
     Column("next_attempt_at", UTCDateTime),
     Column("last_error", Text),
-    Column("dead", Boolean, nullable=False, default=False),
+    Column("dead", Boolean, nullable=False, default=False, server_default=false()),
     Column("readback", Boolean),
     Column("readback_at", UTCDateTime),
-    Column("mismatch", Boolean, nullable=False, default=False),
+    Column("mismatch", Boolean, nullable=False, default=False, server_default=false()),
     # Read-backs in a row that found Listrak not showing what it accepted; at
     # push.max_mismatches the value is dead.
     Column("mismatches", Integer, nullable=False, default=0, server_default="0"),
@@ -208,10 +209,10 @@ audience_pushes = Table(
     Column("started_at", UTCDateTime, nullable=False),
     Column("finished_at", UTCDateTime),
     Column("status", String(16), nullable=False),
-    Column("accepted", Integer, nullable=False, default=0),
-    Column("rejected", Integer, nullable=False, default=0),
-    Column("held", Integer, nullable=False, default=0),
-    Column("requests", Integer, nullable=False, default=0),
+    Column("accepted", Integer, nullable=False, default=0, server_default="0"),
+    Column("rejected", Integer, nullable=False, default=0, server_default="0"),
+    Column("held", Integer, nullable=False, default=0, server_default="0"),
+    Column("requests", Integer, nullable=False, default=0, server_default="0"),
     Column("error", Text),
 )
 Index("ix_audience_pushes_list", audience_pushes.c.list_id, audience_pushes.c.id)
@@ -247,9 +248,9 @@ activity_messages = Table(
     Column("sent_at", UTCDateTime),
     Column("properties", Text, nullable=False),
     Column("read_at", UTCDateTime),  # the last pass that read every row
-    Column("deferred", Boolean, nullable=False, default=False),
+    Column("deferred", Boolean, nullable=False, default=False, server_default=false()),
     Column("clicks_mark", String(40)),  # the newest clickDate read, raw
-    Column("backfilled", Boolean, nullable=False, default=False),
+    Column("backfilled", Boolean, nullable=False, default=False, server_default=false()),
 )
 Index("ix_activity_messages_sent", activity_messages.c.list_id, activity_messages.c.sent_at)
 
@@ -260,11 +261,11 @@ activity_rows = Table(
     Column("message_id", BigInteger, primary_key=True),
     Column("email_key", String(320), primary_key=True),
     Column("send_date", String(40)),
-    Column("opened", Boolean, nullable=False, default=False),
-    Column("bounced", Boolean, nullable=False, default=False),
-    Column("abused", Boolean, nullable=False, default=False),
-    Column("order_total", Float, nullable=False, default=0.0),
-    Column("click_count", Integer, nullable=False, default=0),
+    Column("opened", Boolean, nullable=False, default=False, server_default=false()),
+    Column("bounced", Boolean, nullable=False, default=False, server_default=false()),
+    Column("abused", Boolean, nullable=False, default=False, server_default=false()),
+    Column("order_total", Float, nullable=False, default=0.0, server_default="0"),
+    Column("click_count", Integer, nullable=False, default=0, server_default="0"),
 )
 
 # One row per fact, by the messageId made from the fact and the write key.
@@ -280,12 +281,12 @@ activity_events = Table(
     Column("occurred_at", UTCDateTime, nullable=False),
     Column("properties", Text, nullable=False),
     Column("detected_at", UTCDateTime, nullable=False),
-    Column("sent", Boolean, nullable=False, default=False),
+    Column("sent", Boolean, nullable=False, default=False, server_default=false()),
     Column("sent_at", UTCDateTime),
-    Column("attempts", Integer, nullable=False, default=0),
+    Column("attempts", Integer, nullable=False, default=0, server_default="0"),
     Column("next_attempt_at", UTCDateTime),
     Column("last_error", Text),
-    Column("dead", Boolean, nullable=False, default=False),
+    Column("dead", Boolean, nullable=False, default=False, server_default=false()),
 )
 # Only unsent events are indexed: delivery pages through them by id, however long the ledger.
 Index(
@@ -305,7 +306,7 @@ activity_lists = Table(
     Column("last_pass_at", UTCDateTime),
     Column("status", String(16)),
     Column("error", Text),
-    Column("open_messages", Integer, nullable=False, default=0),
-    Column("deferred", Integer, nullable=False, default=0),
+    Column("open_messages", Integer, nullable=False, default=0, server_default="0"),
+    Column("deferred", Integer, nullable=False, default=0, server_default="0"),
     Column("unsub_mark", String(40)),
 )

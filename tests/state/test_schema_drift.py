@@ -1,18 +1,136 @@
-"""The migrations and the table definitions describe one schema, on both backends."""
+"""The migrations and the table definitions describe one schema, on both backends, and a new
+database made from the definitions is the one the migrations make."""
 
 from __future__ import annotations
 
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine, create_engine, text
 
+from listrak_source.state import engine as db
+from listrak_source.state.migrate import upgrade_to_head
 from listrak_source.state.schema import metadata
 
 
-def test_migrations_build_exactly_the_tables_the_code_defines(engine: Engine) -> None:
+def _migrated(url: str) -> Engine:
+    """An engine on a database built by running every migration."""
+    engine = db.make_engine(url)
+    with db.migration_transaction(engine) as conn:
+        upgrade_to_head(db.migrations_dir(), conn)
+    return engine
+
+
+def test_migrations_build_exactly_the_tables_the_code_defines(db_url: str) -> None:
+    engine = _migrated(db_url)
     with engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"compare_type": True})
         diff = compare_metadata(context, metadata)
+    engine.dispose()
     ignored = {"alembic_version"}
     drift = [d for d in diff if not (d[0] == "remove_table" and d[1].name in ignored)]
     assert drift == []
+
+
+@pytest.fixture
+def other_url(db_url: str, tmp_path: Path, postgres_server: str) -> Iterator[str]:
+    """A second fresh database on the same backend as `db_url`."""
+    if db_url.startswith("sqlite"):
+        yield f"sqlite:///{tmp_path / 'other.db'}"
+        return
+    schema = f"lsrc_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(postgres_server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in postgres_server else "?"
+    yield f"{postgres_server}{sep}options=-csearch_path%3D{schema}"
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+def test_a_new_database_is_made_as_the_migrations_make_it(db_url: str, other_url: str) -> None:
+    """Columns with their types, nullability and defaults, keys, indexes with their
+    conditions, and the revision: all alike, whichever way the database was made."""
+    made = db.make_engine(db_url)
+    db.upgrade(made)  # a database with no table yet: made from the definitions
+    migrated = _migrated(other_url)
+    catalogs = []
+    for engine in (made, migrated):
+        with engine.connect() as conn:
+            catalogs.append(_catalog(conn))
+        engine.dispose()
+    assert catalogs[0] == catalogs[1]
+    assert catalogs[0]["revision"] == [(db.SCHEMA_HEAD,)]
+
+
+def test_a_database_that_holds_tables_is_migrated_not_made(db_url: str) -> None:
+    """Tables without the revision's record (a copy made by hand, say) are the migrations'
+    to judge: making them over would fail, or hide what they hold."""
+    engine = db.make_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE members (list_id BIGINT)"))
+    with pytest.raises(Exception, match="members"):
+        db.upgrade(engine)
+    engine.dispose()
+
+
+def _catalog(conn: Connection) -> dict[str, Any]:
+    """What the database says of its own schema, in an order that does not depend on how
+    it was built."""
+    found = _sqlite_catalog(conn) if conn.dialect.name == "sqlite" else _postgres_catalog(conn)
+    found["revision"] = _rows(conn, "SELECT version_num FROM alembic_version")
+    return found
+
+
+def _sqlite_catalog(conn: Connection) -> dict[str, Any]:
+    tables = [r[0] for r in _rows(conn, "SELECT name FROM sqlite_master WHERE type = 'table'")]
+    found: dict[str, Any] = {}
+    for table in sorted(tables):
+        # (name, type, not null, default, position in the primary key, hidden)
+        found[table] = sorted(_rows(conn, f"PRAGMA table_xinfo('{table}')"), key=lambda r: r[1])
+        found[table] = [row[1:] for row in found[table]]
+        for index in _rows(conn, f"PRAGMA index_list('{table}')"):
+            name = index[1]
+            columns = [row[2] for row in _rows(conn, f"PRAGMA index_info('{name}')")]
+            found[f"{table}.{name}"] = (index[2:], columns, _condition(conn, name))
+    return found
+
+
+def _condition(conn: Connection, index: str) -> str:
+    """A partial index's condition as SQLite keeps it, spacing aside."""
+    sql = _rows(conn, f"SELECT sql FROM sqlite_master WHERE name = '{index}'")[0][0]
+    where = re.split(r"\bWHERE\b", sql or "", maxsplit=1, flags=re.IGNORECASE)[1:]
+    return " ".join(where[0].split()) if where else ""
+
+
+def _postgres_catalog(conn: Connection) -> dict[str, Any]:
+    schema = conn.execute(text("SELECT current_schema()")).scalar_one()
+    columns = _rows(
+        conn,
+        "SELECT table_name, column_name, data_type, character_maximum_length, is_nullable,"
+        " column_default FROM information_schema.columns WHERE table_schema = current_schema()",
+    )
+    indexes = _rows(
+        conn, "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema()"
+    )
+    constraints = _rows(
+        conn,
+        "SELECT conrelid::regclass::text, conname, contype, pg_get_constraintdef(oid)"
+        " FROM pg_constraint WHERE connamespace = current_schema()::regnamespace",
+    )
+    return {
+        "columns": sorted(columns),
+        "indexes": sorted((name, sql.replace(f"{schema}.", "")) for name, sql in indexes),
+        "constraints": sorted(constraints),
+    }
+
+
+def _rows(conn: Connection, sql: str) -> list[tuple[Any, ...]]:
+    return [tuple(row) for row in conn.exec_driver_sql(sql)]
