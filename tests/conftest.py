@@ -52,6 +52,10 @@ def postgres_server() -> str:
 @pytest.fixture
 def postgres_url(postgres_server: str) -> Iterator[str]:
     """A fresh schema per test, dropped afterwards, reached through search_path."""
+    yield from _fresh_schema(postgres_server)
+
+
+def _fresh_schema(postgres_server: str) -> Iterator[str]:
     schema = f"lsrc_{uuid.uuid4().hex[:12]}"
     admin = create_engine(postgres_server, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -74,6 +78,15 @@ def db_url(request: pytest.FixtureRequest) -> str:
     """Each end-to-end test runs on SQLite and on the real PostgreSQL server."""
     name = "sqlite_url" if request.param == "sqlite" else "postgres_url"
     return str(request.getfixturevalue(name))
+
+
+@pytest.fixture
+def other_db_url(db_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A second fresh database, on the same backend as `db_url`."""
+    if db_url.startswith("sqlite"):
+        yield f"sqlite:///{tmp_path / 'other.db'}"
+        return
+    yield from _fresh_schema(request.getfixturevalue("postgres_server"))
 
 
 @pytest.fixture

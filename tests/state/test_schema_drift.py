@@ -4,15 +4,12 @@ database made from the definitions is the one the migrations make."""
 from __future__ import annotations
 
 import re
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy import Connection, Engine, text
 
 from listrak_source.state import engine as db
 from listrak_source.state.migrate import upgrade_to_head
@@ -38,29 +35,12 @@ def test_migrations_build_exactly_the_tables_the_code_defines(db_url: str) -> No
     assert drift == []
 
 
-@pytest.fixture
-def other_url(db_url: str, tmp_path: Path, postgres_server: str) -> Iterator[str]:
-    """A second fresh database on the same backend as `db_url`."""
-    if db_url.startswith("sqlite"):
-        yield f"sqlite:///{tmp_path / 'other.db'}"
-        return
-    schema = f"lsrc_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(postgres_server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in postgres_server else "?"
-    yield f"{postgres_server}{sep}options=-csearch_path%3D{schema}"
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
-
-
-def test_a_new_database_is_made_as_the_migrations_make_it(db_url: str, other_url: str) -> None:
+def test_a_new_database_is_made_as_the_migrations_make_it(db_url: str, other_db_url: str) -> None:
     """Columns with their types, nullability and defaults, keys, indexes with their
     conditions, and the revision: all alike, whichever way the database was made."""
     made = db.make_engine(db_url)
     db.upgrade(made)  # a database with no table yet: made from the definitions
-    migrated = _migrated(other_url)
+    migrated = _migrated(other_db_url)
     catalogs = []
     for engine in (made, migrated):
         with engine.connect() as conn:
