@@ -19,11 +19,8 @@ BEGIN, statements and COMMIT took five or six.
 
 from __future__ import annotations
 
-import contextvars
 import itertools
-import queue
 import re
-import threading
 from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
@@ -33,6 +30,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection
 
+from ..feed import Feed
 from ..records import Change, Reject
 from .rows import CHUNK, chunks
 from .schema import members
@@ -327,81 +325,24 @@ def _in_halves(
     it the server's."""
     (snapshot,) = fetch(conn, "SELECT pg_export_snapshot()", ())[0]
     half = len(starts) // 2
-    other = _OtherHalf(beside, str(snapshot), starts[half:], read)
+
+    def other_half() -> Iterator[_Texts]:
+        with beside() as other:
+            _take_snapshot(other, str(snapshot))
+            for start in starts[half:]:
+                yield read(other, start)
+
+    # Two ahead at most: each is a few MB of JSON.
+    feed = Feed(other_half, depth=2, name="rows-beside")
     try:
         for start in starts[:half]:
             yield read(conn, start)
-            # Taken as they come, so that only a few wait: each is a few MB of JSON.
-            yield from other.ready()
-        yield from other.rest()
+            # Taken as they come, so that only a few wait.
+            yield from feed.ready()
+        yield from feed.rest()
     finally:
-        other.close()
-
-
-class _OtherHalf:
-    """Reads its block ranges on a connection of its own, in a thread, a few ahead."""
-
-    def __init__(
-        self,
-        beside: Callable[[], AbstractContextManager[Connection]],
-        snapshot: str,
-        starts: list[int],
-        read: Callable[[Connection, int], _Texts],
-    ) -> None:
-        self._beside, self._snapshot, self._starts, self._read = beside, snapshot, starts, read
-        self._queue: queue.Queue[_Texts | BaseException | None] = queue.Queue(maxsize=2)
-        self._closed = threading.Event()
-        self._ended = False
-        context = contextvars.copy_context()
-        self._thread = threading.Thread(
-            target=context.run, args=(self._run,), name="rows-beside", daemon=True
-        )
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            with self._beside() as conn:
-                _take_snapshot(conn, self._snapshot)
-                for start in self._starts:
-                    if self._closed.is_set() or not self._put(self._read(conn, start)):
-                        return
-            self._put(None)
-        except BaseException as exc:  # raised again in the thread that reads the chunks
-            self._put(exc)
-
-    def _put(self, item: _Texts | BaseException | None) -> bool:
-        while not self._closed.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def ready(self) -> Iterator[_Texts]:
-        """The ranges read so far and not yet taken."""
-        while not self._ended and not self._queue.empty():
-            yield from self._take()
-
-    def rest(self) -> Iterator[_Texts]:
-        """Every range not yet taken, as each is read."""
-        while not self._ended:
-            yield from self._take()
-
-    def _take(self) -> Iterator[_Texts]:
-        item = self._queue.get()
-        if item is None:
-            self._ended = True
-        elif isinstance(item, BaseException):
-            self._ended = True
-            raise item
-        else:
-            yield item
-
-    def close(self) -> None:
-        """Stop reading, and wait until the connection is given back."""
-        self._closed.set()
-        self._thread.join()
+        # Waits until the other half's connection is given back.
+        feed.close()
 
 
 # What pg_export_snapshot() returns: hexadecimal numbers joined by dashes.

@@ -10,33 +10,20 @@ at most `depth` items ahead, so memory stays bounded whatever the size of the li
 
 from __future__ import annotations
 
-import contextvars
-import queue
 import threading
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
 from ..errors import StopRequested
+from ..feed import Empty, Feed
 
 T = TypeVar("T")
 
-# How often a blocked reader looks whether it was closed, and a waiting consumer
-# gives the interpreter a chance to run signal handlers.
+# How often a waiting consumer gives the interpreter a chance to run signal handlers.
 _POLL_SECONDS = 0.1
 # A closed reader in the middle of a slow request is left to finish on its own (it is a
 # daemon thread and its page is thrown away), so a stop signal is never held up by it.
 _JOIN_SECONDS = 1.0
-
-
-class _End:
-    """Put after the last item."""
-
-
-class _Failure:
-    """Carries the reader's exception to the consumer, in order after the items before it."""
-
-    def __init__(self, exc: BaseException) -> None:
-        self.exc = exc
 
 
 class Prefetch(Generic[T]):
@@ -56,19 +43,11 @@ class Prefetch(Generic[T]):
         stop: threading.Event | None = None,
         ripen: Callable[[T], T] | None = None,
     ) -> None:
-        self._source = source
-        # What the consumer would do to an item first, done here while it is behind.
-        self._ripen = ripen
         # Once set, waiting for an item that has not arrived is abandoned.
         self._stop = stop
-        self._queue: queue.Queue[T | _End | _Failure] = queue.Queue(maxsize=depth)
-        self._closed = threading.Event()
         # The reader logs (retries, waits) under the caller's list and run ids.
-        context = contextvars.copy_context()
-        self._thread = threading.Thread(
-            target=context.run, args=(self._read,), name=name, daemon=True
-        )
-        self._thread.start()
+        self._feed = Feed(lambda: source, depth=depth, name=name, ripen=ripen)
+        self._thread = self._feed.thread
 
     def __enter__(self) -> Prefetch[T]:
         return self
@@ -81,53 +60,15 @@ class Prefetch(Generic[T]):
 
     def __next__(self) -> T:
         while True:
-            if self._stop is not None and self._stop.is_set() and self._queue.empty():
+            if self._stop is not None and self._stop.is_set() and not self._feed.pending():
                 raise StopRequested("stopped while waiting for the next item")
             try:
                 # A timed wait, so the main thread runs its signal handlers even when the
                 # kernel delivered SIGTERM to the reader thread, which is blocked on a socket.
-                item = self._queue.get(timeout=_POLL_SECONDS)
-                break
-            except queue.Empty:
+                return self._feed.take(timeout=_POLL_SECONDS)
+            except Empty:
                 continue
-        if isinstance(item, _End):
-            raise StopIteration
-        if isinstance(item, _Failure):
-            raise item.exc
-        return item
 
     def close(self) -> None:
         """Stop reading ahead; the page being read, if any, is discarded."""
-        self._closed.set()
-        while True:
-            try:
-                self._queue.get_nowait()
-            except queue.Empty:
-                break
-        self._thread.join(_JOIN_SECONDS)
-
-    def _read(self) -> None:
-        try:
-            # Mapped, so an item ripened is not held while it waits to be taken.
-            for item in map(self._ready, self._source):
-                if not self._put(item) or self._closed.is_set():
-                    return
-            self._put(_End())
-        except BaseException as exc:
-            # Whatever it is, the consumer raises it where the scan would have.
-            self._put(_Failure(exc))
-
-    def _ready(self, item: T) -> T:
-        """The item, ripened first when the consumer is behind (its queue is full)."""
-        if self._ripen is not None and self._queue.full():
-            return self._ripen(item)
-        return item
-
-    def _put(self, item: T | _End | _Failure) -> bool:
-        while not self._closed.is_set():
-            try:
-                self._queue.put(item, timeout=_POLL_SECONDS)
-                return True
-            except queue.Full:
-                continue
-        return False
+        self._feed.close(wait=_JOIN_SECONDS)
