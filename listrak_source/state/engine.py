@@ -266,7 +266,9 @@ def create_at_head(conn: Connection) -> None:
     """
     from .schema import metadata  # noqa: PLC0415 - the table definitions, once
 
-    metadata.create_all(conn)
+    # Not checked first: a view (or anything else) already called as one of the tables
+    # fails the creation, as it fails the migrations, rather than standing in for it.
+    metadata.create_all(conn, checkfirst=False)
     _VERSION.create(conn)
     conn.execute(_VERSION.insert().values(version_num=SCHEMA_HEAD))
 

@@ -36,8 +36,9 @@ def test_migrations_build_exactly_the_tables_the_code_defines(db_url: str) -> No
 
 
 def test_a_new_database_is_made_as_the_migrations_make_it(db_url: str, other_db_url: str) -> None:
-    """Columns with their types, nullability and defaults, keys, indexes with their
-    conditions, and the revision: all alike, whichever way the database was made."""
+    """Columns in their order, with their types, nullability and defaults, keys, indexes
+    with their conditions, and the revision: all alike, whichever way the database was
+    made (a column a migration adds comes last, and so it must in the definitions)."""
     made = db.make_engine(db_url)
     db.upgrade(made)  # a database with no table yet: made from the definitions
     migrated = _migrated(other_db_url)
@@ -50,14 +51,23 @@ def test_a_new_database_is_made_as_the_migrations_make_it(db_url: str, other_db_
     assert catalogs[0]["revision"] == [(db.SCHEMA_HEAD,)]
 
 
-def test_a_database_that_holds_tables_is_migrated_not_made(db_url: str) -> None:
-    """Tables without the revision's record (a copy made by hand, say) are the migrations'
-    to judge: making them over would fail, or hide what they hold."""
+@pytest.mark.parametrize(
+    "made_by_hand",
+    ["CREATE TABLE members (list_id BIGINT)", "CREATE VIEW runs AS SELECT 1 AS list_id"],
+)
+def test_a_database_that_holds_anything_of_a_tables_name_is_not_made_over(
+    db_url: str, made_by_hand: str
+) -> None:
+    """A table without the revision's record (a copy made by hand, say) is the migrations'
+    to judge, and a view under a table's name fails the creation as it fails them: made
+    over or stood in for, the database would be stamped current without that table."""
     engine = db.make_engine(db_url)
     with engine.begin() as conn:
-        conn.execute(text("CREATE TABLE members (list_id BIGINT)"))
-    with pytest.raises(Exception, match="members"):
+        conn.execute(text(made_by_hand))
+    name = made_by_hand.split()[2]
+    with pytest.raises(Exception, match=name):
         db.upgrade(engine)
+    assert db.current_revision(engine) is None
     engine.dispose()
 
 
@@ -73,9 +83,8 @@ def _sqlite_catalog(conn: Connection) -> dict[str, Any]:
     tables = [r[0] for r in _rows(conn, "SELECT name FROM sqlite_master WHERE type = 'table'")]
     found: dict[str, Any] = {}
     for table in sorted(tables):
-        # (name, type, not null, default, position in the primary key, hidden)
-        found[table] = sorted(_rows(conn, f"PRAGMA table_xinfo('{table}')"), key=lambda r: r[1])
-        found[table] = [row[1:] for row in found[table]]
+        # In order: (name, type, not null, default, position in the primary key, hidden).
+        found[table] = [row[1:] for row in _rows(conn, f"PRAGMA table_xinfo('{table}')")]
         for index in _rows(conn, f"PRAGMA index_list('{table}')"):
             name = index[1]
             columns = [row[2] for row in _rows(conn, f"PRAGMA index_info('{name}')")]
@@ -94,8 +103,9 @@ def _postgres_catalog(conn: Connection) -> dict[str, Any]:
     schema = conn.execute(text("SELECT current_schema()")).scalar_one()
     columns = _rows(
         conn,
-        "SELECT table_name, column_name, data_type, character_maximum_length, is_nullable,"
-        " column_default FROM information_schema.columns WHERE table_schema = current_schema()",
+        "SELECT table_name, ordinal_position, column_name, data_type, character_maximum_length,"
+        " is_nullable, column_default FROM information_schema.columns"
+        " WHERE table_schema = current_schema()",
     )
     indexes = _rows(
         conn, "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema()"
@@ -105,8 +115,10 @@ def _postgres_catalog(conn: Connection) -> dict[str, Any]:
         "SELECT conrelid::regclass::text, conname, contype, pg_get_constraintdef(oid)"
         " FROM pg_constraint WHERE connamespace = current_schema()::regnamespace",
     )
+    # In order, by rank: a dropped column leaves a gap in PostgreSQL's positions.
+    ranked = [(row[0], *row[2:]) for row in sorted(columns, key=lambda r: (r[0], r[1]))]
     return {
-        "columns": sorted(columns),
+        "columns": ranked,
         "indexes": sorted((name, sql.replace(f"{schema}.", "")) for name, sql in indexes),
         "constraints": sorted(constraints),
     }
