@@ -435,11 +435,15 @@ class Members:
         with self.tx.begin() as conn:
             conn.exec_driver_sql("ANALYZE members")
 
-    def refresh_statistics_after_scan(self, list_id: int, run_id: int) -> None:
-        """After a complete scan, before the reads of the whole list that follow.
+    def refresh_statistics_after_scan(
+        self, list_id: int, run_id: int, *, first: bool = False
+    ) -> None:
+        """After a complete scan, before the reads of the whole list that follow; `first`:
+        the list's first complete full scan.
 
-        Both analyze after a scan that stored new rows amounting to a tenth of the
-        subscribers it saw (a first sync, a list that grew by a tenth). PostgreSQL
+        Both analyze after the first, and after a scan that stored new rows amounting to
+        a tenth of the subscribers it saw (a list that grew by a tenth): a first sync cut
+        short stored most of its rows in runs that never got here. PostgreSQL
         re-analyzes a table itself once a tenth of its rows have changed (autovacuum),
         but may not have got to it yet. SQLite's statistics change only when ANALYZE
         runs, and its plans for those reads depend on how the table's rows spread over
@@ -447,7 +451,7 @@ class Members:
         statistics say (lists that grew a little at a time). Otherwise a re-sync saves
         ANALYZE's time: 0.05-0.07 s at 1 M rows on SQLite, 0.2 s on PostgreSQL.
         """
-        if self._grew(self._scan(list_id, run_id)) or self._statistics_behind():
+        if first or self._grew(self._scan(list_id, run_id)) or self._statistics_behind():
             self.refresh_statistics()
 
     def _statistics_behind(self) -> bool:

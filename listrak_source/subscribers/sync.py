@@ -222,15 +222,17 @@ def _pending(list_id: int, changes: list[Change], detected_at: datetime) -> list
 def _scan_and_confirm(
     run: ListRun, specs: tuple[ScanSpec, ...], state: ListState, allow_mass_removal: bool
 ) -> tuple[bool, datetime | None]:
+    members = run.ctx.db.members
     try:
         complete, newest = scan(run, specs)
         # Recognizing contacts by digest served the planned passes; what follows needs only
         # the keys the scan saw, so the table goes before they run.
-        run.ctx.db.members.forget_digests(run.cfg.id)
+        members.forget_digests(run.cfg.id)
         if complete and run.result.full_scan:
             # The confirmation and delivery that follow read the whole list; a full scan
             # is when the list's size may have changed enough to matter to the planner.
-            run.ctx.db.members.refresh_statistics_after_scan(run.cfg.id, run.result.run_id)
+            first = state.last_full_run is None
+            members.refresh_statistics_after_scan(run.cfg.id, run.result.run_id, first=first)
             confirm_unseen(run, state, allow_mass_removal=allow_mass_removal)
     except ListrakError as exc:
         log.error("list %s: scan failed, nothing swept: %s", run.cfg.id, exc)

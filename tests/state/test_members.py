@@ -3,6 +3,7 @@ matches what is stored writes nothing, and the run remembers whom its scan saw."
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime
@@ -205,6 +206,20 @@ def test_after_a_scan_both_analyze_when_the_list_grew_a_tenth_sqlite_also_when_t
     for run_id, (count, on_pg, on_sqlite) in enumerate(scans, start=1):
         ran = _after_a_scan(store, run_id, count, settle, "ANALYZE")
         assert ran == (on_pg if on_postgres else on_sqlite), count
+
+
+def test_a_lists_first_complete_full_scan_analyzes_however_little_it_stored(
+    engine: Engine,
+) -> None:
+    """A first sync cut short stored most of the list in runs that never finished a scan:
+    the scan that first does finds few new rows, and the statistics may not know the list."""
+    store = Database(engine)
+    save(store, 1, [Contact(f"c{n}@x.io", True) for n in range(200)])
+    store.members.refresh_statistics()
+    settle = store.members.refresh_statistics_after_scan
+    assert not _after_a_scan(store, 2, 210, settle, "ANALYZE")  # 10 new, not the first
+    first = functools.partial(settle, first=True)
+    assert _after_a_scan(store, 3, 215, first, "ANALYZE")  # 5 new, the first to finish
 
 
 def _after_a_scan(
