@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -44,6 +45,10 @@ def migrations_dir() -> Path:
 
 
 _MASK = "***"
+# How long SQLite waits for another connection's lock before it says the database is locked.
+_SQLITE_BUSY_SECONDS = 30.0
+# Between tries to put a new file into WAL mode (see _into_wal).
+_WAL_RETRY_SECONDS = 0.01
 # SQLite's write-ahead log is copied back into the database once it holds this many
 # pages (4 KiB each): 64 MiB. See _sqlite_pragmas.
 WAL_CHECKPOINT_PAGES = 16384
@@ -116,7 +121,7 @@ def make_engine(url: str) -> Engine:
     # Parameters are contacts' emails and userIds: keep them out of every error's text.
     kwargs: dict[str, Any] = {"hide_parameters": True}
     if parsed.get_backend_name() == "sqlite":
-        kwargs["connect_args"] = {"timeout": 30}
+        kwargs["connect_args"] = {"timeout": _SQLITE_BUSY_SECONDS}
         _ensure_sqlite_dir(parsed.database)
     try:
         engine = create_engine(parsed, **kwargs)
@@ -184,7 +189,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets `status` read while a sync writes; NORMAL is durable across a process
     # kill (the failure we guard against), and much faster than FULL.
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
+    _into_wal(cursor)
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     # Contacts arrive in Listrak's order, so every page writes all over the indexes; an
@@ -201,6 +206,23 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # repeats (a message posted from them is then sent again, never lost).
     cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
     cursor.close()
+
+
+def _into_wal(cursor: Any) -> None:
+    """WAL mode, which the first connections to a new file may race to set. Each reads the
+    file, then asks for it alone; the one that loses the race is refused at once, without
+    SQLite's busy wait (which would deadlock on the reads the others hold), so it tries
+    again until the busy timeout. Once the file is in WAL mode, setting it again takes no
+    such lock. Workers starting together on a new file failed 5 times in 40 without it."""
+    deadline = time.monotonic() + _SQLITE_BUSY_SECONDS
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(_WAL_RETRY_SECONDS)
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -98,6 +100,63 @@ def test_sqlite_connections_log_ahead_and_checkpoint_in_large_steps(tmp_path: Pa
         "wal_autocheckpoint": db.WAL_CHECKPOINT_PAGES,
     }
     assert db.WAL_CHECKPOINT_PAGES * 4096 == 64 * 2**20
+
+
+class _Cursor:
+    """Refuses its first statements as SQLite refuses a connection that lost a race."""
+
+    def __init__(self, refusals: int, message: str = "database is locked") -> None:
+        self.refusals, self.message, self.tries = refusals, message, 0
+
+    def execute(self, _sql: str) -> None:
+        self.tries += 1
+        if self.tries <= self.refusals:
+            raise sqlite3.OperationalError(self.message)
+
+
+def test_a_connection_that_loses_the_race_into_wal_tries_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(db, "_WAL_RETRY_SECONDS", 0.0)
+    cursor = _Cursor(refusals=3)
+    db._into_wal(cursor)
+    assert cursor.tries == 4
+    other = _Cursor(refusals=1, message="disk I/O error")
+    with pytest.raises(sqlite3.OperationalError, match="disk I/O"):
+        db._into_wal(other)  # only a lock is waited out
+    assert other.tries == 1
+
+
+def test_workers_starting_together_on_a_new_sqlite_file_all_connect(tmp_path: Path) -> None:
+    """Each round four connections open a new file at once; one round in eight failed
+    before a connection that lost the race into WAL mode tried again."""
+    for round_ in range(20):
+        url = f"sqlite:///{tmp_path / f'state-{round_}.db'}"
+        assert _connect_together(url, 4) == [], round_
+
+
+def _connect_together(url: str, workers: int) -> list[Exception]:
+    """What each of `workers` threads, each with an engine of its own, met connecting at
+    the same moment."""
+    barrier, failures = threading.Barrier(workers), []
+
+    def connect() -> None:
+        engine = db.make_engine(url)
+        barrier.wait()
+        try:
+            with engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+        except Exception as exc:
+            failures.append(exc)
+        finally:
+            engine.dispose()
+
+    threads = [threading.Thread(target=connect) for _ in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return failures
 
 
 def _backend_pid(engine: Engine) -> int:
