@@ -20,8 +20,6 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import (
     Connection,
     case,
-    func,
-    select,
     update,
 )
 from sqlalchemy.exc import SQLAlchemyError
@@ -289,7 +287,7 @@ class Members:
             self.tx.read() as conn,
             closing(
                 page_sql.subscribed_columns(
-                    conn, list_id, digested_without_user_id=digests, beside=beside
+                    conn, list_id, digested_without_user_id=digests, size=size, beside=beside
                 )
             ) as chunks_,
         ):
@@ -412,8 +410,9 @@ class Members:
         """(key,) or (key, email) of the subscribed rows this run's scan has not seen; of
         these keys, or also missed by that run. The rows stream through a chunk at a time."""
         seen = self._scan(list_id, run_id).seen
+        walk = keys is None and self._walks(conn, list_id)
         chunks_ = page_sql.subscribed_rows(
-            conn, list_id, with_email=with_email, keys=keys, missed_by=missed_by
+            conn, list_id, with_email=with_email, keys=keys, missed_by=missed_by, walk=walk
         )
         for rows in chunks_:
             hits = seen.present(seen.codes([row[0] for row in rows]))
@@ -506,18 +505,22 @@ class Members:
         saw (one count, not a million keys read): it only chooses how the unseen are
         confirmed, and whatever confirms or removes them names them row by row.
         """
-        total = select(func.count()).where(
-            members.c.list_id == list_id, members.c.desired_subscribed.is_(True)
-        )
         with self.tx.begin() as conn:
+            walk = self._walks(conn, list_id)
             if keys is None and missed_by is None:
-                subscribed = int(conn.execute(total).scalar_one())
+                subscribed = page_sql.count_subscribed(conn, list_id, walk=walk)
                 missing = subscribed - self._scan(list_id, run_id).subscribed
                 if missing >= 0:
                     return missing, subscribed if missing else 0
             unseen = self._unseen(conn, list_id, run_id, keys=keys, missed_by=missed_by)
             missing = sum(1 for _ in unseen)
-            return missing, int(conn.execute(total).scalar_one()) if missing else 0
+            return missing, page_sql.count_subscribed(conn, list_id, walk=walk) if missing else 0
+
+    def _walks(self, conn: Connection, list_id: int) -> bool:
+        """Whether reads of all the list's subscribed rows walk the table (SQLite)."""
+        if self._on_postgres:
+            return False
+        return page_sql.walks_table(conn, list_id, self._size_hint(list_id))
 
     def unseen(self, list_id: int, run_id: int, limit: int) -> list[tuple[str, str]]:
         """(email key, email) of at most `limit` subscribers the scan did not see, by key."""

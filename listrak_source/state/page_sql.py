@@ -165,17 +165,19 @@ def subscribed_rows(
     keys: Sequence[str] | None = None,
     missed_by: int | None = None,
     digested_without_user_id: bool = False,
+    walk: bool = False,
 ) -> Iterator[list[Any]]:
     """The list's desired-subscribed rows as (email_key,), (email_key, email) or
     (email_key, desired_user_id, digest), a chunk at a time; only these keys, or only those
     the run `missed_by` missed, when given. `digested_without_user_id`: a row that carries a
     digest has None for its userId, which is then not read (a fifth of the time at 1 M), and
-    one that carries none has 0 for its digest (digests are never 0)."""
+    one that carries none has 0 for its digest (digests are never 0). `walk`: all of them
+    (no keys given) are read by walking the table (see `walks_table`)."""
     mark = placeholder(conn)
     columns = "email_key, email" if with_email else "email_key"
     if with_user_id:
         columns = "email_key, " + ", ".join(_user_id_and_digest(digested_without_user_id))
-    sql = f"SELECT {columns} FROM members WHERE {_subscribed(conn)}"
+    sql = f"SELECT {columns} FROM {_members(conn, walk and keys is None)} WHERE {_subscribed(conn)}"
     params: list[Any] = [list_id]
     if missed_by is not None:
         sql += f" AND missed_run = {mark}"
@@ -193,6 +195,38 @@ def _user_id_and_digest(digested_without_user_id: bool) -> tuple[str, str]:
     return "desired_user_id", "digest"
 
 
+def _members(conn: Connection, walk: bool) -> str:
+    """The table, told on SQLite to be walked rather than read through an index."""
+    return "members NOT INDEXED" if walk and not is_postgres(conn) else "members"
+
+
+def walks_table(conn: Connection, list_id: int, size: int) -> bool:
+    """SQLite: whether a read of all the list's subscribed rows walks the table rather than
+    its key index; `size`, the contacts its last full scan read.
+
+    SQLite's statistics hold only the average rows a list, so with one large list and one
+    small its planner read both through the index: counting a list of 300 k rows in a
+    table of 303 k took 0.48 s that way, against 0.02 s walking the table. So a list of a
+    tenth of the table's rows or more is walked whatever the plan; a smaller one as the
+    planner has it (a list that is most of the table once ANALYZE has said so).
+    """
+    if is_postgres(conn):
+        return False
+    if size:
+        (rows,) = fetch(conn, "SELECT coalesce(max(rowid), 0) FROM members", ())[0]
+        if 10 * size >= int(rows):
+            return True
+    sql = f"EXPLAIN QUERY PLAN SELECT email_key FROM members WHERE {_subscribed(conn)}"
+    details = [row[-1] for row in fetch(conn, sql, (list_id,))]
+    return len(details) == 1 and details[0].startswith("SCAN") and "USING" not in details[0]
+
+
+def count_subscribed(conn: Connection, list_id: int, *, walk: bool) -> int:
+    """The list's desired-subscribed rows; `walk` as in `subscribed_rows`."""
+    sql = f"SELECT count(*) FROM {_members(conn, walk)} WHERE {_subscribed(conn)}"
+    return int(fetch(conn, sql, (list_id,))[0][0])
+
+
 def _subscribed(conn: Connection) -> str:
     mark = placeholder(conn)
     true = "true" if is_postgres(conn) else "1"
@@ -207,17 +241,18 @@ def subscribed_columns(
     list_id: int,
     *,
     digested_without_user_id: bool,
+    size: int = 0,
     beside: Callable[[], AbstractContextManager[Connection]] | None = None,
 ) -> Generator[Columns, None, None]:
     """The list's desired-subscribed rows as `subscribed_rows(..., with_user_id=True)` has
     them, a chunk at a time as three columns: keys, userIds, digests.
 
-    Where SQLite reads the list by walking the whole table (a list that is most of it),
-    each chunk comes as one JSON array a column from one step of one statement, the next
-    chunk starting past the last one's rowid: a million rows stepped one at a time each
-    gave up the GIL and, while the page reader ran Python, waited for its next switch
-    (1.0-1.8 s at 1 M rows against 0.75 s). A small list among large ones is read through
-    the key index, row by row, as SQLite plans it.
+    Where SQLite reads the list by walking the whole table (`walks_table`; `size`, the
+    contacts the list's last full scan read), each chunk comes as one JSON array a column
+    from one step of one statement, the next chunk starting past the last one's rowid: a
+    million rows stepped one at a time each gave up the GIL and, while the page reader ran
+    Python, waited for its next switch (1.0-1.8 s at 1 M rows against 0.75 s). A small
+    list among large ones is read through the key index, row by row, as SQLite plans it.
 
     PostgreSQL reads such a list by ranges of the table's blocks, a JSON array a column
     each, in one REPEATABLE READ snapshot (see `_block_chunks`); otherwise (a server before
@@ -228,7 +263,7 @@ def subscribed_columns(
     if is_postgres(conn) and _walks_blocks(conn, list_id):
         yield from _block_chunks(conn, list_id, digested_without_user_id, beside)
         return
-    if not is_postgres(conn) and _walks_table(conn, list_id):
+    if not is_postgres(conn) and walks_table(conn, list_id, size):
         yield from _rowid_chunks(conn, list_id, digested_without_user_id)
         return
     rows = subscribed_rows(
@@ -237,13 +272,6 @@ def subscribed_columns(
     for chunk in rows:
         keys, user_ids, digests = zip(*chunk, strict=True)
         yield list(keys), list(user_ids), list(digests)
-
-
-def _walks_table(conn: Connection, list_id: int) -> bool:
-    """Whether SQLite reads the list's subscribed rows by scanning the table itself."""
-    sql = f"EXPLAIN QUERY PLAN SELECT email_key FROM members WHERE {_subscribed(conn)}"
-    details = [row[-1] for row in fetch(conn, sql, (list_id,))]
-    return len(details) == 1 and details[0].startswith("SCAN") and "USING" not in details[0]
 
 
 def _walks_blocks(conn: Connection, list_id: int) -> bool:

@@ -61,7 +61,9 @@ def test_a_scan_that_missed_some_counts_them_without_reading_a_key(store: Databa
     save(store, 2, [everyone[0], everyone[2]])
     with recorded(store.engine, "SELECT") as reads:
         assert store.members.count_unseen(LIST, 2) == (2, 4)
-    assert len(reads) == 1 and "count(" in reads[0][0]
+    # One count; on SQLite, first the list's last size and the table's (to choose the walk).
+    assert [sql for sql, _ in reads if "count(" in sql] == [reads[-1][0]]
+    assert not [sql for sql, _ in reads if "email_key" in sql]
     assert store.members.unseen(LIST, 2, 10) == [("b@x.io", "b@x.io"), ("d@x.io", "d@x.io")]
 
 

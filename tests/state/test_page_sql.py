@@ -338,13 +338,47 @@ def test_sqlite_reads_a_list_that_fills_the_table_a_chunk_a_step(engine: Engine)
     _fill(engine, {LIST: 3000})
     with engine.connect() as conn:
         conn.exec_driver_sql("ANALYZE")
-        assert page_sql._walks_table(conn, LIST)
+        assert page_sql.walks_table(conn, LIST, 0)
     _fill(engine, {OTHER + n: 30 for n in range(10)})
     with engine.connect() as conn:
         conn.exec_driver_sql("ANALYZE")
-        assert not page_sql._walks_table(conn, OTHER)
+        assert not page_sql.walks_table(conn, OTHER, 30)
         chunks = list(page_sql.subscribed_columns(conn, OTHER, digested_without_user_id=True))
     assert sum(len(keys) for keys, _, _ in chunks) == sum(n % 7 != 0 for n in range(30))
+
+
+def test_sqlite_walks_a_large_list_beside_a_small_one_whatever_the_plan(engine: Engine) -> None:
+    """SQLite's statistics hold only the average rows a list: with one large list and one
+    small, its plan reads both through the key index. A list of a tenth of the table or
+    more (by its last full scan) is walked anyway: its read a chunk a step, its count and
+    its unseen rows past the index; the small one keeps the index."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL's statistics know each list's share")
+    _fill(engine, {LIST: 3000, OTHER: 30})
+    subscribed = sum(n % 7 != 0 for n in range(3000))
+    with engine.connect() as conn:
+        conn.exec_driver_sql("ANALYZE")
+        where = page_sql._subscribed(conn)
+        assert "USING INDEX" in _plan(conn, f"SELECT email_key FROM members WHERE {where}", LIST)
+        assert page_sql.walks_table(conn, LIST, 2990)
+        assert not page_sql.walks_table(conn, OTHER, 30)
+        assert not page_sql.walks_table(conn, LIST, 0)  # no full scan yet: as planned
+        with recorded(engine, "SELECT max(rowid), json_group_array") as walked:
+            chunks = list(
+                page_sql.subscribed_columns(conn, LIST, digested_without_user_id=True, size=2990)
+            )
+        assert walked and sum(len(keys) for keys, _, _ in chunks) == subscribed
+        count = f"SELECT count(*) FROM members NOT INDEXED WHERE {where}"
+        assert _plan(conn, count, LIST) == "SCAN members"
+        assert page_sql.count_subscribed(conn, LIST, walk=True) == subscribed
+        rows = page_sql.subscribed_rows(conn, LIST, walk=True)
+        assert sum(len(chunk) for chunk in rows) == subscribed
+
+
+def _plan(conn: Connection, sql: str, list_id: int) -> str:
+    """SQLite's plan for a query of one list's rows, its steps' details."""
+    rows = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", (list_id,)).all()
+    return " ".join(str(row[-1]) for row in rows)
 
 
 def test_postgres_reads_a_list_that_fills_the_table_by_block_ranges_in_one_snapshot(
