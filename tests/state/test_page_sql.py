@@ -375,6 +375,28 @@ def test_sqlite_walks_a_large_list_beside_a_small_one_whatever_the_plan(engine: 
         assert sum(len(chunk) for chunk in rows) == subscribed
 
 
+def test_sqlite_walks_a_large_list_among_many_small_ones_a_rowid_range_a_chunk(
+    engine: Engine,
+) -> None:
+    """With the average list small, the planner would read a chunk's rows through the key
+    index and sort the rest of the list for every chunk: each chunk is a range of rowids."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL walks by block ranges")
+    _fill(engine, {LIST: 1000} | {OTHER + n: 10 for n in range(100)})
+    with engine.connect() as conn:
+        conn.exec_driver_sql("ANALYZE")
+        with recorded(engine, "SELECT max(rowid), json_group_array") as walked:
+            chunks = list(
+                page_sql.subscribed_columns(conn, LIST, digested_without_user_id=True, size=990)
+            )
+        assert sum(len(keys) for keys, _, _ in chunks) == sum(n % 7 != 0 for n in range(1000))
+        sql, params = walked[0]
+        plan = " ".join(
+            str(r[-1]) for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params)
+        )
+    assert "rowid>?" in plan and "INDEX" not in plan and "TEMP B-TREE" not in plan
+
+
 def _plan(conn: Connection, sql: str, list_id: int) -> str:
     """SQLite's plan for a query of one list's rows, its steps' details."""
     rows = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", (list_id,)).all()
