@@ -423,11 +423,13 @@ class Members:
 
         Without statistics SQLite answers "every subscribed row of list L" through the
         (list_id, email_key) index: a million random row look-ups, 3.7 s at 1 M rows,
-        against 0.25 s for reading the table in order. ANALYZE (0.2 s at 1 M) tells it a
-        list is most of the table; with many small lists it keeps using the index.
-        Postgres analyzes on its own schedule; doing it here after a bulk load helps it too.
-        A dry run skips it: inside its long transaction, ANALYZE's table lock would hold up
-        every other list's ANALYZE until the dry run ends.
+        against 0.25 s for reading the table in order. ANALYZE (0.2 s at 1 M) tells it the
+        average list's share of the table, all its statistics hold: so a list of a tenth of
+        the table or more is walked whatever the plan (page_sql.walks_table), and with many
+        small lists a small one keeps the index. Postgres analyzes on its own schedule;
+        doing it here after a bulk load helps it too. A dry run skips it: inside its long
+        transaction, ANALYZE's table lock would hold up every other list's ANALYZE until
+        the dry run ends.
         """
         if not self.tx.keeps_writes:
             return
