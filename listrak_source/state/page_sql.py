@@ -210,12 +210,8 @@ def walks_table(conn: Connection, list_id: int, size: int) -> bool:
     tenth of the table's rows or more is walked whatever the plan; a smaller one as the
     planner has it (a list that is most of the table once ANALYZE has said so).
     """
-    if is_postgres(conn):
-        return False
-    if size:
-        (rows,) = fetch(conn, "SELECT coalesce(max(rowid), 0) FROM members", ())[0]
-        if 10 * size >= int(rows):
-            return True
+    if size and 10 * size >= _table_rows(conn):
+        return True
     sql = f"EXPLAIN QUERY PLAN SELECT email_key FROM members WHERE {_subscribed(conn)}"
     details = [row[-1] for row in fetch(conn, sql, (list_id,))]
     return len(details) == 1 and details[0].startswith("SCAN") and "USING" not in details[0]
@@ -415,8 +411,7 @@ def _rowid_chunks(
 
 def statistics_behind(conn: Connection) -> bool:
     """SQLite: whether ANALYZE never ran on the members table, or ran when it held fewer
-    than ten elevenths of the rows it holds now. No member row is ever deleted, so the
-    largest rowid counts them, in one step down the table."""
+    than ten elevenths of the rows it holds now."""
     stats = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sqlite_stat1'"
     if not fetch(conn, stats, ()):
         return True
@@ -426,8 +421,13 @@ def statistics_behind(conn: Connection) -> bool:
     if not found:
         return True
     counted = int(str(found[0][0]).split()[0])
-    (rows,) = fetch(conn, "SELECT coalesce(max(rowid), 0) FROM members", ())[0]
-    return 10 * int(rows) > 11 * counted
+    return 10 * _table_rows(conn) > 11 * counted
+
+
+def _table_rows(conn: Connection) -> int:
+    """SQLite: the members table's rows, in one step down the table. No member row is ever
+    deleted, so its largest rowid counts them."""
+    return int(fetch(conn, "SELECT coalesce(max(rowid), 0) FROM members", ())[0][0])
 
 
 def has_rows(conn: Connection, list_id: int) -> bool:
