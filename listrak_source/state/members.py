@@ -508,15 +508,17 @@ class Members:
         confirmed, and whatever confirms or removes them names them row by row.
         """
         with self.tx.begin() as conn:
-            walk = self._walks(conn, list_id)
             if keys is None and missed_by is None:
-                subscribed = page_sql.count_subscribed(conn, list_id, walk=walk)
+                subscribed = self._count_subscribed(conn, list_id)
                 missing = subscribed - self._scan(list_id, run_id).subscribed
                 if missing >= 0:
                     return missing, subscribed if missing else 0
             unseen = self._unseen(conn, list_id, run_id, keys=keys, missed_by=missed_by)
             missing = sum(1 for _ in unseen)
-            return missing, page_sql.count_subscribed(conn, list_id, walk=walk) if missing else 0
+            return missing, self._count_subscribed(conn, list_id) if missing else 0
+
+    def _count_subscribed(self, conn: Connection, list_id: int) -> int:
+        return page_sql.count_subscribed(conn, list_id, walk=self._walks(conn, list_id))
 
     def _walks(self, conn: Connection, list_id: int) -> bool:
         """Whether reads of all the list's subscribed rows walk the table (SQLite)."""
