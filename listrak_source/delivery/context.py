@@ -16,6 +16,7 @@ from ..config import ListSettings, Settings
 from ..messages import MessageIds
 from ..records import Change, Contact, Delivery, Page, Pending, RawPage, Reject, RunResult
 from ..state import Database
+from ..state.locks import HeldLock
 
 
 class PageSource(Protocol):
@@ -41,13 +42,6 @@ class PageSource(Protocol):
     def get_contact(
         self, list_id: int, email: str, *, field_ids: Sequence[int] = ()
     ) -> Contact | Reject | None: ...
-
-
-class ListLock(Protocol):
-    """The list's lock as a run holds it: released by the database or the kernel if we die."""
-
-    def verify(self) -> None:
-        """Raise LockLostError when the lock is gone, so the run writes nothing more."""
 
 
 class Emitter(Protocol):
@@ -97,7 +91,8 @@ class ListRun:
     ctx: RunContext
     cfg: ListSettings
     result: RunResult
-    lock: ListLock
+    # Released by the database or the kernel if we die.
+    lock: HeldLock
     # Called with each page's changes once they are committed (delivery beside the scan).
     on_stored: Callable[[list[Change], datetime], None] | None = None
     # Whether on_stored posts what it is handed (no outage has stopped it): a page's rows

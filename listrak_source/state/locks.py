@@ -21,6 +21,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.exc import SQLAlchemyError
@@ -70,6 +71,12 @@ class HeldLock(ABC):
     @abstractmethod
     def release(self) -> None:
         """Give the list back now; safe to call twice."""
+
+    def held_query(self) -> tuple[str, tuple[Any, ...]] | None:
+        """A query any session of the database can run, in psycopg's parameter style,
+        whose one value is 0 once this lock is no longer held; None where only `verify`
+        can tell (a lock file)."""
+        return None
 
     def lost(self, why: str) -> LockLostError:
         """The error that stops a run whose lock went away."""
@@ -312,6 +319,16 @@ class AdvisoryLocks(Locks):
             yield
 
 
+# Asked by any other session: the holder is named by its process id and its start, as a
+# process id alone may be given to a new session once the holder's has ended.
+_SESSION = text("SELECT pid, backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()")
+_HELD_BY = (
+    "SELECT count(*)::int FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+    f" WHERE {_ADVISORY} AND l.pid = %s AND a.backend_start = %s"
+    " AND l.classid::bigint = %s AND l.objid::bigint = %s"
+)
+
+
 class SessionLock(HeldLock):
     """An advisory lock and the session that holds it."""
 
@@ -319,6 +336,23 @@ class SessionLock(HeldLock):
         super().__init__(list_id, holder)
         self._conn: Connection | None = conn
         self._key = key
+        self._session: tuple[Any, ...] | None = None  # (pid, backend_start), once asked
+
+    def held_query(self) -> tuple[str, tuple[Any, ...]] | None:
+        """Lets a page's writes carry the check in their own statement (page_sql.PageWrites),
+        which saves the round trip of `verify` on every page that writes."""
+        if self._session is None:
+            self._session = self._identity()
+        return _HELD_BY, (*self._session, self._key >> 32, self._key & 0xFFFF_FFFF)
+
+    def _identity(self) -> tuple[Any, ...]:
+        if self._conn is None:
+            raise self.lost("it was released")
+        try:
+            row = self._conn.execute(_SESSION).one()
+        except SQLAlchemyError as exc:
+            raise self.lost(f"its database session ended: {describe_db_error(exc)}") from None
+        return tuple(row)
 
     def verify(self) -> None:
         if self._conn is None:

@@ -28,6 +28,7 @@ from ..records import Change, PageDiff, PageKeys, Stored, subscription_mark
 from . import page_sql
 from .ahead import Ahead, Cancelled
 from .engine import describe_db_error
+from .locks import HeldLock
 from .rows import chunks, listed, one_of, renew_keys, requeue_subscribed
 from .schema import members
 from .transactions import Transactions
@@ -107,7 +108,8 @@ class Members:
         *,
         posting: bool = False,
         recognizing: bool = False,
-        before_writing: Callable[[], None] = lambda: None,
+        lock: HeldLock | None = None,
+        verify_unwritten: bool = False,
     ) -> PageDiff:
         """Read the page's rows, diff them, and write the changes with their message ids,
         in one transaction: together or not at all. Its subscribed contacts count as seen
@@ -118,8 +120,9 @@ class Members:
         as this commits, so their rows are in doubt from now on (see members.in_doubt),
         before anything is posted. The page's contacts recognized by their digests are not
         in it: `take` counted them as seen. `recognizing`: the scan looks contacts up by
-        digest, so only rows without a digest are found by their marks. `before_writing` is
-        called just before the page's writes, when it has any (a check of the run's lock).
+        digest, so only rows without a digest are found by their marks. `lock`: the page's
+        writes are made only while it is held, and a page that writes nothing checks it too
+        when `verify_unwritten`.
         """
         scan = self._scan(list_id, run_id)
         codes = scan.seen.codes(keys.subscribed)
@@ -133,8 +136,9 @@ class Members:
             self._record(writes, list_id, run_id, page, detected_at, posting=posting)
             page_sql.stamp_digests(writes, list_id, _stamps(keys, stored, same, earlier, page))
             if writes:
-                before_writing()
-                writes.flush()
+                writes.flush(lock)
+            elif verify_unwritten and lock is not None:
+                lock.verify()
         scan.seen.insert(codes)
         dropped = [c.key for c in page.changes if not c.subscribed]
         scan.dropped.update(dropped)

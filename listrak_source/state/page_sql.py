@@ -29,12 +29,15 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError
 
 from ..feed import Feed
 from ..records import Change, Reject
+from .locks import HeldLock
 from .rows import CHUNK, chunks
 from .schema import members
 
+_DIVISION_BY_ZERO = "22012"  # PostgreSQL's SQLSTATE
 # A statement's parameters: one tuple, or (SQLite) a list of them, one a row.
 Params = tuple[Any, ...] | list[tuple[Any, ...]]
 
@@ -112,18 +115,37 @@ class PageWrites:
         """One more write; a list of parameter tuples (SQLite only) runs it once for each."""
         self._parts.append((sql, params))
 
-    def flush(self) -> None:
-        """Make the writes gathered so far, and forget them."""
+    def flush(self, lock: HeldLock | None = None) -> None:
+        """Make the writes gathered so far, and forget them; with `lock`, only while it is
+        held (LockLostError otherwise, and nothing written)."""
         parts, self._parts = self._parts, []
         if not parts:
             return
         if not is_postgres(self.conn):
+            if lock is not None:
+                lock.verify()
             for sql, params in parts:
                 self.conn.exec_driver_sql(sql, params)
             return
         with_ = ", ".join(f"w{n} AS ({sql})" for n, (sql, _) in enumerate(parts))
         params = tuple(itertools.chain.from_iterable(p for _, p in parts))
-        self.conn.exec_driver_sql(f"WITH {with_} SELECT 1", params).close()
+        held = lock.held_query() if lock is not None else None
+        if lock is None or held is None:
+            if lock is not None:
+                lock.verify()
+            self.conn.exec_driver_sql(f"WITH {with_} SELECT 1", params).close()
+            return
+        self._while_held(f"WITH {with_} SELECT 1 / ({held[0]})", (*params, *held[1]), lock)
+
+    def _while_held(self, sql: str, params: tuple[Any, ...], lock: HeldLock) -> None:
+        """The statement's result divides by the lock check's count, so a lock no longer
+        held fails the whole statement, and no part of it is written."""
+        try:
+            self.conn.exec_driver_sql(sql, params).close()
+        except DBAPIError as exc:
+            if getattr(exc.orig, "sqlstate", None) == _DIVISION_BY_ZERO:
+                raise lock.lost("its database session no longer holds it") from None
+            raise
 
 
 def _stream(conn: Connection, sql: str, params: Sequence[Any]) -> Iterator[list[Any]]:
