@@ -12,6 +12,7 @@ import contextlib
 import fcntl
 import functools
 import os
+import secrets
 import socket
 import tempfile
 import time
@@ -77,6 +78,11 @@ class HeldLock(ABC):
         whose one value is 0 once this lock is no longer held; None where only `verify`
         can tell (a lock file)."""
         return None
+
+    def due(self) -> bool:
+        """Whether the lock wants a `verify` now even if nothing is written (a session kept
+        from looking idle)."""
+        return False
 
     def lost(self, why: str) -> LockLostError:
         """The error that stops a run whose lock went away."""
@@ -285,10 +291,17 @@ class AdvisoryLocks(Locks):
     one database never block each other; its low half is the list id.
     """
 
-    def __init__(self, engine: Engine, *, pause: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        pause: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         super().__init__(pause=pause)
         # Never pooled: a pooled session would keep its locks after the run gave it back.
         self._engine = create_engine(engine.url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+        self._clock = clock
 
     def take(self, list_id: int, holder: str, kind: str = LIST_LOCK) -> HeldLock:
         if not 0 < list_id <= _MAX_LIST_ID:
@@ -299,7 +312,7 @@ class AdvisoryLocks(Locks):
             key = space << 32 | list_id
             conn.execute(_NAME_SESSION, {"name": holder})
             if self.persist(lambda: bool(conn.execute(_TRY_LOCK, {"key": key}).scalar())):
-                return SessionLock(list_id, holder, conn, key)
+                return SessionLock(list_id, holder, conn, key, self._clock)
             busy = ListBusyError(busy_message(list_id, _holders(conn, space).get(list_id), kind))
         except BaseException:
             conn.close()
@@ -319,40 +332,67 @@ class AdvisoryLocks(Locks):
             yield
 
 
-# Asked by any other session: the holder is named by its process id and its start, as a
-# process id alone may be given to a new session once the holder's has ended.
-_SESSION = text("SELECT pid, backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()")
+# The lock's session also holds a lock of its own on a random pair of keys (PostgreSQL's
+# two-key form, apart from the lists' one-key locks). It ends with the session and no later
+# session can hold it, so any other session can tell from pg_locks alone that the list's
+# lock is still this session's: pg_stat_activity, which names a session by its process id
+# and start, may hide the start from a role without the login role's rights, and keeps one
+# reading for a whole transaction.
+_MARK = text("SELECT pg_try_advisory_lock(:high, :low)")
+_MARK_KEY = 2**31  # each half is a non-negative int4
 _HELD_BY = (
-    "SELECT count(*)::int FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
-    f" WHERE {_ADVISORY} AND l.pid = %s AND a.backend_start = %s"
-    " AND l.classid::bigint = %s AND l.objid::bigint = %s"
+    "SELECT count(*)::int FROM pg_locks l JOIN pg_locks m ON m.pid = l.pid"
+    f" WHERE {_ADVISORY} AND l.classid::bigint = %s AND l.objid::bigint = %s"
+    " AND m.locktype = 'advisory' AND m.granted AND m.objsubid = 2"
+    " AND m.database = l.database AND m.classid::bigint = %s AND m.objid::bigint = %s"
 )
+# While pages are written the lock's session is still spoken to this often: a server's
+# idle_session_timeout ends a session that says nothing for longer.
+KEEPALIVE_S = 1.0
 
 
 class SessionLock(HeldLock):
     """An advisory lock and the session that holds it."""
 
-    def __init__(self, list_id: int, holder: str, conn: Connection, key: int) -> None:
+    def __init__(
+        self,
+        list_id: int,
+        holder: str,
+        conn: Connection,
+        key: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         super().__init__(list_id, holder)
         self._conn: Connection | None = conn
         self._key = key
-        self._session: tuple[Any, ...] | None = None  # (pid, backend_start), once asked
+        self._clock = clock
+        self._spoken = clock()
+        self._mark: tuple[int, int] | None = None
 
     def held_query(self) -> tuple[str, tuple[Any, ...]] | None:
         """Lets a page's writes carry the check in their own statement (page_sql.PageWrites),
-        which saves the round trip of `verify` on every page that writes."""
-        if self._session is None:
-            self._session = self._identity()
-        return _HELD_BY, (*self._session, self._key >> 32, self._key & 0xFFFF_FFFF)
+        which saves the round trip of `verify` on every page that writes; None once the
+        session is due a word (`due`)."""
+        if self.due():
+            return None
+        if self._mark is None:
+            self._mark = self._take_mark()
+        return _HELD_BY, (self._key >> 32, self._key & 0xFFFF_FFFF, *self._mark)
 
-    def _identity(self) -> tuple[Any, ...]:
+    def due(self) -> bool:
+        return self._clock() - self._spoken >= KEEPALIVE_S
+
+    def _take_mark(self) -> tuple[int, int]:
         if self._conn is None:
             raise self.lost("it was released")
         try:
-            row = self._conn.execute(_SESSION).one()
+            while True:  # another session holds the pair drawn: as good as never
+                mark = secrets.randbelow(_MARK_KEY), secrets.randbelow(_MARK_KEY)
+                if self._conn.execute(_MARK, {"high": mark[0], "low": mark[1]}).scalar():
+                    self._spoken = self._clock()
+                    return mark
         except SQLAlchemyError as exc:
             raise self.lost(f"its database session ended: {describe_db_error(exc)}") from None
-        return tuple(row)
 
     def verify(self) -> None:
         if self._conn is None:
@@ -363,6 +403,7 @@ class SessionLock(HeldLock):
             raise self.lost(f"its database session ended: {describe_db_error(exc)}") from None
         if not held:
             raise self.lost("its database session no longer holds it")
+        self._spoken = self._clock()
 
     def release(self) -> None:
         if self._conn is None:

@@ -122,7 +122,7 @@ class Members:
         in it: `take` counted them as seen. `recognizing`: the scan looks contacts up by
         digest, so only rows without a digest are found by their marks. `lock`: the page's
         writes are made only while it is held, and a page that writes nothing checks it too
-        when `verify_unwritten`.
+        when `verify_unwritten` or the lock is due a check.
         """
         scan = self._scan(list_id, run_id)
         codes = scan.seen.codes(keys.subscribed)
@@ -137,7 +137,7 @@ class Members:
             page_sql.stamp_digests(writes, list_id, _stamps(keys, stored, same, earlier, page))
             if writes:
                 writes.flush(lock)
-            elif verify_unwritten and lock is not None:
+            elif lock is not None and (verify_unwritten or lock.due()):
                 lock.verify()
         scan.seen.insert(codes)
         dropped = [c.key for c in page.changes if not c.subscribed]

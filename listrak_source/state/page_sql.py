@@ -129,7 +129,10 @@ class PageWrites:
             return
         with_ = ", ".join(f"w{n} AS ({sql})" for n, (sql, _) in enumerate(parts))
         params = tuple(itertools.chain.from_iterable(p for _, p in parts))
-        held = lock.held_query() if lock is not None else None
+        # Only a statement that is its own transaction may fail for a lost lock: in a dry
+        # run's one transaction the failure would end every list's work after it.
+        alone = self.conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
+        held = lock.held_query() if lock is not None and alone else None
         if lock is None or held is None:
             if lock is not None:
                 lock.verify()

@@ -1,17 +1,20 @@
 """A page's writes are made only while the run holds its list's lock, on each backend;
-on PostgreSQL the check rides in the writing statement itself."""
+on PostgreSQL the check rides in the writing statement itself, and the lock's session is
+still spoken to once a second."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Connection, Engine, create_engine, func, make_url, select, text
 
 from listrak_source.errors import LockLostError
-from listrak_source.records import Change, Kind
-from listrak_source.state import page_sql
+from listrak_source.records import Change, Kind, PageDiff, PageKeys
+from listrak_source.state import Database, page_sql
 from listrak_source.state.locks import (
+    KEEPALIVE_S,
     AdvisoryLocks,
     FileLocks,
     HeldLock,
@@ -21,21 +24,38 @@ from listrak_source.state.locks import (
 )
 from listrak_source.state.schema import members
 
+from ..conftest import _fresh_schema, _migrated
+
 LIST = 1001
 HOLDER = "page-lock-test:1:abc"
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+
+
+class Clock:
+    """Seconds that pass only when a test says so."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 def _new(key: str) -> Change:
     return Change(key, key, True, None, Kind.SUBSCRIBED, "m-" + key, is_new=True)
 
 
+def _write(conn: Connection, key: str, lock: HeldLock) -> None:
+    writes = page_sql.PageWrites(conn)
+    page_sql.insert_new(writes, LIST, [_new(key)], NOW, posting=False, run_id=1)
+    writes.flush(lock)
+
+
 def _flush(engine: Engine, key: str, lock: HeldLock) -> None:
-    """A page of one new contact, written only while `lock` is held."""
-    with engine.begin() as conn:
-        writes = page_sql.PageWrites(conn)
-        page_sql.insert_new(writes, LIST, [_new(key)], NOW, posting=False, run_id=1)
-        writes.flush(lock)
+    """A page of one new contact on a connection that commits each statement by itself
+    (as a real run's pages are written on PostgreSQL), only while `lock` is held."""
+    with engine.connect() as conn:
+        _write(conn.execution_options(isolation_level="AUTOCOMMIT"), key, lock)
 
 
 def _stored(engine: Engine) -> int:
@@ -58,6 +78,27 @@ def _cut(engine: Engine) -> None:
         )
 
 
+class Verifies:
+    """Counts a SessionLock's `verify` calls, each still made."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls = 0
+        real = SessionLock.verify
+
+        def verify(lock: SessionLock) -> None:
+            self.calls += 1
+            real(lock)
+
+        monkeypatch.setattr(SessionLock, "verify", verify)
+
+
+def _marks(engine: Engine) -> int:
+    """Two-key advisory locks held anywhere: the lock sessions' marks."""
+    with engine.connect() as conn:
+        sql = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2"
+        return int(conn.exec_driver_sql(sql).scalar_one())
+
+
 def test_a_page_is_written_while_the_lock_is_held_and_not_once_it_is_lost(
     engine: Engine,
 ) -> None:
@@ -74,40 +115,132 @@ def test_a_page_is_written_while_the_lock_is_held_and_not_once_it_is_lost(
 
 
 @pytest.mark.postgres
-def test_postgres_checks_the_lock_in_the_page_statement_without_a_round_trip(
+def test_postgres_checks_the_lock_in_the_page_statement_not_by_a_round_trip(
     postgres_engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    lock = AdvisoryLocks(postgres_engine).take(LIST, HOLDER)
-    assert isinstance(lock, SessionLock)
-    asked: list[object] = []
-    monkeypatch.setattr(SessionLock, "verify", lambda self: asked.append(self))
-    identity = SessionLock._identity
-    monkeypatch.setattr(SessionLock, "_identity", lambda self: asked.append(0) or identity(self))
+    verifies, clock = Verifies(monkeypatch), Clock()
+    lock = AdvisoryLocks(postgres_engine, clock=clock).take(LIST, HOLDER)
     try:
         for n in range(3):
+            clock.now += KEEPALIVE_S / 4
             _flush(postgres_engine, f"{n}@x.io", lock)
         assert _stored(postgres_engine) == 3
-        assert asked == [0], "the session was asked who it is once, and never to verify"
+        assert verifies.calls == 0
+        assert _marks(postgres_engine) == 1, "the session took its mark once"
+        _cut(postgres_engine)
+        with pytest.raises(LockLostError, match="no longer holds it"):
+            _flush(postgres_engine, "3@x.io", lock)
+        assert _stored(postgres_engine) == 3
+    finally:
+        lock.release()
+    assert _marks(postgres_engine) == 0, "the mark ends with the session"
+
+
+@pytest.mark.postgres
+def test_the_lock_session_is_spoken_to_once_a_second_while_pages_are_written(
+    postgres_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server's idle_session_timeout would end a lock session left silent through a scan."""
+    verifies, clock = Verifies(monkeypatch), Clock()
+    lock = AdvisoryLocks(postgres_engine, clock=clock).take(LIST, HOLDER)
+    try:
+        for n in range(8):
+            clock.now += KEEPALIVE_S / 2
+            _flush(postgres_engine, f"{n}@x.io", lock)
+        # Over 4 s, a page every 0.5 s: the mark taken at 0.5 s, then a check at 1.5, 2.5, 3.5.
+        assert verifies.calls == 3
+        assert not lock.due()
+        clock.now += KEEPALIVE_S
+        assert lock.due()
     finally:
         lock.release()
 
 
 @pytest.mark.postgres
-def test_the_check_names_the_holding_session_by_its_start_too(postgres_engine: Engine) -> None:
-    """A later session given the same process id is not the holder."""
-    lock = AdvisoryLocks(postgres_engine).take(LIST, HOLDER)
-    held = lock.held_query()
-    assert held is not None
-    sql, (pid, started, *key) = held
+def test_in_a_shared_transaction_a_lost_lock_fails_no_statement(
+    postgres_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A dry run writes every list in one transaction: the check is the lock session's own,
+    so a list that lost its lock leaves the transaction usable for the next list."""
+    verifies = Verifies(monkeypatch)
+    lock = AdvisoryLocks(postgres_engine, clock=Clock()).take(LIST, HOLDER)
     try:
-        with postgres_engine.connect() as conn:
-            count = conn.exec_driver_sql(sql, (pid, started, *key)).scalar_one()
-            assert count == 1
-            later = conn.exec_driver_sql(sql, (pid, started.replace(year=2999), *key))
-            assert later.scalar_one() == 0
-            other_list = conn.exec_driver_sql(sql, (pid, started, key[0], LIST + 1))
-            assert other_list.scalar_one() == 0
+        with postgres_engine.connect() as conn, conn.begin() as transaction:
+            _write(conn, "a@x.io", lock)
+            _cut(postgres_engine)
+            with pytest.raises(LockLostError):
+                _write(conn, "b@x.io", lock)
+            assert conn.exec_driver_sql("SELECT count(*) FROM members").scalar_one() == 1
+            transaction.rollback()
+        assert verifies.calls == 2
     finally:
         lock.release()
-    with postgres_engine.connect() as conn:
-        assert conn.exec_driver_sql(sql, (pid, started, *key)).scalar_one() == 0
+
+
+@pytest.mark.postgres
+def test_a_session_acting_as_another_role_still_sees_its_lock_held(
+    postgres_server: str,
+) -> None:
+    """A login role that sets an owner role (`-c role=...`), whose rights do not cover the
+    login role's, sees no start time of its own sessions in pg_stat_activity; pg_locks
+    shows every session's locks to every role."""
+    tag = uuid.uuid4().hex[:8]
+    login, owner = f"lsrc_login_{tag}", f"lsrc_owner_{tag}"
+    admin = create_engine(postgres_server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        for sql in (
+            f"CREATE ROLE {login} LOGIN",
+            f"CREATE ROLE {owner} NOLOGIN",
+            f"GRANT {owner} TO {login}",
+        ):
+            conn.exec_driver_sql(sql)
+    try:
+        _write_as(postgres_server, login, owner)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP ROLE {login}")
+            conn.exec_driver_sql(f"DROP ROLE {owner}")
+        admin.dispose()
+
+
+def _write_as(postgres_server: str, login: str, owner: str) -> None:
+    for url in _fresh_schema(postgres_server):
+        schema = url.rsplit("search_path%3D", 1)[1]
+        admin = create_engine(url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"GRANT ALL ON SCHEMA {schema} TO {owner}")
+        admin.dispose()
+        acting = make_url(url).set(username=login)
+        options = f"{acting.query['options']} -c role={owner}"
+        for engine in _migrated(str(acting.update_query_dict({"options": options}))):
+            lock = AdvisoryLocks(engine, clock=Clock()).take(LIST, HOLDER)
+            try:
+                _flush(engine, "a@x.io", lock)
+                assert _stored(engine) == 1
+            finally:
+                lock.release()
+
+
+def test_a_page_that_writes_nothing_checks_a_lock_that_is_due(engine: Engine) -> None:
+    """A re-sync with no change still speaks to the lock's session once a second."""
+
+    class Due(HeldLock):
+        def __init__(self) -> None:
+            super().__init__(LIST, HOLDER)
+            self.checks = 0
+            self.is_due = False
+
+        def verify(self) -> None:
+            self.checks += 1
+
+        def release(self) -> None:
+            pass
+
+        def due(self) -> bool:
+            return self.is_due
+
+    lock, db = Due(), Database(engine)
+    for due in (False, True):
+        lock.is_due = due
+        db.members.save_page(LIST, 1, PageKeys([], []), lambda _s, _m: PageDiff(), NOW, lock=lock)
+    assert lock.checks == 1
