@@ -134,20 +134,24 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
-# A pooled connection given back this recently is used again without a ping.
+# A pooled connection whose session said something this recently is used without a ping.
 PING_AFTER_IDLE_S = 1.0
+_SPOKE = "listrak_source_spoke_at"
 
 
 class IdlePing:
-    """Pings a pooled PostgreSQL connection before it is used again, only after it sat idle.
+    """Pings a pooled PostgreSQL connection before it is used again, only after its session
+    said nothing for a while.
 
-    A session the server or the network ended while it waited in the pool (a restart, an
-    idle timeout) is then replaced before a statement fails on it. SQLAlchemy's own
-    pre-ping asks at every checkout: a scan takes a connection a few times a page, and on
-    a machine whose two cores were busy each ping's round trip cost about 1.3 ms, 0.26 s
-    of a 1 % churn re-sync of 1 M. Within a second of its last use the session is taken
-    as alive; if it ended in that second, the next statement fails with the run, whose
-    lock session would have ended with it.
+    A session the server or the network ended while it was silent (a restart, a server's
+    idle_session_timeout) is then replaced before a statement fails on it. SQLAlchemy's
+    own pre-ping asks at every checkout: a scan takes a connection a few times a page, and
+    on a machine whose two cores were busy each ping's round trip cost about 1.3 ms, 0.26 s
+    of a 1 % churn re-sync of 1 M. Within a second of its session's last statement the
+    connection is taken as alive; if it ended in that second, the next statement fails
+    with the run, whose lock session would have ended with it. The time is the last
+    statement's, not the last checkout's: a page with nothing to read or write takes a
+    connection and gives it back without a word to the server.
     """
 
     def __init__(self, engine: Engine, clock: Callable[[], float] = time.monotonic) -> None:
@@ -155,26 +159,27 @@ class IdlePing:
         self._clock = clock
 
     def listen(self) -> None:
-        """Attach to the engine's pool."""
-        for name, handler in (
-            ("connect", self._returned),
-            ("checkin", self._returned),
-            ("checkout", self._checkout),
-        ):
-            event.listen(self._engine, name, handler)
+        """Attach to the engine and its pool."""
+        event.listen(self._engine, "connect", self._connected)
+        event.listen(self._engine, "checkout", self._checkout)
+        event.listen(self._engine, "after_cursor_execute", self._spoke)
 
-    def _returned(self, _dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
-        record.info["listrak_source_returned_at"] = self._clock()
+    def _connected(self, _dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info[_SPOKE] = self._clock()
+
+    def _spoke(self, conn: Connection, *_statement: Any) -> None:
+        conn.info[_SPOKE] = self._clock()
 
     def _checkout(self, dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
-        returned = record.info.get("listrak_source_returned_at")
-        if returned is not None and self._clock() - returned < PING_AFTER_IDLE_S:
+        spoke = record.info.get(_SPOKE)
+        if spoke is not None and self._clock() - spoke < PING_AFTER_IDLE_S:
             return
         try:
             self._engine.dialect.do_ping(dbapi_connection)
         except Exception as exc:
             # The pool throws this connection away and checks out a new one.
             raise DisconnectionError("the pooled session ended") from exc
+        record.info[_SPOKE] = self._clock()
 
 
 def _ensure_sqlite_dir(database: str | None) -> None:

@@ -201,3 +201,27 @@ def test_a_postgres_connection_given_back_recently_is_used_without_a_ping(
         assert len(pids) == 1  # the same live session, pinged and kept
     finally:
         engine.dispose()
+
+
+@pytest.mark.postgres
+def test_a_session_silent_past_the_threshold_is_pinged_though_it_was_taken_since(
+    postgres_url: str,
+) -> None:
+    """A page with nothing to read or write takes a connection and gives it back without a
+    word to the server, which may end the session for its silence (idle_session_timeout)."""
+    now = [0.0]
+    engine = create_engine(postgres_url)
+    db.IdlePing(engine, clock=lambda: now[0]).listen()
+    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    try:
+        ended = _backend_pid(engine)
+        now[0] = db.PING_AFTER_IDLE_S * 0.6
+        with engine.connect():
+            pass  # taken and given back, no statement
+        with admin.connect() as conn:
+            conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": ended})
+        now[0] = db.PING_AFTER_IDLE_S * 1.2
+        assert _backend_pid(engine) != ended
+    finally:
+        engine.dispose()
+        admin.dispose()
