@@ -130,8 +130,18 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     elif parsed.get_backend_name() == "postgresql":
+        event.listen(engine, "connect", _iso_dates)
         IdlePing(engine).listen()
     return engine
+
+
+def _iso_dates(dbapi_connection: Any, _record: Any) -> None:
+    """psycopg reads dates only in ISO style: a server set to another DateStyle (SQL,
+    German, Postgres) gets ISO on the worker's sessions. The server states its style when
+    the session starts, so a session already in ISO costs no round trip."""
+    style = dbapi_connection.info.parameter_status("DateStyle") or ""
+    if not style.startswith("ISO"):
+        dbapi_connection.execute("SET DateStyle TO ISO")
 
 
 # A pooled connection whose session said something this recently is used without a ping.

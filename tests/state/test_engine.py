@@ -225,3 +225,19 @@ def test_a_session_silent_past_the_threshold_is_pinged_though_it_was_taken_since
     finally:
         engine.dispose()
         admin.dispose()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("style", ["SQL,DMY", "German", "Postgres,MDY"])
+def test_a_server_in_another_date_style_gives_the_worker_iso_dates(
+    postgres_url: str, style: str
+) -> None:
+    """psycopg reads dates only in ISO style."""
+    engine = db.make_engine(f"{postgres_url}%20-cDateStyle%3D{style.replace(',', '%2C')}")
+    try:
+        with engine.connect() as conn:
+            moment = conn.execute(text("SELECT timestamptz '2026-12-07 10:00:00+00'")).scalar()
+            assert moment is not None and moment.year == 2026
+            assert str(conn.execute(text("SHOW DateStyle")).scalar()).startswith("ISO")
+    finally:
+        engine.dispose()
