@@ -142,6 +142,7 @@ def _iso_dates(dbapi_connection: Any, _record: Any) -> None:
     style = dbapi_connection.info.parameter_status("DateStyle") or ""
     if not style.startswith("ISO"):
         dbapi_connection.execute("SET DateStyle TO ISO")
+        dbapi_connection.commit()  # a SET is undone with its transaction, as the pool's reset
 
 
 # A pooled connection whose session said something this recently is used without a ping.

@@ -235,9 +235,10 @@ def test_a_server_in_another_date_style_gives_the_worker_iso_dates(
     """psycopg reads dates only in ISO style."""
     engine = db.make_engine(f"{postgres_url}%20-cDateStyle%3D{style.replace(',', '%2C')}")
     try:
-        with engine.connect() as conn:
-            moment = conn.execute(text("SELECT timestamptz '2026-12-07 10:00:00+00'")).scalar()
-            assert moment is not None and moment.year == 2026
-            assert str(conn.execute(text("SHOW DateStyle")).scalar()).startswith("ISO")
+        for _ in range(2):  # a session given back to the pool is rolled back
+            with engine.connect() as conn:
+                moment = conn.execute(text("SELECT timestamptz '2026-12-07 10:00+00'")).scalar()
+                assert moment is not None and moment.year == 2026
+                assert str(conn.execute(text("SHOW DateStyle")).scalar()).startswith("ISO")
     finally:
         engine.dispose()
