@@ -27,7 +27,8 @@ from listrak_source.state.schema import members
 from ..conftest import _fresh_schema, _migrated
 
 LIST = 1001
-HOLDER = "page-lock-test:1:abc"
+# Its own in each test process: _cut ends every session of this name on the server.
+HOLDER = f"page-lock-test:1:{uuid.uuid4().hex[:8]}"
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 
 
@@ -93,10 +94,13 @@ class Verifies:
 
 
 def _marks(engine: Engine) -> int:
-    """Two-key advisory locks held anywhere: the lock sessions' marks."""
+    """The two-key advisory locks this test's lock session holds: its marks."""
     with engine.connect() as conn:
-        sql = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2"
-        return int(conn.exec_driver_sql(sql).scalar_one())
+        sql = (
+            "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+            " WHERE l.locktype = 'advisory' AND l.objsubid = 2 AND a.application_name = %s"
+        )
+        return int(conn.exec_driver_sql(sql, (HOLDER,)).scalar_one())
 
 
 def test_a_page_is_written_while_the_lock_is_held_and_not_once_it_is_lost(
