@@ -14,6 +14,7 @@ from sqlalchemy.exc import OperationalError
 
 from listrak_source import simulator
 from listrak_source.state import make_engine, upgrade
+from listrak_source.state.locks import lock_folder
 
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
@@ -128,3 +129,22 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         parts = item.path.parts
         if "e2e" in parts or item.path.name == "test_daemon.py":
             item.add_marker(pytest.mark.slow)
+
+
+def cut_the_lock(db_url: str, holder: str, list_id: int) -> None:
+    """What a database restart or a lost connection does to a run's lock."""
+    engine = make_engine(db_url)
+    try:
+        if engine.dialect.name == "sqlite":
+            lock_folder(engine.url.database).joinpath(f"list-{list_id}.lock").unlink()
+            return
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE application_name = :holder"
+                ),
+                {"holder": holder},
+            )
+    finally:
+        engine.dispose()

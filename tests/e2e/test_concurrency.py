@@ -13,17 +13,17 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, select
 
 from listrak_source.cli.wiring import run_context
 from listrak_source.config import load_settings
 from listrak_source.records import RunResult
 from listrak_source.simulator import ListrakSimulator, SegmentSink
 from listrak_source.state import make_engine
-from listrak_source.state.locks import lock_folder
 from listrak_source.state.schema import list_state, runs
 from listrak_source.subscribers.sync import sync_list
 
+from ..conftest import cut_the_lock
 from .harness import (
     FIELD,
     assert_no_change_under_two_ids,
@@ -198,25 +198,6 @@ def test_workers_started_together_never_run_one_list_twice(tmp_path, sim, sink, 
     assert len(sink.messages) == 1030, "each change was sent by exactly one worker"
     assert_no_change_under_two_ids(sink.messages)
     assert lock_holders(db_url) == {}
-
-
-def cut_the_lock(db_url: str, holder: str, list_id: int) -> None:
-    """What a database restart or a lost connection does to a run's lock."""
-    engine = make_engine(db_url)
-    try:
-        if engine.dialect.name == "sqlite":
-            lock_folder(engine.url.database).joinpath(f"list-{list_id}.lock").unlink()
-            return
-        with engine.begin() as conn:
-            conn.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                    " WHERE application_name = :holder"
-                ),
-                {"holder": holder},
-            )
-    finally:
-        engine.dispose()
 
 
 def test_a_run_whose_lock_dies_stops_before_writing_more(

@@ -8,7 +8,7 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import Connection, Engine, create_engine, func, make_url, select, text
+from sqlalchemy import Connection, Engine, create_engine, func, make_url, select
 
 from listrak_source.errors import LockLostError
 from listrak_source.records import Change, Kind, PageDiff, PageKeys
@@ -16,15 +16,13 @@ from listrak_source.state import Database, page_sql
 from listrak_source.state.locks import (
     KEEPALIVE_S,
     AdvisoryLocks,
-    FileLocks,
     HeldLock,
     SessionLock,
     list_locks,
-    lock_folder,
 )
 from listrak_source.state.schema import members
 
-from ..conftest import _fresh_schema, _migrated
+from ..conftest import _fresh_schema, _migrated, cut_the_lock
 
 LIST = 1001
 # Its own in each test process: _cut ends every session of this name on the server.
@@ -65,18 +63,7 @@ def _stored(engine: Engine) -> int:
 
 
 def _cut(engine: Engine) -> None:
-    """What a database restart or a lost connection does to the run's lock."""
-    if engine.dialect.name == "sqlite":
-        FileLocks(lock_folder(engine.url.database)).path(LIST).unlink()
-        return
-    with engine.begin() as conn:
-        conn.execute(
-            text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE application_name = :holder"
-            ),
-            {"holder": HOLDER},
-        )
+    cut_the_lock(engine.url.render_as_string(hide_password=False), HOLDER, LIST)
 
 
 class Verifies:
