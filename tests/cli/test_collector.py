@@ -1,6 +1,6 @@
 """A command in a process of its own tunes the garbage collector once its modules are
-loaded; a command run inside another program (the tests, an embedding script) leaves that
-program's collector as it was."""
+loaded, and glibc's allocator; a command run inside another program (the tests, an
+embedding script) leaves that program's collector and allocator as they were."""
 
 from __future__ import annotations
 
@@ -9,9 +9,13 @@ import subprocess
 import sys
 
 _PROBE = """
-import gc, json, sys
+import ctypes, gc, json, sys
 from listrak_source import cli
-seen = {}
+seen = {"mallopt": []}
+class Libc:
+    def __init__(self, name):
+        self.mallopt = lambda *option: seen["mallopt"].append(option)
+ctypes.CDLL = Libc
 def sync(args):
     seen["threshold"] = gc.get_threshold()
     seen["frozen"] = gc.get_freeze_count()
@@ -38,6 +42,7 @@ def test_the_console_entry_freezes_what_is_loaded_and_collects_the_young_less_of
     assert seen["code"] == 0
     assert seen["threshold"] == [50_000, 20, 10]
     assert isinstance(seen["frozen"], int) and seen["frozen"] > 1000
+    assert seen["mallopt"] == [[-8, 2]], "glibc held to two arenas (M_ARENA_MAX)"
 
 
 def test_main_called_from_another_program_leaves_its_collector_alone() -> None:
@@ -45,3 +50,4 @@ def test_main_called_from_another_program_leaves_its_collector_alone() -> None:
     assert seen["code"] == 0
     assert seen["threshold"] == [700, 10, 10]
     assert seen["frozen"] == 0
+    assert seen["mallopt"] == []
