@@ -12,7 +12,7 @@ import logging
 import threading
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from contextlib import closing
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -22,7 +22,7 @@ from sqlalchemy import (
     case,
     update,
 )
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from ..records import Change, PageDiff, PageKeys, Stored, subscription_mark
 from . import page_sql
@@ -129,7 +129,7 @@ class Members:
         earlier = self._earlier(scan.seen, keys, codes)
         same = self._unchanged(scan, list_id, keys, earlier, recognizing=recognizing)
         wanted = _to_read(scan, keys, earlier, same)
-        with self.tx.read_then_write() as conn:
+        with _lost_lock_named(lock), self.tx.read_then_write() as conn:
             stored = self._load(conn, list_id, run_id, wanted, earlier)
             page = differ(stored, same)
             writes = page_sql.PageWrites(conn)
@@ -579,6 +579,19 @@ class Members:
         """Backfill: every subscribed row pending again, each under a fresh message id."""
         with self.tx.begin() as conn:
             return requeue_subscribed(conn, list_id, detected_at, new_id)
+
+
+@contextmanager
+def _lost_lock_named(lock: HeldLock | None) -> Iterator[None]:
+    """A server that ended the worker's sessions (a restart) fails a page's statement as a
+    broken connection; when the run's lock went with them, the run says it lost its lock,
+    as a check of the lock before the page said."""
+    try:
+        yield
+    except DBAPIError as exc:
+        if lock is not None and exc.connection_invalidated:
+            lock.verify()
+        raise
 
 
 def _stop_ahead(scan: _Scan) -> None:

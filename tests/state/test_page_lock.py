@@ -12,7 +12,7 @@ from sqlalchemy import Connection, Engine, create_engine, func, make_url, select
 
 from listrak_source.errors import LockLostError
 from listrak_source.records import Change, Kind, PageDiff, PageKeys
-from listrak_source.state import Database, page_sql
+from listrak_source.state import Database, make_engine, page_sql, upgrade
 from listrak_source.state.locks import (
     KEEPALIVE_S,
     AdvisoryLocks,
@@ -235,3 +235,34 @@ def test_a_page_that_writes_nothing_checks_a_lock_that_is_due(engine: Engine) ->
         lock.is_due = due
         db.members.save_page(LIST, 1, PageKeys([], []), lambda _s, _m: PageDiff(), NOW, lock=lock)
     assert lock.checks == 1
+
+
+@pytest.mark.postgres
+def test_a_restart_that_ends_every_session_stops_the_page_as_a_lost_lock(
+    postgres_url: str,
+) -> None:
+    """The page's statement fails first, on a pooled session the server ended; the run
+    says its lock is gone, as a check of the lock before the page said."""
+    engine = make_engine(postgres_url)
+    lock = AdvisoryLocks(engine, clock=Clock()).take(LIST, HOLDER)
+    db = Database(engine)
+    try:
+        upgrade(engine)
+        _save(db, "a@x.io", lock)
+        with engine.connect() as conn:
+            pooled = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+        _cut(engine)
+        admin = create_engine(postgres_url)
+        with admin.begin() as conn:
+            conn.exec_driver_sql("SELECT pg_terminate_backend(%s)", (pooled,))
+        admin.dispose()
+        with pytest.raises(LockLostError, match="its database session ended"):
+            _save(db, "b@x.io", lock)
+    finally:
+        lock.release()
+        engine.dispose()
+
+
+def _save(db: Database, key: str, lock: HeldLock) -> None:
+    page = PageDiff([_new(key)], [])
+    db.members.save_page(LIST, 1, PageKeys([key], []), lambda _s, _m: page, NOW, lock=lock)
