@@ -104,9 +104,11 @@ def settle_allocator() -> None:
     reader, the stored rows' reader, the courier, each post) allocate pages and batches of
     a megabyte or more, so the peak depended on which thread freed what where: a 1 % churn
     of 1 M on PostgreSQL peaked at 177-200 MB, and at 168-173 MB with two arenas, in the
-    same time (README, "Performance"). Elsewhere than glibc nothing changes.
+    same time (README, "Performance"). Elsewhere than glibc nothing changes, nor where the
+    operator chose the arenas (MALLOC_ARENA_MAX, or arena_max in GLIBC_TUNABLES).
     """
-    if not _glibc():
+    chosen = "MALLOC_ARENA_MAX" in os.environ or "arena_max" in os.environ.get("GLIBC_TUNABLES", "")
+    if chosen or not _glibc():
         return
     import ctypes  # noqa: PLC0415 - only a process that runs a command needs it
 

@@ -5,8 +5,11 @@ embedding script) leaves that program's collector and allocator as they were."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+
+import pytest
 
 _PROBE = """
 import ctypes, gc, json, sys
@@ -30,9 +33,16 @@ print(json.dumps(seen))
 """
 
 
-def _probe(*, own_process: bool) -> dict[str, object]:
+def _probe(*, own_process: bool, env: dict[str, str] | None = None) -> dict[str, object]:
     code = _PROBE.replace("OWN", str(own_process))
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    environment = {k: v for k, v in os.environ.items() if "MALLOC" not in k and "GLIBC" not in k}
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=environment | (env or {}),
+    )
     found: dict[str, object] = json.loads(done.stdout)
     return found
 
@@ -50,4 +60,13 @@ def test_main_called_from_another_program_leaves_its_collector_alone() -> None:
     assert seen["code"] == 0
     assert seen["threshold"] == [700, 10, 10]
     assert seen["frozen"] == 0
+    assert seen["mallopt"] == []
+
+
+@pytest.mark.parametrize(
+    "env", [{"MALLOC_ARENA_MAX": "4"}, {"GLIBC_TUNABLES": "glibc.malloc.arena_max=8"}]
+)
+def test_the_operators_own_arena_setting_is_kept(env: dict[str, str]) -> None:
+    seen = _probe(own_process=True, env=env)
+    assert seen["code"] == 0
     assert seen["mallopt"] == []
