@@ -268,10 +268,11 @@ _UNLOCK = text("SELECT pg_advisory_unlock(:key)")
 _NAME_SESSION = text("SELECT set_config('application_name', :name, false)")
 _SCHEMA = text("SELECT coalesce(current_schema(), '')")
 # A bigint advisory key shows in pg_locks as classid (high half) and objid (low half).
-_ADVISORY = (
-    "l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 AND l.database ="
+_IN_THIS_DATABASE = (
+    "l.locktype = 'advisory' AND l.granted AND l.database ="
     " (SELECT d.oid FROM pg_database d WHERE d.datname = current_database())"
 )
+_ADVISORY = f"{_IN_THIS_DATABASE} AND l.objsubid = 1"
 _HOLDERS = text(
     "SELECT l.objid::bigint AS list_id, a.application_name, l.pid FROM pg_locks l"
     f" LEFT JOIN pg_stat_activity a ON a.pid = l.pid WHERE {_ADVISORY}"
@@ -340,11 +341,15 @@ class AdvisoryLocks(Locks):
 # reading for a whole transaction.
 _MARK = text("SELECT pg_try_advisory_lock(:high, :low)")
 _MARK_KEY = 2**31  # each half is a non-negative int4
+# One pass over pg_locks, whose every reading copies the server's whole lock table (with
+# 5,000 locks held elsewhere 1.9 ms, where joining it to itself took 4.0): a session that
+# holds both the list's lock and the mark shows two rows.
 _HELD_BY = (
-    "SELECT count(*)::int FROM pg_locks l JOIN pg_locks m ON m.pid = l.pid"
-    f" WHERE {_ADVISORY} AND l.classid::bigint = %s AND l.objid::bigint = %s"
-    " AND m.locktype = 'advisory' AND m.granted AND m.objsubid = 2"
-    " AND m.database = l.database AND m.classid::bigint = %s AND m.objid::bigint = %s"
+    "SELECT count(*)::int FROM (SELECT l.pid FROM pg_locks l"
+    f" WHERE {_IN_THIS_DATABASE}"
+    " AND ((l.objsubid = 1 AND l.classid::bigint = %s AND l.objid::bigint = %s)"
+    " OR (l.objsubid = 2 AND l.classid::bigint = %s AND l.objid::bigint = %s))"
+    " GROUP BY l.pid HAVING count(*) = 2) AS held"
 )
 # While pages are written the lock's session is still spoken to this often: a server's
 # idle_session_timeout ends a session that says nothing for longer.

@@ -266,3 +266,31 @@ def test_a_restart_that_ends_every_session_stops_the_page_as_a_lost_lock(
 def _save(db: Database, key: str, lock: HeldLock) -> None:
     page = PageDiff([_new(key)], [])
     db.members.save_page(LIST, 1, PageKeys([key], []), lambda _s, _m: page, NOW, lock=lock)
+
+
+@pytest.mark.postgres
+def test_the_check_wants_the_lists_lock_and_the_mark_held_by_one_session(
+    postgres_engine: Engine,
+) -> None:
+    """A later session given the same process id cannot hold the mark."""
+    lock = AdvisoryLocks(postgres_engine, clock=Clock()).take(LIST, HOLDER)
+    held = lock.held_query()
+    assert held is not None
+    sql, (high, low, *mark) = held
+    other = create_engine(postgres_engine.url, isolation_level="AUTOCOMMIT")
+    try:
+        with postgres_engine.connect() as conn, other.connect() as elsewhere:
+
+            def count(*params: int) -> int:
+                return int(conn.exec_driver_sql(sql, params).scalar_one())
+
+            assert count(high, low, *mark) == 1
+            assert count(high, low, mark[0], mark[1] ^ 1) == 0, "another session's mark"
+            assert count(high, low + 1, *mark) == 0, "another list"
+            elsewhere.exec_driver_sql("SELECT pg_advisory_lock(%s, %s)", (mark[0], mark[1] ^ 1))
+            assert count(high, low, mark[0], mark[1] ^ 1) == 0, "the mark in another session"
+    finally:
+        lock.release()
+        other.dispose()
+    with postgres_engine.connect() as conn:
+        assert conn.exec_driver_sql(sql, (high, low, *mark)).scalar_one() == 0
