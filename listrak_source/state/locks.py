@@ -351,8 +351,8 @@ _HELD_BY = (
     " OR (l.objsubid = 2 AND l.classid::bigint = %s AND l.objid::bigint = %s))"
     " GROUP BY l.pid HAVING count(*) = 2) AS held"
 )
-# While pages are written the lock's session is still spoken to this often: a server's
-# idle_session_timeout ends a session that says nothing for longer.
+# While a scan goes on, the lock's session is spoken to about this often (at the first page
+# after it is due): a server's idle_session_timeout ends a session that says nothing longer.
 KEEPALIVE_S = 1.0
 
 
@@ -385,6 +385,7 @@ class SessionLock(HeldLock):
         return _HELD_BY, (self._key >> 32, self._key & 0xFFFF_FFFF, *self._mark)
 
     def due(self) -> bool:
+        """A second has passed since the lock's session last said anything."""
         return self._clock() - self._spoken >= KEEPALIVE_S
 
     def _take_mark(self) -> tuple[int, int]:
