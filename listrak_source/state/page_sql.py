@@ -121,24 +121,29 @@ class PageWrites:
         parts, self._parts = self._parts, []
         if not parts:
             return
+        held = self._held_query(lock)
+        if lock is not None and held is None:
+            lock.verify()
         if not is_postgres(self.conn):
-            if lock is not None:
-                lock.verify()
             for sql, params in parts:
                 self.conn.exec_driver_sql(sql, params)
             return
         with_ = ", ".join(f"w{n} AS ({sql})" for n, (sql, _) in enumerate(parts))
         params = tuple(itertools.chain.from_iterable(p for _, p in parts))
-        # Only a statement that is its own transaction may fail for a lost lock: in a dry
-        # run's one transaction the failure would end every list's work after it.
-        alone = self.conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
-        held = lock.held_query() if lock is not None and alone else None
         if lock is None or held is None:
-            if lock is not None:
-                lock.verify()
             self.conn.exec_driver_sql(f"WITH {with_} SELECT 1", params).close()
             return
         self._while_held(f"WITH {with_} SELECT 1 / ({held[0]})", (*params, *held[1]), lock)
+
+    def _held_query(self, lock: HeldLock | None) -> tuple[str, tuple[Any, ...]] | None:
+        """The lock's check to carry in the statement itself: only on PostgreSQL, and only
+        where the statement is its own transaction. In a dry run's one transaction a
+        failure would end every list's work after it, so the lock is verified instead."""
+        if lock is None or not is_postgres(self.conn):
+            return None
+        if self.conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+            return None
+        return lock.held_query()
 
     def _while_held(self, sql: str, params: tuple[Any, ...], lock: HeldLock) -> None:
         """The statement's result divides by the lock check's count, so a lock no longer

@@ -274,7 +274,8 @@ def store_page(
     # The page's writes are made only while the lock is held (on PostgreSQL checked in
     # their own statement, which saves a round trip a page). A page that writes nothing
     # (most of a re-sync's) needs no check, unless the courier holds earlier pages'
-    # messages: it would post them, and record Segment's answers, while the scan went on.
+    # messages (it would post them, and record Segment's answers, while the scan went on)
+    # or the lock's session is due a word (HeldLock.due).
     detected_at = ctx.clock()
     keys = PageKeys.of(
         page.contacts, page.rejects if on_list else (), user_id_field=cfg.user_id_field
