@@ -5,6 +5,8 @@ still spoken to once a second."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
@@ -80,6 +82,30 @@ class Verifies:
         monkeypatch.setattr(SessionLock, "verify", verify)
 
 
+@dataclass
+class Held:
+    """A PostgreSQL list lock on the test's clock, with its `verify` calls counted."""
+
+    lock: HeldLock
+    clock: Clock
+    verifies: Verifies
+
+
+@pytest.fixture
+def held(postgres_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[Held]:
+    verifies, clock = Verifies(monkeypatch), Clock()
+    lock = AdvisoryLocks(postgres_engine, clock=clock).take(LIST, HOLDER)
+    yield Held(lock, clock, verifies)
+    lock.release()
+
+
+def _pages(engine: Engine, held: Held, count: int, *, every: float) -> None:
+    """`count` pages of one new contact each, one every `every` seconds of the test's clock."""
+    for n in range(count):
+        held.clock.now += every
+        _flush(engine, f"{n}@x.io", held.lock)
+
+
 def _marks(engine: Engine) -> int:
     """The two-key advisory locks this test's lock session holds: its marks."""
     with engine.connect() as conn:
@@ -107,65 +133,47 @@ def test_a_page_is_written_while_the_lock_is_held_and_not_once_it_is_lost(
 
 @pytest.mark.postgres
 def test_postgres_checks_the_lock_in_the_page_statement_not_by_a_round_trip(
-    postgres_engine: Engine, monkeypatch: pytest.MonkeyPatch
+    postgres_engine: Engine, held: Held
 ) -> None:
-    verifies, clock = Verifies(monkeypatch), Clock()
-    lock = AdvisoryLocks(postgres_engine, clock=clock).take(LIST, HOLDER)
-    try:
-        for n in range(3):
-            clock.now += KEEPALIVE_S / 4
-            _flush(postgres_engine, f"{n}@x.io", lock)
-        assert _stored(postgres_engine) == 3
-        assert verifies.calls == 0
-        assert _marks(postgres_engine) == 1, "the session took its mark once"
-        _cut(postgres_engine)
-        with pytest.raises(LockLostError, match="no longer holds it"):
-            _flush(postgres_engine, "3@x.io", lock)
-        assert _stored(postgres_engine) == 3
-    finally:
-        lock.release()
+    _pages(postgres_engine, held, 3, every=KEEPALIVE_S / 4)
+    assert _stored(postgres_engine) == 3
+    assert held.verifies.calls == 0
+    assert _marks(postgres_engine) == 1, "the session took its mark once"
+    _cut(postgres_engine)
+    with pytest.raises(LockLostError, match="no longer holds it"):
+        _flush(postgres_engine, "3@x.io", held.lock)
+    assert _stored(postgres_engine) == 3
+    held.lock.release()
     assert _marks(postgres_engine) == 0, "the mark ends with the session"
 
 
 @pytest.mark.postgres
 def test_the_lock_session_is_spoken_to_once_a_second_while_pages_are_written(
-    postgres_engine: Engine, monkeypatch: pytest.MonkeyPatch
+    postgres_engine: Engine, held: Held
 ) -> None:
     """A server's idle_session_timeout would end a lock session left silent through a scan."""
-    verifies, clock = Verifies(monkeypatch), Clock()
-    lock = AdvisoryLocks(postgres_engine, clock=clock).take(LIST, HOLDER)
-    try:
-        for n in range(8):
-            clock.now += KEEPALIVE_S / 2
-            _flush(postgres_engine, f"{n}@x.io", lock)
-        # Over 4 s, a page every 0.5 s: the mark taken at 0.5 s, then a check at 1.5, 2.5, 3.5.
-        assert verifies.calls == 3
-        assert not lock.due()
-        clock.now += KEEPALIVE_S
-        assert lock.due()
-    finally:
-        lock.release()
+    _pages(postgres_engine, held, 8, every=KEEPALIVE_S / 2)
+    # Over 4 s, a page every 0.5 s: the mark taken at 0.5 s, then a check at 1.5, 2.5, 3.5.
+    assert held.verifies.calls == 3
+    assert not held.lock.due()
+    held.clock.now += KEEPALIVE_S
+    assert held.lock.due()
 
 
 @pytest.mark.postgres
 def test_in_a_shared_transaction_a_lost_lock_fails_no_statement(
-    postgres_engine: Engine, monkeypatch: pytest.MonkeyPatch
+    postgres_engine: Engine, held: Held
 ) -> None:
     """A dry run writes every list in one transaction: the check is the lock session's own,
     so a list that lost its lock leaves the transaction usable for the next list."""
-    verifies = Verifies(monkeypatch)
-    lock = AdvisoryLocks(postgres_engine, clock=Clock()).take(LIST, HOLDER)
-    try:
-        with postgres_engine.connect() as conn, conn.begin() as transaction:
-            _write(conn, "a@x.io", lock)
-            _cut(postgres_engine)
-            with pytest.raises(LockLostError):
-                _write(conn, "b@x.io", lock)
-            assert conn.exec_driver_sql("SELECT count(*) FROM members").scalar_one() == 1
-            transaction.rollback()
-        assert verifies.calls == 2
-    finally:
-        lock.release()
+    with postgres_engine.connect() as conn, conn.begin() as transaction:
+        _write(conn, "a@x.io", held.lock)
+        _cut(postgres_engine)
+        with pytest.raises(LockLostError):
+            _write(conn, "b@x.io", held.lock)
+        assert conn.exec_driver_sql("SELECT count(*) FROM members").scalar_one() == 1
+        transaction.rollback()
+    assert held.verifies.calls == 2
 
 
 @pytest.mark.postgres
@@ -270,13 +278,12 @@ def _save(db: Database, key: str, lock: HeldLock) -> None:
 
 @pytest.mark.postgres
 def test_the_check_wants_the_lists_lock_and_the_mark_held_by_one_session(
-    postgres_engine: Engine,
+    postgres_engine: Engine, held: Held
 ) -> None:
     """A later session given the same process id cannot hold the mark."""
-    lock = AdvisoryLocks(postgres_engine, clock=Clock()).take(LIST, HOLDER)
-    held = lock.held_query()
-    assert held is not None
-    sql, (high, low, *mark) = held
+    query = held.lock.held_query()
+    assert query is not None
+    sql, (high, low, *mark) = query
     other = create_engine(postgres_engine.url, isolation_level="AUTOCOMMIT")
     try:
         with postgres_engine.connect() as conn, other.connect() as elsewhere:
@@ -290,7 +297,7 @@ def test_the_check_wants_the_lists_lock_and_the_mark_held_by_one_session(
             elsewhere.exec_driver_sql("SELECT pg_advisory_lock(%s, %s)", (mark[0], mark[1] ^ 1))
             assert count(high, low, mark[0], mark[1] ^ 1) == 0, "the mark in another session"
     finally:
-        lock.release()
+        held.lock.release()
         other.dispose()
     with postgres_engine.connect() as conn:
         assert conn.exec_driver_sql(sql, (high, low, *mark)).scalar_one() == 0
