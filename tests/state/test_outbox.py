@@ -9,6 +9,7 @@ from sqlalchemy import Engine, select
 
 from listrak_source.records import RetryPolicy
 from listrak_source.state import Database
+from listrak_source.state.rows import CHUNK, listed_ids
 from listrak_source.state.schema import members
 
 LIST = 1001
@@ -104,3 +105,23 @@ def row_by_key(db: Database, key: str) -> dict[str, object]:
     with db.engine.connect() as conn:
         found = conn.execute(select(members).where(members.c.email_key == key))
         return dict(found.mappings().one())
+
+
+def test_sent_marks_exactly_the_rows_of_the_ids_given_across_chunks(db: Database) -> None:
+    # Ids no row carries, around and between the real ones, over more than one statement.
+    given = [f"{n:08x}-0000-4000-8000-000000000000" for n in range(CHUNK + 10)]
+    given[3:3] = ["m-0", "m-2"]
+    given[CHUNK + 4 : CHUNK + 4] = ["m-5"]
+    assert db.outbox.mark_sent(LIST, given) == 3
+    assert due(db) == ["m-1", "m-3", "m-4"]
+    assert row(db, "m-3")["sent_subscribed"] is None
+
+
+def test_a_message_id_holding_a_comma_is_refused_not_split(engine: Engine) -> None:
+    with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            with pytest.raises(ValueError, match="comma"):
+                listed_ids(conn, ["m-1", "m-2,m-3"])
+            assert listed_ids(conn, ["m-1", "m-2"]) == "m-1,m-2"
+        else:
+            assert listed_ids(conn, ["m-1", "m-2,m-3"]) == '["m-1","m-2,m-3"]'
