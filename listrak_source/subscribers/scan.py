@@ -90,9 +90,12 @@ def _read_pass(
     recognizing = functools.partial(ctx.db.members.recognizes, cfg.id, run.result.run_id)
     prepare = functools.partial(_prepared, ctx.listrak, context, recognizing)
     name = f"listrak-list-{cfg.id}"
+    whole = spec.subscribed and spec.start_date is None
+    if whole:
+        ctx.db.members.whole_pass(cfg.id, run.result.run_id)
     with Prefetch[RawPage | Page](pages, name=name, stop=ctx.stop, ripen=prepare) as ahead:
-        # Once the first request is on its way.
-        _read_rows_ahead(run, spec, recognizing=context is not None)
+        if whole:  # once the first request is on its way
+            _read_rows_ahead(run, recognizing=context is not None)
         try:
             for item in map(prepare, ahead):
                 page, recognized = _taken(run, item, latest)
@@ -117,14 +120,13 @@ def _read_pass(
     return True, newest
 
 
-def _read_rows_ahead(run: ListRun, spec: ScanSpec, *, recognizing: bool) -> None:
+def _read_rows_ahead(run: ListRun, *, recognizing: bool) -> None:
     """On a pass over the whole list, begin reading the rows its contacts are recognized
-    by, beside its first pages rather than before its third (Members.read_ahead)."""
-    if spec.subscribed and spec.start_date is None:
-        cfg = run.cfg
-        user_ids = cfg.user_id_field is not None
-        members = run.ctx.db.members
-        members.read_ahead(cfg.id, run.result.run_id, user_ids=user_ids, digests=recognizing)
+    by beside its first request (Members.read_ahead)."""
+    cfg = run.cfg
+    user_ids = cfg.user_id_field is not None
+    members = run.ctx.db.members
+    members.read_ahead(cfg.id, run.result.run_id, user_ids=user_ids, digests=recognizing)
 
 
 def _prepared(

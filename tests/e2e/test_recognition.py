@@ -1,6 +1,7 @@
-"""Scans of many small pages, where contacts from the third page on are recognized by the
-digest of their bytes: what a fixed hash seed, a duplicate, a config change, a removal and
-a return, an upgrade, and the other commands make of them. Recognizing is one rule on both
+"""Scans of many small pages, where contacts are recognized by the digest of their bytes
+(from a full scan's first page on, an incremental one's third): what a fixed hash seed, a
+duplicate, a config change, a removal and a return, an upgrade, and the other commands make
+of them. Recognizing is one rule on both
 databases, so most cases run on SQLite; the upgrade, the sweep, the audience fields and the
 dry run, with the stateful property, run the PostgreSQL statements too."""
 
@@ -19,6 +20,8 @@ from typing import Any
 
 import pytest
 
+from listrak_source.listrak import client
+from listrak_source.records import Page
 from listrak_source.simulator import ListrakSimulator, SegmentSink
 from listrak_source.state.members import Members
 
@@ -138,14 +141,14 @@ def test_a_subscriber_served_twice_in_the_same_bytes_is_refused_the_second_time(
     sim.seed(LIST, 12, field_id=FIELD, field_ratio=1.0, seed=12)
     config = _config(tmp_path, sim, sink, sqlite_url, user_id_field=FIELD)
     assert _quiet(config, "sync") == 0
-    # A contact read on an early page whose twin falls on the third page or later.
+    # A contact read on one page whose twin falls on a later one, where it is recognized.
     for email in sorted(sim.truth(LIST, FIELD)):
         first, second = _twin(sim, email, 2)
-        if first < second and second >= 3:
+        if first < second:
             break
         _drop_twins(sim)
     else:
-        pytest.fail("no contact's twin falls after it, from the third page on")
+        pytest.fail("no contact's twin falls after it")
     start = len(sink.messages)
     assert _quiet(config, "sync", "--full") != 0
     assert run_statuses(sqlite_url, LIST)[-1] == "partial"
@@ -623,7 +626,21 @@ def test_the_last_contact_of_a_page_with_the_marker_nested_in_a_list_of_objects(
     assert_profiles_match(sim, sink, [WITH_FIELD])
 
 
-def test_a_pass_too_short_to_use_the_rows_read_ahead_leaves_no_read_behind(
+def _decoded_contacts(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The keys of the contacts the worker decodes from now on, in order."""
+    decoded: list[str] = []
+    parse = client.parse_page
+
+    def recorded(*args: Any, **kwargs: Any) -> Page:
+        page = parse(*args, **kwargs)
+        decoded.extend(c.key for c in page.contacts)
+        return page
+
+    monkeypatch.setattr(client, "parse_page", recorded)
+    return decoded
+
+
+def test_a_pass_waits_at_its_first_page_for_the_rows_it_began_reading_however_slow(
     tmp_path: Path,
     sim: ListrakSimulator,
     sink: SegmentSink,
@@ -631,8 +648,8 @@ def test_a_pass_too_short_to_use_the_rows_read_ahead_leaves_no_read_behind(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """A re-sync of two pages never needs the list's rows it began reading beside them:
-    the read stops, and is over before the run closes its connections, however slow."""
+    """A re-sync recognizes its contacts from its first page on: it takes the list's rows
+    it began reading beside that page's request, and no read is left behind."""
     sim.add_list(LIST, "Main", field_ids=[FIELD])
     sim.seed(LIST, 4, field_id=FIELD, field_ratio=1.0, seed=13)
     config = _config(tmp_path, sim, sink, db_url, user_id_field=FIELD)
@@ -644,7 +661,41 @@ def test_a_pass_too_short_to_use_the_rows_read_ahead_leaves_no_read_behind(
         return read(self, *args, **kwargs)
 
     monkeypatch.setattr(Members, "_read_current", slow)
+    decoded = _decoded_contacts(monkeypatch)
     assert _quiet(config, "sync") == 0
+    assert decoded == []
     assert [t.name for t in threading.enumerate() if t.name.startswith("rows-")] == []
     assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert_profiles_match(sim, sink, [WITH_FIELD])
+
+
+def test_a_pass_that_fails_before_its_first_page_leaves_no_read_behind(
+    tmp_path: Path,
+    sim: ListrakSimulator,
+    sink: SegmentSink,
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The read begun beside the first request is stopped, however slow, and is over
+    before the run closes its connections."""
+    sim.add_list(LIST, "Main", field_ids=[FIELD])
+    sim.seed(LIST, 4, field_id=FIELD, field_ratio=1.0, seed=13)
+    config = _config(tmp_path, sim, sink, db_url, user_id_field=FIELD)
+    assert _quiet(config, "sync") == 0
+    read = Members._read_current
+
+    def slow(self: Members, *args: Any, **kwargs: Any) -> Any:
+        time.sleep(0.5)
+        return read(self, *args, **kwargs)
+
+    def refuse_first_page(path: str) -> None:
+        if "/Contact" in path:
+            sim.faults.on_request = None
+            sim.faults.fail_next(1, 400)
+
+    monkeypatch.setattr(Members, "_read_current", slow)
+    sim.faults.on_request = refuse_first_page
+    assert _quiet(config, "sync") == 1
+    assert [t.name for t in threading.enumerate() if t.name.startswith("rows-")] == []
+    assert _quiet(config, "sync") == 0
     assert_profiles_match(sim, sink, [WITH_FIELD])

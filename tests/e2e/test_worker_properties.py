@@ -357,8 +357,9 @@ def test_segment_holds_what_listrak_holds(
     _run_dying(Worker, (sim, sink, db_url, tmp_path), examples=10, steps=12)
 
 
-# A list read one contact a page, so that from the third page on its contacts are
-# recognized by the digest of their bytes (listrak/pieces.py, state/digests.py).
+# A list read one contact a page, so that its contacts are recognized by the digest of
+# their bytes page by page (from a full scan's first page, an incremental one's third;
+# listrak/pieces.py, state/digests.py).
 PAGED_POOL = [f"q{n}@example.com" for n in range(6)]
 OTHER_FIELD = FIELD + 1
 FIELDS = (FIELD, OTHER_FIELD, None)

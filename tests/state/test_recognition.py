@@ -1,5 +1,6 @@
-"""From a scan's third page on, a contact sent as the same bytes as when its row was written
-is recognized by their digest, and neither decoded nor diffed. The rule: a scan gives
+"""From a scan's third page on (from its first, on a pass over the whole list), a contact
+sent as the same bytes as when its row was written is recognized by their digest, and
+neither decoded nor diffed. The rule: a scan gives
 exactly what it gives when every contact is decoded: the same changes, the same refusals,
 the same rows, the same count of whom it missed, whatever the pages hold and however the
 list's user-id field changes between scans."""
@@ -101,6 +102,7 @@ class Scanner:
             return
         self.gate.clear()
         members = self.db.members
+        members.whole_pass(LIST, run_id)
         members.read_ahead(LIST, run_id, user_ids=field is not None, digests=self.recognizing)
         ahead = members._scans[LIST].ahead
         if ahead is not None and self.ahead == "early":

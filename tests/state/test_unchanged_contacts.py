@@ -1,5 +1,6 @@
-"""From a scan's third page on, contacts whose stored row already says what Listrak says are
-found by their mark and neither read nor diffed; on a list that was empty when the scan
+"""From a scan's third page on (from its first, on a pass over the whole list), contacts
+whose stored row already says what Listrak says are found by their mark and neither read
+nor diffed; on a list that was empty when the scan
 began, only rows the scan stored itself are read. The rule: a scan gives exactly what it
 gives when every contact is read and diffed: the same changes, the same refusals, the same
 rows, the same count of whom it missed."""
