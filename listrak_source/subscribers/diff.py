@@ -25,22 +25,26 @@ def diff_page(
             out.rejects.append(Reject(reason="duplicate email in one scan", email=contact.email))
             continue
         page_keys.add(key)
-        change = _change_for(contact, row, user_id_field, new_id)
+        if row is None:
+            change = _new_row(contact, key, user_id_field, new_id)
+        else:
+            change = _change_existing(contact, row, user_id_field, new_id)
         if change is not None:
             out.changes.append(change)
     return out
 
 
-def _change_for(
-    contact: Contact, row: Stored | None, user_id_field: int | None, new_id: Callable[[], str]
+def _new_row(
+    contact: Contact, key: str, user_id_field: int | None, new_id: Callable[[], str]
 ) -> Change | None:
-    if row is None:
-        # An unsubscribed contact we never sent as subscribed has nothing in Segment to remove.
-        if not contact.subscribed:
-            return None
-        user_id = user_id_of(contact, user_id_field)
-        return _make(contact, True, user_id, Kind.SUBSCRIBED, new_id, is_new=True)
-    return _change_existing(contact, row, user_id_field, new_id)
+    """A contact never stored: a subscription (every contact of a first sync, a million at
+    a time, so built positionally, with its key as the caller has it)."""
+    # An unsubscribed contact we never sent as subscribed has nothing in Segment to remove.
+    if not contact.subscribed:
+        return None
+    user_id = user_id_of(contact, user_id_field)
+    email, digest = contact.email, contact.digest
+    return Change(key, email, True, user_id, Kind.SUBSCRIBED, new_id(), True, digest)
 
 
 def _change_existing(
@@ -49,7 +53,7 @@ def _change_existing(
     if not contact.subscribed:
         if not row.desired_subscribed:
             return None
-        return _make(contact, False, removal_user_id(row), Kind.UNSUBSCRIBED, new_id, row=row)
+        return _make(contact, row, False, removal_user_id(row), Kind.UNSUBSCRIBED, new_id=new_id)
     user_id = user_id_of(contact, user_id_field)
     # Back to exactly what Segment last accepted, with nothing posted since that Segment
     # may have kept: the pending message is dropped, not sent. Only for a subscription: a
@@ -58,9 +62,9 @@ def _change_existing(
     unchanged = (row.sent_subscribed, row.sent_user_id) == (True, user_id) and not row.in_doubt
     ids = _no_message if unchanged else new_id
     if not row.desired_subscribed:
-        return _make(contact, True, user_id, Kind.SUBSCRIBED, ids, row=row)
+        return _make(contact, row, True, user_id, Kind.SUBSCRIBED, new_id=ids)
     if user_id_field is not None and user_id != row.desired_user_id:
-        return _make(contact, True, user_id, Kind.USER_ID, ids, row=row)
+        return _make(contact, row, True, user_id, Kind.USER_ID, new_id=ids)
     return None
 
 
@@ -76,16 +80,16 @@ def _no_message() -> None:
 
 def _make(
     contact: Contact,
+    row: Stored,
     subscribed: bool,
     user_id: str | None,
     kind: Kind,
-    new_id: Callable[[], str | None],
     *,
-    is_new: bool = False,
-    row: Stored | None = None,
+    new_id: Callable[[], str | None],
 ) -> Change:
+    """A new desired state for a stored row."""
     # Segment's profile is keyed by the spelling it got: a case change in Listrak keeps it.
-    email = row.email if row is not None and row.email else contact.email
+    email = row.email or contact.email
     return Change(
         key=contact.key,
         email=email,
@@ -93,7 +97,6 @@ def _make(
         user_id=user_id,
         kind=kind,
         message_id=new_id(),
-        is_new=is_new,
         digest=contact.digest if subscribed else None,
     )
 
