@@ -136,6 +136,9 @@ class ScanSpec:
     subscribed: bool = True
     start_date: datetime | None = None  # naive, in Listrak's own clock
     use_original_subscribe_date: bool | None = None
+    # The list has no high-water mark to keep (dropped, or never set): a full pass then
+    # decodes its first pages, whose dates set one, where it would recognize them.
+    learns_mark: bool = False
 
     @property
     def full(self) -> bool:

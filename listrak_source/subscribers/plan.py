@@ -9,6 +9,8 @@ from ..records import Contact, ListState, ScanSpec
 from ..tracking.dates import DEFAULT_ZONE, to_listrak, zone
 
 FULL = (ScanSpec(),)
+# A full scan of a list without a usable mark (see ScanSpec.learns_mark).
+FULL_LEARNING_MARK = (ScanSpec(learns_mark=True),)
 LISTRAK_ZONE = zone(DEFAULT_ZONE)
 # A date later than Listrak's now by more than this is reported: a contact written while
 # a long scan runs is dated after its start without being wrong.
@@ -49,7 +51,7 @@ def plan_scans(
         or not last_full <= now < last_full + full_scan_every
     )
     if force_full or due:
-        return FULL
+        return FULL if mark is not None else FULL_LEARNING_MARK
     assert mark is not None  # narrowed by `due`
     # The mark is the newest date Listrak itself reported, so the window never depends on
     # our clock or on the zone Listrak's naive dates are in; the overlap covers contacts

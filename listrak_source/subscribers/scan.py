@@ -90,11 +90,12 @@ def _read_pass(
     recognizing = functools.partial(ctx.db.members.recognizes, cfg.id, run.result.run_id)
     prepare = functools.partial(_prepared, ctx.listrak, context, recognizing)
     name = f"listrak-list-{cfg.id}"
-    whole = spec.subscribed and spec.start_date is None
-    if whole:
+    # A pass over the whole list recognizes contacts from its first page, unless the list
+    # has no mark: its first pages are then decoded, and their dates set one.
+    if spec.full and not spec.learns_mark:
         ctx.db.members.whole_pass(cfg.id, run.result.run_id)
     with Prefetch[RawPage | Page](pages, name=name, stop=ctx.stop, ripen=prepare) as ahead:
-        if whole:  # once the first request is on its way
+        if spec.full:  # once the first request is on its way
             _read_rows_ahead(run, recognizing=context is not None)
         try:
             for item in map(prepare, ahead):

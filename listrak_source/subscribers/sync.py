@@ -29,7 +29,7 @@ from ..records import (
     ScanSpec,
 )
 from .confirm import confirm_unseen
-from .plan import FULL, latest_usable, next_mark, plan_scans
+from .plan import latest_usable, next_mark, plan_scans
 from .scan import scan
 
 log = logging.getLogger(__name__)
@@ -102,7 +102,7 @@ def _record(run: ListRun, *, allow_mass_removal: bool, full: bool, rename_trait:
         overlap=cfg.incremental_overlap,
         force_full=force,
     )
-    result.full_scan = specs == FULL
+    result.full_scan = all(spec.full for spec in specs)
     result.run_id = ctx.db.runs.start_run(
         cfg.id, result.kind, result.started_at, full_scan=result.full_scan
     )

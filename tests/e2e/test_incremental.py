@@ -10,7 +10,7 @@ import pytest
 
 from listrak_source.records import Contact, ListState, ScanSpec
 from listrak_source.simulator import ListrakSimulator, SegmentSink, rebuild_profiles
-from listrak_source.subscribers.plan import FULL, newest_date, plan_scans
+from listrak_source.subscribers.plan import FULL, FULL_LEARNING_MARK, newest_date, plan_scans
 
 from .harness import FIELD, assert_profiles_match, run_cli, status_json, write_config
 
@@ -22,7 +22,7 @@ ALWAYS_FULL = {"id": 1001, "user_id_field": FIELD}
 def test_plan_full_until_a_full_scan_is_on_record() -> None:
     now = T0
     kwargs = {"full_scan_every": timedelta(hours=24), "overlap": timedelta(hours=2)}
-    assert plan_scans(ListState(), now, **kwargs) == FULL
+    assert plan_scans(ListState(), now, **kwargs) == FULL_LEARNING_MARK
     mark = datetime(2026, 10, 1, 7, 30)
     fresh = ListState(last_full_scan_at=now - timedelta(hours=1), high_water_mark=mark)
     assert plan_scans(fresh, now, **kwargs) == (

@@ -14,7 +14,7 @@ import json
 import logging
 import threading
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -552,6 +552,36 @@ def _mark(db_url: str) -> Any:
             return mark.replace(tzinfo=None)
     finally:
         engine.dispose()
+
+
+def test_a_dropped_mark_is_set_again_by_the_next_full_scan_though_its_contacts_are_known(
+    tmp_path: Path, sim: ListrakSimulator, sink: SegmentSink, db_url: str
+) -> None:
+    """A mark in the future is dropped, and the next scan is full: its first pages are
+    decoded rather than recognized, so their dates set the mark, and polling resumes."""
+    from sqlalchemy import create_engine, select, update
+
+    from listrak_source.state.schema import list_state, runs
+
+    sim.add_list(LIST, "Main", field_ids=[FIELD])
+    sim.seed(LIST, 6, field_id=FIELD, field_ratio=1.0, seed=3)
+    config = _config(tmp_path, sim, sink, db_url, user_id_field=FIELD, full_scan_every="24h")
+    assert _quiet(config, "sync") == 0
+    engine = create_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            # As a clock set back past the newest contact's date leaves it.
+            ahead = datetime(2099, 1, 1, tzinfo=UTC)
+            conn.execute(update(list_state).values(high_water_mark=ahead))
+        for _ in range(3):
+            assert _quiet(config, "sync") == 0
+        with engine.connect() as conn:
+            full = list(conn.execute(select(runs.c.full_scan).order_by(runs.c.id)).scalars())
+    finally:
+        engine.dispose()
+    assert [bool(f) for f in full] == [True, True, False, False]
+    assert _mark(db_url) is not None
+    assert_profiles_match(sim, sink, [WITH_FIELD])
 
 
 @pytest.mark.parametrize("recognizing", [True])

@@ -12,6 +12,7 @@ from listrak_source.records import Contact, ListState
 from listrak_source.subscribers.plan import (
     EARLIEST,
     FULL,
+    FULL_LEARNING_MARK,
     REPORT_AFTER,
     future_dated,
     latest_usable,
@@ -62,7 +63,9 @@ def test_a_mark_in_the_future_is_dropped_and_a_full_scan_planned() -> None:
     assert next_mark(wrong, None, latest=LATEST) is None
     assert next_mark(MARK, MARK - timedelta(hours=1), latest=LATEST) == MARK
     state = ListState(last_full_scan_at=NOW - timedelta(hours=1), high_water_mark=wrong)
-    assert plan_scans(state, NOW, **DAY) == FULL
+    # Whose first pages are decoded, not recognized: their dates set the mark again.
+    assert plan_scans(state, NOW, **DAY) == FULL_LEARNING_MARK
+    assert FULL_LEARNING_MARK[0].full and FULL_LEARNING_MARK[0].learns_mark
 
 
 def test_a_last_full_scan_in_our_future_makes_a_full_scan_due() -> None:
