@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # A scan's page from which unchanged contacts are found by their marks (see _unchanged),
-# unless the scan is a pass over the whole list (see read_ahead).
+# unless it was told it is a pass over the whole list (see whole_pass).
 _CURRENT_FROM_PAGE = 3
 
 
@@ -62,8 +62,8 @@ class _Scan:
     pages: int = 0
     # The page from which the scan finds unchanged contacts by their marks and digests.
     current_from: int = _CURRENT_FROM_PAGE
-    # The subscription marks of the list's desired-subscribed rows, read once the scan is
-    # past its first pages (see Members._unchanged).
+    # The subscription marks of the list's desired-subscribed rows, read at the page
+    # `current_from` names (see Members._unchanged).
     current: SeenKeys | None = None
     # The list had no row when the scan began: every row is then one this scan stored,
     # of a key it saw before (a first sync reads no row of its own pages).
@@ -161,9 +161,9 @@ class Members:
 
         Most of a re-sync's contacts: found by their mark in the scan's set, they are
         neither read nor diffed. The set is one read of the list's subscribed rows, taken at
-        the first page of a pass over the whole list (begun beside its first request where
-        a thread may read it: `read_ahead`) and at any other scan's third page, so a run of
-        a page or two (an incremental one) never pays for it.
+        the first page of a pass over the whole list (`whole_pass`) and at any other scan's
+        third page, so a run of a page or two (an incremental one) never pays for it; on
+        a pass over the whole list it may be begun beside the first request (`read_ahead`).
         A key this scan saw before, or twice in the page, or also unsubscribed in it, goes
         the stored rows' way, where the diff refuses the duplicate; so does one whose row
         this scan has unsubscribed since.
@@ -243,8 +243,9 @@ class Members:
 
     def read_ahead(self, list_id: int, run_id: int, *, user_ids: bool, digests: bool) -> None:
         """Begin the read `_current` makes on a thread of its own, where `reads_ahead` says:
-        a pass over the whole list has sent its first request, and its first page will
-        need the read (see `whole_pass`; elsewhere that page makes it).
+        a pass over the whole list has sent its first request, and the page that needs the
+        read (its first, after `whole_pass`, else its third) takes it from there; where no
+        thread may read, that page makes the read itself.
 
         What the pass writes cannot make the read wrong: every row a scan writes is of a
         key it has counted as seen, or has unsubscribed, before its next page is
