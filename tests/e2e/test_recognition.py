@@ -656,6 +656,29 @@ def test_the_last_contact_of_a_page_with_the_marker_nested_in_a_list_of_objects(
     assert_profiles_match(sim, sink, [WITH_FIELD])
 
 
+def _synced_with_a_slow_read(
+    tmp_path: Path,
+    sim: ListrakSimulator,
+    sink: SegmentSink,
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Path:
+    """A list of two pages synced once; from now on each read of its rows takes half a
+    second more."""
+    sim.add_list(LIST, "Main", field_ids=[FIELD])
+    sim.seed(LIST, 4, field_id=FIELD, field_ratio=1.0, seed=13)
+    config = _config(tmp_path, sim, sink, db_url, user_id_field=FIELD)
+    assert _quiet(config, "sync") == 0
+    read = Members._read_current
+
+    def slow(self: Members, *args: Any, **kwargs: Any) -> Any:
+        time.sleep(0.5)
+        return read(self, *args, **kwargs)
+
+    monkeypatch.setattr(Members, "_read_current", slow)
+    return config
+
+
 def _decoded_contacts(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The keys of the contacts the worker decodes from now on, in order."""
     decoded: list[str] = []
@@ -680,17 +703,7 @@ def test_a_pass_waits_at_its_first_page_for_the_rows_it_began_reading_however_sl
 ) -> None:
     """A re-sync recognizes its contacts from its first page on: it takes the list's rows
     it began reading beside that page's request, and no read is left behind."""
-    sim.add_list(LIST, "Main", field_ids=[FIELD])
-    sim.seed(LIST, 4, field_id=FIELD, field_ratio=1.0, seed=13)
-    config = _config(tmp_path, sim, sink, db_url, user_id_field=FIELD)
-    assert _quiet(config, "sync") == 0
-    read = Members._read_current
-
-    def slow(self: Members, *args: Any, **kwargs: Any) -> Any:
-        time.sleep(0.5)
-        return read(self, *args, **kwargs)
-
-    monkeypatch.setattr(Members, "_read_current", slow)
+    config = _synced_with_a_slow_read(tmp_path, sim, sink, db_url, monkeypatch)
     decoded = _decoded_contacts(monkeypatch)
     assert _quiet(config, "sync") == 0
     assert decoded == []
@@ -708,22 +721,13 @@ def test_a_pass_that_fails_before_its_first_page_leaves_no_read_behind(
 ) -> None:
     """The read begun beside the first request is stopped, however slow, and is over
     before the run closes its connections."""
-    sim.add_list(LIST, "Main", field_ids=[FIELD])
-    sim.seed(LIST, 4, field_id=FIELD, field_ratio=1.0, seed=13)
-    config = _config(tmp_path, sim, sink, db_url, user_id_field=FIELD)
-    assert _quiet(config, "sync") == 0
-    read = Members._read_current
-
-    def slow(self: Members, *args: Any, **kwargs: Any) -> Any:
-        time.sleep(0.5)
-        return read(self, *args, **kwargs)
+    config = _synced_with_a_slow_read(tmp_path, sim, sink, db_url, monkeypatch)
 
     def refuse_first_page(path: str) -> None:
         if "/Contact" in path:
             sim.faults.on_request = None
             sim.faults.fail_next(1, 400)
 
-    monkeypatch.setattr(Members, "_read_current", slow)
     sim.faults.on_request = refuse_first_page
     assert _quiet(config, "sync") == 1
     assert [t.name for t in threading.enumerate() if t.name.startswith("rows-")] == []
