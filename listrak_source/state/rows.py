@@ -121,7 +121,7 @@ def one_of_ids(conn: Connection, column: ColumnElement[Any], name: str) -> Colum
     """`one_of` for message ids, bound as `listed_ids` binds them.
 
     On PostgreSQL the ids are one text the server splits at its commas: psycopg writes an
-    array parameter in Python, element by element (about 1.9 us an id, most of the
+    array parameter in Python, element by element (about 1.9 µs an id, most of the
     Segment answers' thread in a first sync), and joined they cost nothing. The planner
     still sees how many there are, as it does an array's.
     """
