@@ -137,7 +137,8 @@ class ScanSpec:
     start_date: datetime | None = None  # naive, in Listrak's own clock
     use_original_subscribe_date: bool | None = None
     # The list has no high-water mark to keep (dropped, or never set): a full pass then
-    # decodes its first pages, whose dates set one, where it would recognize them.
+    # decodes its pages, where it would recognize them, until one gives a date that may
+    # set the mark (its first two at least).
     learns_mark: bool = False
 
     @property

@@ -241,6 +241,14 @@ class Members:
         if not scan.fresh:
             scan.current_from = 1
 
+    def decode_next(self, list_id: int, run_id: int) -> None:
+        """The scan's next page is decoded and diffed, not recognized: its list has no
+        high-water mark, and no page so far gave a date that may set one (a recognized
+        contact's dates are not read). The reader may have prepared that page for
+        recognition already; `recognize` then finds nothing, and the page is decoded."""
+        scan = self._scan(list_id, run_id)
+        scan.current_from = max(scan.current_from, scan.pages + 2)
+
     def read_ahead(self, list_id: int, run_id: int, *, user_ids: bool, digests: bool) -> None:
         """Begin the read `_current` makes on a thread of its own, where `reads_ahead` says:
         a pass over the whole list has sent its first request, and the page that needs the

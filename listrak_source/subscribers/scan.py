@@ -111,6 +111,8 @@ def _read_pass(
                     run.lock.verify()
                     _read_back(run, page, audience_fields)
                 newest = newest_date(page.contacts, newest, latest=latest)
+                if spec.learns_mark and newest is None:
+                    ctx.db.members.decode_next(cfg.id, run.result.run_id)
                 _count_future_dates(run, page.contacts, latest)
                 if ctx.stop.is_set():
                     log.info("list %s: stopping after this page; the scan is incomplete", cfg.id)

@@ -549,7 +549,7 @@ def _mark(db_url: str) -> Any:
         with engine.connect() as conn:
             query = select(list_state.c.high_water_mark).where(list_state.c.list_id == LIST)
             mark = conn.execute(query).scalar_one()
-            return mark.replace(tzinfo=None)
+            return None if mark is None else mark.replace(tzinfo=None)
     finally:
         engine.dispose()
 
@@ -559,29 +559,66 @@ def test_a_dropped_mark_is_set_again_by_the_next_full_scan_though_its_contacts_a
 ) -> None:
     """A mark in the future is dropped, and the next scan is full: its first pages are
     decoded rather than recognized, so their dates set the mark, and polling resumes."""
-    from sqlalchemy import create_engine, select, update
-
-    from listrak_source.state.schema import list_state, runs
-
     sim.add_list(LIST, "Main", field_ids=[FIELD])
     sim.seed(LIST, 6, field_id=FIELD, field_ratio=1.0, seed=3)
     config = _config(tmp_path, sim, sink, db_url, user_id_field=FIELD, full_scan_every="24h")
     assert _quiet(config, "sync") == 0
+    # As a clock set back past the newest contact's date leaves it.
+    _set_mark(db_url, datetime(2099, 1, 1, tzinfo=UTC))
+    for _ in range(3):
+        assert _quiet(config, "sync") == 0
+    assert _full_scans(db_url) == [True, True, False, False]
+    assert _mark(db_url) is not None
+    assert_profiles_match(sim, sink, [WITH_FIELD])
+
+
+def test_a_pass_learning_the_mark_decodes_pages_until_one_gives_a_usable_date(
+    tmp_path: Path, sim: ListrakSimulator, sink: SegmentSink, sqlite_url: str
+) -> None:
+    """The first two pages' contacts all carry dates yet to come, which set no mark: the
+    pass decodes the third page too, rather than recognizing it, and its dates set one. On
+    SQLite only: the rule is the scan's, not the database's."""
+    sim.add_list(LIST, "Main", field_ids=[FIELD])
+    sim.seed(LIST, 6, field_id=FIELD, field_ratio=1.0, seed=5)
+    config = _config(tmp_path, sim, sink, sqlite_url, user_id_field=FIELD, full_scan_every="24h")
+    assert _quiet(config, "sync") == 0
+    lst = sim.get(LIST)
+    with sim.lock:
+        first_pages = [c.email for c in list(lst._recs)[:4]]
+    for email in first_pages:
+        sim.override(LIST, email, {"subscribeDate": "2099-01-01T00:00:00"})
+    _set_mark(sqlite_url, datetime(2099, 1, 1, tzinfo=UTC))
+    assert _quiet(config, "sync") == 0
+    assert _mark(sqlite_url) is not None
+    assert _quiet(config, "sync") == 0
+    assert _full_scans(sqlite_url) == [True, True, False]
+
+
+def _set_mark(db_url: str, mark: datetime) -> None:
+    from sqlalchemy import create_engine, update
+
+    from listrak_source.state.schema import list_state
+
     engine = create_engine(db_url)
     try:
         with engine.begin() as conn:
-            # As a clock set back past the newest contact's date leaves it.
-            ahead = datetime(2099, 1, 1, tzinfo=UTC)
-            conn.execute(update(list_state).values(high_water_mark=ahead))
-        for _ in range(3):
-            assert _quiet(config, "sync") == 0
-        with engine.connect() as conn:
-            full = list(conn.execute(select(runs.c.full_scan).order_by(runs.c.id)).scalars())
+            conn.execute(update(list_state).values(high_water_mark=mark))
     finally:
         engine.dispose()
-    assert [bool(f) for f in full] == [True, True, False, False]
-    assert _mark(db_url) is not None
-    assert_profiles_match(sim, sink, [WITH_FIELD])
+
+
+def _full_scans(db_url: str) -> list[bool]:
+    from sqlalchemy import create_engine, select
+
+    from listrak_source.state.schema import runs
+
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            query = select(runs.c.full_scan).order_by(runs.c.id)
+            return [bool(full) for full in conn.execute(query).scalars()]
+    finally:
+        engine.dispose()
 
 
 @pytest.mark.parametrize("recognizing", [True])
