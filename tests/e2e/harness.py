@@ -141,6 +141,15 @@ def member_rows(db_url: str, list_id: int) -> dict[str, dict[str, Any]]:
 
 def run_statuses(db_url: str, list_id: int) -> list[str]:
     """The status of each run of a list, oldest first, straight from the database."""
+    return [str(status) for status in _of_runs(db_url, list_id, "status")]
+
+
+def run_full_scans(db_url: str, list_id: int) -> list[bool]:
+    """Whether each run of a list was a full scan, oldest first."""
+    return [bool(full) for full in _of_runs(db_url, list_id, "full_scan")]
+
+
+def _of_runs(db_url: str, list_id: int, column: str) -> list[Any]:
     from sqlalchemy import create_engine, select
 
     from listrak_source.state.schema import runs
@@ -148,8 +157,8 @@ def run_statuses(db_url: str, list_id: int) -> list[str]:
     engine = create_engine(db_url)
     try:
         with engine.connect() as conn:
-            stmt = select(runs.c.status).where(runs.c.list_id == list_id).order_by(runs.c.id)
-            return [status for (status,) in conn.execute(stmt)]
+            stmt = select(runs.c[column]).where(runs.c.list_id == list_id).order_by(runs.c.id)
+            return list(conn.execute(stmt).scalars())
     finally:
         engine.dispose()
 

@@ -31,6 +31,7 @@ from .harness import (
     assert_profiles_match,
     member_rows,
     run_cli,
+    run_full_scans,
     run_statuses,
     write_config,
 )
@@ -527,15 +528,7 @@ def test_incremental_runs_over_recognized_contacts(
         step()
         assert _quiet(config, "sync") == 0
         assert_profiles_match(sim, sink, [WITH_FIELD])
-    from sqlalchemy import create_engine, select
-
-    from listrak_source.state.schema import runs
-
-    engine = create_engine(sqlite_url)
-    with engine.connect() as conn:
-        fulls = conn.execute(select(runs.c.full_scan).where(runs.c.list_id == LIST)).scalars()
-        assert [bool(f) for f in fulls] == [True] + [False] * 6
-    engine.dispose()
+    assert run_full_scans(sqlite_url, LIST) == [True] + [False] * 6
     assert_no_change_under_two_ids(sink.messages)
 
 
@@ -567,7 +560,7 @@ def test_a_dropped_mark_is_set_again_by_the_next_full_scan_though_its_contacts_a
     _set_mark(db_url, datetime(2099, 1, 1, tzinfo=UTC))
     for _ in range(3):
         assert _quiet(config, "sync") == 0
-    assert _full_scans(db_url) == [True, True, False, False]
+    assert run_full_scans(db_url, LIST) == [True, True, False, False]
     assert _mark(db_url) is not None
     assert_profiles_match(sim, sink, [WITH_FIELD])
 
@@ -591,7 +584,7 @@ def test_a_pass_learning_the_mark_decodes_pages_until_one_gives_a_usable_date(
     assert _quiet(config, "sync") == 0
     assert _mark(sqlite_url) is not None
     assert _quiet(config, "sync") == 0
-    assert _full_scans(sqlite_url) == [True, True, False]
+    assert run_full_scans(sqlite_url, LIST) == [True, True, False]
 
 
 def _set_mark(db_url: str, mark: datetime) -> None:
@@ -603,20 +596,6 @@ def _set_mark(db_url: str, mark: datetime) -> None:
     try:
         with engine.begin() as conn:
             conn.execute(update(list_state).values(high_water_mark=mark))
-    finally:
-        engine.dispose()
-
-
-def _full_scans(db_url: str) -> list[bool]:
-    from sqlalchemy import create_engine, select
-
-    from listrak_source.state.schema import runs
-
-    engine = create_engine(db_url)
-    try:
-        with engine.connect() as conn:
-            query = select(runs.c.full_scan).order_by(runs.c.id)
-            return [bool(full) for full in conn.execute(query).scalars()]
     finally:
         engine.dispose()
 
