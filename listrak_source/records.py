@@ -115,6 +115,9 @@ class RawPage:
     pieces: Pieces | None = None
     content: bytes = b""
     digests: list[int] | None = None
+    # The subscription state its scan asked for, which a contact that names none is in
+    # (see contacts.parse_contact).
+    state: bool = True
 
     @property
     def size(self) -> int:

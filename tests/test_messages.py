@@ -87,7 +87,8 @@ def test_parse_contact_accepts_nulls_and_trims() -> None:
             "subscriptionState": None,
             "segmentationFieldValues": None,
             "subscribeDate": "garbage",
-        }
+        },
+        scanned=True,
     )
     assert parsed == Contact("Ann@x.io", True, {})
 
@@ -105,7 +106,7 @@ def test_parse_contact_rejects_bad_input() -> None:
         ("just a string", "contact is str"),
     ]
     for raw, reason in cases:
-        parsed = parse_contact(raw)
+        parsed = parse_contact(raw, scanned=True)
         assert isinstance(parsed, Reject), raw
         assert reason in parsed.reason
 
@@ -115,6 +116,7 @@ def test_parse_contact_accepts_string_field_ids_and_numbers() -> None:
         {
             "emailAddress": "a@x.io",
             "segmentationFieldValues": [{"segmentationFieldId": "678", "value": 12345}],
-        }
+        },
+        scanned=True,
     )
     assert parsed == Contact("a@x.io", True, {678: "12345"})

@@ -265,16 +265,20 @@ class ListrakClient(ActivityReads):
         of what it becomes.
         """
         data = page.data if page.pieces is None else _contacts_of(page.content)
-        parsed = parse_page(data, page.next_cursor)
+        parsed = parse_page(data, page.next_cursor, scanned=page.state)
         page.release()
         return parsed
 
     @staticmethod
     def digest(page: RawPage, context: str) -> None:
         """Count the digests of a page split into pieces (see `parse_unknown`); `context`
-        names what besides its bytes decides what a contact becomes on the list."""
+        names what besides its bytes decides what a contact becomes on the list. So does
+        the state its scan asked for, which a contact that names none is in: the same
+        bytes are a subscriber in one scan and not in the other. Subscribed scans' digests
+        name it by leaving it out, as they did before a null state took the scan's."""
         if page.pieces is not None and page.digests is None:
-            page.digests = digests(page.pieces, f"{PARSE_VERSION}\0{context}".encode())
+            scanned = "" if page.state else "\0Unsubscribed"
+            page.digests = digests(page.pieces, f"{PARSE_VERSION}\0{context}{scanned}".encode())
 
     @staticmethod
     def parse_unknown(page: RawPage, known: Sequence[int]) -> Page | None:
@@ -287,7 +291,7 @@ class ListrakClient(ActivityReads):
         if data is None:
             return None
         digests = [d for d, k in zip(page.digests, known, strict=True) if not k]
-        return parse_page(data, page.next_cursor, digests)
+        return parse_page(data, page.next_cursor, digests, scanned=page.state)
 
     def _scan(self, list_id: int, params: dict[str, str]) -> Iterator[RawPage]:
         path = f"/List/{list_id}/Contact"
@@ -297,6 +301,7 @@ class ListrakClient(ActivityReads):
         repeats = RepeatWatch()
         while cursor is not None:
             page = self._get_page(path, {**params, "cursor": cursor}, list_id)
+            page.state = params["subscriptionState"] == "Subscribed"
             cursor = page.next_cursor
             pages += 1
             empty = 0 if page.size else empty + 1

@@ -25,7 +25,7 @@ _DIGITS = re.compile(r"^\s*[0-9]+\s*$")
 # The usual address, ASCII (so storable unless it holds NUL) and already stripped: what
 # _EMAIL accepts, matched whole, since a match up to a trailing newline would not do here.
 _PLAIN_EMAIL = re.compile(r"[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+")
-_PLAIN_STATES = {None: True, "Subscribed": True, "Unsubscribed": False}
+_PLAIN_STATES = {"Subscribed": True, "Unsubscribed": False}
 # Part of every contact digest (listrak/pieces.py): a stored digest stands for what these
 # functions made of the contact's bytes. Change it with anything that could make them
 # answer otherwise for the same bytes, so every contact is decoded and checked again.
@@ -116,28 +116,40 @@ def _email(raw: Mapping[str, Any]) -> str | Reject:
     return email
 
 
-def _subscribed(raw: Mapping[str, Any]) -> bool:
-    state = _text(raw, "subscriptionState") or "Subscribed"
+def _subscribed(raw: Mapping[str, Any], scanned: bool | None) -> bool:
+    state = _text(raw, "subscriptionState")
+    if state is None:
+        if scanned is None:
+            raise ValueError("subscriptionState is missing")
+        return scanned
     if state not in _STATES:
         raise ValueError(f"unknown subscriptionState {state[:40]!r}")
     return _STATES[state]
 
 
-def parse_contact(raw: object, digest: int | None = None) -> Contact | Reject:
+def parse_contact(
+    raw: object, digest: int | None = None, *, scanned: bool | None = None
+) -> Contact | Reject:
     """Turn one JSON contact into a Contact, or a Reject that says what was wrong.
+
+    A contact whose subscriptionState is null or absent is in the state its scan asked
+    for (`scanned`): Listrak chose it by that state. Read alone (`scanned` None), it says
+    nothing of its state, and is refused: a subscriber is then kept, never removed.
 
     A re-sync parses every contact of the list, so the usual contact (a plain address,
     a known state, text or absent field values) takes a shortcut; anything else is
     checked step by step, and both give the same answer (a property test compares them).
     """
     if type(raw) is dict:
-        plain = _plain_contact(raw, digest)
+        plain = _plain_contact(raw, digest, scanned)
         if plain is not None:
             return plain
-    return checked_contact(raw, digest)
+    return checked_contact(raw, digest, scanned=scanned)
 
 
-def checked_contact(raw: object, digest: int | None = None) -> Contact | Reject:
+def checked_contact(
+    raw: object, digest: int | None = None, *, scanned: bool | None = None
+) -> Contact | Reject:
     """parse_contact with every check spelled out, for any JSON whatever."""
     if not isinstance(raw, dict):  # JSON objects decode to dicts
         return Reject(reason=f"contact is {type(raw).__name__}, not an object", raw=repr(raw)[:200])
@@ -146,25 +158,25 @@ def checked_contact(raw: object, digest: int | None = None) -> Contact | Reject:
         email = _email(raw)
         if isinstance(email, Reject):
             return email
-        return _contact(raw, email, subscribed=_subscribed(raw), digest=digest)
+        return _contact(raw, email, subscribed=_subscribed(raw, scanned), digest=digest)
     except ValueError as exc:
         return Reject(reason=str(exc), email=email if isinstance(email, str) else None)
 
 
-def _plain_contact(raw: dict[str, Any], digest: int | None = None) -> Contact | None:
+def _plain_contact(raw: dict[str, Any], digest: int | None, scanned: bool | None) -> Contact | None:
     """The usual contact, or None for checked_contact to judge."""
     email = raw.get("emailAddress")
     state = raw.get("subscriptionState")
+    subscribed = _PLAIN_STATES.get(state) if type(state) is str else scanned
     if (
         type(email) is not str
         or not email.isascii()  # lower-casing then keeps the length
         or len(email) > MAX_EMAIL_LENGTH
         or not _PLAIN_EMAIL.fullmatch(email)
-        or (type(state) is not str and state is not None)
-        or state not in _PLAIN_STATES
+        or (state is not None and type(state) is not str)
+        or subscribed is None
     ):
         return None
-    subscribed = _PLAIN_STATES[state]
     fields = _plain_fields(raw.get("segmentationFieldValues")) if subscribed else {}
     if fields is None:
         return None
@@ -216,14 +228,21 @@ def _contact(
     )
 
 
-def parse_page(data: list[Any], cursor: str | None, digests: Sequence[int] | None = None) -> Page:
+def parse_page(
+    data: list[Any],
+    cursor: str | None,
+    digests: Sequence[int] | None = None,
+    *,
+    scanned: bool = True,
+) -> Page:
     """Every contact of a page's data, split into those that parsed and those that did not;
-    each with its digest (see Contact.digest), when given."""
+    each with its digest (see Contact.digest), when given; `scanned`, the subscription
+    state the page's scan asked for."""
     contacts: list[Contact] = []
     rejects: list[Reject] = []
     given: Sequence[int | None] = digests if digests is not None else [None] * len(data)
     for raw, digest in zip(data, given, strict=True):
-        parsed = parse_contact(raw, digest)
+        parsed = parse_contact(raw, digest, scanned=scanned)
         if isinstance(parsed, Contact):
             contacts.append(parsed)
         else:

@@ -23,8 +23,22 @@ def test_an_unsubscribe_is_a_fact_even_when_its_profile_fields_are_unreadable() 
 
 
 def test_a_subscriber_with_unreadable_fields_is_refused_with_its_email() -> None:
-    parsed = parse_contact({"emailAddress": "a@x.io", "segmentationFieldValues": BAD_FIELDS})
+    raw = {"emailAddress": "a@x.io", "segmentationFieldValues": BAD_FIELDS}
+    parsed = parse_contact(raw, scanned=True)
     assert isinstance(parsed, Reject) and parsed.email == "a@x.io"
+    assert "segmentationFieldId" in parsed.reason
+
+
+def test_a_contact_without_a_state_is_in_the_state_its_scan_asked_for() -> None:
+    """Listrak chose it by that state; read alone, it is refused, with its address, so that
+    a subscriber is kept and the refusal shown."""
+    for raw in ({"emailAddress": "a@x.io"}, {"emailAddress": "a@x.io", "subscriptionState": " "}):
+        assert parse_contact(raw, scanned=True) == Contact("a@x.io", True, {})
+        assert parse_contact(raw, scanned=False) == Contact("a@x.io", False, {})
+        alone = parse_contact(raw)
+        assert alone == Reject(reason="subscriptionState is missing", email="a@x.io")
+    stated = {"emailAddress": "a@x.io", "subscriptionState": "Subscribed"}
+    assert parse_contact(stated, scanned=False) == parse_contact(stated) == Contact("a@x.io", True)
 
 
 JSON = st.recursive(
@@ -60,7 +74,8 @@ def test_any_json_in_any_field_gives_a_contact_or_a_reject(raw: dict, email: str
 
 def test_field_values_and_ids_are_read_defensively() -> None:
     def fields(*items: object) -> Contact | Reject:
-        return parse_contact({"emailAddress": "a@x.io", "segmentationFieldValues": list(items)})
+        raw = {"emailAddress": "a@x.io", "segmentationFieldValues": list(items)}
+        return parse_contact(raw, scanned=True)
 
     assert fields({"segmentationFieldId": " 678 ", "value": 12}) == Contact(
         "a@x.io", True, {678: "12"}
@@ -136,11 +151,15 @@ def _with_field(value: object, **more: object) -> dict[str, object]:
 
 
 @settings(max_examples=1000)
-@given(st.one_of(_CONTACTS, JSON))
-@example(_with_field("a\x00"))
-@example(_with_field("\ud800"))
-@example(_with_field(" v "))
-@example(_with_field("v", subscriptionState="Unsubscribed"))
-@example({"emailAddress": "a" * 250 + "@x.io"})
-def test_the_usual_contact_s_shortcut_answers_as_every_check_does(raw: object) -> None:
-    assert parse_contact(raw) == checked_contact(raw)
+@given(st.one_of(_CONTACTS, JSON), st.sampled_from([True, False, None]))
+@example(_with_field("a\x00"), True)
+@example(_with_field("\ud800"), True)
+@example(_with_field(" v "), True)
+@example(_with_field("v", subscriptionState="Unsubscribed"), True)
+@example({"emailAddress": "a" * 250 + "@x.io"}, True)
+@example({"emailAddress": "a@x.io", "subscriptionState": ""}, None)
+@example({"emailAddress": "a@x.io", "subscriptionState": None}, False)
+def test_the_usual_contact_s_shortcut_answers_as_every_check_does(
+    raw: object, scanned: bool | None
+) -> None:
+    assert parse_contact(raw, scanned=scanned) == checked_contact(raw, scanned=scanned)

@@ -77,7 +77,9 @@ def corpus() -> list[dict[str, Any]]:
 def fingerprint() -> str:
     answers = hashlib.sha256()
     for raw in corpus():
-        answers.update(repr(parse_contact(raw)).encode("utf-8", "surrogatepass") + b"\n")
+        # As a Subscribed scan parses: the only scan whose contacts' digests are compared.
+        parsed = parse_contact(raw, scanned=True)
+        answers.update(repr(parsed).encode("utf-8", "surrogatepass") + b"\n")
     return answers.hexdigest()
 
 
