@@ -38,8 +38,9 @@ if TYPE_CHECKING:
     from .digests import DigestIndex
     from .seen import SeenKeys
 
-    # The marks of the rows found by them, and the digest table of the others.
-    _Current = tuple[SeenKeys, DigestIndex | None]
+    # The marks of the rows found by them, the digest table of the others, and how many
+    # rows were read.
+    _Current = tuple[SeenKeys, DigestIndex | None, int]
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,14 @@ class _Scan:
     # The list's desired-subscribed rows that carry a digest, read with `current` (which
     # then holds the marks of the others only).
     known: DigestIndex | None = None
+    # How many desired-subscribed rows the list has now, where known: counted by the read
+    # of `current`, and kept by each write this scan makes after it (see `_count_writes`).
+    # The sweep's count of the unseen then reads no row. Unknown (None) when the scan
+    # wrote rows before it had the read's result (a read begun ahead may or may not
+    # include them) or removed unseen rows since.
+    rows: int | None = None
+    # Whether the scan has written a row of the list.
+    wrote: bool = False
     # The read of `current` and `known`, begun on a thread of its own (see read_ahead),
     # and what it was asked for: (user_ids, digests).
     ahead: Ahead[_Current] | None = None
@@ -144,6 +153,7 @@ class Members:
             elif lock is not None and (verify_unwritten or lock.due()):
                 lock.verify()
         scan.seen.insert(codes)
+        _count_writes(scan, stored, page.changes)
         dropped = [c.key for c in page.changes if not c.subscribed]
         scan.dropped.update(dropped)
         scan.dropped_codes.update(scan.seen.codes(dropped))
@@ -286,13 +296,14 @@ class Members:
             return scan.current
         if scan.ahead is not None and scan.ahead_for == (user_ids, digests):
             ahead, scan.ahead = scan.ahead, None
-            scan.current, scan.known = ahead.result()
-            return scan.current
-        _stop_ahead(scan)
-        size = self._size_hint(list_id)
-        scan.current, scan.known = self._read_current(
-            list_id, size, scan.seen.codes, user_ids=user_ids, digests=digests
-        )
+            scan.current, scan.known, rows = ahead.result()
+        else:
+            _stop_ahead(scan)
+            size = self._size_hint(list_id)
+            scan.current, scan.known, rows = self._read_current(
+                list_id, size, scan.seen.codes, user_ids=user_ids, digests=digests
+            )
+        scan.rows = None if scan.wrote else rows
         return scan.current
 
     def _read_current(
@@ -312,6 +323,7 @@ class Members:
 
         current = SeenKeys(0 if digests else size)
         known = DigestIndex(size) if digests else None
+        rows = 0
         # A second connection reads half of PostgreSQL's table beside the first.
         beside = self.tx.read if self.tx.writes_in_parallel else None
         # The walk is closed on the way out, not when collected: one in two halves then
@@ -328,10 +340,11 @@ class Members:
             for columns in chunks_:
                 if cancelled is not None and cancelled.is_set():
                     raise Cancelled("the scan no longer needs the list's rows")
+                rows += len(columns[0])
                 keys, ids = columns[:2] if known is None else _index_digests(codes, known, columns)
                 marks = map(subscription_mark, keys, ids if user_ids else [None] * len(keys))
                 current.insert(current.codes(marks))
-        return current, known
+        return current, known, rows
 
     def _scan(self, list_id: int, run_id: int) -> _Scan:
         """This run's scan; it has seen nobody until its first page is stored (a new run of
@@ -541,17 +554,21 @@ class Members:
         saw (one count, not a million keys read): it only chooses how the unseen are
         confirmed, and whatever confirms or removes them names them row by row.
         """
+        scan = self._scan(list_id, run_id)
         with self.tx.begin() as conn:
             if keys is None and missed_by is None:
-                subscribed = self._count_subscribed(conn, list_id)
-                missing = subscribed - self._scan(list_id, run_id).subscribed
+                subscribed = self._count_subscribed(conn, scan, list_id)
+                missing = subscribed - scan.subscribed
                 if missing >= 0:
                     return missing, subscribed if missing else 0
             unseen = self._unseen(conn, list_id, run_id, keys=keys, missed_by=missed_by)
             missing = sum(1 for _ in unseen)
-            return missing, self._count_subscribed(conn, list_id) if missing else 0
+            return missing, self._count_subscribed(conn, scan, list_id) if missing else 0
 
-    def _count_subscribed(self, conn: Connection, list_id: int) -> int:
+    def _count_subscribed(self, conn: Connection, scan: _Scan, list_id: int) -> int:
+        """The list's desired-subscribed rows: as the scan counted them, or counted now."""
+        if scan.rows is not None:
+            return scan.rows
         return page_sql.count_subscribed(conn, list_id, walk=self._walks(conn, list_id))
 
     def _walks(self, conn: Connection, list_id: int) -> bool:
@@ -591,6 +608,8 @@ class Members:
         missed_by: int | None = None,
     ) -> int:
         """Unsubscribe the unseen rows Listrak confirmed gone: these keys, or missed twice."""
+        # Counted again when next asked: the scan's count holds only what it wrote itself.
+        self._scan(list_id, run_id).rows = None
         with self.tx.begin() as conn:
             unseen = self._unseen(conn, list_id, run_id, keys=keys, missed_by=missed_by)
             gone = [row[0] for row in unseen]
@@ -676,6 +695,22 @@ def _stamps(
         and key not in left_out
         and (key in same or (key in stored and stored[key].digest != digest))
     ]
+
+
+def _count_writes(scan: _Scan, stored: Mapping[str, Stored], changes: Sequence[Change]) -> None:
+    """Keep the scan's count of the list's desired-subscribed rows by what a page wrote:
+    a row subscribed now and not before adds one, one unsubscribed now takes one away."""
+    if not changes:
+        return
+    scan.wrote = True
+    if scan.rows is None:
+        return
+    touched = {c.key for c in changes}
+    was = {key for key in touched if key in stored and stored[key].desired_subscribed}
+    now = (was | {c.key for c in changes if c.subscribed}) - {
+        c.key for c in changes if not c.subscribed
+    }
+    scan.rows += len(now) - len(was)
 
 
 def _newly_subscribed(
