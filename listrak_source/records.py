@@ -373,6 +373,9 @@ class RunResult:
     # What Listrak sent that the run worked around, for the operator to fix there.
     note: str | None = None
     future_dated: int = 0
+    # Subscribers a full scan missed that Listrak did not report gone: kept until the next
+    # full scan misses them too, so Segment may hold them a while after they left.
+    unconfirmed: int = 0
 
     def add_note(self, text: str) -> None:
         """Record something the run worked around; several are joined on one line."""

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..config import Settings
-from ..records import RunStatus
+from ..records import RunResult, RunStatus
 from ..simulator import ListrakSimulator, SegmentSink, rebuild_profiles
 from ..subscribers.sync import sync_list
 from .demo_activity import run_activity_demo
@@ -141,7 +141,16 @@ def _sync_all(demo: Demo) -> bool:
                 break
     for result in results:
         print("  " + result_line(result), file=demo.out)
-    return all(r.status == RunStatus.OK for r in results)
+    return all(_done(r, len(demo.removals.waiting.get(r.list_id, ()))) for r in results)
+
+
+def _done(result: RunResult, waiting: int) -> bool:
+    """The run did everything, or all it left are the removals the demo expects to wait for
+    a second full scan (the run is then `partial`, and says so)."""
+    if result.status == RunStatus.OK:
+        return True
+    left = (result.pending, result.dead, result.rejected)
+    return result.status == RunStatus.PARTIAL and result.unconfirmed == waiting and not any(left)
 
 
 def _profiles_match(sim: ListrakSimulator, sink: SegmentSink, settings: Settings) -> bool:

@@ -133,8 +133,9 @@ def _remove(
 def _defer(run: ListRun, allow_mass_removal: bool) -> None:
     """Too many to read one by one: the next full scan decides about those still unseen.
 
-    Nothing is removed yet, but a scan that no longer sees most of a list is news on first
-    sight: it is held, not `ok`, so that someone looks before the next one removes them.
+    Nothing is removed yet, so the run is not `ok`: it is `partial`, saying how many wait
+    and until when; and a scan that no longer sees most of a list is news on first sight:
+    it is held, so that someone looks before the next one removes them.
     """
     ctx, cfg, result = run.ctx, run.cfg, run.result
     missed = ctx.db.members.mark_missed(cfg.id, result.run_id)
@@ -148,10 +149,7 @@ def _defer(run: ListRun, allow_mass_removal: bool) -> None:
               "unsubscribed; nothing removed, and a next full scan that misses them too is "
               "held as well")  # fmt: skip
         return
-    result.add_note(
-        f"{missed} subscriber(s) not seen by this full scan and not reported "
-        "unsubscribed: removed if the next full scan misses them too"
-    )
+    result.unconfirmed = missed
 
 
 def _hold(run: ListRun, why: str) -> None:

@@ -301,4 +301,9 @@ def _shortfall(result: RunResult) -> str:
         parts.append(f"{result.dead} dead after max_attempts (see status; `retry` re-queues)")
     if result.rejected:
         parts.append(f"{result.rejected} contact(s) skipped (see status)")
+    if result.unconfirmed:
+        parts.append(
+            f"{result.unconfirmed} subscriber(s) not seen by this full scan and not reported "
+            "unsubscribed: removed if the next full scan misses them too"
+        )
     return "; ".join(parts)
