@@ -17,12 +17,13 @@ from datetime import UTC, timedelta
 
 from ..delivery.context import ListRun
 from ..errors import StopRequested
-from ..records import Contact, ListState, Page, RunStatus, ScanSpec
+from ..records import Contact, ListState, Page, Reject, RunStatus, ScanSpec
 from .diff import removal_ratio
 from .scan import scan_pass, store_page
 
 log = logging.getLogger(__name__)
 
+_ANOTHER_ADDRESS = "Listrak answered a read of this contact with another address"
 # An Unsubscribed scan must start before the last full scan in Listrak's own clock, whose
 # zone is unconfirmed: no zone is more than 12 hours behind UTC, and an hour covers skew.
 _ZONE_BEHIND = timedelta(hours=13)
@@ -76,8 +77,9 @@ def _read_one_by_one(run: ListRun, limit: int) -> list[str]:
     """Ask Listrak for each unseen subscriber; return the keys it has no contact for.
 
     Subscribed answers are seen now; Unsubscribed ones are removed by the diff, as any
-    unsubscribe is; an unreadable answer is a contact on the list, and is kept. What was
-    read before a stop signal is stored too.
+    unsubscribe is; an unreadable answer is a contact on the list, and is kept, and so is
+    one whose answer is about another address: it says nothing of the one asked about.
+    What was read before a stop signal is stored too.
     """
     read = Page([], [], None)
     gone: list[str] = []
@@ -99,11 +101,19 @@ def _read_each(run: ListRun, limit: int, read: Page, gone: list[str]) -> None:
         found = ctx.listrak.get_contact(cfg.id, email, field_ids=field_ids)
         if found is None:
             gone.append(key)
+        elif _named(found) not in (None, key):
+            read.rejects.append(Reject(reason=_ANOTHER_ADDRESS, email=email))
         elif isinstance(found, Contact):
             read.contacts.append(found)
         else:
             read.rejects.append(found)
         run.lock.verify()
+
+
+def _named(found: Contact | Reject) -> str | None:
+    """The key of the address an answer is about, where it names one."""
+    email = found.email
+    return None if email is None else email.lower()
 
 
 def _remove(

@@ -119,6 +119,33 @@ def test_a_page_shift_mid_scan_does_not_remove_a_contact_who_never_left(
     assert_no_change_under_two_ids(sink.messages)
 
 
+@pytest.mark.parametrize("state", ["Subscribed", "Unsubscribed", None])
+def test_a_read_answered_with_another_address_confirms_nothing_and_sends_nothing(
+    tmp_path: Path, seeded: ListrakSimulator, sink: SegmentSink, db_url: str, state: str | None
+) -> None:
+    """The unseen subscriber is kept and the run says so; the other address is no fact
+    about it, nor one about itself."""
+    config = write_config(tmp_path / "c.toml", seeded, sink, db_url, [MAIN])
+    assert run_cli(config, "sync") == 0
+    email = sorted(seeded.truth(1001, FIELD))[0]
+    seeded.unsubscribe(1001, email)
+    other = {"emailAddress": "other@example.com", "subscriptionState": state}
+    seeded.override(1001, email, other)  # what a read of the unseen subscriber answers
+    start, requests = len(sink.messages), len(seeded.requests)
+    assert run_cli(config, "sync") == 1
+    assert sink.messages[start:] == [] and single_reads(seeded, requests) == 1
+    status = status_json(config)[1001]
+    assert status["last_run"]["status"] == "partial"
+    reasons = [r["reason"] for r in status["rejects"]]
+    assert reasons == ["Listrak answered a read of this contact with another address"]
+    assert "other@example.com" not in member_rows(db_url, 1001)
+    seeded.clear_override(1001, email)
+    assert run_cli(config, "sync") == 0
+    sent = [(m["anonymousId"].lower(), m["traits"][TRAIT]) for m in sink.messages[start:]]
+    assert sent == [(email, None)]
+    assert_profiles_match(seeded, sink, [MAIN])
+
+
 def test_more_unseen_than_confirm_unseen_max_wait_for_a_second_full_scan(
     tmp_path: Path, seeded: ListrakSimulator, sink: SegmentSink, db_url: str
 ) -> None:
