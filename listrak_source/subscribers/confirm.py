@@ -11,8 +11,9 @@ scans have missed them. The mass-removal guard judges what was confirmed.
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, timedelta
 
 from ..delivery.context import ListRun
@@ -50,13 +51,15 @@ def _confirm(run: ListRun, state: ListState, *, allow_mass_removal: bool) -> Non
     members, list_id, run_id = run.ctx.db.members, run.cfg.id, run.result.run_id
     limit = run.ctx.settings.delivery.confirm_unseen_max
     unseen, _ = members.count_unseen(list_id, run_id)
-    if unseen > limit:
+    reported = unseen > limit
+    if reported:
         _scan_unsubscribes(run, state)
         unseen, _ = members.count_unseen(list_id, run_id)
     if not unseen:
         return
     if unseen <= limit:
-        gone = _read_one_by_one(run, limit)
+        report = None if reported else functools.partial(_scan_unsubscribes, run, state)
+        gone = _read_one_by_one(run, limit, report)
         if gone:
             _remove(run, allow_mass_removal, keys=gone)
         return
@@ -73,23 +76,36 @@ def _scan_unsubscribes(run: ListRun, state: ListState) -> None:
         raise StopRequested("stopped during the scan of unsubscribes")
 
 
-def _read_one_by_one(run: ListRun, limit: int) -> list[str]:
+def _read_one_by_one(
+    run: ListRun, limit: int, report: Callable[[], None] | None = None
+) -> list[str]:
     """Ask Listrak for each unseen subscriber; return the keys it has no contact for.
 
     Subscribed answers are seen now; Unsubscribed ones are removed by the diff, as any
-    unsubscribe is; an unreadable answer is a contact on the list, and is kept, and so is
-    one whose answer is about another address: it says nothing of the one asked about.
-    What was read before a stop signal is stored too.
+    unsubscribe is. An unreadable answer says nothing of the subscriber, nor does one
+    about another address: Listrak's `report` of unsubscribes, where it was not read yet,
+    is asked then, and removes whom it names; the others are kept, as contacts on the
+    list. What was read before a stop signal is stored too.
     """
     read = Page([], [], None)
     gone: list[str] = []
     try:
         _read_each(run, limit, read, gone)
+        if read.rejects and report is not None:
+            report()
+            read.rejects[:] = _still_unseen(run, read.rejects, limit)
     except StopRequested:
         store_page(run, read, on_list=True)
         raise
     store_page(run, read, on_list=True)
     return gone
+
+
+def _still_unseen(run: ListRun, rejects: list[Reject], limit: int) -> list[Reject]:
+    """The skipped answers of subscribers still unseen (at most `limit` are): the report
+    removed the others."""
+    keys = {key for key, _ in run.ctx.db.members.unseen(run.cfg.id, run.result.run_id, limit)}
+    return [r for r in rejects if r.email is None or r.email.lower() in keys]
 
 
 def _read_each(run: ListRun, limit: int, read: Page, gone: list[str]) -> None:

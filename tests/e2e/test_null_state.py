@@ -67,7 +67,9 @@ def test_a_contact_read_alone_without_a_state_is_kept_and_the_run_says_so(
     tmp_path: Path, sim: ListrakSimulator, sink: SegmentSink, db_url: str
 ) -> None:
     """Unseen by a full scan, the contact is read alone to confirm it left; its answer
-    names no state, so nothing confirms it: kept, and the run is `partial`."""
+    names no state, and Listrak's report of unsubscribes since the last full scan does not
+    name it (it left, in the simulator's clock, a day before): nothing confirms it, so it
+    is kept, and the run is `partial`."""
     config = _config(tmp_path, sim, sink, db_url)
     assert run_cli(config, "sync") == 0
     sim.advance(timedelta(minutes=5))

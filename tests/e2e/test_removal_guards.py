@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -128,9 +129,13 @@ def test_a_read_answered_with_another_address_confirms_nothing_and_sends_nothing
     config = write_config(tmp_path / "c.toml", seeded, sink, db_url, [MAIN])
     assert run_cli(config, "sync") == 0
     email = sorted(seeded.truth(1001, FIELD))[0]
+    # Dated before the last full scan, so Listrak's report of unsubscribes since then,
+    # asked when a read says nothing, does not name it either.
+    seeded.set_now(datetime.now(UTC) - timedelta(days=2))
     seeded.unsubscribe(1001, email)
+    seeded.set_now(None)
     other = {"emailAddress": "other@example.com", "subscriptionState": state}
-    seeded.override(1001, email, other)  # what a read of the unseen subscriber answers
+    seeded.faults.on_request = _answer_reads_of(seeded, email, other)
     start, requests = len(sink.messages), len(seeded.requests)
     assert run_cli(config, "sync") == 1
     assert sink.messages[start:] == [] and single_reads(seeded, requests) == 1
@@ -139,10 +144,46 @@ def test_a_read_answered_with_another_address_confirms_nothing_and_sends_nothing
     reasons = [r["reason"] for r in status["rejects"]]
     assert reasons == ["Listrak answered a read of this contact with another address"]
     assert "other@example.com" not in member_rows(db_url, 1001)
+    seeded.faults.on_request = None
     seeded.clear_override(1001, email)
     assert run_cli(config, "sync") == 0
     sent = [(m["anonymousId"].lower(), m["traits"][TRAIT]) for m in sink.messages[start:]]
     assert sent == [(email, None)]
+    assert_profiles_match(seeded, sink, [MAIN])
+
+
+def _answer_reads_of(sim: ListrakSimulator, email: str, answer: dict[str, Any]) -> Any:
+    """A hook that serves `answer` to a read of this one contact, and the contact as it is
+    to every other request."""
+
+    def hook(path: str) -> None:
+        if path.lower().endswith(f"/contact/{email}"):
+            sim.override(1001, email, answer)
+        else:
+            sim.clear_override(1001, email)
+
+    return hook
+
+
+def test_a_read_that_names_no_state_is_settled_by_listraks_report_of_unsubscribes(
+    tmp_path: Path, seeded: ListrakSimulator, sink: SegmentSink, db_url: str
+) -> None:
+    """The one unseen subscriber's read says nothing of its state: the report names it
+    unsubscribed, which removes it in the same run."""
+    config = write_config(tmp_path / "c.toml", seeded, sink, db_url, [MAIN])
+    assert run_cli(config, "sync") == 0
+    email = sorted(seeded.truth(1001, FIELD))[0]
+    seeded.unsubscribe(1001, email)
+    seeded.override(1001, email, {"subscriptionState": None})
+    start, requests = len(sink.messages), len(seeded.requests)
+    assert run_cli(config, "sync") == 0
+    assert [(m["anonymousId"].lower(), m["traits"][TRAIT]) for m in sink.messages[start:]] == [
+        (email, None)
+    ]
+    scans = [r.query for r in seeded.requests[requests:] if r.path.endswith("/Contact")]
+    assert [q["subscriptionState"] for q in scans] == ["Subscribed", "Unsubscribed"]
+    assert single_reads(seeded, requests) == 1
+    assert status_json(config)[1001]["rejects"] == []
     assert_profiles_match(seeded, sink, [MAIN])
 
 
