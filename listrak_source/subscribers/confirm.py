@@ -85,15 +85,18 @@ def _read_one_by_one(
     unsubscribe is. An unreadable answer says nothing of the subscriber, nor does one
     about another address: Listrak's `report` of unsubscribes, where it was not read yet,
     is asked then, and removes whom it names; the others are kept, as contacts on the
-    list. What was read before a stop signal is stored too.
+    list. The report is the newer fact: an answer about someone it removed is dropped.
+    What was read before a stop signal is stored too.
     """
     read = Page([], [], None)
     gone: list[str] = []
     try:
         _read_each(run, limit, read, gone)
         if read.rejects and report is not None:
-            report()
-            read.rejects[:] = _still_unseen(run, read.rejects, limit)
+            try:
+                report()
+            finally:
+                _keep_unseen(run, read, limit)
     except StopRequested:
         store_page(run, read, on_list=True)
         raise
@@ -101,11 +104,12 @@ def _read_one_by_one(
     return gone
 
 
-def _still_unseen(run: ListRun, rejects: list[Reject], limit: int) -> list[Reject]:
-    """The skipped answers of subscribers still unseen (at most `limit` are): the report
-    removed the others."""
+def _keep_unseen(run: ListRun, read: Page, limit: int) -> None:
+    """Keep the answers about subscribers still unseen (at most `limit` are), and skipped
+    answers that name nobody: the report removed the others."""
     keys = {key for key, _ in run.ctx.db.members.unseen(run.cfg.id, run.result.run_id, limit)}
-    return [r for r in rejects if r.email is None or r.email.lower() in keys]
+    read.contacts[:] = [c for c in read.contacts if c.key in keys]
+    read.rejects[:] = [r for r in read.rejects if r.email is None or r.email.lower() in keys]
 
 
 def _read_each(run: ListRun, limit: int, read: Page, gone: list[str]) -> None:

@@ -187,6 +187,41 @@ def test_a_read_that_names_no_state_is_settled_by_listraks_report_of_unsubscribe
     assert_profiles_match(seeded, sink, [MAIN])
 
 
+def test_listraks_report_is_newer_than_the_reads_before_it(
+    tmp_path: Path, seeded: ListrakSimulator, sink: SegmentSink, db_url: str
+) -> None:
+    """One read says nothing, so the report is read; another unseen subscriber was back
+    when it was read, and has left again when the report names it: it ends removed."""
+    config = write_config(tmp_path / "c.toml", seeded, sink, db_url, [MAIN])
+    assert run_cli(config, "sync") == 0
+    silent, back = sorted(seeded.truth(1001, FIELD))[:2]
+    for email in (silent, back):
+        seeded.unsubscribe(1001, email)
+    answered: list[str] = []
+
+    def hook(path: str) -> None:
+        read = path.lower().rsplit("/contact/", 1)[-1] if "/contact/" in path.lower() else ""
+        if read == silent:
+            seeded.override(1001, silent, {"subscriptionState": None})
+        else:
+            seeded.clear_override(1001, silent)
+        if read == back:
+            seeded.subscribe(1001, back)
+            answered.append(back)
+        elif path.endswith("/Contact") and answered == [back]:
+            seeded.unsubscribe(1001, back)  # the report's request
+            answered.append("report")
+
+    seeded.faults.on_request = hook
+    start = len(sink.messages)
+    assert run_cli(config, "sync") == 0
+    assert answered == [back, "report"]
+    seeded.faults.on_request = None
+    held = {m["anonymousId"].lower(): m["traits"][TRAIT] for m in sink.messages[start:]}
+    assert held == {silent: None, back: None}
+    assert_profiles_match(seeded, sink, [MAIN])
+
+
 def test_more_unseen_than_confirm_unseen_max_wait_for_a_second_full_scan(
     tmp_path: Path, seeded: ListrakSimulator, sink: SegmentSink, db_url: str
 ) -> None:
