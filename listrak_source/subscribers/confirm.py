@@ -11,6 +11,7 @@ scans have missed them. The mass-removal guard judges what was confirmed.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 from collections.abc import Callable, Sequence
@@ -125,8 +126,8 @@ def _read_each(run: ListRun, limit: int, read: Page, gone: list[str]) -> None:
             read.rejects.append(Reject(reason=_ANOTHER_ADDRESS, email=email))
         elif isinstance(found, Contact):
             read.contacts.append(found)
-        else:
-            read.rejects.append(found)
+        else:  # unreadable: about the address asked, where it names none
+            read.rejects.append(found if found.email else dataclasses.replace(found, email=email))
         run.lock.verify()
 
 

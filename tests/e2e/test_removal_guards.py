@@ -187,6 +187,25 @@ def test_a_read_that_names_no_state_is_settled_by_listraks_report_of_unsubscribe
     assert_profiles_match(seeded, sink, [MAIN])
 
 
+def test_a_read_without_an_address_is_about_the_subscriber_asked_about(
+    tmp_path: Path, seeded: ListrakSimulator, sink: SegmentSink, db_url: str
+) -> None:
+    """Unreadable, it is skipped for that subscriber; the report it asks for names them
+    unsubscribed, which settles it: removed, and the run is ok."""
+    config = write_config(tmp_path / "c.toml", seeded, sink, db_url, [MAIN])
+    assert run_cli(config, "sync") == 0
+    email = sorted(seeded.truth(1001, FIELD))[0]
+    seeded.unsubscribe(1001, email)
+    seeded.faults.on_request = _answer_reads_of(seeded, email, {"emailAddress": None})
+    start = len(sink.messages)
+    assert run_cli(config, "sync") == 0
+    seeded.faults.on_request = None
+    assert [(m["anonymousId"].lower(), m["traits"][TRAIT]) for m in sink.messages[start:]] == [
+        (email, None)
+    ]
+    assert_profiles_match(seeded, sink, [MAIN])
+
+
 def test_listraks_report_is_newer_than_the_reads_before_it(
     tmp_path: Path, seeded: ListrakSimulator, sink: SegmentSink, db_url: str
 ) -> None:
