@@ -153,12 +153,13 @@ class Members:
             elif lock is not None and (verify_unwritten or lock.due()):
                 lock.verify()
         scan.seen.insert(codes)
-        _count_writes(scan, stored, page.changes)
+        was, now = _subscribed_rows(stored, page.changes)
+        _count_writes(scan, page.changes, was, now)
         dropped = [c.key for c in page.changes if not c.subscribed]
         scan.dropped.update(dropped)
         scan.dropped_codes.update(scan.seen.codes(dropped))
         scan.subscribed += len(same)
-        scan.subscribed += _newly_subscribed(keys.subscribed, stored, page.changes, earlier)
+        scan.subscribed += _newly_subscribed(keys.subscribed, was, now, earlier)
         inserted = sum(1 for c in page.changes if c.is_new)
         scan.inserted += inserted
         self._track_growth(inserted)
@@ -697,39 +698,38 @@ def _stamps(
     ]
 
 
-def _count_writes(scan: _Scan, stored: Mapping[str, Stored], changes: Sequence[Change]) -> None:
-    """Keep the scan's count of the list's desired-subscribed rows by what a page wrote:
-    a row subscribed now and not before adds one, one unsubscribed now takes one away."""
-    if not changes:
-        return
-    scan.wrote = True
-    if scan.rows is None:
-        return
-    touched = {c.key for c in changes}
-    was = {key for key in touched if key in stored and stored[key].desired_subscribed}
-    now = (was | {c.key for c in changes if c.subscribed}) - {
-        c.key for c in changes if not c.subscribed
-    }
-    scan.rows += len(now) - len(was)
-
-
-def _newly_subscribed(
-    keys: Sequence[str],
-    stored: Mapping[str, Stored],
-    changes: Sequence[Change],
-    earlier: set[str],
-) -> int:
-    """How many more seen keys have desired-subscribed rows after this page.
-
-    A key is counted once: a duplicate of a key seen earlier with a subscribed row is left
-    as it was, and is counted already. A key seen earlier without a row (an unreadable
-    contact on the list) and stored now counts now. Set operations, not a loop a contact.
-    """
-    page = set(keys)
+def _subscribed_rows(
+    stored: Mapping[str, Stored], changes: Sequence[Change]
+) -> tuple[set[str], set[str]]:
+    """The page's keys with desired-subscribed rows before its changes and after them.
+    Set operations, not a loop a contact."""
     was = {key for key, row in stored.items() if row.desired_subscribed}
     now = (was | {c.key for c in changes if c.subscribed}) - {
         c.key for c in changes if not c.subscribed
     }
+    return was, now
+
+
+def _count_writes(scan: _Scan, changes: Sequence[Change], was: set[str], now: set[str]) -> None:
+    """Keep the scan's count of the list's desired-subscribed rows by what a page wrote
+    (`_subscribed_rows`): a row subscribed now and not before adds one, one unsubscribed
+    now takes one away; a row the page did not change is in both sets or in neither."""
+    if not changes:
+        return
+    scan.wrote = True
+    if scan.rows is not None:
+        scan.rows += len(now) - len(was)
+
+
+def _newly_subscribed(keys: Sequence[str], was: set[str], now: set[str], earlier: set[str]) -> int:
+    """How many more seen keys have desired-subscribed rows after this page (`was` and
+    `now` as `_subscribed_rows` gives them).
+
+    A key is counted once: a duplicate of a key seen earlier with a subscribed row is left
+    as it was, and is counted already. A key seen earlier without a row (an unreadable
+    contact on the list) and stored now counts now.
+    """
+    page = set(keys)
     return len(page & now) - len(page & earlier & was)
 
 
