@@ -578,10 +578,13 @@ class Members:
             return False
         return page_sql.walks_table(conn, list_id, self._size_hint(list_id))
 
-    def unseen(self, list_id: int, run_id: int, limit: int) -> list[tuple[str, str]]:
-        """(email key, email) of at most `limit` subscribers the scan did not see, by key."""
+    def unseen(
+        self, list_id: int, run_id: int, limit: int, *, keys: Sequence[str] | None = None
+    ) -> list[tuple[str, str]]:
+        """(email key, email) of at most `limit` subscribers the scan did not see, by key;
+        of these keys only, when given (their rows are then read, not the list's)."""
         with self.tx.read() as conn:
-            unseen = self._unseen(conn, list_id, run_id, with_email=True)
+            unseen = self._unseen(conn, list_id, run_id, with_email=True, keys=keys)
             return [(key, email) for key, email in heapq.nsmallest(limit, unseen)]
 
     def mark_missed(self, list_id: int, run_id: int) -> int:

@@ -107,8 +107,11 @@ def _read_one_by_one(
 
 def _keep_unseen(run: ListRun, read: Page, limit: int) -> None:
     """Keep the answers about subscribers still unseen (at most `limit` are), and skipped
-    answers that name nobody: the report removed the others."""
-    keys = {key for key, _ in run.ctx.db.members.unseen(run.cfg.id, run.result.run_id, limit)}
+    answers that name nobody: the report removed the others. Only the answered keys' rows
+    are read."""
+    asked = [c.key for c in read.contacts] + [r.email.lower() for r in read.rejects if r.email]
+    unseen = run.ctx.db.members.unseen(run.cfg.id, run.result.run_id, limit, keys=asked)
+    keys = {key for key, _ in unseen}
     read.contacts[:] = [c for c in read.contacts if c.key in keys]
     read.rejects[:] = [r for r in read.rejects if r.email is None or r.email.lower() in keys]
 
