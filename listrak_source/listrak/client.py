@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import random as _random
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
@@ -45,6 +46,12 @@ MAX_PAGE_SIZE = 5000
 MAX_FIELD_IDS = 30
 START_CURSOR = "Start"
 BETA_REFUSAL = "ERROR_INTEGRATION_CANNOT_ACCESS_BETA_ROUTE"
+# Listrak's own answer to a valid route naming a resource it has not: for a single read,
+# no such contact. A 404 without it (a gateway's page, an unknown route) says nothing.
+NOT_FOUND = "ERROR_UNABLE_TO_LOCATE_RESOURCE"
+_CODE = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
+# Answers that concern the account or the service, not the contact asked about.
+_NOT_ABOUT_THE_CONTACT = frozenset({401, 403, 429})
 _JSON_BODY = {"Content-Type": "application/json"}
 _DATE_FORMAT = "%Y-%m-%dT%H:%M:%S"
 
@@ -236,7 +243,10 @@ class ListrakClient(ActivityReads):
     def get_contact(
         self, list_id: int, email: str, *, field_ids: Sequence[int] = ()
     ) -> Contact | Reject | None:
-        """One contact of the list whatever its state, or None when Listrak has no such contact."""
+        """One contact of the list whatever its state; None when Listrak says it has no such
+        contact; a Reject about `email` when Listrak refuses this one read (a 4xx other than
+        its not-found), which says nothing of the contact. Failures of the account or the
+        service (401, 403, retries run out) are raised: they are no answer about anyone."""
         params = (
             {"segmentationFieldIds": ",".join(map(str, ids))}
             if (ids := _field_ids(field_ids))
@@ -248,10 +258,11 @@ class ListrakClient(ActivityReads):
         try:
             body = self._get(path, params, label=label)
         except ListrakError as exc:
-            if exc.status == 404:
+            answer = _status_and_code(exc)
+            if exc.status == 404 and exc.code == NOT_FOUND:
                 return None
-            # Listrak's own message may quote the address: keep the status and code only.
-            answer = " ".join(str(part) for part in (exc.status, exc.code) if part)
+            if _refused_read(exc):
+                return Reject(reason=f"Listrak refused the read: {answer}", email=email)
             exc.args = (f"Listrak answered {answer or 'nothing usable'} to {label}",)
             raise
         return parse_contact(body.get("data"))
@@ -517,6 +528,26 @@ def _release(response: httpx.Response) -> None:
     activity pass; with the stream replaced, the response goes with its last reference."""
     response.close()
     response.stream = httpx.ByteStream(b"")
+
+
+def _status_and_code(exc: ListrakError) -> str:
+    """ "400 ERROR_UNSAFE_ROUTE": Listrak's own message may quote the address asked about,
+    so only the status and a code shaped as Listrak's codes are (a gateway's is not) are
+    kept."""
+    code = exc.code if exc.code and _CODE.fullmatch(exc.code) else None
+    return " ".join(str(part) for part in (exc.status, code) if part)
+
+
+def _refused_read(exc: ListrakError) -> bool:
+    """Whether Listrak refused one read itself (a 4xx about the request), as it may an
+    address it deems unsafe in a path, rather than the account or the service failing."""
+    status = exc.status
+    return (
+        type(exc) is ListrakError
+        and status is not None
+        and 400 <= status < 500
+        and status not in _NOT_ABOUT_THE_CONTACT
+    )
 
 
 def _api_error(response: httpx.Response, endpoint: str, list_id: int | None) -> ListrakError:

@@ -18,10 +18,13 @@ Policy = Literal["skip", "apply"]
 
 @dataclass(frozen=True, slots=True)
 class Injected:
-    """One planned failure: the status to answer and, for 429s, the Retry-After seconds."""
+    """One planned failure: the status to answer and, for 429s, the Retry-After seconds;
+    `plain`: answered by something in front of the API (a gateway's HTML page), without
+    Listrak's error envelope."""
 
     status: int
     retry_after: int | None = None
+    plain: bool = False
 
 
 class _Queue(Generic[T]):
@@ -69,9 +72,10 @@ class ListrakFaults:
         self.expired_at = 0  # bumped by expire_tokens(); tokens issued before are dead
         self.reset()
 
-    def fail_next(self, n: int, status: int = 500) -> None:
-        """The next n API requests answer `status` with the error envelope."""
-        self._api.add(n, Injected(status))
+    def fail_next(self, n: int, status: int = 500, *, plain: bool = False) -> None:
+        """The next n API requests answer `status` with the error envelope, or with a
+        gateway's HTML page (`plain`)."""
+        self._api.add(n, Injected(status, plain=plain))
 
     def rate_limit_next(self, n: int, retry_after: int = 1) -> None:
         """The next n API requests answer 429 with a Retry-After header."""
@@ -130,6 +134,9 @@ class ListrakFaults:
         self.beta_status = 401
         self.drop_imports = False
         self.refuse_emails: set[str] = set()
+        # A single read of an address in `refuse_reads` (any case) is refused with a 400,
+        # as Listrak's ERROR_UNSAFE_ROUTE refuses a request path it deems unsafe.
+        self.refuse_reads: set[str] = set()
         # Activity: an integration without the Reporting area is refused on the activity,
         # link and clicker routes (Listrak documents no status: 401 or 403); a changed row
         # moves to the end of its message's order; a hook runs after each activity page

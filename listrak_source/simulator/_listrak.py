@@ -164,6 +164,9 @@ def _route_for(req: Request) -> tuple[str, dict[str, str]]:
     raise HttpError(404, "No HTTP resource was found that matches the request URI.")
 
 
+_GATEWAY_PAGE = b"<html><body><h1>Not available</h1></body></html>"
+
+
 def _injected(fault: Injected) -> HttpError:
     message = "Too many requests." if fault.status == 429 else "Simulated failure."
     return HttpError(fault.status, message, retry_after=fault.retry_after)
@@ -245,6 +248,8 @@ class ListrakSimulator(Store, ActivityRoutes, Lifecycle):
         if hook is not None:
             hook(req.path)
         fault = self.faults.take_api()
+        if fault is not None and fault.plain:
+            return Response(fault.status, _GATEWAY_PAGE, [("Content-Type", "text/html")])
         if fault is not None:
             raise _injected(fault)
         if self.faults.reject_auth or not self._tokens.valid(req.headers.get("Authorization")):
@@ -303,6 +308,9 @@ class ListrakSimulator(Store, ActivityRoutes, Lifecycle):
         return json_response(200, {"status": 200, "nextPageCursor": cursor, "data": []})
 
     def _get_contact(self, req: Request, lst: ListData, email: str) -> Response:
+        if email.strip().lower() in {e.strip().lower() for e in self.faults.refuse_reads}:
+            message = "A potentially dangerous Request.Path value was detected."
+            raise HttpError(400, message, "ERROR_UNSAFE_ROUTE")
         ids = field_ids({k.lower(): v for k, v in req.query.items()})
         data = self.contact_json(lst.list_id, email, ids)
         if data is None:

@@ -3,7 +3,8 @@
 Listrak's cursor semantics are unknown: if a list changes while it is read, its pages may
 shift and a subscriber who never left may go unserved. So a subscriber a full scan did not
 see is confirmed before it is removed. Up to `delivery.confirm_unseen_max` of them are read
-one by one: no such contact, or an Unsubscribed one, confirms; a Subscribed one is kept.
+one by one: Listrak's own "no such contact", or an Unsubscribed one, confirms; a Subscribed
+one is kept, and a read Listrak refuses says nothing (ListrakClient.get_contact).
 When more are unseen, an Unsubscribed scan since the last full scan first removes those it
 reports; if still too many remain, the rest are removed only once two consecutive full
 scans have missed them. The mass-removal guard judges what was confirmed.

@@ -327,3 +327,79 @@ def test_a_stop_while_unseen_subscribers_are_confirmed_delivers_what_is_stored(
     assert status_json(config)[1001]["last_run"]["status"] == "stopped"
     assert run_cli(config, "sync") == 0
     assert_profiles_match(seeded, sink, [MAIN])
+
+
+def _on_read_of(sim: ListrakSimulator, email: str, action: Any) -> None:
+    """Run `action` as Listrak receives the single read of this contact."""
+
+    def hook(path: str) -> None:
+        if path.lower().endswith(f"/contact/{email}"):
+            action()
+
+    sim.faults.on_request = hook
+
+
+def test_a_404_that_is_not_listraks_not_found_confirms_nothing(
+    tmp_path: Path, seeded: ListrakSimulator, sink: SegmentSink, db_url: str
+) -> None:
+    """A gateway's 404 page in place of Listrak's answer says nothing about the contact:
+    it is kept and the run says so; the next run, answered by Listrak, removes it."""
+    config = write_config(tmp_path / "c.toml", seeded, sink, db_url, [MAIN])
+    assert run_cli(config, "sync") == 0
+    email = sorted(seeded.truth(1001, FIELD))[0]
+    seeded.remove(1001, email)
+    _on_read_of(seeded, email, lambda: seeded.faults.fail_next(1, 404, plain=True))
+    start = len(sink.messages)
+    assert run_cli(config, "sync") == 1
+    assert sink.messages[start:] == []
+    assert status_json(config)[1001]["last_run"]["status"] == "partial"
+    seeded.faults.on_request = None
+    assert run_cli(config, "sync") == 0
+    assert [(m["anonymousId"].lower(), m["traits"][TRAIT]) for m in sink.messages[start:]] == [
+        (email, None)
+    ]
+    assert_profiles_match(seeded, sink, [MAIN])
+
+
+def test_a_read_listrak_refuses_skips_that_subscriber_and_confirms_the_others(
+    tmp_path: Path, seeded: ListrakSimulator, sink: SegmentSink, db_url: str
+) -> None:
+    """Listrak refuses one address's read (400): that subscriber is kept and the run is
+    partial, never failed, so the others unseen are confirmed at this and every scan."""
+    config = write_config(tmp_path / "c.toml", seeded, sink, db_url, [MAIN])
+    seeded.subscribe(1001, "tom&jerry@example.com")
+    assert run_cli(config, "sync") == 0
+    seeded.faults.refuse_reads = {"tom&jerry@example.com"}
+    seeded.remove(1001, "tom&jerry@example.com")
+    deleted, left = sorted(seeded.truth(1001, FIELD))[:2]
+    seeded.remove(1001, deleted)
+    seeded.unsubscribe(1001, left)
+    start = len(sink.messages)
+    assert run_cli(config, "sync") == 1
+    held = {m["anonymousId"].lower(): m["traits"][TRAIT] for m in sink.messages[start:]}
+    assert held == {deleted: None, left: None}
+    last = status_json(config)[1001]
+    assert last["last_run"]["status"] == "partial"
+    assert "Listrak refused the read: 400 ERROR_UNSAFE_ROUTE" in json.dumps(last)
+    assert "tom&jerry" not in json.dumps(last)
+    later = sorted(seeded.truth(1001, FIELD))[0]
+    seeded.unsubscribe(1001, later)
+    assert run_cli(config, "sync") == 1
+    assert sink.messages[-1]["anonymousId"].lower() == later
+    assert sink.messages[-1]["traits"][TRAIT] is None
+
+
+def test_a_refused_read_of_someone_listrak_reports_unsubscribed_is_settled_by_the_report(
+    tmp_path: Path, seeded: ListrakSimulator, sink: SegmentSink, db_url: str
+) -> None:
+    config = write_config(tmp_path / "c.toml", seeded, sink, db_url, [MAIN])
+    seeded.subscribe(1001, "tom&jerry@example.com")
+    assert run_cli(config, "sync") == 0
+    seeded.faults.refuse_reads = {"tom&jerry@example.com"}
+    seeded.unsubscribe(1001, "tom&jerry@example.com")
+    start = len(sink.messages)
+    assert run_cli(config, "sync") == 0
+    assert [(m["anonymousId"].lower(), m["traits"][TRAIT]) for m in sink.messages[start:]] == [
+        ("tom&jerry@example.com", None)
+    ]
+    assert_profiles_match(seeded, sink, [MAIN])

@@ -29,7 +29,7 @@ from listrak_source.listrak import InvalidSettingError, ListrakClient, stoppable
 from listrak_source.listrak.auth import renewal_margin
 from listrak_source.listrak.pacing import Pacer
 from listrak_source.listrak.retry import Backoff, parse_retry_after, retry_after_delay
-from listrak_source.records import Contact
+from listrak_source.records import Contact, Reject
 from listrak_source.simulator import ListrakSimulator
 
 from .fixtures import (
@@ -735,6 +735,46 @@ def test_one_contact_whatever_its_state_and_none_when_there_is_no_such_contact(
         assert client.get_contact(2003, "nobody@example.com") is None
     assert ann == Contact("Ann+news@Example.com", True, {FIELD: "crm-1"}, ann.subscribe_date)
     assert isinstance(left, Contact) and not left.subscribed
+
+
+@pytest.mark.parametrize(
+    ("plan", "reason"),
+    [
+        (lambda sim: sim.faults.fail_next(1, 404, plain=True), "Listrak refused the read: 404"),
+        (
+            lambda sim: sim.faults.fail_next(1, 400),
+            "Listrak refused the read: 400 ERROR_INVALID_PARAMETER",
+        ),
+        (
+            lambda sim: sim.faults.refuse_reads.add("User000001@example.com"),
+            "Listrak refused the read: 400 ERROR_UNSAFE_ROUTE",
+        ),
+    ],
+)
+def test_a_single_read_listrak_refuses_is_a_reject_about_the_address_asked(
+    fresh: ListrakSimulator, plan: Callable[[ListrakSimulator], None], reason: str
+) -> None:
+    """Only Listrak's own not-found says there is no such contact; a 4xx about the request
+    says nothing of the contact, and names it only as the address asked about."""
+    plan(fresh)
+    with _client(fresh) as client:
+        found = client.get_contact(MAIN, "user000001@example.com")
+    assert found == Reject(reason=reason, email="user000001@example.com")
+
+
+@pytest.mark.parametrize(
+    ("plan", "error"),
+    [
+        (lambda sim: setattr(sim.faults, "reject_auth", True), ListrakAuthError),
+        (lambda sim: sim.faults.fail_next(2, 503), ListrakUnavailableError),
+    ],
+)
+def test_a_single_read_the_account_or_the_service_fails_is_raised(
+    fresh: ListrakSimulator, plan: Callable[[ListrakSimulator], None], error: type[Exception]
+) -> None:
+    plan(fresh)
+    with _client(fresh, max_attempts=2) as client, pytest.raises(error):
+        client.get_contact(MAIN, "user000001@example.com")
 
 
 def test_a_failed_single_read_names_the_route_not_the_address(fresh: ListrakSimulator) -> None:
