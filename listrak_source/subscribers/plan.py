@@ -6,7 +6,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 
 from ..records import Contact, ListState, ScanSpec
-from ..tracking.dates import DEFAULT_ZONE, to_listrak, zone
+from ..tracking.dates import DEFAULT_ZONE, to_listrak, window_start, zone
 
 FULL = (ScanSpec(),)
 # A full scan of a list without a usable mark (see ScanSpec.learns_mark).
@@ -54,9 +54,10 @@ def plan_scans(
         return FULL if mark is not None else FULL_LEARNING_MARK
     assert mark is not None  # narrowed by `due`
     # The mark is the newest date Listrak itself reported, so the window never depends on
-    # our clock or on the zone Listrak's naive dates are in; the overlap covers contacts
-    # written behind a running scan and the repeated hour when Eastern time leaves DST.
-    since = mark - overlap
+    # our clock; the overlap covers contacts written behind a running scan, and the window
+    # reaches back by the hour Eastern time repeats when it leaves DST, however short the
+    # overlap (the dates look like US Eastern, unconfirmed; elsewhere it only grows).
+    since = window_start(mark, overlap, LISTRAK_ZONE)
     return (
         ScanSpec(subscribed=True, start_date=since, use_original_subscribe_date=False),
         ScanSpec(subscribed=False, start_date=since),

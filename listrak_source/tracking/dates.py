@@ -47,18 +47,28 @@ _FALL_BACK_REACH = timedelta(hours=3)
 
 def read_from(mark: str, overlap: timedelta, where: tzinfo) -> datetime | None:
     """The naive start of a read that overlaps the last one by `overlap`, from the newest
-    naive date it read; None for an unreadable mark.
-
-    Naive dates run backwards when clocks fall back: a date read soon after the mark can
-    name an earlier wall time than the mark's. The start reaches back that much further,
-    or a click in the repeated hour would fall before it and be lost.
-    """
+    naive date it read; None for an unreadable mark (see `window_start`)."""
     try:
         moment = datetime.fromisoformat(mark.strip()).replace(tzinfo=None)
     except ValueError:
         return None
-    aware = moment.replace(tzinfo=where)
-    later = (aware.astimezone(UTC) + _FALL_BACK_REACH).astimezone(where)
-    offset, later_offset = aware.utcoffset(), later.utcoffset()
+    return window_start(moment, overlap, where)
+
+
+def window_start(moment: datetime, overlap: timedelta, where: tzinfo) -> datetime:
+    """The naive start of a read that overlaps the last one, whose newest naive date in
+    `where` was `moment`, by `overlap`: the earliest naive date of any moment from
+    `overlap` before the mark's on.
+
+    Naive dates run backwards when clocks fall back, and jump when they spring forward:
+    a moment just before the mark's can name a wall time an hour earlier, and one soon
+    after it an earlier wall time than the mark's. The start is taken from the earlier
+    moment a repeated wall time can be, and reaches back by a fall-back soon after it, or
+    a change in the hour the clocks moved would fall before it and be lost.
+    """
+    first = min(moment.replace(tzinfo=where, fold=fold).astimezone(UTC) for fold in (0, 1))
+    begin = (first - overlap).astimezone(where)
+    later = (begin.astimezone(UTC) + _FALL_BACK_REACH).astimezone(where)
+    offset, later_offset = begin.utcoffset(), later.utcoffset()
     drop = offset - later_offset if offset is not None and later_offset is not None else None
-    return moment - overlap - max(drop or timedelta(0), timedelta(0))
+    return begin.replace(tzinfo=None) - max(drop or timedelta(0), timedelta(0))

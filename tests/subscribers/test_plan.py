@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 from types import MappingProxyType
 
-from hypothesis import given
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 from listrak_source.records import Contact, ListState
@@ -13,6 +13,7 @@ from listrak_source.subscribers.plan import (
     EARLIEST,
     FULL,
     FULL_LEARNING_MARK,
+    LISTRAK_ZONE,
     REPORT_AFTER,
     future_dated,
     latest_usable,
@@ -127,3 +128,35 @@ def test_a_page_s_dates_give_the_mark_and_the_report_the_plain_rule_gives(
         contacts, current, LATEST
     )
     assert future_dated(contacts, LATEST) == _reference_future(contacts, LATEST)
+
+
+# Around the days Eastern time leaves and enters DST, and an ordinary one.
+_TRANSITIONS = [datetime(2026, 11, 1, 1, 30), datetime(2026, 3, 8, 2, 30), datetime(2026, 7, 1)]
+
+
+@example(datetime(2026, 11, 1, 1, 30), 600, 600, 0, 2400)  # in the hour repeated
+@example(datetime(2026, 3, 8, 2, 30), 1800, 1, 0, 0)  # a second before the clocks jumped
+@given(
+    st.sampled_from(_TRANSITIONS),
+    st.integers(-6 * 3600, 6 * 3600),
+    st.integers(0, 3 * 3600),
+    st.sampled_from([0, 1]),
+    st.integers(0, 6 * 3600),
+)
+def test_an_incremental_window_holds_every_change_made_after_the_mark_less_the_overlap(
+    day: datetime, shift: int, overlap_s: int, fold: int, after: int
+) -> None:
+    """In Listrak's naive Eastern dates, whatever the overlap: a change made as little as
+    `overlap` before the mark's moment (either moment of a repeated hour) is in the window.
+    With an overlap under an hour, one made in the hour repeated when DST ends fell out."""
+    mark = (day + timedelta(seconds=shift)).replace(microsecond=0)
+    overlap = timedelta(seconds=overlap_s)
+    state = ListState(last_full_scan_at=NOW - timedelta(hours=1), high_water_mark=mark)
+    since = plan_scans(state, NOW + timedelta(days=400), full_scan_every=timedelta(days=999),
+                       overlap=overlap)[0].start_date  # fmt: skip
+    assert since is not None
+    moment = mark.replace(tzinfo=LISTRAK_ZONE, fold=fold).astimezone(UTC)
+    # A wall time the spring-forward gap skips is no date an Eastern clock gives.
+    assume(moment.astimezone(LISTRAK_ZONE).replace(tzinfo=None) == mark)
+    change = moment - overlap + timedelta(seconds=after)
+    assert change.astimezone(LISTRAK_ZONE).replace(tzinfo=None) >= since
