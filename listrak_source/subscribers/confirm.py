@@ -7,7 +7,8 @@ one by one: Listrak's own "no such contact", or an Unsubscribed one, confirms; a
 one is kept, and a read Listrak refuses says nothing (ListrakClient.get_contact).
 When more are unseen, an Unsubscribed scan since the last full scan first removes those it
 reports; if still too many remain, the rest are removed only once two consecutive full
-scans have missed them. The mass-removal guard judges what was confirmed.
+scans have missed them. The mass-removal guard judges those removed for being gone; an
+Unsubscribed contact, read or reported, is a subscriber's own no, and goes out as any does.
 """
 
 from __future__ import annotations
