@@ -248,6 +248,12 @@ class Runs:
             ).mappings()
             return [_run_dict(dict(row)) for row in rows]
 
+    def status_of(self, run_id: int) -> RunStatus | None:
+        """The outcome recorded for one run; None for no such run."""
+        with self.tx.read() as conn:
+            found = conn.execute(select(runs.c.status).where(runs.c.id == run_id)).scalar()
+            return None if found is None else RunStatus(found)
+
     def last_ok(self, list_id: int) -> datetime | None:
         """When the list's last run with everything done (`ok`) finished."""
         with self.tx.read() as conn:

@@ -71,6 +71,17 @@ def _confirm(run: ListRun, state: ListState, *, allow_mass_removal: bool) -> Non
     _defer(run, allow_mass_removal)
 
 
+def still_waiting(run: ListRun, state: ListState) -> None:
+    """Between full scans: the subscribers the last full scan did not see and left for the
+    next one (`_defer`) still wait, so a run that cannot see them is not `ok` either. Only
+    counted after a full scan that was not `ok`, the one kind that may have left some."""
+    last = state.last_full_run
+    if last is None or run.ctx.db.runs.status_of(last) != RunStatus.PARTIAL:
+        return
+    waiting, _ = run.ctx.db.members.count_unseen(run.cfg.id, run.result.run_id, missed_by=last)
+    run.result.unconfirmed = waiting
+
+
 def _scan_unsubscribes(run: ListRun, state: ListState) -> None:
     """Positive facts first: whoever Listrak reports unsubscribed since the last full scan."""
     since = (state.last_full_scan_at or run.result.started_at).astimezone(UTC)

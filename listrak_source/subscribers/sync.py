@@ -28,7 +28,7 @@ from ..records import (
     RunStatus,
     ScanSpec,
 )
-from .confirm import confirm_unseen
+from .confirm import confirm_unseen, still_waiting
 from .plan import latest_usable, next_mark, plan_scans
 from .scan import scan
 
@@ -234,6 +234,8 @@ def _scan_and_confirm(
             first = state.last_full_run is None
             members.refresh_statistics_after_scan(run.cfg.id, run.result.run_id, first=first)
             confirm_unseen(run, state, allow_mass_removal=allow_mass_removal)
+        elif complete:
+            still_waiting(run, state)
     except ListrakError as exc:
         log.error("list %s: scan failed, nothing swept: %s", run.cfg.id, exc)
         run.result.status, run.result.error = RunStatus.FAILED, str(exc)
@@ -302,8 +304,9 @@ def _shortfall(result: RunResult) -> str:
     if result.rejected:
         parts.append(f"{result.rejected} contact(s) skipped (see status)")
     if result.unconfirmed:
+        scan = "this full scan" if result.full_scan else "the last full scan"
         parts.append(
-            f"{result.unconfirmed} subscriber(s) not seen by this full scan and not reported "
+            f"{result.unconfirmed} subscriber(s) not seen by {scan} and not reported "
             "unsubscribed: removed if the next full scan misses them too"
         )
     return "; ".join(parts)

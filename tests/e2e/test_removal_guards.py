@@ -269,6 +269,33 @@ def test_more_unseen_than_confirm_unseen_max_wait_for_a_second_full_scan(
     assert_profiles_match(seeded, sink, [MAIN])
 
 
+def test_runs_between_full_scans_say_the_unseen_still_wait(
+    tmp_path: Path, seeded: ListrakSimulator, sink: SegmentSink, db_url: str
+) -> None:
+    """Incremental runs after a full scan that left unseen subscribers for the next one
+    cannot see them: partial, saying how many wait, until that full scan settles them."""
+    extra = "[delivery]\nconfirm_unseen_max = 1\n"
+    item = {**MAIN, "full_scan_every": "1h"}
+    config = write_config(tmp_path / "c.toml", seeded, sink, db_url, [item], extra=extra)
+    assert run_cli(config, "sync") == 0
+    assert run_cli(config, "sync") == 0  # incremental, nothing left waiting
+    emails = sorted(seeded.truth(1001, FIELD))
+    for email in emails[:2]:
+        seeded.remove(1001, email)
+    assert run_cli(config, "sync", "--full") == 1
+    start = len(sink.messages)
+    assert run_cli(config, "sync") == 1
+    assert sink.messages[start:] == []
+    last = status_json(config)[1001]["last_run"]
+    assert last["status"] == "partial" and not last["full_scan"]
+    assert "2 subscriber(s) not seen by the last full scan" in last["error"]
+    assert run_cli(config, "sync", "--full") == 0
+    sent = {m["anonymousId"].lower(): m["traits"][TRAIT] for m in sink.messages[start:]}
+    assert sent == {email: None for email in emails[:2]}
+    assert run_cli(config, "sync") == 0
+    assert_profiles_match(seeded, sink, [item])
+
+
 def test_the_first_sight_of_a_mass_disappearance_is_held_not_ok(
     tmp_path: Path, seeded: ListrakSimulator, sink: SegmentSink, db_url: str, capsys
 ) -> None:
