@@ -7,9 +7,10 @@ imports the Listrak client or the Segment emitter; `cli/wiring.py` hands in the 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from ..config import ListSettings, Settings
@@ -84,6 +85,10 @@ class RunContext:
     dry_run: bool = False
 
 
+# Segment's timestamps count milliseconds: a stamp after another is at least this later.
+_STEP = timedelta(milliseconds=1)
+
+
 @dataclass
 class ListRun:
     """One run of one list: what it was handed, its list, its lock, and its outcome so far."""
@@ -103,6 +108,22 @@ class ListRun:
     handed: Callable[[], bool] = lambda: False
     # The first contact whose dates are yet to come, as an example for the run's note.
     first_future: Contact | None = None
+    # The latest moment the list's earlier runs recorded (see `detected`), and when this
+    # run began on the monotonic clock.
+    floor: datetime | None = None
+    began: float = field(default_factory=time.monotonic)
+
+    def detected(self) -> datetime:
+        """When a change is detected, its message's timestamp: our clock, but never before
+        a moment the list's earlier runs may have stamped a message with. Segment keeps a
+        profile's traits in timestamp order, so a clock set back would otherwise put a
+        removal before the `true` it removes. While the clock is behind, the run's stamps
+        go on from that moment at the monotonic clock's pace, each later than the last."""
+        now = self.ctx.clock()
+        if self.floor is None:
+            return now
+        elapsed = timedelta(seconds=time.monotonic() - self.began)
+        return max(now, self.floor + elapsed + _STEP)
 
     def progress(self, stage: str, count: int) -> None:
         """Report progress to whoever is watching (a progress bar, the watchdog)."""

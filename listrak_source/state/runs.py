@@ -248,6 +248,18 @@ class Runs:
             ).mappings()
             return [_run_dict(dict(row)) for row in rows]
 
+    def latest_moment(self, list_id: int) -> datetime | None:
+        """The latest start or end any run of the list recorded: no message of those runs
+        was stamped later."""
+        with self.tx.read() as conn:
+            started, finished = conn.execute(
+                select(func.max(runs.c.started_at), func.max(runs.c.finished_at)).where(
+                    runs.c.list_id == list_id
+                )
+            ).one()
+        moments = [_aware(m) for m in (started, finished) if m is not None]
+        return max((m for m in moments if m is not None), default=None)
+
     def status_of(self, run_id: int) -> RunStatus | None:
         """The outcome recorded for one run; None for no such run."""
         with self.tx.read() as conn:

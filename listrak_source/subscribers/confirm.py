@@ -173,7 +173,7 @@ def _remove(
               f"over max_removal_ratio {limit:.0%}); nothing removed")  # fmt: skip
         return
     result.unsubscribed += members.remove_unseen(
-        list_id, run_id, ctx.clock(), ctx.new_id, keys=keys, missed_by=missed_by
+        list_id, run_id, run.detected(), ctx.new_id, keys=keys, missed_by=missed_by
     )
 
 

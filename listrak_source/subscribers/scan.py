@@ -281,7 +281,7 @@ def store_page(
     # (most of a re-sync's) needs no check, unless the courier holds earlier pages'
     # messages (it would post them, and record Segment's answers, while the scan went on)
     # or the lock's session is due a word (HeldLock.due).
-    detected_at = ctx.clock()
+    detected_at = run.detected()
     keys = PageKeys.of(
         page.contacts, page.rejects if on_list else (), user_id_field=cfg.user_id_field
     )

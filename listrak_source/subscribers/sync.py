@@ -56,7 +56,7 @@ def sync_list(
     """
     with ctx.db.locks.hold(cfg.id, ctx.holder) as lock:
         result = RunResult(list_id=cfg.id, kind=kind, started_at=ctx.clock())
-        run = ListRun(ctx, cfg, result, lock)
+        run = ListRun(ctx, cfg, result, lock, floor=ctx.db.runs.latest_moment(cfg.id))
         _check_due(run, min_gap)
         # Whoever left a run open has died: we hold the list now.
         ctx.db.runs.fail_stale_runs(cfg.id, result.started_at)
@@ -152,7 +152,7 @@ def _check_trait(run: ListRun, *, rename: bool) -> None:
         return
     if not rename:
         raise TraitRenamedError(problem)
-    count = traits.rename(cfg.id, cfg.trait_name, run.ctx.clock(), run.ctx.new_id)
+    count = traits.rename(cfg.id, cfg.trait_name, run.detected(), run.ctx.new_id)
     run.result.add_note(f"trait {recorded} renamed {cfg.trait_name}: {count} subscriber(s) re-sent")
     log.info("list %s: %s", cfg.id, run.result.note)
 
@@ -177,7 +177,7 @@ def _run(
         result.status = RunStatus.STOPPED
         result.error = "stopped by a signal before the scan finished; nothing was swept"
     if result.kind == RunKind.BACKFILL:
-        run.ctx.db.members.requeue_all(run.cfg.id, run.ctx.clock(), run.ctx.new_id)
+        run.ctx.db.members.requeue_all(run.cfg.id, run.detected(), run.ctx.new_id)
     if result.kind == RunKind.BASELINE:
         # Adopts only what Segment never heard of from us; every other change goes out.
         run.ctx.db.outbox.adopt_all(run.cfg.id)
@@ -260,7 +260,8 @@ def _finish(run: ListRun) -> None:
     result = run.result
     # The keys the scan saw served its sweep; a sync of many lists holds one set at a time.
     run.ctx.db.members.end_scan(run.cfg.id)
-    finished = result.finished_at = run.ctx.clock()
+    # Never before the run's last stamp, so that the list's next run stamps after it.
+    finished = result.finished_at = max(run.ctx.clock(), run.detected())
     try:
         _close(run, finished)
     except Exception:
