@@ -57,18 +57,27 @@ def read_from(mark: str, overlap: timedelta, where: tzinfo) -> datetime | None:
 
 def window_start(moment: datetime, overlap: timedelta, where: tzinfo) -> datetime:
     """The naive start of a read that overlaps the last one, whose newest naive date in
-    `where` was `moment`, by `overlap`: the earliest naive date of any moment from
-    `overlap` before the mark's on.
+    `where` was `moment`, by `overlap`: never later than `moment - overlap`, and never
+    later than the naive date of any moment from `overlap` before the mark's on.
 
     Naive dates run backwards when clocks fall back, and jump when they spring forward:
     a moment just before the mark's can name a wall time an hour earlier, and one soon
-    after it an earlier wall time than the mark's. The start is taken from the earlier
-    moment a repeated wall time can be, and reaches back by a fall-back soon after it, or
-    a change in the hour the clocks moved would fall before it and be lost.
+    after it an earlier wall time than the mark's. The start reaches back by a fall-back
+    soon after the mark, and to the earlier moment a repeated wall time can be, or a change
+    in the hour the clocks moved would fall before it and be lost.
     """
     first = min(moment.replace(tzinfo=where, fold=fold).astimezone(UTC) for fold in (0, 1))
     begin = (first - overlap).astimezone(where)
-    later = (begin.astimezone(UTC) + _FALL_BACK_REACH).astimezone(where)
-    offset, later_offset = begin.utcoffset(), later.utcoffset()
-    drop = offset - later_offset if offset is not None and later_offset is not None else None
-    return begin.replace(tzinfo=None) - max(drop or timedelta(0), timedelta(0))
+    return min(
+        moment - overlap - _fall_back_after(moment.replace(tzinfo=where)),
+        begin.replace(tzinfo=None) - _fall_back_after(begin),
+    )
+
+
+def _fall_back_after(aware: datetime) -> timedelta:
+    """How far the zone's wall time falls back within _FALL_BACK_REACH after `aware`."""
+    later = (aware.astimezone(UTC) + _FALL_BACK_REACH).astimezone(aware.tzinfo)
+    offset, later_offset = aware.utcoffset(), later.utcoffset()
+    if offset is None or later_offset is None:
+        return timedelta(0)
+    return max(offset - later_offset, timedelta(0))
