@@ -6,8 +6,9 @@ see is confirmed before it is removed. Up to `delivery.confirm_unseen_max` of th
 one by one: Listrak's own "no such contact", or an Unsubscribed one, confirms; a Subscribed
 one is kept, and a read Listrak refuses says nothing (ListrakClient.get_contact).
 When more are unseen, an Unsubscribed scan since the last full scan first removes those it
-reports; if still too many remain, the rest are removed only once two consecutive full
-scans have missed them. The mass-removal guard judges those removed for being gone; an
+reports, and the rest are read if few enough remain. Those still unseen (too many to read,
+or read without an answer) are removed only once two consecutive full scans have missed
+them. The mass-removal guard judges those removed for being gone; an
 Unsubscribed contact, read or reported, is a subscriber's own no, and goes out as any does.
 """
 
@@ -65,7 +66,10 @@ def _confirm(run: ListRun, state: ListState, *, allow_mass_removal: bool) -> Non
         gone = _read_one_by_one(run, limit, report)
         if gone:
             _remove(run, allow_mass_removal, keys=gone)
-        return
+        # Those whose reads said nothing are unseen still, as if too many to read.
+        unseen, _ = members.count_unseen(list_id, run_id)
+        if not unseen or run.result.status == RunStatus.HELD:
+            return
     if state.last_full_run is not None:
         _remove(run, allow_mass_removal, missed_by=state.last_full_run)
     _defer(run, allow_mass_removal)
@@ -97,10 +101,11 @@ def _read_one_by_one(
 
     Subscribed answers are seen now; Unsubscribed ones are removed by the diff, as any
     unsubscribe is. An unreadable answer says nothing of the subscriber, nor does one
-    about another address: Listrak's `report` of unsubscribes, where it was not read yet,
-    is asked then, and removes whom it names; the others are kept, as contacts on the
-    list. The report is the newer fact: an answer about someone it removed is dropped.
-    What was read before a stop signal is stored too.
+    about another address or a read Listrak refused: Listrak's `report` of unsubscribes,
+    where it was not read yet, is asked then, and removes whom it names; the others stay
+    unseen, skipped, so that two full scans missing them settle them as any unseen
+    subscriber is. The report is the newer fact: an answer about someone it removed is
+    dropped. What was read before a stop signal is stored too.
     """
     read = Page([], [], None)
     gone: list[str] = []
@@ -112,9 +117,9 @@ def _read_one_by_one(
             finally:
                 _keep_unseen(run, read, limit)
     except StopRequested:
-        store_page(run, read, on_list=True)
+        store_page(run, read, on_list=False)
         raise
-    store_page(run, read, on_list=True)
+    store_page(run, read, on_list=False)
     return gone
 
 
@@ -178,7 +183,8 @@ def _remove(
 
 
 def _defer(run: ListRun, allow_mass_removal: bool) -> None:
-    """Too many to read one by one: the next full scan decides about those still unseen.
+    """Too many to read one by one, or read without an answer: the next full scan decides
+    about those still unseen.
 
     Nothing is removed yet, so the run is not `ok`: it is `partial`, saying how many wait
     and until when; and a scan that no longer sees most of a list is news on first sight:

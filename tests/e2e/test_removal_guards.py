@@ -392,7 +392,8 @@ def test_a_read_listrak_refuses_skips_that_subscriber_and_confirms_the_others(
     tmp_path: Path, seeded: ListrakSimulator, sink: SegmentSink, db_url: str
 ) -> None:
     """Listrak refuses one address's read (400): that subscriber is kept and the run is
-    partial, never failed, so the others unseen are confirmed at this and every scan."""
+    partial, never failed, so the others unseen are confirmed at this and every scan; two
+    full scans that miss it settle it, as they do any unseen subscriber."""
     config = write_config(tmp_path / "c.toml", seeded, sink, db_url, [MAIN])
     seeded.subscribe(1001, "tom&jerry@example.com")
     assert run_cli(config, "sync") == 0
@@ -409,11 +410,16 @@ def test_a_read_listrak_refuses_skips_that_subscriber_and_confirms_the_others(
     assert last["last_run"]["status"] == "partial"
     assert "Listrak refused the read: 400 ERROR_UNSAFE_ROUTE" in json.dumps(last)
     assert "tom&jerry" not in json.dumps(last)
+    assert "1 subscriber(s) not seen by this full scan" in last["last_run"]["error"]
+    # The next full scan misses it too, which settles it as it does any unseen subscriber.
     later = sorted(seeded.truth(1001, FIELD))[0]
     seeded.unsubscribe(1001, later)
-    assert run_cli(config, "sync") == 1
-    assert sink.messages[-1]["anonymousId"].lower() == later
-    assert sink.messages[-1]["traits"][TRAIT] is None
+    start = len(sink.messages)
+    assert run_cli(config, "sync") == 1  # its read was skipped once more
+    held = {m["anonymousId"].lower(): m["traits"][TRAIT] for m in sink.messages[start:]}
+    assert held == {later: None, "tom&jerry@example.com": None}
+    assert run_cli(config, "sync") == 0
+    assert_profiles_match(seeded, sink, [MAIN])
 
 
 def test_a_refused_read_of_someone_listrak_reports_unsubscribed_is_settled_by_the_report(
@@ -429,4 +435,35 @@ def test_a_refused_read_of_someone_listrak_reports_unsubscribed_is_settled_by_th
     assert [(m["anonymousId"].lower(), m["traits"][TRAIT]) for m in sink.messages[start:]] == [
         ("tom&jerry@example.com", None)
     ]
+    assert_profiles_match(seeded, sink, [MAIN])
+
+
+@pytest.mark.parametrize(
+    "answer", [{"subscriptionState": None}, {"emailAddress": "someone.else@example.com"}]
+)
+def test_a_subscriber_whose_reads_say_nothing_is_settled_by_two_full_scans(
+    tmp_path: Path, seeded: ListrakSimulator, sink: SegmentSink, db_url: str, answer: Any
+) -> None:
+    """Left, dated before the last full scan so that Listrak's report of unsubscribes does
+    not name it, and read alone without a state or as another address: as any unseen
+    subscriber, two full scans missing it remove it, where it stayed partial forever."""
+    config = write_config(tmp_path / "c.toml", seeded, sink, db_url, [MAIN])
+    assert run_cli(config, "sync") == 0
+    email = sorted(seeded.truth(1001, FIELD))[0]
+    seeded.advance(-timedelta(days=2))
+    seeded.unsubscribe(1001, email)
+    seeded.faults.on_request = _answer_reads_of(seeded, email, answer)
+    start = len(sink.messages)
+    assert run_cli(config, "sync") == 1
+    assert sink.messages[start:] == []
+    assert (
+        "1 subscriber(s) not seen by this full scan"
+        in (status_json(config)[1001]["last_run"]["error"])
+    )
+    assert run_cli(config, "sync") == 1  # its read said nothing once more
+    assert [(m["anonymousId"].lower(), m["traits"][TRAIT]) for m in sink.messages[start:]] == [
+        (email, None)
+    ]
+    seeded.faults.on_request = None
+    assert run_cli(config, "sync") == 0
     assert_profiles_match(seeded, sink, [MAIN])
