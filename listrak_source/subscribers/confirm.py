@@ -77,10 +77,11 @@ def _confirm(run: ListRun, state: ListState, *, allow_mass_removal: bool) -> Non
 
 def still_waiting(run: ListRun, state: ListState) -> None:
     """Between full scans: the subscribers the last full scan did not see and left for the
-    next one (`_defer`) still wait, so a run that cannot see them is not `ok` either. Only
-    counted after a full scan that was not `ok`, the one kind that may have left some."""
+    next one (`_defer`, held or not) still wait, so a run that cannot see them is not `ok`
+    either. Only counted after a full scan that was not `ok`, the one kind that may have
+    left some."""
     last = state.last_full_run
-    if last is None or run.ctx.db.runs.status_of(last) != RunStatus.PARTIAL:
+    if last is None or run.ctx.db.runs.status_of(last) in (None, RunStatus.OK):
         return
     waiting, _ = run.ctx.db.members.count_unseen(run.cfg.id, run.result.run_id, missed_by=last)
     run.result.unconfirmed = waiting

@@ -296,6 +296,23 @@ def test_runs_between_full_scans_say_the_unseen_still_wait(
     assert_profiles_match(seeded, sink, [item])
 
 
+def test_a_run_after_a_held_full_scan_says_the_missed_still_wait(
+    tmp_path: Path, seeded: ListrakSimulator, sink: SegmentSink, db_url: str
+) -> None:
+    extra = "[delivery]\nconfirm_unseen_max = 2\n"
+    item = {**MAIN, "full_scan_every": "1h"}
+    config = write_config(tmp_path / "c.toml", seeded, sink, db_url, [item], extra=extra)
+    assert run_cli(config, "sync") == 0
+    for email in sorted(seeded.truth(1001, FIELD))[:30]:
+        seeded.remove(1001, email)
+    assert run_cli(config, "sync", "--full") == 1
+    assert status_json(config)[1001]["last_run"]["status"] == "held"
+    assert run_cli(config, "sync") == 1
+    last = status_json(config)[1001]["last_run"]
+    assert not last["full_scan"] and last["status"] == "partial"
+    assert "30 subscriber(s) not seen by the last full scan" in last["error"]
+
+
 def test_the_first_sight_of_a_mass_disappearance_is_held_not_ok(
     tmp_path: Path, seeded: ListrakSimulator, sink: SegmentSink, db_url: str, capsys
 ) -> None:
