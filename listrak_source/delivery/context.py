@@ -108,22 +108,26 @@ class ListRun:
     handed: Callable[[], bool] = lambda: False
     # The first contact whose dates are yet to come, as an example for the run's note.
     first_future: Contact | None = None
-    # The latest moment the list's earlier runs recorded (see `detected`), and when this
-    # run began on the monotonic clock.
+    # The latest moment the list's earlier runs recorded (see `detected`), when this run
+    # began on the monotonic clock, and the latest stamp it has given.
     floor: datetime | None = None
     began: float = field(default_factory=time.monotonic)
+    last_stamp: datetime | None = None
 
     def detected(self) -> datetime:
         """When a change is detected, its message's timestamp: our clock, but never before
-        a moment the list's earlier runs may have stamped a message with. Segment keeps a
-        profile's traits in timestamp order, so a clock set back would otherwise put a
-        removal before the `true` it removes. While the clock is behind, the run's stamps
-        go on from that moment at the monotonic clock's pace, each later than the last."""
-        now = self.ctx.clock()
-        if self.floor is None:
-            return now
-        elapsed = timedelta(seconds=time.monotonic() - self.began)
-        return max(now, self.floor + elapsed + _STEP)
+        a moment the list's earlier runs may have stamped a message with, nor before this
+        run's last stamp. Segment keeps a profile's traits in timestamp order, so a clock
+        set back would otherwise put a removal before the `true` it removes. While the
+        clock is behind, the stamps go on from that moment at the monotonic clock's pace."""
+        stamp = self.ctx.clock()
+        if self.floor is not None:
+            elapsed = timedelta(seconds=time.monotonic() - self.began)
+            stamp = max(stamp, self.floor + elapsed + _STEP)
+        if self.last_stamp is not None:
+            stamp = max(stamp, self.last_stamp)
+        self.last_stamp = stamp
+        return stamp
 
     def progress(self, stage: str, count: int) -> None:
         """Report progress to whoever is watching (a progress bar, the watchdog)."""

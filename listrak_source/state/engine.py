@@ -33,7 +33,7 @@ __all__ = ["SchemaError", "check_schema", "head_revision", "make_engine", "upgra
 
 # The newest migration in state/migrations/versions; a test keeps the two in step. Knowing it
 # without Alembic lets every command skip importing Alembic when the schema is current.
-SCHEMA_HEAD = "0010_contact_digest"
+SCHEMA_HEAD = "0011_run_last_stamp"
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 

@@ -46,13 +46,16 @@ class Runs:
         error: str | None = None,
         *,
         note: str | None = None,
+        last_stamp: datetime | None = None,
     ) -> None:
-        """Close a run with its outcome, counts, and what it worked around."""
+        """Close a run with its outcome, counts, what it worked around, and the latest
+        timestamp it gave a message."""
+        values = {"error": error, "note": note, "last_stamp": last_stamp, **counts}
         with self.tx.begin() as conn:
             conn.execute(
                 update(runs)
                 .where(runs.c.id == run_id)
-                .values(status=status, finished_at=finished_at, error=error, note=note, **counts)
+                .values(status=status, finished_at=finished_at, **values)
             )
 
     def fail_stale_runs(self, list_id: int, now: datetime) -> None:
@@ -249,15 +252,14 @@ class Runs:
             return [_run_dict(dict(row)) for row in rows]
 
     def latest_moment(self, list_id: int) -> datetime | None:
-        """The latest start or end any run of the list recorded: no message of those runs
-        was stamped later."""
+        """The latest start, end or message stamp any run of the list recorded: no message
+        of those runs was stamped later (of a run killed before it ended, none after its
+        start unless the clock went back meanwhile as well)."""
+        c = runs.c
+        latest = (func.max(c.started_at), func.max(c.finished_at), func.max(c.last_stamp))
         with self.tx.read() as conn:
-            started, finished = conn.execute(
-                select(func.max(runs.c.started_at), func.max(runs.c.finished_at)).where(
-                    runs.c.list_id == list_id
-                )
-            ).one()
-        moments = [_aware(m) for m in (started, finished) if m is not None]
+            found = conn.execute(select(*latest).where(c.list_id == list_id)).one()
+        moments = [_aware(m) for m in found]
         return max((m for m in moments if m is not None), default=None)
 
     def status_of(self, run_id: int) -> RunStatus | None:

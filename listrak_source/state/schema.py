@@ -108,6 +108,9 @@ runs = Table(
     Column("failed", Integer, nullable=False, default=0, server_default="0"),
     Column("error", Text),
     Column("note", Text),
+    # The latest timestamp the run gave a message (ListRun.detected): the list's next run
+    # stamps after it, though this host's clock went back.
+    Column("last_stamp", UTCDateTime),
 )
 Index("ix_runs_list_started", runs.c.list_id, runs.c.started_at)
 

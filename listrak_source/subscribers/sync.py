@@ -260,8 +260,7 @@ def _finish(run: ListRun) -> None:
     result = run.result
     # The keys the scan saw served its sweep; a sync of many lists holds one set at a time.
     run.ctx.db.members.end_scan(run.cfg.id)
-    # Never before the run's last stamp, so that the list's next run stamps after it.
-    finished = result.finished_at = max(run.ctx.clock(), run.detected())
+    finished = result.finished_at = run.ctx.clock()
     try:
         _close(run, finished)
     except Exception:
@@ -278,7 +277,13 @@ def _close(run: ListRun, finished: datetime) -> None:
     result.waiting = ctx.db.runs.waiting(run.cfg.id) if result.pending else []
     _conclude(result)
     ctx.db.runs.finish_run(
-        result.run_id, result.status, finished, result.counts(), result.error, note=result.note
+        result.run_id,
+        result.status,
+        finished,
+        result.counts(),
+        result.error,
+        note=result.note,
+        last_stamp=run.last_stamp,
     )
 
 

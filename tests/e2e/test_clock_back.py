@@ -9,10 +9,14 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from listrak_source.cli.wiring import run_context
 from listrak_source.config import load_settings
+from listrak_source.delivery.context import ListRun
 from listrak_source.records import RunStatus
 from listrak_source.simulator import ListrakSimulator, SegmentSink
+from listrak_source.subscribers import sync as sync_module
 from listrak_source.subscribers.sync import sync_list
 
 from .harness import FIELD, assert_profiles_match, write_config
@@ -51,4 +55,73 @@ def test_changes_after_the_clock_went_back_are_stamped_after_the_ones_before(
     for email, sent in ((gone, 4), (edited, 3)):
         assert len(set(stamps[email])) == len(stamps[email]) == sent
         assert stamps[email] == sorted(stamps[email])
+    assert_profiles_match(sim, sink, [MAIN])
+
+
+class _SteppedClock:
+    """`start` for the run's first reading, then whatever `now` is set to."""
+
+    def __init__(self, start: datetime, now: datetime) -> None:
+        self.start, self.now, self.read = start, now, False
+
+    def __call__(self) -> datetime:
+        if not self.read:
+            self.read = True
+            return self.start
+        return self.now
+
+
+def test_a_clock_stepped_back_as_a_run_ends_never_stamps_the_next_run_before_it(
+    tmp_path: Path,
+    sim: ListrakSimulator,
+    sink: SegmentSink,
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The run stamped its messages ten minutes after its start, then the clock went back
+    an hour before it ended: the next run still stamps after those messages."""
+    sim.add_list(1001, "Main", field_ids=[FIELD])
+    sim.seed(1001, 3, field_id=FIELD, field_ratio=1.0, seed=1)
+    settings = load_settings(write_config(tmp_path / "c.toml", sim, sink, db_url, [MAIN]))
+    gone = sorted(sim.truth(1001, FIELD))[0]
+    now = datetime.now(UTC)
+    clock = _SteppedClock(now, now + timedelta(minutes=10))
+    finish = sync_module._finish
+
+    def stepped_back_finish(run: ListRun) -> None:
+        clock.now = now - timedelta(hours=1)
+        finish(run)
+
+    monkeypatch.setattr(sync_module, "_finish", stepped_back_finish)
+    with run_context(settings) as real:
+        sync_list(dataclasses.replace(real, clock=clock), settings.lists[0])
+        monkeypatch.setattr(sync_module, "_finish", finish)
+        sim.unsubscribe(1001, gone)
+        later = now - timedelta(minutes=59)
+        sync_list(dataclasses.replace(real, clock=lambda: later), settings.lists[0])
+    stamps = _stamps_by_contact(sink)[gone]
+    assert len(stamps) == 2 and stamps == sorted(stamps)
+    assert_profiles_match(sim, sink, [MAIN])
+
+
+def test_runs_after_a_clock_far_ahead_came_back_record_their_own_times(
+    tmp_path: Path, sim: ListrakSimulator, sink: SegmentSink, db_url: str
+) -> None:
+    """Their stamps stay after the messages stamped ahead; their starts, ends and
+    durations are the clock's, for status and metrics."""
+    sim.add_list(1001, "Main", field_ids=[FIELD])
+    sim.seed(1001, 3, field_id=FIELD, field_ratio=1.0, seed=1)
+    settings = load_settings(write_config(tmp_path / "c.toml", sim, sink, db_url, [MAIN]))
+    ahead = datetime.now(UTC) + timedelta(days=365)
+    gone = sorted(sim.truth(1001, FIELD))[0]
+    with run_context(settings) as real:
+        sync_list(dataclasses.replace(real, clock=lambda: ahead), settings.lists[0])
+        sim.unsubscribe(1001, gone)
+        results = [sync_list(real, settings.lists[0]) for _ in range(2)]
+    for result in results:
+        assert result.finished_at is not None
+        assert timedelta(0) <= result.finished_at - result.started_at < timedelta(minutes=1)
+        assert result.finished_at < ahead
+    stamps = _stamps_by_contact(sink)[gone]
+    assert len(stamps) == 2 and stamps == sorted(stamps)
     assert_profiles_match(sim, sink, [MAIN])
