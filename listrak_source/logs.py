@@ -22,8 +22,9 @@ MASK = "***"
 # The receiver's secrets are refused under this length; Listrak's client secret and
 # Segment's write key have no published minimum, so a short one must not mangle lines.
 WHOLE_WORD_BELOW = 16
-# Anything shaped like an address: an answer from Listrak or Segment may quote one.
-_EMAIL = re.compile(r"[^\s@\"'<>(),;:]+@[^\s@\"'<>(),;:]+")
+# Anything shaped like an address: an answer from Listrak or Segment may quote one, as
+# it was written or percent-encoded as in a request's path.
+_EMAIL = re.compile(r"[^\s@\"'<>(),;:]+(?:@|%40)[^\s@\"'<>(),;:]+")
 
 # Context variables rather than thread-locals: each scheduler thread and each asyncio
 # task sees only the list and run it is working on.

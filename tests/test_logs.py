@@ -18,6 +18,7 @@ from listrak_source.logs import (
     ThrottleFilter,
     configure_logging,
     current_context,
+    hide_emails,
     log_context,
     redact,
 )
@@ -255,3 +256,15 @@ def test_debug_unquiets_segment_but_not_httpcore() -> None:
     assert logging.getLogger("segment").isEnabledFor(logging.DEBUG)
     assert logging.getLogger("apscheduler.executors.default").isEnabledFor(logging.DEBUG)
     assert not logging.getLogger("httpcore").isEnabledFor(logging.INFO)
+
+
+@pytest.mark.parametrize(
+    "address", ["ann@example.com", "Ann.Lee+news@Example.COM", "ann%40example.com", "a%b@x.io"]
+)
+def test_an_address_written_or_percent_encoded_is_hidden(address: str) -> None:
+    assert hide_emails(f"could not read {address} now") == "could not read <email> now"
+
+
+def test_text_without_an_address_is_kept() -> None:
+    text = "50% of 40 pages; HTTP 500 ERROR_UNHANDLED_EXCEPTION"
+    assert hide_emails(text) == text

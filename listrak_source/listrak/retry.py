@@ -19,6 +19,7 @@ from email.utils import parsedate_to_datetime
 import httpx
 
 from ..errors import ListrakUnavailableError, StopRequested
+from ..logs import hide_emails
 
 log = logging.getLogger("listrak_source.listrak")
 
@@ -134,8 +135,10 @@ def envelope(response: httpx.Response) -> tuple[str | None, str | None]:
 
 
 def describe(response: httpx.Response) -> str:
-    """ "500 ERROR_UNHANDLED_EXCEPTION: message", for error messages and logs."""
+    """ "500 ERROR_UNHANDLED_EXCEPTION: message", for error messages and logs; an address
+    Listrak's message quotes is hidden."""
     code, message = envelope(response)
+    message = None if message is None else hide_emails(message)
     text = " ".join(part for part in (str(response.status_code), code) if part)
     return f"{text}: {message}" if message else text
 

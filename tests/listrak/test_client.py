@@ -28,7 +28,12 @@ from listrak_source.errors import (
 from listrak_source.listrak import InvalidSettingError, ListrakClient, stoppable_sleep
 from listrak_source.listrak.auth import renewal_margin
 from listrak_source.listrak.pacing import Pacer
-from listrak_source.listrak.retry import Backoff, parse_retry_after, retry_after_delay
+from listrak_source.listrak.retry import (
+    Backoff,
+    describe,
+    parse_retry_after,
+    retry_after_delay,
+)
 from listrak_source.records import Contact, Reject
 from listrak_source.simulator import ListrakSimulator
 
@@ -775,6 +780,14 @@ def test_a_single_read_the_account_or_the_service_fails_is_raised(
     plan(fresh)
     with _client(fresh, max_attempts=2) as client, pytest.raises(error):
         client.get_contact(MAIN, "user000001@example.com")
+
+
+@pytest.mark.parametrize("quoted", ["ann@example.com", "ann%40example.com"])
+def test_listraks_message_is_described_without_the_address_it_quotes(quoted: str) -> None:
+    """What a failed request's answer says goes into warnings and run errors."""
+    body = {"status": 500, "error": "ERROR_UNHANDLED_EXCEPTION", "message": f"{quoted} failed"}
+    described = describe(httpx.Response(500, json=body))
+    assert described == "500 ERROR_UNHANDLED_EXCEPTION: <email> failed"
 
 
 def test_a_failed_single_read_names_the_route_not_the_address(fresh: ListrakSimulator) -> None:
