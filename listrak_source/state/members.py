@@ -89,6 +89,9 @@ class _Scan:
     # and what it was asked for: (user_ids, digests).
     ahead: Ahead[_Current] | None = None
     ahead_for: tuple[bool, bool] = (False, False)
+    # The keys the run's current pass has seen, from its second pass on (see `begin_pass`):
+    # a key twice in one pass is a duplicate, and one a later pass meets again is news.
+    pass_seen: SeenKeys | None = None
 
 
 class Members:
@@ -140,10 +143,13 @@ class Members:
         scan = self._scan(list_id, run_id)
         codes = scan.seen.codes(keys.subscribed)
         earlier = self._earlier(scan.seen, keys, codes)
+        in_pass = scan.pass_seen
+        pass_codes = [] if in_pass is None else in_pass.codes(keys.subscribed)
+        repeated = earlier if in_pass is None else self._earlier(in_pass, keys, pass_codes)
         same = self._unchanged(scan, list_id, keys, earlier, recognizing=recognizing)
         wanted = _to_read(scan, keys, earlier, same)
         with _lost_lock_named(lock), self.tx.read_then_write() as conn:
-            stored = self._load(conn, list_id, run_id, wanted, earlier)
+            stored = self._load(conn, list_id, run_id, wanted, repeated)
             page = differ(stored, same)
             writes = page_sql.PageWrites(conn)
             self._record(writes, list_id, run_id, page, detected_at, posting=posting)
@@ -153,8 +159,12 @@ class Members:
             elif lock is not None and (verify_unwritten or lock.due()):
                 lock.verify()
         scan.seen.insert(codes)
+        if in_pass is not None:
+            in_pass.insert(pass_codes)
         was, now = _subscribed_rows(stored, page.changes)
         _count_writes(scan, page.changes, was, now)
+        # Seen subscribed by an earlier pass, unsubscribed by this one: no longer counted.
+        scan.subscribed -= len((earlier - repeated) & was - now)
         dropped = [c.key for c in page.changes if not c.subscribed]
         scan.dropped.update(dropped)
         scan.dropped_codes.update(scan.seen.codes(dropped))
@@ -235,6 +245,16 @@ class Members:
     def codes_of(self, list_id: int, run_id: int, keys: Sequence[str]) -> list[int]:
         """The keys' hashes as `recognize` answers them."""
         return self._scan(list_id, run_id).seen.codes(keys)
+
+    def begin_pass(self, list_id: int, run_id: int) -> None:
+        """The run begins another pass over the list (an incremental run's Unsubscribed
+        scan, Listrak's report of unsubscribes): what it says of a contact an earlier pass
+        saw is the newer fact, not a duplicate, which only a key twice in this pass is."""
+        scan = self._scan(list_id, run_id)
+        if scan.pages:
+            from .seen import SeenKeys  # noqa: PLC0415 - loaded by the first pass already
+
+            scan.pass_seen = SeenKeys()
 
     def whole_pass(self, list_id: int, run_id: int) -> None:
         """A pass over the whole list is about to begin: it recognizes its contacts from its

@@ -73,6 +73,7 @@ def _read_pass(
     run: ListRun, spec: ScanSpec, newest: datetime | None, latest: datetime
 ) -> tuple[bool, datetime | None]:
     ctx, cfg = run.ctx, run.cfg
+    ctx.db.members.begin_pass(cfg.id, run.result.run_id)
     audience_fields = ctx.settings.audience_fields(cfg.id)
     field_ids = [cfg.user_id_field] if cfg.user_id_field is not None else []
     pages = ctx.listrak.iter_raw_pages(

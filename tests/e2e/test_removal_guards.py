@@ -484,3 +484,52 @@ def test_a_subscriber_whose_reads_say_nothing_is_settled_by_two_full_scans(
     seeded.faults.on_request = None
     assert run_cli(config, "sync") == 0
     assert_profiles_match(seeded, sink, [MAIN])
+
+
+def test_a_subscriber_the_scan_saw_and_the_report_names_is_removed_in_the_same_run(
+    tmp_path: Path, seeded: ListrakSimulator, sink: SegmentSink, db_url: str
+) -> None:
+    """Listrak's report of unsubscribes comes after the full scan: a subscriber the scan
+    saw who left meanwhile is named there, which is the newer fact, not a duplicate."""
+    config = write_config(tmp_path / "c.toml", seeded, sink, db_url, [MAIN])
+    assert run_cli(config, "sync") == 0
+    silent, left = sorted(seeded.truth(1001, FIELD))[:2]
+    seeded.unsubscribe(1001, silent)
+    seeded.override(1001, silent, {"subscriptionState": None})  # its read says nothing
+    _on_read_of(seeded, silent, lambda: seeded.unsubscribe(1001, left))
+    start = len(sink.messages)
+    assert run_cli(config, "sync") == 0
+    seeded.faults.on_request = None
+    held = {m["anonymousId"].lower(): m["traits"][TRAIT] for m in sink.messages[start:]}
+    assert held == {silent: None, left: None}
+    assert status_json(config)[1001]["rejects"] == []
+    assert_profiles_match(seeded, sink, [MAIN])
+
+
+def test_an_incremental_runs_unsubscribed_pass_is_newer_than_its_subscribed_pass(
+    tmp_path: Path, seeded: ListrakSimulator, sink: SegmentSink, db_url: str
+) -> None:
+    """A new subscriber read by the run's first pass leaves before its second: removed in
+    that run, not refused as a contact seen twice."""
+    item = {**MAIN, "full_scan_every": "24h"}
+    config = write_config(tmp_path / "c.toml", seeded, sink, db_url, [item])
+    assert run_cli(config, "sync") == 0
+    seeded.advance(timedelta(minutes=5))
+    seeded.subscribe(1001, "new@example.com")
+    passes: list[str] = []
+
+    def hook(path: str) -> None:
+        if path.endswith("/Contact"):
+            passes.append(path)
+            if len(passes) == 2:
+                seeded.unsubscribe(1001, "new@example.com")
+
+    seeded.faults.on_request = hook
+    start = len(sink.messages)
+    assert run_cli(config, "sync") == 0
+    seeded.faults.on_request = None
+    assert len(passes) == 2
+    sent = [(m["anonymousId"].lower(), m["traits"][TRAIT]) for m in sink.messages[start:]]
+    assert sent[-1] == ("new@example.com", None)
+    assert status_json(config)[1001]["rejects"] == []
+    assert_profiles_match(seeded, sink, [item])
