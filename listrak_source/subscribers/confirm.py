@@ -38,12 +38,15 @@ def confirm_unseen(run: ListRun, state: ListState, *, allow_mass_removal: bool) 
     """Remove the subscribers this full scan missed that Listrak confirms are gone.
 
     A stop signal ends the confirmation: what was read is stored, nobody is removed for
-    being unseen, and the run is `stopped`; what it stored is still delivered.
+    being unseen, and the run is `stopped`; what it stored is still delivered. Whoever is
+    still unseen then, or when the run is held, is noted as missed by this full scan, as
+    those left for the next one are: runs until then say they wait (`still_waiting`).
     """
     try:
         _confirm(run, state, allow_mass_removal=allow_mass_removal)
     except StopRequested:
         log.info("list %s: stopped while confirming unseen subscribers", run.cfg.id)
+        run.ctx.db.members.mark_missed(run.cfg.id, run.result.run_id)
         run.result.status = RunStatus.STOPPED
         run.result.error = (
             "stopped by a signal while confirming unseen subscribers; nobody was removed "
@@ -68,6 +71,8 @@ def _confirm(run: ListRun, state: ListState, *, allow_mass_removal: bool) -> Non
             _remove(run, allow_mass_removal, keys=gone)
         # Those whose reads said nothing are unseen still, as if too many to read.
         unseen, _ = members.count_unseen(list_id, run_id)
+        if run.result.status == RunStatus.HELD:
+            members.mark_missed(list_id, run_id)
         if not unseen or run.result.status == RunStatus.HELD:
             return
     if state.last_full_run is not None:
