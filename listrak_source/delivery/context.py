@@ -87,6 +87,8 @@ class RunContext:
 
 # Segment's timestamps count milliseconds: a stamp after another is at least this later.
 _STEP = timedelta(milliseconds=1)
+# How far ahead of a stamp given ahead of the clock the run records that it may stamp.
+_RESERVE = timedelta(minutes=5)
 
 
 @dataclass
@@ -113,6 +115,8 @@ class ListRun:
     floor: datetime | None = None
     began: float = field(default_factory=time.monotonic)
     last_stamp: datetime | None = None
+    # Stamps up to this moment may be given without recording them first (see _reserve).
+    reserved: datetime | None = None
 
     def detected(self) -> datetime:
         """When a change is detected, its message's timestamp: our clock, but never before
@@ -120,14 +124,25 @@ class ListRun:
         run's last stamp. Segment keeps a profile's traits in timestamp order, so a clock
         set back would otherwise put a removal before the `true` it removes. While the
         clock is behind, the stamps go on from that moment at the monotonic clock's pace."""
-        stamp = self.ctx.clock()
+        now = stamp = self.ctx.clock()
         if self.floor is not None:
             elapsed = timedelta(seconds=time.monotonic() - self.began)
             stamp = max(stamp, self.floor + elapsed + _STEP)
         if self.last_stamp is not None:
             stamp = max(stamp, self.last_stamp)
         self.last_stamp = stamp
+        if stamp > now:
+            self._reserve(stamp)
         return stamp
+
+    def _reserve(self, stamp: datetime) -> None:
+        """Stamps ahead of the clock are recorded before they are used, a while ahead at a
+        time: a run killed before it ends records no last stamp, and its start alone, by a
+        clock that is behind, would let the next run stamp before them."""
+        if self.reserved is not None and stamp <= self.reserved:
+            return
+        self.reserved = stamp + _RESERVE
+        self.ctx.db.runs.reserve_stamps(self.result.run_id, self.reserved)
 
     def progress(self, stage: str, count: int) -> None:
         """Report progress to whoever is watching (a progress bar, the watchdog)."""

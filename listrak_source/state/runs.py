@@ -251,6 +251,12 @@ class Runs:
             ).mappings()
             return [_run_dict(dict(row)) for row in rows]
 
+    def reserve_stamps(self, run_id: int, until: datetime) -> None:
+        """Record that the run may stamp messages up to `until` (ListRun._reserve); its
+        end records the latest it gave."""
+        with self.tx.begin() as conn:
+            conn.execute(update(runs).where(runs.c.id == run_id).values(last_stamp=until))
+
     def latest_moment(self, list_id: int) -> datetime | None:
         """The latest start, end or message stamp any run of the list recorded: no message
         of those runs was stamped later (of a run killed before it ended, none after its

@@ -5,6 +5,7 @@ would leave the trait set."""
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -124,4 +125,37 @@ def test_runs_after_a_clock_far_ahead_came_back_record_their_own_times(
         assert result.finished_at < ahead
     stamps = _stamps_by_contact(sink)[gone]
     assert len(stamps) == 2 and stamps == sorted(stamps)
+    assert_profiles_match(sim, sink, [MAIN])
+
+
+def test_a_run_killed_while_the_clock_is_behind_never_lets_the_next_stamp_before_it(
+    tmp_path: Path,
+    sim: ListrakSimulator,
+    sink: SegmentSink,
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Its stamps went on from the last run's, ahead of its clock; it recorded no end, and
+    the next run, by the same clock, still stamps after them."""
+    sim.add_list(1001, "Main", field_ids=[FIELD])
+    sim.seed(1001, 3, field_id=FIELD, field_ratio=1.0, seed=1)
+    settings = load_settings(write_config(tmp_path / "c.toml", sim, sink, db_url, [MAIN]))
+    now = datetime.now(UTC)
+    behind = now - timedelta(hours=1)
+    with run_context(settings) as real:
+        sync_list(dataclasses.replace(real, clock=lambda: now), settings.lists[0])
+        sim.subscribe(1001, "new@example.com")
+        # Its first request is slow, so that its stamps go further past the last run's
+        # than the next run's first ones do.
+        sim.faults.on_request = lambda path: (
+            time.sleep(2),
+            setattr(sim.faults, "on_request", None),
+        )
+        monkeypatch.setattr(sync_module, "_finish", lambda run: None)  # killed: nothing recorded
+        sync_list(dataclasses.replace(real, clock=lambda: behind), settings.lists[0])
+        monkeypatch.undo()
+        sim.unsubscribe(1001, "new@example.com")
+        sync_list(dataclasses.replace(real, clock=lambda: behind), settings.lists[0])
+    stamps = _stamps_by_contact(sink)["new@example.com"]
+    assert len(stamps) == 2 and stamps[0] < stamps[1]
     assert_profiles_match(sim, sink, [MAIN])
