@@ -621,6 +621,26 @@ class Members:
                 conn.execute(stmt, {"keys": listed(conn, chunk)})
             return len(keys)
 
+    def unmark_seen(self, list_id: int, run_id: int, missed_by: int) -> int:
+        """Rows that full scan missed and this run's scan has seen since lose that mark:
+        Listrak has listed them since, which is the newer fact, so a next full scan that
+        misses them is their first miss, not their second. Returns how many."""
+        seen, c = self._scan(list_id, run_id).seen, members.c
+        with self.tx.begin() as conn:
+            walk = self._walks(conn, list_id)
+            rows = page_sql.subscribed_rows(conn, list_id, missed_by=missed_by, walk=walk)
+            keys = [row[0] for chunk in rows for row in chunk]
+            hits = seen.present(seen.codes(keys))
+            listed_now = [key for key, hit in zip(keys, hits, strict=True) if hit]
+            stmt = (
+                update(members)
+                .where(c.list_id == list_id, one_of(conn, c.email_key, "keys"))
+                .values(missed_run=None)
+            )
+            for chunk in chunks(listed_now):
+                conn.execute(stmt, {"keys": listed(conn, chunk)})
+            return len(listed_now)
+
     def remove_unseen(
         self,
         list_id: int,

@@ -85,11 +85,28 @@ def still_waiting(run: ListRun, state: ListState) -> None:
     next one (`_defer`, held or not) still wait, so a run that cannot see them is not `ok`
     either. Only counted after a full scan that was not `ok`, the one kind that may have
     left some."""
+    last = _left_unseen_by(run, state)
+    if last is None:
+        return
+    members, list_id, run_id = run.ctx.db.members, run.cfg.id, run.result.run_id
+    members.unmark_seen(list_id, run_id, missed_by=last)
+    run.result.unconfirmed, _ = members.count_unseen(list_id, run_id, missed_by=last)
+
+
+def seen_since_missed(run: ListRun, state: ListState) -> None:
+    """After a scan that did not complete a full scan's job: whom it saw of those the last
+    full scan missed were listed since, so the next full scan's miss is their first."""
+    last = _left_unseen_by(run, state)
+    if last is not None:
+        run.ctx.db.members.unmark_seen(run.cfg.id, run.result.run_id, missed_by=last)
+
+
+def _left_unseen_by(run: ListRun, state: ListState) -> int | None:
+    """The last full run, where it may have left subscribers unseen (it was not `ok`)."""
     last = state.last_full_run
     if last is None or run.ctx.db.runs.status_of(last) in (None, RunStatus.OK):
-        return
-    waiting, _ = run.ctx.db.members.count_unseen(run.cfg.id, run.result.run_id, missed_by=last)
-    run.result.unconfirmed = waiting
+        return None
+    return last
 
 
 def _scan_unsubscribes(run: ListRun, state: ListState) -> None:

@@ -28,7 +28,7 @@ from ..records import (
     RunStatus,
     ScanSpec,
 )
-from .confirm import confirm_unseen, still_waiting
+from .confirm import confirm_unseen, seen_since_missed, still_waiting
 from .plan import latest_usable, next_mark, plan_scans
 from .scan import scan
 
@@ -236,8 +236,11 @@ def _scan_and_confirm(
             confirm_unseen(run, state, allow_mass_removal=allow_mass_removal)
         elif complete:
             still_waiting(run, state)
+        else:
+            seen_since_missed(run, state)
     except ListrakError as exc:
         log.error("list %s: scan failed, nothing swept: %s", run.cfg.id, exc)
+        seen_since_missed(run, state)
         run.result.status, run.result.error = RunStatus.FAILED, str(exc)
         run.result.exit_code = exc.exit_code
         return False, None

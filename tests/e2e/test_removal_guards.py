@@ -572,3 +572,46 @@ def test_a_run_after_a_full_scan_stopped_while_confirming_says_the_unseen_wait(
         result = sync_list(ctx, settings.lists[0])
     assert not result.full_scan and result.status == RunStatus.PARTIAL
     assert result.unconfirmed == 2
+
+
+def _hide_from_subscribed_scans(
+    sim: ListrakSimulator, monkeypatch: pytest.MonkeyPatch, hidden: set[str]
+) -> None:
+    """Subscribed pages leave out these contacts, as a page shift would."""
+    original = sim.page
+
+    def page(list_id: int, query: Any) -> Any:
+        data, after, served = original(list_id, query)
+        if query.subscribed and hidden:
+            kept = [c for c in json.loads(data) if c["emailAddress"].lower() not in hidden]
+            data = json.dumps(kept).encode()
+        return data, after, served
+
+    monkeypatch.setattr(sim, "page", page)
+
+
+def test_a_subscriber_listed_between_two_full_scans_that_miss_it_keeps_its_trait(
+    tmp_path: Path, seeded: ListrakSimulator, sink: SegmentSink, db_url: str, monkeypatch
+) -> None:
+    """Missed by a full scan, its read refused; listed by the run after; missed again by
+    the next full scan: that is its first miss since Listrak listed it, not its second."""
+    item = {**MAIN, "full_scan_every": "1h"}
+    config = write_config(tmp_path / "c.toml", seeded, sink, db_url, [item])
+    assert run_cli(config, "sync") == 0
+    email = sorted(seeded.truth(1001, FIELD))[0]
+    hidden = {email}
+    _hide_from_subscribed_scans(seeded, monkeypatch, hidden)
+    seeded.faults.refuse_reads = {email}
+    assert run_cli(config, "sync", "--full") == 1
+    hidden.clear()
+    seeded.advance(timedelta(minutes=5))
+    seeded.set_field(1001, email, FIELD, "crm-new")
+    start = len(sink.messages)
+    assert run_cli(config, "sync") == 0  # incremental: lists it, and nothing waits now
+    assert [(m["anonymousId"].lower(), m["traits"][TRAIT]) for m in sink.messages[start:]] == [
+        (email, True)
+    ]
+    hidden.add(email)
+    start = len(sink.messages)
+    assert run_cli(config, "sync", "--full") == 1
+    assert sink.messages[start:] == []
