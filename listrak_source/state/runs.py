@@ -268,11 +268,18 @@ class Runs:
         moments = [_aware(m) for m in found]
         return max((m for m in moments if m is not None), default=None)
 
-    def status_of(self, run_id: int) -> RunStatus | None:
-        """The outcome recorded for one run; None for no such run."""
+    def last_full(self, list_id: int, *, before: int) -> tuple[int, RunStatus] | None:
+        """(id, outcome) of the list's last full run before run `before`; None if none."""
+        c = runs.c
+        query = (
+            select(c.id, c.status)
+            .where(c.list_id == list_id, c.full_scan.is_(True), c.id < before)
+            .order_by(c.id.desc())
+            .limit(1)
+        )
         with self.tx.read() as conn:
-            found = conn.execute(select(runs.c.status).where(runs.c.id == run_id)).scalar()
-            return None if found is None else RunStatus(found)
+            found = conn.execute(query).first()
+        return None if found is None else (int(found[0]), RunStatus(found[1]))
 
     def last_ok(self, list_id: int) -> datetime | None:
         """When the list's last run with everything done (`ok`) finished."""

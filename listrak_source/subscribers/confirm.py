@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, timedelta
 
 from ..delivery.context import ListRun
-from ..errors import StopRequested
+from ..errors import ListrakError, StopRequested
 from ..records import Contact, ListState, Page, Reject, RunStatus, ScanSpec
 from .diff import removal_ratio
 from .scan import scan_pass, store_page
@@ -44,6 +44,10 @@ def confirm_unseen(run: ListRun, state: ListState, *, allow_mass_removal: bool) 
     """
     try:
         _confirm(run, state, allow_mass_removal=allow_mass_removal)
+    except ListrakError:
+        # The run fails; whom the complete scan missed still wait for the next full scan.
+        run.ctx.db.members.mark_missed(run.cfg.id, run.result.run_id)
+        raise
     except StopRequested:
         log.info("list %s: stopped while confirming unseen subscribers", run.cfg.id)
         run.ctx.db.members.mark_missed(run.cfg.id, run.result.run_id)
@@ -102,11 +106,10 @@ def seen_since_missed(run: ListRun, state: ListState) -> None:
 
 
 def _left_unseen_by(run: ListRun, state: ListState) -> int | None:
-    """The last full run, where it may have left subscribers unseen (it was not `ok`)."""
-    last = state.last_full_run
-    if last is None or run.ctx.db.runs.status_of(last) in (None, RunStatus.OK):
-        return None
-    return last
+    """The list's last full run, where it may have left subscribers unseen: it was not
+    `ok` (one that failed after its scan completed is not the state's last full run)."""
+    last = run.ctx.db.runs.last_full(run.cfg.id, before=run.result.run_id)
+    return None if last is None or last[1] == RunStatus.OK else last[0]
 
 
 def _scan_unsubscribes(run: ListRun, state: ListState) -> None:

@@ -615,3 +615,28 @@ def test_a_subscriber_listed_between_two_full_scans_that_miss_it_keeps_its_trait
     start = len(sink.messages)
     assert run_cli(config, "sync", "--full") == 1
     assert sink.messages[start:] == []
+
+
+def test_a_run_after_a_full_scan_that_failed_while_confirming_says_the_unseen_wait(
+    tmp_path: Path, seeded: ListrakSimulator, sink: SegmentSink, db_url: str
+) -> None:
+    """The scan completed and missed two subscribers; reading them failed the run (403):
+    the run after it, between full scans, says they wait, not ok."""
+    item = {**MAIN, "full_scan_every": "1h"}
+    config = write_config(tmp_path / "c.toml", seeded, sink, db_url, [item])
+    assert run_cli(config, "sync") == 0
+    for email in sorted(seeded.truth(1001, FIELD))[:2]:
+        seeded.remove(1001, email)
+
+    def refuse(path: str) -> None:
+        if "/contact/" in path.lower():
+            seeded.faults.fail_next(1, 403)
+
+    seeded.faults.on_request = refuse
+    assert run_cli(config, "sync", "--full") == 1
+    seeded.faults.on_request = None
+    assert status_json(config)[1001]["last_run"]["status"] == "failed"
+    assert run_cli(config, "sync") == 1
+    last = status_json(config)[1001]["last_run"]
+    assert not last["full_scan"] and last["status"] == "partial"
+    assert "2 subscriber(s) not seen by the last full scan" in last["error"]
