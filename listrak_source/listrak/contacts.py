@@ -25,7 +25,6 @@ _DIGITS = re.compile(r"^\s*[0-9]+\s*$")
 # The usual address, ASCII (so storable unless it holds NUL) and already stripped: what
 # _EMAIL accepts, matched whole, since a match up to a trailing newline would not do here.
 _PLAIN_EMAIL = re.compile(r"[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+")
-_PLAIN_STATES = {"Subscribed": True, "Unsubscribed": False}
 # Part of every contact digest (listrak/pieces.py): a stored digest stands for what these
 # functions made of the contact's bytes. Change it with anything that could make them
 # answer otherwise for the same bytes, so every contact is decoded and checked again.
@@ -167,7 +166,7 @@ def _plain_contact(raw: dict[str, Any], digest: int | None, scanned: bool | None
     """The usual contact, or None for checked_contact to judge."""
     email = raw.get("emailAddress")
     state = raw.get("subscriptionState")
-    subscribed = _PLAIN_STATES.get(state) if type(state) is str else scanned
+    subscribed = _STATES.get(state) if type(state) is str else scanned
     if (
         type(email) is not str
         or not email.isascii()  # lower-casing then keeps the length

@@ -609,36 +609,23 @@ class Members:
 
     def mark_missed(self, list_id: int, run_id: int) -> int:
         """Note that this full scan missed every subscriber it did not see."""
-        c = members.c
         with self.tx.begin() as conn:
-            stmt = (
-                update(members)
-                .where(c.list_id == list_id, one_of(conn, c.email_key, "keys"))
-                .values(missed_run=run_id)
-            )
             keys = [row[0] for row in self._unseen(conn, list_id, run_id)]
-            for chunk in chunks(keys):
-                conn.execute(stmt, {"keys": listed(conn, chunk)})
+            _set_missed_run(conn, list_id, keys, run_id)
             return len(keys)
 
     def unmark_seen(self, list_id: int, run_id: int, missed_by: int) -> int:
         """Rows that full scan missed and this run's scan has seen since lose that mark:
         Listrak has listed them since, which is the newer fact, so a next full scan that
         misses them is their first miss, not their second. Returns how many."""
-        seen, c = self._scan(list_id, run_id).seen, members.c
+        seen = self._scan(list_id, run_id).seen
         with self.tx.begin() as conn:
             walk = self._walks(conn, list_id)
             rows = page_sql.subscribed_rows(conn, list_id, missed_by=missed_by, walk=walk)
             keys = [row[0] for chunk in rows for row in chunk]
             hits = seen.present(seen.codes(keys))
             listed_now = [key for key, hit in zip(keys, hits, strict=True) if hit]
-            stmt = (
-                update(members)
-                .where(c.list_id == list_id, one_of(conn, c.email_key, "keys"))
-                .values(missed_run=None)
-            )
-            for chunk in chunks(listed_now):
-                conn.execute(stmt, {"keys": listed(conn, chunk)})
+            _set_missed_run(conn, list_id, listed_now, None)
             return len(listed_now)
 
     def remove_unseen(
@@ -739,6 +726,18 @@ def _stamps(
         and key not in left_out
         and (key in same or (key in stored and stored[key].digest != digest))
     ]
+
+
+def _set_missed_run(conn: Connection, list_id: int, keys: Sequence[str], run: int | None) -> None:
+    """The run that last missed these rows (None: none since Listrak listed them)."""
+    c = members.c
+    stmt = (
+        update(members)
+        .where(c.list_id == list_id, one_of(conn, c.email_key, "keys"))
+        .values(missed_run=run)
+    )
+    for chunk in chunks(keys):
+        conn.execute(stmt, {"keys": listed(conn, chunk)})
 
 
 def _subscribed_rows(

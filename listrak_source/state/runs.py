@@ -259,8 +259,8 @@ class Runs:
 
     def latest_moment(self, list_id: int) -> datetime | None:
         """The latest start, end or message stamp any run of the list recorded: no message
-        of those runs was stamped later (of a run killed before it ended, none after its
-        start unless the clock went back meanwhile as well)."""
+        of those runs was stamped later (a run killed before it ended recorded, before
+        using them, the stamps it gave ahead of its clock: ListRun._reserve)."""
         c = runs.c
         latest = (func.max(c.started_at), func.max(c.finished_at), func.max(c.last_stamp))
         with self.tx.read() as conn:

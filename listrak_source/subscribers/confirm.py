@@ -73,39 +73,40 @@ def _confirm(run: ListRun, state: ListState, *, allow_mass_removal: bool) -> Non
         gone = _read_one_by_one(run, limit, report)
         if gone:
             _remove(run, allow_mass_removal, keys=gone)
-        # Those whose reads said nothing are unseen still, as if too many to read.
-        unseen, _ = members.count_unseen(list_id, run_id)
         if run.result.status == RunStatus.HELD:
             members.mark_missed(list_id, run_id)
-        if not unseen or run.result.status == RunStatus.HELD:
+            return
+        # Those whose reads said nothing are unseen still, as if too many to read.
+        unseen, _ = members.count_unseen(list_id, run_id)
+        if not unseen:
             return
     if state.last_full_run is not None:
         _remove(run, allow_mass_removal, missed_by=state.last_full_run)
     _defer(run, allow_mass_removal)
 
 
-def still_waiting(run: ListRun, state: ListState) -> None:
+def still_waiting(run: ListRun) -> None:
     """Between full scans: the subscribers the last full scan did not see and left for the
     next one (`_defer`, held or not) still wait, so a run that cannot see them is not `ok`
     either. Only counted after a full scan that was not `ok`, the one kind that may have
     left some."""
-    last = _left_unseen_by(run, state)
-    if last is None:
-        return
-    members, list_id, run_id = run.ctx.db.members, run.cfg.id, run.result.run_id
-    members.unmark_seen(list_id, run_id, missed_by=last)
-    run.result.unconfirmed, _ = members.count_unseen(list_id, run_id, missed_by=last)
+    last = seen_since_missed(run)
+    if last is not None:
+        members, list_id, run_id = run.ctx.db.members, run.cfg.id, run.result.run_id
+        run.result.unconfirmed, _ = members.count_unseen(list_id, run_id, missed_by=last)
 
 
-def seen_since_missed(run: ListRun, state: ListState) -> None:
+def seen_since_missed(run: ListRun) -> int | None:
     """After a scan that did not complete a full scan's job: whom it saw of those the last
-    full scan missed were listed since, so the next full scan's miss is their first."""
-    last = _left_unseen_by(run, state)
+    full scan missed were listed since, so the next full scan's miss is their first. The
+    last full run, where it may have left subscribers unseen (see `_left_unseen_by`)."""
+    last = _left_unseen_by(run)
     if last is not None:
         run.ctx.db.members.unmark_seen(run.cfg.id, run.result.run_id, missed_by=last)
+    return last
 
 
-def _left_unseen_by(run: ListRun, state: ListState) -> int | None:
+def _left_unseen_by(run: ListRun) -> int | None:
     """The list's last full run, where it may have left subscribers unseen: it was not
     `ok` (one that failed after its scan completed is not the state's last full run)."""
     last = run.ctx.db.runs.last_full(run.cfg.id, before=run.result.run_id)

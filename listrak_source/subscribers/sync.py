@@ -235,12 +235,12 @@ def _scan_and_confirm(
             members.refresh_statistics_after_scan(run.cfg.id, run.result.run_id, first=first)
             confirm_unseen(run, state, allow_mass_removal=allow_mass_removal)
         elif complete:
-            still_waiting(run, state)
+            still_waiting(run)
         else:
-            seen_since_missed(run, state)
+            seen_since_missed(run)
     except ListrakError as exc:
         log.error("list %s: scan failed, nothing swept: %s", run.cfg.id, exc)
-        seen_since_missed(run, state)
+        seen_since_missed(run)
         run.result.status, run.result.error = RunStatus.FAILED, str(exc)
         run.result.exit_code = exc.exit_code
         return False, None

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from listrak_source.cli.wiring import run_context
-from listrak_source.config import load_settings
+from listrak_source.config import Settings, load_settings
 from listrak_source.delivery.context import ListRun
 from listrak_source.records import RunStatus
 from listrak_source.simulator import ListrakSimulator, SegmentSink
@@ -23,6 +23,15 @@ from listrak_source.subscribers.sync import sync_list
 from .harness import FIELD, assert_profiles_match, write_config
 
 MAIN = {"id": 1001, "user_id_field": FIELD}
+
+
+def _seeded(
+    tmp_path: Path, sim: ListrakSimulator, sink: SegmentSink, db_url: str, size: int
+) -> Settings:
+    """A list of `size` subscribers, each with a userId, and settings to sync it."""
+    sim.add_list(1001, "Main", field_ids=[FIELD])
+    sim.seed(1001, size, field_id=FIELD, field_ratio=1.0, seed=1)
+    return load_settings(write_config(tmp_path / "c.toml", sim, sink, db_url, [MAIN]))
 
 
 def _stamps_by_contact(sink: SegmentSink) -> dict[str, list[str]]:
@@ -35,9 +44,7 @@ def _stamps_by_contact(sink: SegmentSink) -> dict[str, list[str]]:
 def test_changes_after_the_clock_went_back_are_stamped_after_the_ones_before(
     tmp_path: Path, sim: ListrakSimulator, sink: SegmentSink, db_url: str
 ) -> None:
-    sim.add_list(1001, "Main", field_ids=[FIELD])
-    sim.seed(1001, 4, field_id=FIELD, field_ratio=1.0, seed=1)
-    settings = load_settings(write_config(tmp_path / "c.toml", sim, sink, db_url, [MAIN]))
+    settings = _seeded(tmp_path, sim, sink, db_url, 4)
     gone, edited = sorted(sim.truth(1001, FIELD))[:2]
     now = datetime.now(UTC)
     clocks = [now, now - timedelta(minutes=10), now - timedelta(minutes=9), now + timedelta(1)]
@@ -81,9 +88,7 @@ def test_a_clock_stepped_back_as_a_run_ends_never_stamps_the_next_run_before_it(
 ) -> None:
     """The run stamped its messages ten minutes after its start, then the clock went back
     an hour before it ended: the next run still stamps after those messages."""
-    sim.add_list(1001, "Main", field_ids=[FIELD])
-    sim.seed(1001, 3, field_id=FIELD, field_ratio=1.0, seed=1)
-    settings = load_settings(write_config(tmp_path / "c.toml", sim, sink, db_url, [MAIN]))
+    settings = _seeded(tmp_path, sim, sink, db_url, 3)
     gone = sorted(sim.truth(1001, FIELD))[0]
     now = datetime.now(UTC)
     clock = _SteppedClock(now, now + timedelta(minutes=10))
@@ -110,9 +115,7 @@ def test_runs_after_a_clock_far_ahead_came_back_record_their_own_times(
 ) -> None:
     """Their stamps stay after the messages stamped ahead; their starts, ends and
     durations are the clock's, for status and metrics."""
-    sim.add_list(1001, "Main", field_ids=[FIELD])
-    sim.seed(1001, 3, field_id=FIELD, field_ratio=1.0, seed=1)
-    settings = load_settings(write_config(tmp_path / "c.toml", sim, sink, db_url, [MAIN]))
+    settings = _seeded(tmp_path, sim, sink, db_url, 3)
     ahead = datetime.now(UTC) + timedelta(days=365)
     gone = sorted(sim.truth(1001, FIELD))[0]
     with run_context(settings) as real:
@@ -137,9 +140,7 @@ def test_a_run_killed_while_the_clock_is_behind_never_lets_the_next_stamp_before
 ) -> None:
     """Its stamps went on from the last run's, ahead of its clock; it recorded no end, and
     the next run, by the same clock, still stamps after them."""
-    sim.add_list(1001, "Main", field_ids=[FIELD])
-    sim.seed(1001, 3, field_id=FIELD, field_ratio=1.0, seed=1)
-    settings = load_settings(write_config(tmp_path / "c.toml", sim, sink, db_url, [MAIN]))
+    settings = _seeded(tmp_path, sim, sink, db_url, 3)
     now = datetime.now(UTC)
     behind = now - timedelta(hours=1)
     with run_context(settings) as real:
