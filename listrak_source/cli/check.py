@@ -19,6 +19,7 @@ from ..service.schedules import describe, list_schedule
 from ..state import Database
 from ..state import engine as db
 from ..subscribers.sync import trait_mismatch
+from ..subscribers.trait_claims import trait_clash
 from ..tracking.dates import to_listrak, zone
 from .wiring import listrak_client, new_database, probe_segment
 
@@ -67,10 +68,14 @@ def _database(settings: Settings) -> Outcome:
 def _traits(settings: Settings) -> Outcome:
     engine = db.make_engine(settings.database.url)
     try:
-        traits = Database(engine).traits
-        problems = [trait_mismatch(cfg, traits.recorded(cfg.id)[0]) for cfg in settings.lists]
+        claims = Database(engine).traits.claims()
     finally:
         engine.dispose()
+    # A clash first: the rename a mismatch asks for would be refused for it.
+    problems = [
+        trait_clash(cfg, claims) or trait_mismatch(cfg, claims.get(cfg.id, (None, ()))[0])
+        for cfg in settings.lists
+    ]
     found = [p for p in problems if p is not None]
     if found:
         return Outcome("list traits", False, found[0])

@@ -32,6 +32,7 @@ from ..service.signals import on_stop_signals, restore
 from ..state import Database, make_engine
 from ..state.engine import check_schema, current_revision, database_shown, upgrade
 from ..subscribers.sync import sync_list, trait_mismatch
+from ..subscribers.trait_claims import refuse_clash
 from . import output
 from .progress import Progress
 from .report import (
@@ -262,12 +263,14 @@ def rename_trait(args: argparse.Namespace) -> int:
     cfg = settings.list_by_id(args.list)
     engine = open_database(settings)
     db = Database(engine)
-    recorded, _ = db.traits.recorded(cfg.id)
+    claims = db.traits.claims()
     subscribers = db.runs.status(cfg.id)["subscribed"]
     engine.dispose()
+    recorded = claims.get(cfg.id, (None, ()))[0]
     if trait_mismatch(cfg, recorded) is None:
         print(f"list {cfg.id}: its trait is {cfg.trait_name} already; nothing to rename")
         return 0
+    refuse_clash(cfg, claims)
     if not args.confirm:
         print(
             f"list {cfg.id}: would send {subscribers} subscriber(s) {cfg.trait_name} = true "

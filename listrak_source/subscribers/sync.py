@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from datetime import datetime, timedelta
 
@@ -31,6 +32,7 @@ from ..records import (
 from .confirm import confirm_unseen, seen_since_missed, still_waiting
 from .plan import latest_usable, next_mark, plan_scans
 from .scan import scan
+from .trait_claims import refuse_clash
 
 log = logging.getLogger(__name__)
 # Hosts in NTP sync differ by far less; a run recorded further ahead is our clock going back.
@@ -141,18 +143,20 @@ def trait_mismatch(cfg: ListSettings, recorded: str | None) -> str | None:
 
 
 def _check_trait(run: ListRun, *, rename: bool) -> None:
-    """Record a new list's trait; refuse a renamed one unless the rename was confirmed."""
+    """Record a new list's trait; refuse a renamed one unless the rename was confirmed;
+    refuse either where another list carries or still removes the name (trait_claims)."""
     traits, cfg = run.ctx.db.traits, run.cfg
     recorded, _ = traits.recorded(cfg.id)
+    check = functools.partial(refuse_clash, cfg)
     if recorded is None:
-        traits.adopt(cfg.id, cfg.trait_name)
+        traits.adopt(cfg.id, cfg.trait_name, check)
         return
     problem = trait_mismatch(cfg, recorded)
     if problem is None:
         return
     if not rename:
         raise TraitRenamedError(problem)
-    count = traits.rename(cfg.id, cfg.trait_name, run.detected(), run.ctx.new_id)
+    count = traits.rename(cfg.id, cfg.trait_name, run.detected(), run.ctx.new_id, check)
     run.result.add_note(f"trait {recorded} renamed {cfg.trait_name}: {count} subscriber(s) re-sent")
     log.info("list %s: %s", cfg.id, run.result.note)
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -73,3 +75,91 @@ def test_a_renamed_trait_is_refused_then_migrated_on_confirmation(
     assert run_cli(new, "sync") == 0
     assert sink.messages[start:] == []
     assert run_cli(old, "sync") == 2  # now the old name is the rename
+
+
+SHARED = "shared@example.com"
+
+
+def _two_lists(sim: ListrakSimulator, *ids: int) -> None:
+    for list_id in ids:
+        sim.add_list(list_id, f"L{list_id}")
+        sim.subscribe(list_id, SHARED)
+        sim.subscribe(list_id, f"only{list_id}@example.com")
+
+
+def _lists(**traits: str) -> list[dict[str, Any]]:
+    return [{"id": int(key[1:]), "trait": trait} for key, trait in traits.items()]
+
+
+def test_a_name_one_list_gives_up_is_taken_by_another_only_once_its_rename_is_delivered(
+    tmp_path: Path,
+    sim: ListrakSimulator,
+    sink: SegmentSink,
+    db_url: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _two_lists(sim, 1001, 1002)
+    cfg = functools.partial(write_config, sim=sim, sink=sink, db_url=db_url)
+    assert run_cli(cfg(tmp_path / "a.toml", lists=_lists(l1001="alpha", l1002="beta")), "sync") == 0
+    # 1002 is to take the name 1001 gives up. Taken at once, 1001's messages would go on
+    # carrying alpha, then nulling it, on the contact 1002 sets it on.
+    swap = cfg(tmp_path / "b.toml", lists=_lists(l1001="gamma", l1002="alpha"))
+    start = len(sink.messages)
+    capsys.readouterr()
+    assert run_cli(swap, "rename-trait", "--list", "1002", "--confirm") == 2
+    assert "list 1001's messages still carry" in capsys.readouterr().err
+    assert run_cli(swap, "rename-trait", "--list", "1002") == 2  # the preview says so too
+    assert "still carry" in capsys.readouterr().err
+    assert sink.messages[start:] == []
+
+    sink.faults.outage = True  # 1001's rename waits, and with it the name it gives up
+    assert run_cli(swap, "rename-trait", "--list", "1001", "--confirm") == 1
+    sink.faults.reset()
+    capsys.readouterr()
+    assert run_cli(swap, "rename-trait", "--list", "1002", "--confirm") == 2
+    assert "list 1001 still removes" in capsys.readouterr().err
+    assert run_cli(swap, "check") == 2
+    assert "list 1001 still removes" in capsys.readouterr().out
+    assert run_cli(swap, "sync") == 2  # delivers 1001's rename; 1002 still waits for its own
+    assert run_cli(swap, "rename-trait", "--list", "1002", "--confirm") == 0
+    assert run_cli(swap, "sync") == 0
+
+    profiles = rebuild_profiles(sink.messages)
+    assert profiles[SHARED]["traits"] == {"email": SHARED, "gamma": True, "alpha": True}
+    assert profiles["only1001@example.com"]["traits"] == {
+        "email": "only1001@example.com",
+        "gamma": True,
+    }
+    assert profiles["only1002@example.com"]["traits"] == {
+        "email": "only1002@example.com",
+        "alpha": True,
+    }
+
+
+def test_a_new_list_waits_for_the_name_another_list_still_removes(
+    tmp_path: Path,
+    sim: ListrakSimulator,
+    sink: SegmentSink,
+    db_url: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _two_lists(sim, 1001, 1003)
+    cfg = functools.partial(write_config, sim=sim, sink=sink, db_url=db_url)
+    assert run_cli(cfg(tmp_path / "a.toml", lists=_lists(l1001="alpha")), "sync") == 0
+    renamed = cfg(tmp_path / "b.toml", lists=_lists(l1001="gamma"))
+    sink.faults.outage = True
+    assert run_cli(renamed, "rename-trait", "--list", "1001", "--confirm") == 1
+    sink.faults.reset()
+    sink.faults.lose_ack_next(10_000)  # Segment keeps them; the worker cannot know
+    both = cfg(tmp_path / "c.toml", lists=_lists(l1001="gamma", l1003="alpha"))
+    capsys.readouterr()
+    start = len(sink.messages)
+    assert run_cli(both, "sync") == 2
+    assert "list 1001 still removes" in capsys.readouterr().out
+    assert not any(m["traits"].get("alpha") for m in sink.messages[start:])
+    sink.faults.reset()
+    assert run_cli(both, "sync") == 0  # 1001 delivers, then 1003 takes alpha
+
+    profiles = rebuild_profiles(sink.messages)
+    assert profiles[SHARED]["traits"] == {"email": SHARED, "gamma": True, "alpha": True}
+    assert profiles["only1003@example.com"]["traits"]["alpha"] is True
