@@ -10,7 +10,7 @@ from datetime import datetime
 from ..delivery.context import ListRun, PageSource
 from ..engage.records import is_selected
 from ..errors import ListrakError, ListrakProtocolError, StopRequested
-from ..messages import oversize_reason
+from ..messages import MAX_MESSAGE_BYTES, oversize_reason
 from ..privacy import contact_ref
 from ..records import (
     Contact,
@@ -30,8 +30,12 @@ from .readahead import Prefetch
 
 log = logging.getLogger(__name__)
 
-# Only a profile value this long can push a message near Segment's 32 KB.
-_SIZE_CHECK_THRESHOLD = 16 * 1024
+# On the wire JSON escapes each character beyond ASCII as \uXXXX, and one beyond the
+# Basic Multilingual Plane as two of them: 12 bytes at most for one character. Beside the
+# values, a message holds at most this much (keys, stamp, message id, what the library
+# adds). Only values whose characters could reach Segment's limit so are measured.
+_WIRE_BYTES_PER_CHAR = 12
+_FIXED_BYTES = 1024
 
 
 def scan(run: ListRun, specs: tuple[ScanSpec, ...]) -> tuple[bool, datetime | None]:
@@ -340,10 +344,11 @@ def _drop_oversize(diff: PageDiff, trait: str) -> None:
     """A change whose message Segment would refuse becomes a reject; the contact stays seen."""
     kept = []
     for change in diff.changes:
-        size = len(change.email) + len(change.user_id or "")
+        # The address goes out twice: as anonymousId and as traits.email.
+        chars = 2 * len(change.email) + len(change.user_id or "") + len(trait)
         reason = (
             oversize_reason(change.email, change.user_id, trait)
-            if size > _SIZE_CHECK_THRESHOLD
+            if chars * _WIRE_BYTES_PER_CHAR + _FIXED_BYTES > MAX_MESSAGE_BYTES
             else None
         )
         if reason is None:

@@ -21,8 +21,10 @@ def seeded(sim: ListrakSimulator) -> ListrakSimulator:
     return sim
 
 
+# Each over Segment's 32 KB as JSON escapes it: 1, 6 and 12 bytes a character.
+@pytest.mark.parametrize("huge", ["x" * 40_000, "\u00e9" * 6_000, "\U0001f600" * 3_000])
 def test_bad_contacts_are_skipped_and_shown(
-    tmp_path: Path, seeded: ListrakSimulator, sink: SegmentSink, db_url: str
+    tmp_path: Path, seeded: ListrakSimulator, sink: SegmentSink, db_url: str, huge: str
 ) -> None:
     first = next(iter(seeded.truth(1001, FIELD).values()))
     seeded.add_raw(1001, {"emailAddress": None, "subscriptionState": "Subscribed"})
@@ -37,7 +39,7 @@ def test_bad_contacts_are_skipped_and_shown(
             "subscribeDate": None,
         },
     )
-    seeded.subscribe(1001, "huge@example.com", {FIELD: "x" * 40_000})
+    seeded.subscribe(1001, "huge@example.com", {FIELD: huge})
     config = write_config(tmp_path / "c.toml", seeded, sink, db_url, [MAIN])
     assert run_cli(config, "sync") == 1  # partial: some contacts were skipped
     sent = {m["anonymousId"].lower() for m in sink.messages}
