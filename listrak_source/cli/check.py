@@ -19,7 +19,7 @@ from ..service.schedules import describe, list_schedule
 from ..state import Database
 from ..state import engine as db
 from ..subscribers.sync import trait_mismatch
-from ..subscribers.trait_claims import trait_clash
+from ..subscribers.trait_claims import standing_clash, trait_clash
 from ..tracking.dates import to_listrak, zone
 from .wiring import listrak_client, new_database, probe_segment
 
@@ -76,7 +76,7 @@ def _traits(settings: Settings) -> Outcome:
         trait_clash(cfg, claims) or trait_mismatch(cfg, claims.get(cfg.id, (None, ()))[0])
         for cfg in settings.lists
     ]
-    found = [p for p in problems if p is not None]
+    found = [p for p in (standing_clash(settings.lists, claims), *problems) if p is not None]
     if found:
         return Outcome("list traits", False, found[0])
     return Outcome("list traits", True, "each list's trait is the one its messages carry")

@@ -266,11 +266,11 @@ def rename_trait(args: argparse.Namespace) -> int:
     claims = db.traits.claims()
     subscribers = db.runs.status(cfg.id)["subscribed"]
     engine.dispose()
+    refuse_clash(cfg, claims)
     recorded = claims.get(cfg.id, (None, ()))[0]
     if trait_mismatch(cfg, recorded) is None:
         print(f"list {cfg.id}: its trait is {cfg.trait_name} already; nothing to rename")
         return 0
-    refuse_clash(cfg, claims)
     if not args.confirm:
         print(
             f"list {cfg.id}: would send {subscribers} subscriber(s) {cfg.trait_name} = true "

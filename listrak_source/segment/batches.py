@@ -91,6 +91,9 @@ def _measure(message_id: str, message: Message) -> tuple[Refused | None, int]:
     except (TypeError, ValueError):  # orjson's JSONEncodeError is a TypeError
         return Refused(message_id, f"{kind} cannot be encoded as JSON"), 0
     if size > MAX_MESSAGE_BYTES:
+        # wire_size may over-count (a ',' or ':' inside a string): refuse only what is over.
+        size = len(json.dumps(message, default=str))
+    if size > MAX_MESSAGE_BYTES:
         reason = f"{kind} is {size} bytes, over Segment's {MAX_MESSAGE_BYTES}-byte limit"
         return Refused(message_id, reason), size
     return None, size

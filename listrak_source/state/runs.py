@@ -257,14 +257,16 @@ class Runs:
         with self.tx.begin() as conn:
             conn.execute(update(runs).where(runs.c.id == run_id).values(last_stamp=until))
 
-    def latest_moment(self, list_id: int) -> datetime | None:
-        """The latest start, end or message stamp any run of the list recorded: no message
-        of those runs was stamped later (a run killed before it ended recorded, before
-        using them, the stamps it gave ahead of its clock: ListRun._reserve)."""
+    def latest_moment(self) -> datetime | None:
+        """The latest start, end or message stamp any run recorded: no message of those
+        runs was stamped later (a run killed before it ended recorded, before using them,
+        the stamps it gave ahead of its clock: ListRun._reserve). Every list's runs count,
+        not only the list's own: a trait name one list gave up may be another's now, and
+        Segment orders a profile's traits by stamp whichever list sent them."""
         c = runs.c
         latest = (func.max(c.started_at), func.max(c.finished_at), func.max(c.last_stamp))
         with self.tx.read() as conn:
-            found = conn.execute(select(*latest).where(c.list_id == list_id)).one()
+            found = conn.execute(select(*latest)).one()
         moments = [_aware(m) for m in found]
         return max((m for m in moments if m is not None), default=None)
 

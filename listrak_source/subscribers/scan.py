@@ -341,9 +341,14 @@ def _count_change(result: RunResult, kind: Kind) -> None:
 
 
 def _drop_oversize(diff: PageDiff, trait: str) -> None:
-    """A change whose message Segment would refuse becomes a reject; the contact stays seen."""
+    """A new `true` whose message Segment would refuse becomes a reject; the contact stays
+    seen. A removal always goes to delivery: it is no larger than the `true` Segment took
+    (its userId is the one sent then), and delivery measures it exactly."""
     kept = []
     for change in diff.changes:
+        if not change.subscribed:
+            kept.append(change)
+            continue
         # The address goes out twice: as anonymousId and as traits.email.
         chars = 2 * len(change.email) + len(change.user_id or "") + len(trait)
         reason = (

@@ -58,7 +58,7 @@ def sync_list(
     """
     with ctx.db.locks.hold(cfg.id, ctx.holder) as lock:
         result = RunResult(list_id=cfg.id, kind=kind, started_at=ctx.clock())
-        run = ListRun(ctx, cfg, result, lock, floor=ctx.db.runs.latest_moment(cfg.id))
+        run = ListRun(ctx, cfg, result, lock, floor=ctx.db.runs.latest_moment())
         _check_due(run, min_gap)
         # Whoever left a run open has died: we hold the list now.
         ctx.db.runs.fail_stale_runs(cfg.id, result.started_at)

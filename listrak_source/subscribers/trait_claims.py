@@ -14,7 +14,7 @@ that list's own move then waits until the rename is delivered.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from ..config import ListSettings
 from ..errors import ConfigError
@@ -36,6 +36,23 @@ def trait_clash(cfg: ListSettings, claims: Claims) -> str | None:
         problem = None if other == cfg.id else _against(cfg, other, claim)
         if problem is not None:
             return problem
+    return None
+
+
+def standing_clash(lists: Sequence[ListSettings], claims: Claims) -> str | None:
+    """A configured list whose rename still removes a name another list's messages carry:
+    a state recorded before names were checked, where every message of the first list
+    takes the second list's trait from the contacts they share. None when there is none."""
+    for cfg in lists:
+        retired = {name.lower(): name for name in claims.get(cfg.id, (None, ()))[1]}
+        for other, (carried, _) in sorted(claims.items()):
+            if other != cfg.id and carried is not None and carried.lower() in retired:
+                return (
+                    f"list {cfg.id}: its rename still removes {retired[carried.lower()]}, "
+                    f"which list {other}'s messages carry, from every subscriber it sends; "
+                    f"sync list {cfg.id} until it has no message left to deliver, then "
+                    f"`backfill --list {other}` to send list {other}'s trait again"
+                )
     return None
 
 

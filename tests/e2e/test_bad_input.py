@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from listrak_source.simulator import ListrakSimulator, SegmentSink
+from listrak_source.messages import oversize_reason
+from listrak_source.simulator import ListrakSimulator, SegmentSink, rebuild_profiles
 
 from .harness import FIELD, member_rows, run_cli, status_json, write_config
 
@@ -167,3 +168,31 @@ def test_bad_environment_values_stop_with_one_line_and_exit_2(
     for command in ("sync", "run", "check"):
         assert run_cli(config, command) == 2, command
         assert "unexpected" not in one_error_line(capsys)
+
+
+def test_an_unsubscribe_goes_out_whatever_the_scan_thinks_of_its_size(
+    tmp_path: Path, sim: ListrakSimulator, sink: SegmentSink, db_url: str
+) -> None:
+    """A userId just under what the scan lets through under a one-letter trait: the list's
+    rename to a long trait makes its messages larger, and Segment takes them. The removal,
+    no larger, goes out when the contact leaves."""
+    big, trait = "big@example.com", "b" * 100
+
+    def fits(size: int) -> bool:
+        return oversize_reason(big, "u" * size, "a") is None
+
+    lo, hi = 1000, 40_000
+    while lo < hi:  # the longest userId the scan passes under trait "a"
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid - 1)
+    sim.add_list(1001, "Main", field_ids=[FIELD])
+    sim.subscribe(1001, big, {FIELD: "u" * lo})
+    short = write_config(tmp_path / "a.toml", sim, sink, db_url, [{**MAIN, "trait": "a"}])
+    assert run_cli(short, "sync") == 0
+    longer = write_config(tmp_path / "b.toml", sim, sink, db_url, [{**MAIN, "trait": trait}])
+    assert run_cli(longer, "rename-trait", "--list", "1001", "--confirm") == 0
+    assert rebuild_profiles(sink.messages)[big]["traits"][trait] is True
+
+    sim.unsubscribe(1001, big)
+    assert run_cli(longer, "sync", "--full") == 0
+    assert trait not in rebuild_profiles(sink.messages)[big]["traits"]

@@ -16,7 +16,7 @@ from listrak_source.cli.wiring import run_context
 from listrak_source.config import Settings, load_settings
 from listrak_source.delivery.context import ListRun
 from listrak_source.records import RunStatus
-from listrak_source.simulator import ListrakSimulator, SegmentSink
+from listrak_source.simulator import ListrakSimulator, SegmentSink, rebuild_profiles
 from listrak_source.subscribers import sync as sync_module
 from listrak_source.subscribers.sync import sync_list
 
@@ -160,3 +160,30 @@ def test_a_run_killed_while_the_clock_is_behind_never_lets_the_next_stamp_before
     stamps = _stamps_by_contact(sink)["new@example.com"]
     assert len(stamps) == 2 and stamps[0] < stamps[1]
     assert_profiles_match(sim, sink, [MAIN])
+
+
+def test_a_trait_name_taken_from_a_list_whose_clock_ran_ahead_is_stamped_after_its_nulls(
+    tmp_path: Path, sim: ListrakSimulator, sink: SegmentSink, db_url: str
+) -> None:
+    """List 1001 synced with the clock an hour fast, then gave its name up by a rename;
+    the list taking the name stamps after every moment 1001's runs recorded."""
+    shared = "shared@example.com"
+    for list_id in (1001, 1003):
+        sim.add_list(list_id, f"L{list_id}")
+        sim.subscribe(list_id, shared)
+    now = datetime.now(UTC)
+    first = [{"id": 1001, "trait": "alpha"}]
+    one = load_settings(write_config(tmp_path / "a.toml", sim, sink, db_url, first))
+    with run_context(one) as real:
+        ahead = dataclasses.replace(real, clock=lambda: now + timedelta(hours=1))
+        assert sync_list(ahead, one.lists[0]).status == RunStatus.OK
+
+    moved = [{"id": 1001, "trait": "gamma"}, {"id": 1003, "trait": "alpha"}]
+    two = load_settings(write_config(tmp_path / "b.toml", sim, sink, db_url, moved))
+    with run_context(two) as real:
+        fixed = dataclasses.replace(real, clock=lambda: now + timedelta(minutes=1))
+        assert sync_list(fixed, two.lists[0], rename_trait=True).status == RunStatus.OK
+        assert sync_list(fixed, two.lists[1]).status == RunStatus.OK
+
+    profile = rebuild_profiles(sink.messages)[shared]
+    assert profile["traits"] == {"email": shared, "gamma": True, "alpha": True}

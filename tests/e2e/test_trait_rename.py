@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from listrak_source.simulator import ListrakSimulator, SegmentSink, rebuild_profiles
+from listrak_source.state import Database, make_engine
 
 from .harness import FIELD, assert_no_change_under_two_ids, run_cli, status_json, write_config
 
@@ -163,3 +164,49 @@ def test_a_new_list_waits_for_the_name_another_list_still_removes(
     profiles = rebuild_profiles(sink.messages)
     assert profiles[SHARED]["traits"] == {"email": SHARED, "gamma": True, "alpha": True}
     assert profiles["only1003@example.com"]["traits"]["alpha"] is True
+
+
+def test_rename_trait_of_a_list_that_never_ran_says_when_its_name_is_held(
+    tmp_path: Path,
+    sim: ListrakSimulator,
+    sink: SegmentSink,
+    db_url: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _two_lists(sim, 1001, 1003)
+    cfg = functools.partial(write_config, sim=sim, sink=sink, db_url=db_url)
+    assert run_cli(cfg(tmp_path / "a.toml", lists=_lists(l1001="alpha")), "sync") == 0
+    both = cfg(tmp_path / "b.toml", lists=_lists(l1001="gamma", l1003="alpha"))
+    sink.faults.outage = True
+    assert run_cli(both, "rename-trait", "--list", "1001", "--confirm") == 1
+    sink.faults.reset()
+    capsys.readouterr()
+    assert run_cli(both, "rename-trait", "--list", "1003", "--confirm") == 2
+    assert "list 1001 still removes" in capsys.readouterr().err
+
+
+def test_check_finds_a_name_one_list_removes_while_another_carries_it(
+    tmp_path: Path,
+    sim: ListrakSimulator,
+    sink: SegmentSink,
+    db_url: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A state recorded before names were checked: 1003 took alpha while 1001's rename
+    still removed it."""
+    _two_lists(sim, 1001, 1003)
+    cfg = functools.partial(write_config, sim=sim, sink=sink, db_url=db_url)
+    assert run_cli(cfg(tmp_path / "a.toml", lists=_lists(l1001="alpha")), "sync") == 0
+    both = cfg(tmp_path / "b.toml", lists=_lists(l1001="gamma", l1003="alpha"))
+    sink.faults.outage = True
+    assert run_cli(both, "rename-trait", "--list", "1001", "--confirm") == 1
+    sink.faults.reset()
+    engine = make_engine(db_url)
+    try:
+        Database(engine).traits.adopt(1003, "alpha")  # as the unchecked code recorded it
+    finally:
+        engine.dispose()
+    capsys.readouterr()
+    assert run_cli(both, "check") == 2
+    out = capsys.readouterr().out
+    assert "list 1001: its rename still removes alpha" in out and "backfill --list 1003" in out

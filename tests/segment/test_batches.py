@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -103,3 +104,15 @@ def test_counted_size_never_falls_short_of_the_library_body(
     for batch in batches(list(pack(messages, envelope=ENVELOPE, max_bytes=limit))):
         assert len(library_body(batch)) <= batch.size
         assert batch.size <= limit or len(batch.ids) == 1
+
+
+@pytest.mark.parametrize("filler", [",", ":", ", ", '": "'])
+def test_separators_inside_strings_do_not_make_a_message_too_large(filler: str) -> None:
+    # The quick measure counts a ',' or ':' in a string as a separator's space: a message
+    # of some 17 KB would count as 34. Only a message over the limit as sent is refused.
+    fits_id, fits = identify(7, note=filler * (17_000 // len(filler)))
+    over_id, over = identify(8, note=filler * (33_000 // len(filler)))
+    items = list(pack([(fits_id, fits), (over_id, over)], envelope=ENVELOPE))
+    assert [r.message_id for r in items if isinstance(r, Refused)] == [over_id]
+    batch = batches(items)[0]
+    assert batch.ids == [fits_id] and len(library_body(batch)) <= batch.size
