@@ -137,6 +137,19 @@ def test_a_name_one_list_gives_up_is_taken_by_another_only_once_its_rename_is_de
     }
 
 
+def _rename_waiting(tmp_path: Path, sim: ListrakSimulator, sink: SegmentSink, db_url: str) -> Path:
+    """List 1001 synced as alpha, then renamed gamma while Segment is down, so its messages
+    still remove alpha; list 1003 never ran. The config naming 1003 alpha beside it."""
+    _two_lists(sim, 1001, 1003)
+    cfg = functools.partial(write_config, sim=sim, sink=sink, db_url=db_url)
+    assert run_cli(cfg(tmp_path / "a.toml", lists=_lists(l1001="alpha")), "sync") == 0
+    both = cfg(tmp_path / "b.toml", lists=_lists(l1001="gamma", l1003="alpha"))
+    sink.faults.outage = True
+    assert run_cli(both, "rename-trait", "--list", "1001", "--confirm") == 1
+    sink.faults.reset()
+    return both
+
+
 def test_a_new_list_waits_for_the_name_another_list_still_removes(
     tmp_path: Path,
     sim: ListrakSimulator,
@@ -144,15 +157,8 @@ def test_a_new_list_waits_for_the_name_another_list_still_removes(
     db_url: str,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    _two_lists(sim, 1001, 1003)
-    cfg = functools.partial(write_config, sim=sim, sink=sink, db_url=db_url)
-    assert run_cli(cfg(tmp_path / "a.toml", lists=_lists(l1001="alpha")), "sync") == 0
-    renamed = cfg(tmp_path / "b.toml", lists=_lists(l1001="gamma"))
-    sink.faults.outage = True
-    assert run_cli(renamed, "rename-trait", "--list", "1001", "--confirm") == 1
-    sink.faults.reset()
+    both = _rename_waiting(tmp_path, sim, sink, db_url)
     sink.faults.lose_ack_next(10_000)  # Segment keeps them; the worker cannot know
-    both = cfg(tmp_path / "c.toml", lists=_lists(l1001="gamma", l1003="alpha"))
     capsys.readouterr()
     start = len(sink.messages)
     assert run_cli(both, "sync") == 2
@@ -173,13 +179,7 @@ def test_rename_trait_of_a_list_that_never_ran_says_when_its_name_is_held(
     db_url: str,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    _two_lists(sim, 1001, 1003)
-    cfg = functools.partial(write_config, sim=sim, sink=sink, db_url=db_url)
-    assert run_cli(cfg(tmp_path / "a.toml", lists=_lists(l1001="alpha")), "sync") == 0
-    both = cfg(tmp_path / "b.toml", lists=_lists(l1001="gamma", l1003="alpha"))
-    sink.faults.outage = True
-    assert run_cli(both, "rename-trait", "--list", "1001", "--confirm") == 1
-    sink.faults.reset()
+    both = _rename_waiting(tmp_path, sim, sink, db_url)
     capsys.readouterr()
     assert run_cli(both, "rename-trait", "--list", "1003", "--confirm") == 2
     assert "list 1001 still removes" in capsys.readouterr().err
@@ -194,13 +194,7 @@ def test_check_finds_a_name_one_list_removes_while_another_carries_it(
 ) -> None:
     """A state recorded before names were checked: 1003 took alpha while 1001's rename
     still removed it."""
-    _two_lists(sim, 1001, 1003)
-    cfg = functools.partial(write_config, sim=sim, sink=sink, db_url=db_url)
-    assert run_cli(cfg(tmp_path / "a.toml", lists=_lists(l1001="alpha")), "sync") == 0
-    both = cfg(tmp_path / "b.toml", lists=_lists(l1001="gamma", l1003="alpha"))
-    sink.faults.outage = True
-    assert run_cli(both, "rename-trait", "--list", "1001", "--confirm") == 1
-    sink.faults.reset()
+    both = _rename_waiting(tmp_path, sim, sink, db_url)
     engine = make_engine(db_url)
     try:
         Database(engine).traits.adopt(1003, "alpha")  # as the unchecked code recorded it
