@@ -17,6 +17,8 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -193,9 +195,9 @@ _RESERVED_TRAITS = frozenset(
 _TRAIT = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,99}$")
 
 
-def check_trait(template: str) -> str:
-    """A list's trait template must give a name of its own once {list_id} is filled in."""
-    name = template.replace("{list_id}", "1")
+def check_trait(template: str, list_id: int) -> str:
+    """A list's trait template must give a name of its own once its id is filled in."""
+    name = template.replace("{list_id}", str(list_id))
     if not name.strip():
         raise ValueError("is empty")
     if not _TRAIT.match(name):
@@ -245,7 +247,7 @@ class ActivitySettings(_Section):
 class ListSettings(_Section):
     id: int = Field(gt=0, le=MAX_ID)
     user_id_field: int | None = Field(default=None, gt=0, le=MAX_ID)
-    trait: Annotated[str, AfterValidator(check_trait)] = "Listrak_list_{list_id}"
+    trait: str = "Listrak_list_{list_id}"
     interval: Duration | None = None
     cron: str | None = None
     # Between full scans, poll only what changed since the high-water mark; None keeps
@@ -254,6 +256,13 @@ class ListSettings(_Section):
     incremental_overlap: Duration = timedelta(hours=2)
     # Email activity of the list's messages as track events (see [activity]).
     activity: bool = False
+
+    @field_validator("trait")
+    @classmethod
+    def _trait_name(cls, template: str, info: ValidationInfo) -> str:
+        # Judged with the list's own id: a long id makes a long name. Without a valid id
+        # (reported on its own) a one-digit id stands in.
+        return check_trait(template, info.data.get("id", 1))
 
     @model_validator(mode="after")
     def _one_schedule(self) -> ListSettings:

@@ -13,10 +13,10 @@ from typing import Any
 
 from .records import Pending
 
-# Segment refuses a message over 32 KB; keep headroom for what the library adds
-# (context.library, the timestamp format, sentAt is per batch).
+# Segment refuses a message over 32 KB. The worker posts whole batches through the
+# library's request path, which adds nothing to a message (sentAt and the write key are
+# the batch's): a message is measured as json.dumps encodes it, as delivery measures it.
 MAX_MESSAGE_BYTES = 32 * 1024
-_LIBRARY_OVERHEAD = 512
 
 
 def traits(row: Pending, trait: str, retired: Sequence[str] = ()) -> dict[str, Any]:
@@ -40,10 +40,13 @@ def identify_message(row: Pending, trait: str, retired: Sequence[str] = ()) -> d
     return message
 
 
-def oversize_reason(email: str, user_id: str | None, trait: str) -> str | None:
-    """Why a contact's message would exceed Segment's 32 KB limit, or None if it fits."""
+def oversize_reason(
+    email: str, user_id: str | None, trait: str, retired: Sequence[str] = ()
+) -> str | None:
+    """Why a contact's message would exceed Segment's 32 KB limit, or None if it fits;
+    `retired`: the old traits a rename has every message remove as well."""
     probe = Pending(0, email.lower(), email, True, user_id, "0" * 36, datetime.now(UTC))
-    size = len(json.dumps(identify_message(probe, trait)).encode()) + _LIBRARY_OVERHEAD
+    size = len(json.dumps(identify_message(probe, trait, retired)).encode())
     if size <= MAX_MESSAGE_BYTES:
         return None
     return f"identify would be {size} bytes, over Segment's {MAX_MESSAGE_BYTES}-byte limit"

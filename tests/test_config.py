@@ -172,6 +172,8 @@ def test_the_example_config_documents_every_key() -> None:
         ("", "lists[1].trait: is empty"),
         ("x_{list_id", "lists[1].trait: is not a trait name"),
         ("Listrak list {list_id}", "lists[1].trait: is not a trait name"),
+        # Over 100 characters once list 1002's id is filled in, though not with a 1.
+        ("a" + "{list_id}" * 25, "lists[1].trait: is not a trait name"),
         ("email", "lists[1].trait: 'email' is a trait Segment reserves"),
         ("userId", "'userId' is a trait Segment reserves"),
         ("anonymous_id", "'anonymous_id' is a trait Segment reserves"),

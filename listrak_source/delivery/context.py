@@ -117,6 +117,8 @@ class ListRun:
     last_stamp: datetime | None = None
     # Stamps up to this moment may be given without recording them first (see _reserve).
     reserved: datetime | None = None
+    # The old traits a rename has every message of the list remove (sent as null) as well.
+    retired: tuple[str, ...] = ()
 
     def detected(self) -> datetime:
         """When a change is detected, its message's timestamp: our clock, but never before

@@ -32,8 +32,8 @@ log = logging.getLogger(__name__)
 
 # On the wire JSON escapes each character beyond ASCII as \uXXXX, and one beyond the
 # Basic Multilingual Plane as two of them: 12 bytes at most for one character. Beside the
-# values, a message holds at most this much (keys, stamp, message id, what the library
-# adds). Only values whose characters could reach Segment's limit so are measured.
+# values and names, a message holds less than this (keys, stamp, message id, a null for
+# each old name). Only values whose characters could reach Segment's limit are measured.
 _WIRE_BYTES_PER_CHAR = 12
 _FIXED_BYTES = 1024
 
@@ -277,7 +277,7 @@ def store_page(
             new_id=ctx.new_id,
         )
         diff.rejects[:0] = page.rejects
-        _drop_oversize(diff, cfg.trait_name)
+        _drop_oversize(diff, cfg.trait_name, run.retired)
         return diff
 
     # A run whose lock has gone writes nothing more: another worker may hold the list now.
@@ -340,7 +340,7 @@ def _count_change(result: RunResult, kind: Kind) -> None:
         result.user_id_changed += 1
 
 
-def _drop_oversize(diff: PageDiff, trait: str) -> None:
+def _drop_oversize(diff: PageDiff, trait: str, retired: Sequence[str]) -> None:
     """A new `true` whose message Segment would refuse becomes a reject; the contact stays
     seen. A removal always goes to delivery: it is no larger than the `true` Segment took
     (its userId is the one sent then), and delivery measures it exactly."""
@@ -350,9 +350,10 @@ def _drop_oversize(diff: PageDiff, trait: str) -> None:
             kept.append(change)
             continue
         # The address goes out twice: as anonymousId and as traits.email.
-        chars = 2 * len(change.email) + len(change.user_id or "") + len(trait)
+        names = len(trait) + sum(map(len, retired))
+        chars = 2 * len(change.email) + len(change.user_id or "") + names
         reason = (
-            oversize_reason(change.email, change.user_id, trait)
+            oversize_reason(change.email, change.user_id, trait, retired)
             if chars * _WIRE_BYTES_PER_CHAR + _FIXED_BYTES > MAX_MESSAGE_BYTES
             else None
         )

@@ -111,6 +111,7 @@ def _record(run: ListRun, *, allow_mass_removal: bool, full: bool, rename_trait:
     with log_context(list_id=cfg.id, run_id=result.run_id or None):
         try:
             _check_trait(run, rename=rename_trait)
+            run.retired = ctx.db.traits.recorded(cfg.id)[1]
             _run(run, specs=specs, state=state, allow_mass_removal=allow_mass_removal)
         except Exception as exc:
             # One list's failure is recorded for it; the caller goes on with the others.

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import functools
+import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from segment.analytics.request import DatetimeSerializer
 from sqlalchemy import create_engine, text
 
-from listrak_source.messages import oversize_reason
+from listrak_source.messages import MAX_MESSAGE_BYTES, identify_message, oversize_reason
+from listrak_source.records import Pending
 from listrak_source.simulator import ListrakSimulator, SegmentSink, rebuild_profiles
 
 from .harness import FIELD, member_rows, run_cli, status_json, write_config
@@ -170,23 +175,26 @@ def test_bad_environment_values_stop_with_one_line_and_exit_2(
         assert "unexpected" not in one_error_line(capsys)
 
 
+def _longest_user_id(email: str, trait: str, retired: list[str] | None = None) -> str:
+    """The longest userId of x's whose identify the scan lets through."""
+    lo, hi = 1000, 40_000
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        fits = oversize_reason(email, "u" * mid, trait, retired or []) is None
+        lo, hi = (mid, hi) if fits else (lo, mid - 1)
+    return "u" * lo
+
+
 def test_an_unsubscribe_goes_out_whatever_the_scan_thinks_of_its_size(
     tmp_path: Path, sim: ListrakSimulator, sink: SegmentSink, db_url: str
 ) -> None:
-    """A userId just under what the scan lets through under a one-letter trait: the list's
-    rename to a long trait makes its messages larger, and Segment takes them. The removal,
-    no larger, goes out when the contact leaves."""
+    """A userId as long as a `true` can carry once the list is renamed to a long trait,
+    its old one sent as null beside it: Segment takes that message. The removal, no
+    larger, goes out when the contact leaves."""
     big, trait = "big@example.com", "b" * 100
-
-    def fits(size: int) -> bool:
-        return oversize_reason(big, "u" * size, "a") is None
-
-    lo, hi = 1000, 40_000
-    while lo < hi:  # the longest userId the scan passes under trait "a"
-        mid = (lo + hi + 1) // 2
-        lo, hi = (mid, hi) if fits(mid) else (lo, mid - 1)
+    user_id = _longest_user_id(big, trait, ["a"])
     sim.add_list(1001, "Main", field_ids=[FIELD])
-    sim.subscribe(1001, big, {FIELD: "u" * lo})
+    sim.subscribe(1001, big, {FIELD: user_id})
     short = write_config(tmp_path / "a.toml", sim, sink, db_url, [{**MAIN, "trait": "a"}])
     assert run_cli(short, "sync") == 0
     longer = write_config(tmp_path / "b.toml", sim, sink, db_url, [{**MAIN, "trait": trait}])
@@ -196,3 +204,46 @@ def test_an_unsubscribe_goes_out_whatever_the_scan_thinks_of_its_size(
     sim.unsubscribe(1001, big)
     assert run_cli(longer, "sync", "--full") == 0
     assert trait not in rebuild_profiles(sink.messages)[big]["traits"]
+
+
+def test_a_true_of_exactly_32768_bytes_as_the_library_encodes_it_goes_out(
+    tmp_path: Path, sim: ListrakSimulator, sink: SegmentSink, db_url: str
+) -> None:
+    big, trait = "big@example.com", "Listrak_list_1001"
+
+    def size(user_id: str) -> int:  # as the library's request path encodes the message
+        row = Pending(1001, big, big, True, user_id, "0" * 36, datetime.now(UTC))
+        return len(json.dumps(identify_message(row, trait), cls=DatetimeSerializer))
+
+    user_id = "u" * (MAX_MESSAGE_BYTES - size(""))
+    assert size(user_id) == MAX_MESSAGE_BYTES
+    sim.add_list(1001, "Main", field_ids=[FIELD])
+    sim.subscribe(1001, big, {FIELD: user_id})
+    config = write_config(tmp_path / "c.toml", sim, sink, db_url, [MAIN])
+    assert run_cli(config, "sync") == 0
+    assert rebuild_profiles(sink.messages)[big]["traits"][trait] is True
+
+
+def test_a_true_too_large_beside_a_renames_old_names_waits_at_the_scan_until_they_go(
+    tmp_path: Path, sim: ListrakSimulator, sink: SegmentSink, db_url: str
+) -> None:
+    """A rename's messages also carry each old name as null. A new subscriber whose `true`
+    fits alone but not with them is skipped at the scan, so no row of it holds the old
+    name back, and goes out once the rename is delivered and its old name forgotten."""
+    old, new, big = "a" * 100, "b" * 100, "big@example.com"
+    sim.add_list(1001, "Main", field_ids=[FIELD])
+    sim.subscribe(1001, "small@example.com")
+    config = functools.partial(write_config, tmp_path / "c.toml", sim, sink, db_url)
+    assert run_cli(config([{**MAIN, "trait": old}]), "sync") == 0
+    renamed = config([{**MAIN, "trait": new}])
+    sink.faults.outage = True
+    assert run_cli(renamed, "rename-trait", "--list", "1001", "--confirm") == 1
+    sink.faults.reset()
+
+    user_id = _longest_user_id(big, new)  # fits alone, not beside the old name
+    assert oversize_reason(big, user_id, new, [old]) is not None
+    sim.subscribe(1001, big, {FIELD: user_id})
+    assert run_cli(renamed, "sync") == 1  # the rename delivered; big skipped for now
+    assert big not in rebuild_profiles(sink.messages)
+    assert run_cli(renamed, "sync") == 0
+    assert rebuild_profiles(sink.messages)[big]["traits"] == {"email": big, new: True}

@@ -137,7 +137,7 @@ class Scanner:
                 fresh, stored, user_id_field=field, run_id=run_id, new_id=self.ids.__next__
             )
             diff.rejects[:0] = page.rejects
-            _drop_oversize(diff, "trait")
+            _drop_oversize(diff, "trait", ())
             return diff
 
         keys = PageKeys.of(page.contacts, page.rejects, user_id_field=field)
