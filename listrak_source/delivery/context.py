@@ -117,8 +117,11 @@ class ListRun:
     last_stamp: datetime | None = None
     # Stamps up to this moment may be given without recording them first (see _reserve).
     reserved: datetime | None = None
-    # The old traits a rename has every message of the list remove (sent as null) as well.
+    # The old traits a rename has every message of the list remove (sent as null) as well,
+    # and whether the scan skipped a new `true` only for them: it fits once they are gone,
+    # with no change in Listrak to bring it back to an incremental poll.
     retired: tuple[str, ...] = ()
+    held_by_rename: bool = False
 
     def detected(self) -> datetime:
         """When a change is detected, its message's timestamp: our clock, but never before

@@ -13,6 +13,7 @@ from ..errors import ListrakError, ListrakProtocolError, StopRequested
 from ..messages import MAX_MESSAGE_BYTES, oversize_reason
 from ..privacy import contact_ref
 from ..records import (
+    Change,
     Contact,
     Kind,
     Page,
@@ -277,7 +278,8 @@ def store_page(
             new_id=ctx.new_id,
         )
         diff.rejects[:0] = page.rejects
-        _drop_oversize(diff, cfg.trait_name, run.retired)
+        if _drop_oversize(diff, cfg.trait_name, run.retired):
+            run.held_by_rename = True
         return diff
 
     # A run whose lock has gone writes nothing more: another worker may hold the list now.
@@ -340,25 +342,27 @@ def _count_change(result: RunResult, kind: Kind) -> None:
         result.user_id_changed += 1
 
 
-def _drop_oversize(diff: PageDiff, trait: str, retired: Sequence[str]) -> None:
+def _drop_oversize(diff: PageDiff, trait: str, retired: Sequence[str]) -> bool:
     """A new `true` whose message Segment would refuse becomes a reject; the contact stays
     seen. A removal always goes to delivery: it is no larger than the `true` Segment took
-    (its userId is the one sent then), and delivery measures it exactly."""
-    kept = []
+    (its userId is the one sent then), and delivery measures it exactly. True when one was
+    refused only for the nulls of a rename's old names: it fits once they are forgotten."""
+    kept, held = [], False
     for change in diff.changes:
-        if not change.subscribed:
-            kept.append(change)
-            continue
-        # The address goes out twice: as anonymousId and as traits.email.
-        names = len(trait) + sum(map(len, retired))
-        chars = 2 * len(change.email) + len(change.user_id or "") + names
-        reason = (
-            oversize_reason(change.email, change.user_id, trait, retired)
-            if chars * _WIRE_BYTES_PER_CHAR + _FIXED_BYTES > MAX_MESSAGE_BYTES
-            else None
-        )
+        reason = None if not change.subscribed else _oversize(change, trait, retired)
         if reason is None:
             kept.append(change)
-        else:
-            diff.rejects.append(Reject(reason=reason, email=change.email))
+            continue
+        diff.rejects.append(Reject(reason=reason, email=change.email))
+        held = held or _oversize(change, trait, ()) is None
     diff.changes = kept
+    return held
+
+
+def _oversize(change: Change, trait: str, retired: Sequence[str]) -> str | None:
+    # The address goes out twice: as anonymousId and as traits.email.
+    names = len(trait) + sum(map(len, retired))
+    chars = 2 * len(change.email) + len(change.user_id or "") + names
+    if chars * _WIRE_BYTES_PER_CHAR + _FIXED_BYTES <= MAX_MESSAGE_BYTES:
+        return None
+    return oversize_reason(change.email, change.user_id, trait, retired)

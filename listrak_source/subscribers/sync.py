@@ -256,6 +256,8 @@ def _advance(run: ListRun, state: ListState, newest: datetime | None) -> None:
     """After a complete scan: move the high-water mark, and note a full scan that swept."""
     result = run.result
     mark = next_mark(state.high_water_mark, newest, latest=latest_usable(result.started_at))
+    if run.held_by_rename:
+        mark = state.high_water_mark  # the next poll reads the held contact again
     # A held or stopped sweep did not finish the full scan's job, so the next run scans
     # fully again; it still counts as a full scan that missed whom it did not see.
     swept = result.full_scan and result.status not in (RunStatus.HELD, RunStatus.STOPPED)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -244,6 +244,33 @@ def test_a_true_too_large_beside_a_renames_old_names_waits_at_the_scan_until_the
     assert oversize_reason(big, user_id, new, [old]) is not None
     sim.subscribe(1001, big, {FIELD: user_id})
     assert run_cli(renamed, "sync") == 1  # the rename delivered; big skipped for now
+    assert big not in rebuild_profiles(sink.messages)
+    assert run_cli(renamed, "sync") == 0
+    assert rebuild_profiles(sink.messages)[big]["traits"] == {"email": big, new: True}
+
+
+def test_a_true_held_for_a_renames_old_names_comes_back_to_the_incremental_poll(
+    tmp_path: Path, sim: ListrakSimulator, sink: SegmentSink, db_url: str
+) -> None:
+    """Nothing changes in Listrak to bring the held contact back, so the run that held it
+    keeps the high-water mark where it was, though a later contact came in beside it."""
+    old, new, big = "a" * 100, "b" * 100, "big@example.com"
+    sim.set_now(datetime.now(UTC) - timedelta(hours=5))
+    sim.add_list(1001, "Main", field_ids=[FIELD])
+    sim.subscribe(1001, "small@example.com")
+    config = functools.partial(write_config, tmp_path / "c.toml", sim, sink, db_url)
+    polled = {**MAIN, "full_scan_every": "24h"}
+    assert run_cli(config([{**polled, "trait": old}]), "sync") == 0
+    renamed = config([{**polled, "trait": new}])
+    sink.faults.outage = True
+    assert run_cli(renamed, "rename-trait", "--list", "1001", "--confirm") == 1
+    sink.faults.reset()
+
+    user_id = _longest_user_id(big, new)  # fits alone, not beside the old name
+    sim.subscribe(1001, big, {FIELD: user_id})
+    sim.set_now(None)
+    sim.subscribe(1001, "late@example.com")
+    assert run_cli(renamed, "sync") == 1  # the rename delivered; big held
     assert big not in rebuild_profiles(sink.messages)
     assert run_cli(renamed, "sync") == 0
     assert rebuild_profiles(sink.messages)[big]["traits"] == {"email": big, new: True}
