@@ -47,8 +47,10 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 # LISTRAK_SOURCE_CONFIG names the file; the test suite reads LISTRAK_SOURCE_TEST_POSTGRES.
 _NOT_SETTINGS = frozenset({"config", "test_postgres"})
 MAX_DURATION = timedelta(days=3650)
-# The stores keep list ids as 64-bit integers.
+# The stores keep ids as 64-bit integers; a list's run lock on PostgreSQL is an advisory
+# key whose low 32 bits are the list id (state/locks.py), so list ids stop there.
 MAX_ID = 2**63 - 1
+MAX_LIST_ID = 2**32 - 1
 _URL_PASSWORD = re.compile(r"(?:^|//)[^/@:]*:([^@/]*)@")
 # libpq takes a password in the query string too (postgresql://host/db?password=...).
 _QUERY_PASSWORD = re.compile(r"[?&](?:ssl)?password=([^&#]*)", re.IGNORECASE)
@@ -245,7 +247,7 @@ class ActivitySettings(_Section):
 
 
 class ListSettings(_Section):
-    id: int = Field(gt=0, le=MAX_ID)
+    id: int = Field(gt=0, le=MAX_LIST_ID)
     user_id_field: int | None = Field(default=None, gt=0, le=MAX_ID)
     trait: str = "Listrak_list_{list_id}"
     interval: Duration | None = None

@@ -260,6 +260,11 @@ def test_no_audiences_by_default(tmp_path: Path) -> None:
     ("edit", "expected"),
     [
         (("id = 1002", f"id = {2**63}"), "lists[1].id"),
+        # A list's run lock on PostgreSQL keys it by 32 bits.
+        (("id = 1002", f"id = {2**32}"), "lists[1].id"),
+        # TOML's true is no number, though pydantic reads it as 1.
+        (("id = 1002", "id = true"), "lists[1].id: is true or false where a number goes"),
+        (("user_id_field = 678", "user_id_field = false"), "lists[0].user_id_field: is true"),
         (("user_id_field = 678", f"user_id_field = {2**63}"), "lists[0].user_id_field"),
         (('interval = "5m"', "interval = inf"), "schedule.interval"),
         (('interval = "5m"', 'interval = "4000d"'), "schedule.interval"),

@@ -38,6 +38,7 @@ _TRIES = 3
 _PAUSE = 0.1
 # PostgreSQL keeps 63 bytes of application_name; the holder name must fit.
 _HOST_CHARS = 40
+# The list id is the low half of a 64-bit advisory key (config.MAX_LIST_ID keeps to it).
 _MAX_LIST_ID = 2**32 - 1
 
 
