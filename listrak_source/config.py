@@ -307,18 +307,21 @@ class Settings(BaseSettings):
             raise ValueError(f"list {dupes[0]} is configured twice")
         return self
 
-    @model_validator(mode="after")
-    def _unique_traits(self) -> Settings:
-        # Leaving one list would remove the trait of a contact still on the other.
+    @field_validator("lists")
+    @classmethod
+    def _unique_traits(cls, lists: list[ListSettings]) -> list[ListSettings]:
+        # Leaving one list would remove the trait of a contact still on the other. Judged
+        # on the lists alone, so a problem is blamed on what set them: the file or
+        # LISTRAK_SOURCE_LISTS.
         owner: dict[str, int] = {}
-        for item in self.lists:
+        for item in lists:
             first = owner.setdefault(item.trait_name.lower(), item.id)
             if first != item.id:
                 raise ValueError(
                     f"lists {first} and {item.id} set the same trait {item.trait_name}; "
                     "give each list a trait of its own"
                 )
-        return self
+        return lists
 
     @model_validator(mode="after")
     def _sound_audiences(self) -> Settings:

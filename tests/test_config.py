@@ -202,6 +202,11 @@ def test_a_database_password_is_a_secret_even_in_a_url_that_does_not_parse() -> 
     ("name", "value", "expected"),
     [
         ("LISTRAK_SOURCE_LISTS", "garbage", "LISTRAK_SOURCE_LISTS"),
+        (
+            "LISTRAK_SOURCE_LISTS",
+            '[{"id": 5, "trait": "news"}, {"id": 6, "trait": "News"}]',
+            "LISTRAK_SOURCE_LISTS: lists: lists 5 and 6 set the same trait News",
+        ),
         ("LISTRAK_SOURCE_SCHEDULE", "x", "LISTRAK_SOURCE_SCHEDULE"),
         ("LISTRAK_SOURCE_SCHEDULE__INTERVAL", "1000000000d", "schedule.interval"),
         ("LISTRAK_SOURCE_SCHEDULE__INTERVAL", "99999999999999999999s", "schedule.interval"),
