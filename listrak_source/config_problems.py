@@ -54,6 +54,9 @@ def _problem(
     message = _message(err, loc, origin)
     if err["type"] == "extra_forbidden":
         message += _suggestion(loc, root, variable)
+    if variable is not None and err["type"] == "list_type":
+        # Lists are set whole (JSON), not an entry's key at a time.
+        message = f"set the lists whole, as JSON in {env_name(loc)}"
     if variable is not None:
         # Set by the environment: the file is not where it must be fixed.
         return f"{variable}: {key}: {message}"
@@ -79,7 +82,9 @@ def _variable(loc: tuple[Any, ...], env: dict[str, str]) -> str | None:
         found = env.get(ENV_PREFIX + "__".join(names[:end]))
         if found is not None:
             return found
-    return None
+    # One set below the key, a piece of it (LISTRAK_SOURCE_LISTS__0__TRAIT).
+    below = ENV_PREFIX + "__".join(names) + "__"
+    return next((env[name] for name in sorted(env) if name.startswith(below)), None)
 
 
 def _suggestion(loc: tuple[Any, ...], root: type[BaseModel] | None, variable: str | None) -> str:

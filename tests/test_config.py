@@ -208,6 +208,12 @@ def test_a_database_password_is_a_secret_even_in_a_url_that_does_not_parse() -> 
             "LISTRAK_SOURCE_LISTS: lists: lists 5 and 6 set the same trait News",
         ),
         ("LISTRAK_SOURCE_SCHEDULE", "x", "LISTRAK_SOURCE_SCHEDULE"),
+        (
+            "LISTRAK_SOURCE_LISTS__0__TRAIT",
+            "zz",
+            "LISTRAK_SOURCE_LISTS__0__TRAIT: lists: set the lists whole, as JSON in "
+            "LISTRAK_SOURCE_LISTS",
+        ),
         ("LISTRAK_SOURCE_SCHEDULE__INTERVAL", "1000000000d", "schedule.interval"),
         ("LISTRAK_SOURCE_SCHEDULE__INTERVAL", "99999999999999999999s", "schedule.interval"),
         ("LISTRAK_SOURCE_LISTRAK__TIMEOUT", "inf", "listrak.timeout"),
