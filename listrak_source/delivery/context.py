@@ -110,7 +110,7 @@ class ListRun:
     handed: Callable[[], bool] = lambda: False
     # The first contact whose dates are yet to come, as an example for the run's note.
     first_future: Contact | None = None
-    # The latest moment the list's earlier runs recorded (see `detected`), when this run
+    # The latest moment any earlier run recorded (see `detected`), when this run
     # began on the monotonic clock, and the latest stamp it has given.
     floor: datetime | None = None
     began: float = field(default_factory=time.monotonic)
@@ -125,7 +125,7 @@ class ListRun:
 
     def detected(self) -> datetime:
         """When a change is detected, its message's timestamp: our clock, but never before
-        a moment the list's earlier runs may have stamped a message with, nor before this
+        a moment any earlier run, of any list, may have stamped a message with, nor before this
         run's last stamp. Segment keeps a profile's traits in timestamp order, so a clock
         set back would otherwise put a removal before the `true` it removes. While the
         clock is behind, the stamps go on from that moment at the monotonic clock's pace."""

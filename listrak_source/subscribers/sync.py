@@ -200,11 +200,10 @@ def _courier(run: ListRun) -> Courier[Pending] | None:
     if run.result.kind != RunKind.SYNC:
         return None
     ctx, cfg = run.ctx, run.cfg
-    # Old traits a rename still removes go with every message, as in deliver().
-    _, retired = ctx.db.traits.recorded(cfg.id)
 
     def send(rows: list[Pending]) -> Delivery:
-        return ctx.emitter.deliver(rows, cfg.trait_name, retired)
+        # Old traits a rename still removes go with every message, as in deliver().
+        return ctx.emitter.deliver(rows, cfg.trait_name, run.retired)
 
     courier = Courier(run, send, ctx.db.outbox, records_answers=ctx.db.writes_in_parallel)
 

@@ -14,13 +14,11 @@ that list's own move then waits until the rename is delivered.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 from ..config import ListSettings
 from ..errors import ConfigError
-
-# list id -> (the trait its messages carry, the old traits they also remove)
-Claims = Mapping[int, tuple[str | None, tuple[str, ...]]]
+from ..state.traits import Claims
 
 
 class TraitClashError(ConfigError):
